@@ -1,0 +1,33 @@
+"""Absorbing-state (masked) discrete diffusion: pure tensor math, no model and no IO.
+
+A *denoiser* is any callable ``denoiser(xt, u, masked) -> log_probs`` with xt (B, L) ids,
+u (B,) times in [0, 1], masked (B, L) bool, returning log p_θ(x0 | x_t) at the masked positions
+in row-major order, shape (N, V), with the [M] entry at −inf.
+"""
+
+from diffusion.elbo import continuous_nelbo, discrete_nelbo
+from diffusion.losses import LossOutput, d3pm_loss, mdlm_loss
+from diffusion.process import PROTOCOLS, AbsorbingDiffusion, absorbing_kl, masked_kl
+from diffusion.sampling import SAMPLERS, SamplingResult, filter_log_probs, sample
+from diffusion.schedule import BASE_SCHEDULES, NoiseSchedule
+from diffusion.spindle import centred_information, token_information
+
+__all__ = [
+    "BASE_SCHEDULES",
+    "PROTOCOLS",
+    "SAMPLERS",
+    "AbsorbingDiffusion",
+    "LossOutput",
+    "NoiseSchedule",
+    "SamplingResult",
+    "absorbing_kl",
+    "centred_information",
+    "continuous_nelbo",
+    "d3pm_loss",
+    "discrete_nelbo",
+    "filter_log_probs",
+    "masked_kl",
+    "mdlm_loss",
+    "sample",
+    "token_information",
+]
