@@ -35,3 +35,10 @@ def test_token_information_and_centring():
     mean = (h[2] + h[3] + h[1]) / 3
     assert torch.allclose(w[0, :3], torch.stack([h[2], h[3], h[1]]) - mean)
     assert w[0, 3] == 0
+
+
+@pytest.mark.parametrize("lam", [0.33, 0.5])
+def test_lambda_that_breaks_monotonicity_is_rejected(lam):
+    with pytest.raises(ValueError, match="word_freq_lambda"):
+        NoiseSchedule("mutual", 2048, lam)
+    NoiseSchedule("mutual", 2048, lam, allow_nonmonotone=True)
