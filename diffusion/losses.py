@@ -40,7 +40,9 @@ def d3pm_loss(
     """
     batch = x0.shape[0]
     shape = (batch,) if per_sequence_t else (1,)
-    t = torch.randint(0, diffusion.num_steps, shape, generator=generator, device=x0.device)
+    t = torch.randint(
+        0, diffusion.num_steps, shape, generator=generator, device=x0.device
+    )
     t = t.expand(batch).to(torch.float64)
     u_t, u_s = t / diffusion.num_steps, (t + 1) / diffusion.num_steps
     xs, masked = diffusion.q_sample(x0, target_mask, u_s, generator)
@@ -52,7 +54,10 @@ def d3pm_loss(
 
 
 def antithetic_times(
-    batch: int, generator: torch.Generator | None, device: torch.device, eps: float = 1e-3
+    batch: int,
+    generator: torch.Generator | None,
+    device: torch.device,
+    eps: float = 1e-3,
 ) -> torch.Tensor:
     """Low-discrepancy u ∈ [eps, 1]: (u0 + i / B) mod 1, rescaled. Shape (B,), float64."""
     u0 = torch.rand(1, generator=generator, device=device, dtype=torch.float64)

@@ -36,7 +36,9 @@ class AbsorbingDiffusion:
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol {self.protocol!r} is unknown: choose exact or official")
+            raise ValueError(
+                f"protocol {self.protocol!r} is unknown: choose exact or official"
+            )
         if self.schedule.spindle and self.h is None:
             raise ValueError(
                 "word_freq_lambda > 0 needs the token information h: pass --word_freq_file"
@@ -46,7 +48,9 @@ class AbsorbingDiffusion:
     def num_steps(self) -> int:
         return self.schedule.num_steps
 
-    def centred(self, x0: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor | None:
+    def centred(
+        self, x0: torch.Tensor, target_mask: torch.Tensor
+    ) -> torch.Tensor | None:
         """Centred information w (B, L) of the true tokens, or None without the spindle."""
         if not self.schedule.spindle:
             return None
@@ -67,8 +71,12 @@ class AbsorbingDiffusion:
         Returns:
             xt (B, L) ids and masked (B, L) bool (the target positions that are [M]).
         """
-        keep = self.schedule.alpha_bar(u, self.centred(x0, target_mask), discrete=discrete)
-        draw = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
+        keep = self.schedule.alpha_bar(
+            u, self.centred(x0, target_mask), discrete=discrete
+        )
+        draw = torch.rand(
+            x0.shape, generator=generator, device=x0.device, dtype=torch.float64
+        )
         masked = (draw >= keep) & target_mask
         return x0.masked_fill(masked, self.mask_id), masked
 
@@ -135,7 +143,9 @@ class AbsorbingDiffusion:
             return self.posterior_rate(u_t, u_s, None)[rows].to(probs.dtype)
         if self.protocol == "official":
             if x0 is None:
-                raise ValueError("the official protocol needs the true x0 (it leaks it by design)")
+                raise ValueError(
+                    "the official protocol needs the true x0 (it leaks it by design)"
+                )
             rate = self.posterior_rate(u_t, u_s, self.centred(x0, target_mask))
             return rate[masked].unsqueeze(-1).to(probs.dtype)
         w = self.candidate_information(xs, target_mask, masked, probs)
@@ -145,7 +155,10 @@ class AbsorbingDiffusion:
 
 
 def absorbing_kl(
-    a: torch.Tensor, log_p_x0: torch.Tensor, r_x0: torch.Tensor, reveal_mass: torch.Tensor
+    a: torch.Tensor,
+    log_p_x0: torch.Tensor,
+    r_x0: torch.Tensor,
+    reveal_mass: torch.Tensor,
 ) -> torch.Tensor:
     """KL(q ‖ p) over the two outcomes of a masked position, {x0, [M]}.
 
@@ -165,7 +178,9 @@ def absorbing_kl(
     stay = 1.0 - a
     stay_p = (1.0 - reveal_mass).clamp_min(0.0)
     miss = torch.where(
-        stay > 0, stay * (torch.log(stay.clamp_min(1e-300)) - torch.log(stay_p.clamp_min(1e-300))),
+        stay > 0,
+        stay
+        * (torch.log(stay.clamp_min(1e-300)) - torch.log(stay_p.clamp_min(1e-300))),
         0.0,
     )
     return hit + miss

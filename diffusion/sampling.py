@@ -39,7 +39,9 @@ def filter_log_probs(
 def categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One draw per row of (N, V) probabilities by float64 inverse CDF. Returns (N,) ids."""
     cdf = probs.to(torch.float64).cumsum(-1)
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=torch.float64)
+    u = torch.rand(
+        cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=torch.float64
+    )
     index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
     return index.squeeze(-1).clamp_max(cdf.shape[-1] - 1)
 
@@ -81,10 +83,14 @@ def sample(
         a SamplingResult; with the spindle the rates use candidate information (never x0).
     """
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler {sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}")
+        raise ValueError(
+            f"sampler {sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}"
+        )
     if num_steps % step_size:
         raise ValueError(f"--step_size {step_size} must divide --num_steps {num_steps}")
-    exact = AbsorbingDiffusion(diffusion.schedule, diffusion.mask_id, diffusion.h, "exact")
+    exact = AbsorbingDiffusion(
+        diffusion.schedule, diffusion.mask_id, diffusion.h, "exact"
+    )
     xt = xT.clone()
     batch = xt.shape[0]
     calls, history = 0, []
@@ -94,8 +100,9 @@ def sample(
         if not masked.any():
             break
         u_s = torch.full((batch,), s / num_steps, dtype=torch.float64, device=xt.device)
-        u_t = torch.full((batch,), (s - step_size) / num_steps, dtype=torch.float64,
-                         device=xt.device)
+        u_t = torch.full(
+            (batch,), (s - step_size) / num_steps, dtype=torch.float64, device=xt.device
+        )
         if sampler == "cached" and cache is not None and torch.equal(cache[0], xt):
             log_probs = cache[1]
         else:
@@ -103,16 +110,31 @@ def sample(
             calls += 1
             cache = (xt.clone(), log_probs)
         if sampler == "official":
-            new = _official_step(exact, u_t, u_s, xt, target_mask, masked, log_probs,
-                                 temperature, topk, topp, generator)
+            new = _official_step(
+                exact,
+                u_t,
+                u_s,
+                xt,
+                target_mask,
+                masked,
+                log_probs,
+                temperature,
+                topk,
+                topp,
+                generator,
+            )
         else:
             filtered = filter_log_probs(log_probs, temperature, topk, topp).exp()
             candidate = categorical(filtered, generator)
             rate = exact.model_rate(u_t, u_s, xt, target_mask, masked, filtered)
-            rate = rate.squeeze(-1) if rate.shape[-1] == 1 else rate.gather(
-                -1, candidate.unsqueeze(-1)).squeeze(-1)
-            draw = torch.rand(rate.shape, generator=generator, device=xt.device,
-                              dtype=torch.float64)
+            rate = (
+                rate.squeeze(-1)
+                if rate.shape[-1] == 1
+                else rate.gather(-1, candidate.unsqueeze(-1)).squeeze(-1)
+            )
+            draw = torch.rand(
+                rate.shape, generator=generator, device=xt.device, dtype=torch.float64
+            )
             new = torch.where(draw < rate, candidate, diffusion.mask_id)
         if record_history:
             prediction = xt.clone()
