@@ -6,7 +6,7 @@ in row-major order, shape (N, V), with the [M] entry at −inf.
 """
 
 from diffusion.elbo import continuous_nelbo, discrete_nelbo
-from diffusion.losses import LossOutput, d3pm_loss, mdlm_loss
+from diffusion.losses import OBJECTIVES, LossOutput, d3pm_loss, mdlm_loss
 from diffusion.process import PROTOCOLS, AbsorbingDiffusion, absorbing_kl, masked_kl
 from diffusion.sampling import SAMPLERS, SamplingResult, filter_log_probs, sample
 from diffusion.schedule import BASE_SCHEDULES, NoiseSchedule
@@ -14,6 +14,7 @@ from diffusion.spindle import centred_information, token_information
 
 __all__ = [
     "BASE_SCHEDULES",
+    "OBJECTIVES",
     "PROTOCOLS",
     "SAMPLERS",
     "AbsorbingDiffusion",

@@ -1,0 +1,77 @@
+"""Token counts of a training split (word_freq.py) and their validation when loaded."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import datasets
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from models.errors import UsageError
+
+
+def count_tokens(
+    dataset: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """Occurrences of every token id in the ``text`` column, no special tokens added.
+
+    Returns an int64 tensor of shape (vocab,), vocab = max(len(tokenizer), config vocab).
+    """
+    vocab = len(tokenizer)
+    counts = torch.zeros(vocab, dtype=torch.int64)
+    for start in tqdm(
+        range(0, len(dataset), batch_size), desc="counting tokens", unit="batch"
+    ):
+        texts = dataset[start : start + batch_size]["text"]
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        flat = torch.tensor([i for row in ids for i in row], dtype=torch.int64)
+        counts += torch.bincount(flat, minlength=vocab)
+    return counts
+
+
+def save_counts(counts: torch.Tensor, path: Path) -> None:
+    """torch.save to a temporary name, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(counts, tmp)
+    tmp.replace(path)
+
+
+def load_counts(
+    path: str | Path, vocab_size: int, argument: str = "--word_freq_file"
+) -> torch.Tensor:
+    """An int64 (vocab_size,) count tensor written by word_freq.py, checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(
+            f"{argument} {path}: no such file; create it with `python word_freq.py "
+            "--model_name_or_path <model> --dataset <dataset>` (it prints where it wrote)"
+        )
+    try:
+        counts = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as error:
+        raise UsageError(
+            f"{argument} {path}: not a tensor file written by word_freq.py ({error})"
+        )
+    if (
+        not isinstance(counts, torch.Tensor)
+        or counts.dim() != 1
+        or counts.is_floating_point()
+    ):
+        raise UsageError(
+            f"{argument} {path}: expected a 1-d integer tensor of token counts"
+        )
+    if counts.numel() != vocab_size:
+        raise UsageError(
+            f"{argument} {path} has {counts.numel()} entries but the model's vocabulary has "
+            f"{vocab_size}: it was counted with another tokenizer; rerun word_freq.py with "
+            "this --model_name_or_path"
+        )
+    if (counts < 0).any():
+        raise UsageError(f"{argument} {path}: negative counts; the file is damaged")
+    return counts.to(torch.int64)

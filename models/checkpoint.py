@@ -1,0 +1,218 @@
+"""The checkpoint directory: alone enough to sample and evaluate.
+
+Layout: the Hugging Face model (``config.json``, ``model.safetensors``), the tokenizer files,
+``diffusion_config.json``, ``word_freq.safetensors`` (the training split's token counts, int64
+(V,), when known), ``time_embedding.safetensors`` (time designs ``token``/``layerwise``), and
+for resume ``training_state.pt`` (tensors and plain Python values only, loaded with
+``weights_only=True``). Directories are written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import (
+    AutoConfig,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
+
+from diffusion import AbsorbingDiffusion
+from models.config import DiffusionConfig
+from models.denoiser import DiffusionBert
+from models.errors import UsageError
+
+SETTINGS = "diffusion_config.json"
+WORD_FREQ = "word_freq.safetensors"
+TIME = "time_embedding.safetensors"
+TRAINING_STATE = "training_state.pt"
+REQUIRED = ("config.json", "model.safetensors", "tokenizer_config.json", SETTINGS)
+
+
+@dataclass
+class Checkpoint:
+    model: DiffusionBert
+    tokenizer: PreTrainedTokenizerBase
+    config: DiffusionConfig
+    counts: torch.Tensor | None
+    path: Path
+
+    def diffusion(self, protocol: str = "exact") -> AbsorbingDiffusion:
+        return self.config.diffusion(
+            self.counts,
+            self.tokenizer.mask_token_id,
+            self.tokenizer.pad_token_id,
+            protocol,
+        )
+
+
+def special_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    """mask, pad, cls and sep ids (RoBERTa's <s>/</s> serve as cls/sep)."""
+    ids = {
+        "mask_id": tokenizer.mask_token_id,
+        "pad_id": tokenizer.pad_token_id,
+        "cls_id": tokenizer.cls_token_id,
+        "sep_id": tokenizer.sep_token_id,
+    }
+    missing = [name for name, value in ids.items() if value is None]
+    if missing:
+        raise UsageError(
+            f"tokenizer {tokenizer.name_or_path} has no {', '.join(missing)} token; use a "
+            "BERT- or RoBERTa-style masked-LM tokenizer"
+        )
+    return ids
+
+
+def build_model(
+    backbone: str,
+    tokenizer: PreTrainedTokenizerBase,
+    config: DiffusionConfig,
+    from_scratch: bool,
+) -> DiffusionBert:
+    """A fresh denoiser from a pretrained masked LM (or its config alone, ``from_scratch``)."""
+    if from_scratch:
+        mlm = AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(backbone))
+    else:
+        mlm = AutoModelForMaskedLM.from_pretrained(backbone)
+    check_lengths(mlm.config, config.max_length, config.timestep)
+    if mlm.config.vocab_size < len(tokenizer):
+        raise UsageError(
+            f"the model {backbone} has {mlm.config.vocab_size} embeddings but its tokenizer "
+            f"{len(tokenizer)} tokens; use the tokenizer that belongs to the model"
+        )
+    return DiffusionBert(
+        mlm, config.timestep, config.num_steps, **special_ids(tokenizer)
+    )
+
+
+def check_lengths(model_config: Any, max_length: int, timestep: str) -> None:
+    extra = 3 if timestep == "token" else 2
+    limit = model_config.max_position_embeddings - extra
+    if getattr(model_config, "model_type", "") in ("roberta", "xlm-roberta"):
+        limit -= model_config.pad_token_id + 1
+    if max_length < 1 or max_length > limit:
+        raise UsageError(
+            f"--max_length {max_length} does not fit the model: it has "
+            f"{model_config.max_position_embeddings} positions and needs {extra} for [CLS], "
+            f"[SEP]{' and the time token' if extra == 3 else ''}; pass --max_length ≤ {limit}"
+        )
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces ``path`` by renames.
+
+    A crash at any point leaves either the old ``path`` or ``.<name>.old`` loadable.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    old = path.parent / f".{path.name}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(
+    path: Path,
+    model: DiffusionBert,
+    tokenizer: PreTrainedTokenizerBase,
+    config: DiffusionConfig,
+    counts: torch.Tensor | None,
+    training_state: dict | None = None,
+) -> None:
+    with atomic_directory(path) as tmp:
+        model.mlm.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        config.save(tmp / SETTINGS)
+        if counts is not None:
+            save_file({"counts": counts.to(torch.int64).contiguous()}, tmp / WORD_FREQ)
+        if model.time is not None:
+            state = {
+                k: v.detach().contiguous() for k, v in model.time.state_dict().items()
+            }
+            save_file(state, tmp / TIME)
+        if training_state is not None:
+            torch.save(training_state, tmp / TRAINING_STATE)
+
+
+def resolve_checkpoint_dir(path: str | Path, argument: str = "--checkpoint") -> Path:
+    """The checkpoint folder, or its ``.old`` copy when a save was interrupted mid-rename."""
+    path = Path(path).expanduser()
+    old = path.parent / f".{path.name}.old"
+    if not path.is_dir() and old.is_dir():
+        path = old
+    if not path.is_dir():
+        raise UsageError(
+            f"{argument} {path}: no such directory; pass a checkpoint folder such as "
+            "<output_dir>/best or <output_dir>/last written by main.py"
+        )
+    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    if missing:
+        raise UsageError(
+            f"{argument} {path} is incomplete: {', '.join(missing)} missing. Pass a folder "
+            "written by main.py (<output_dir>/best or <output_dir>/last)"
+        )
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Model (eval mode, on ``device``), tokenizer, settings and token counts of a folder."""
+    path = resolve_checkpoint_dir(path)
+    config = DiffusionConfig.load(path / SETTINGS)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    mlm = AutoModelForMaskedLM.from_pretrained(path)
+    if mlm.config.vocab_size < len(tokenizer):
+        raise UsageError(
+            f"{path}: the model has {mlm.config.vocab_size} embeddings but the tokenizer "
+            f"{len(tokenizer)} tokens: the folder mixes files of different models"
+        )
+    model = DiffusionBert(
+        mlm, config.timestep, config.num_steps, **special_ids(tokenizer)
+    )
+    if model.time is not None:
+        if not (path / TIME).is_file():
+            raise UsageError(
+                f"{path}: {TIME} is missing for timestep {config.timestep!r}"
+            )
+        model.time.load_state_dict(load_file(path / TIME))
+    counts = None
+    if (path / WORD_FREQ).is_file():
+        counts = load_file(path / WORD_FREQ)["counts"]
+        if counts.numel() != mlm.config.vocab_size:
+            raise UsageError(
+                f"{path / WORD_FREQ} has {counts.numel()} entries, the model's vocabulary "
+                f"{mlm.config.vocab_size}: the folder mixes files of different models"
+            )
+    elif config.word_freq_lambda > 0:
+        raise UsageError(
+            f"{path}: {WORD_FREQ} is missing but the spindle schedule needs it"
+        )
+    return Checkpoint(model.to(device).eval(), tokenizer, config, counts, path)
+
+
+def load_training_state(path: Path) -> dict:
+    file = Path(path) / TRAINING_STATE
+    if not file.is_file():
+        raise UsageError(
+            f"--resume_from {path}: no {TRAINING_STATE}; pass <output_dir>/last of a run"
+        )
+    return torch.load(file, map_location="cpu", weights_only=True)

@@ -1,0 +1,127 @@
+"""The DiffusionBERT denoiser: a Hugging Face masked-LM plus one of the paper's time designs."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from models.errors import UsageError
+from models.time_embedding import TIMESTEPS, LayerwiseTime, TimeEmbedding
+
+
+class DiffusionBert(nn.Module):
+    """p_θ(x0 | x_t) from a masked-LM network; implements ``diffusion.Denoiser``.
+
+    The network reads ``[CLS] x_t [SEP]`` per row (the [SEP] right after the row's last real
+    token, padding after it and not attended), and with the ``token`` design a learned time
+    embedding as an extra input position after [CLS]. The LM head runs only at the positions
+    that are asked for, and the [M] logit is set to −inf (SUBS: [M] is never a candidate x0).
+    """
+
+    def __init__(
+        self,
+        mlm: PreTrainedModel,
+        timestep: str,
+        num_steps: int,
+        mask_id: int,
+        pad_id: int,
+        cls_id: int,
+        sep_id: int,
+    ):
+        super().__init__()
+        if timestep not in TIMESTEPS:
+            raise UsageError(
+                f"--timestep {timestep!r} is unknown: choose one of {', '.join(TIMESTEPS)}"
+            )
+        self.mlm = mlm
+        self.timestep = timestep
+        self.mask_id, self.pad_id, self.cls_id, self.sep_id = (
+            mask_id,
+            pad_id,
+            cls_id,
+            sep_id,
+        )
+        hidden = mlm.config.hidden_size
+        self.time: nn.Module | None = None
+        self._shifts: list[torch.Tensor] | None = None
+        if timestep == "token":
+            self.time = TimeEmbedding(hidden, num_steps)
+        elif timestep == "layerwise":
+            layers = self.mlm.base_model.encoder.layer
+            self.time = LayerwiseTime(hidden, len(layers), num_steps)
+            for i, layer in enumerate(layers):
+                layer.register_forward_pre_hook(
+                    functools.partial(self._add_time, i), with_kwargs=True
+                )
+
+    @property
+    def extra_positions(self) -> int:
+        """Input positions besides x_t: [CLS], [SEP] and the time token."""
+        return 3 if self.timestep == "token" else 2
+
+    def _add_time(self, index: int, module: nn.Module, args: tuple, kwargs: dict):
+        if self._shifts is None:
+            return None
+        if args:
+            return (args[0] + self._shifts[index], *args[1:]), kwargs
+        kwargs["hidden_states"] = kwargs["hidden_states"] + self._shifts[index]
+        return args, kwargs
+
+    def _head(self) -> nn.Module:
+        for name in ("cls", "lm_head"):
+            if hasattr(self.mlm, name):
+                return getattr(self.mlm, name)
+        raise UsageError(
+            f"{type(self.mlm).__name__} has no masked-LM head (cls or lm_head)"
+        )
+
+    def hidden_states(self, xt: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Last hidden states aligned with x_t.
+
+        Args:
+            xt: (B, L) right-padded ids (padding = the tokenizer's pad id); u: (B,) times.
+        Returns:
+            (B, L, hidden).
+        """
+        batch, length = xt.shape
+        real = xt != self.pad_id
+        lengths = real.sum(-1)
+        column = lambda value: xt.new_full((batch, 1), value)
+        ids = torch.cat([column(self.cls_id), xt, column(self.pad_id)], dim=1)
+        ids = ids.scatter(1, (lengths + 1).unsqueeze(-1), self.sep_id)
+        positions = torch.arange(length + 2, device=xt.device)
+        attention = (positions < (lengths + 2).unsqueeze(-1)).long()
+        embeds = self.mlm.get_input_embeddings()(ids)
+        offset = 1
+        if self.timestep == "token":
+            time = self.time(u).to(embeds.dtype).unsqueeze(1)
+            embeds = torch.cat([embeds[:, :1], time, embeds[:, 1:]], dim=1)
+            attention = torch.cat(
+                [attention[:, :1], attention[:, :1], attention[:, 1:]], dim=1
+            )
+            offset = 2
+        if self.timestep == "layerwise":
+            self._shifts = self.time(u)
+        try:
+            out = self.mlm.base_model(inputs_embeds=embeds, attention_mask=attention)
+        finally:
+            self._shifts = None
+        return out.last_hidden_state[:, offset : offset + length]
+
+    def forward(
+        self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor
+    ) -> torch.Tensor:
+        """log p_θ(x0 | x_t) at the ``masked`` positions.
+
+        Args:
+            xt: (B, L) ids; u: (B,) times in [0, 1]; masked: (B, L) bool.
+        Returns:
+            (N, V) float32 log-probabilities, N = masked.sum(), [M] at −inf.
+        """
+        hidden = self.hidden_states(xt, u)[masked]
+        logits = self._head()(hidden).float()
+        mask_column = torch.tensor([self.mask_id], device=logits.device)
+        return logits.index_fill(-1, mask_column, float("-inf")).log_softmax(-1)

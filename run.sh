@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# bash run.sh              the embedded offline demo: MiniLM-L6 on the toy corpus, spindle
+#                          schedule, CPU, under 10 minutes (outputs in outputs/demo)
+# bash run.sh lm1b [ARGS]  the paper's LM1B configuration (bert-base-uncased, T=2048, λ=0.3,
+#                          hybrid 0.01) under torchrun --nproc_per_node ${NGPU:-1}
+# Extra ARGS pass through to main.py.
+set -euo pipefail
+cd "$(dirname "$0")"
+preset="${1:-demo}"
+[ $# -gt 0 ] && shift
+
+case "$preset" in
+demo)
+  out="${OUT:-outputs/demo}"
+  python word_freq.py --model_name_or_path minilm-l6 --dataset toy --output "$out/word_freq.pt"
+  python main.py --model_name_or_path minilm-l6 --dataset toy \
+    --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 --num_steps 2048 \
+    --objective d3pm --hybrid_lambda 0.01 --timestep none \
+    --max_steps 200 --batch_size 32 --lr 3e-4 --lr_schedule constant --warmup_steps 20 \
+    --max_length 32 --dev_size 256 --logging_steps 25 --eval_steps 100 \
+    --output_dir "$out" --fitlog_dir logs "$@"
+  echo "demo: checkpoints in $out/best and $out/last, training log $out/train_log.jsonl," \
+    "fitlog in logs/ (fitlog log logs)"
+  ;;
+lm1b)
+  out="${OUT:-outputs/lm1b}"
+  python word_freq.py --model_name_or_path bert-base-uncased --dataset lm1b \
+    --output "$out/word_freq.pt"
+  torchrun --nproc_per_node "${NGPU:-1}" main.py --model_name_or_path bert-base-uncased \
+    --dataset lm1b --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 \
+    --num_steps 2048 --schedule mutual --objective d3pm --hybrid_lambda 0.01 --timestep none \
+    --lr 5e-5 --lr_schedule invsqrt --warmup_steps 10000 --batch_size 128 --epochs 3 \
+    --max_length 128 --eval_steps 2000 --logging_steps 100 --output_dir "$out" "$@"
+  ;;
+*)
+  echo "usage: bash run.sh [demo|lm1b] [main.py arguments]" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,151 @@
+"""End to end: word_freq.py → main.py → resume → load the checkpoint in a fresh process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {
+    **os.environ,
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+}
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, *args],
+        check=False,
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def train_args(tiny_bert, toy_txt, freq, out, steps, *extra):
+    return [
+        "main.py", "--model_name_or_path", str(tiny_bert), "--from_scratch", "true",
+        "--dataset", str(toy_txt), "--word_freq_file", str(freq), "--batch_size", "8",
+        "--max_length", "24", "--dev_size", "16", "--num_steps", "100", "--lr", "2e-3",
+        "--warmup_steps", "5", "--logging_steps", "1", "--eval_steps", "6",
+        "--fitlog_dir", str(out / "logs"), "--output_dir", str(out), "--max_steps", str(steps),
+        "--timestep", "layerwise", *extra,
+    ]  # fmt: skip
+
+
+def losses(out: Path) -> dict[int, float]:
+    records = [
+        json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()
+    ]
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+LOGITS = """
+import sys, torch
+from models import load_checkpoint
+ckpt = load_checkpoint(sys.argv[1])
+xt = torch.tensor([[2023, 103, 2003, 103], [1037, 103, 0, 0]])
+with torch.no_grad():
+    out = ckpt.model(xt, torch.tensor([0.5, 0.5]), xt == 103)
+torch.save(out, sys.argv[2])
+"""
+
+
+@pytest.fixture(scope="module")
+def freq(tiny_bert, toy_txt, tmp_path_factory):
+    path = tmp_path_factory.mktemp("freq") / "counts.pt"
+    out = run("word_freq.py", "--model_name_or_path", str(tiny_bert), "--dataset", str(toy_txt),
+              "--output", str(path))  # fmt: skip
+    assert str(path) in out.stdout
+    return path
+
+
+def test_train_resume_and_reload(tiny_bert, toy_txt, freq, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(*train_args(tiny_bert, toy_txt, freq, straight, 12))
+    run(*train_args(tiny_bert, toy_txt, freq, resumed, 6))
+    run(
+        *train_args(
+            tiny_bert,
+            toy_txt,
+            freq,
+            resumed,
+            12,
+            "--resume_from",
+            str(resumed / "last"),
+        )
+    )
+    a, b = losses(straight), losses(resumed)
+    assert sorted(a) == list(range(1, 13)) and sorted(b) == list(range(1, 13))
+    assert all(a[s] == b[s] for s in range(7, 13)), (
+        "resumed losses differ from the straight run"
+    )
+    assert (straight / "best" / "model.safetensors").is_file()
+    assert (straight / "logs").is_dir()
+
+    run("-c", LOGITS, str(resumed / "last"), str(tmp_path / "fresh.pt"))
+    fresh = torch.load(tmp_path / "fresh.pt", weights_only=True)
+    here = load_checkpoint(resumed / "last")
+    xt = torch.tensor([[2023, 103, 2003, 103], [1037, 103, 0, 0]])
+    with torch.no_grad():
+        ours = here.model(xt, torch.tensor([0.5, 0.5]), xt == 103)
+        theirs = load_checkpoint(straight / "last").model(
+            xt, torch.tensor([0.5, 0.5]), xt == 103
+        )
+    assert torch.equal(fresh, ours)
+    assert torch.allclose(theirs, ours, atol=1e-6)
+    assert here.config.timestep == "layerwise" and here.counts is not None
+
+
+def test_two_process_ddp_run_saves_a_checkpoint(tiny_bert, toy_txt, freq, tmp_path):
+    out = tmp_path / "ddp"
+    args = train_args(tiny_bert, toy_txt, freq, out, 4, "--batch_size", "4")
+    run(
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        *args,
+    )
+    assert load_checkpoint(out / "last").config.timestep == "layerwise"
+    assert sorted(losses(out)) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--word_freq_lambda", "0.5"], "word_freq_lambda=0.5 makes"),
+        (["--timestep", "clock"], "--timestep 'clock' is unknown"),
+        (["--objective", "sedd"], "--objective 'sedd' is unknown"),
+        (["--schedule", "sqrt"], "schedule 'sqrt' is unknown"),
+        (["--max_length", "500"], "--max_length 500 does not fit"),
+        (["--model_name_or_path", "no-such-org/no-such-model"], "cannot be reached"),
+        (["--dataset", "missing.txt"], "not a file or folder"),
+        (["--resume_from", "/nonexistent/last"], "no such directory"),
+    ],
+)
+def test_bad_training_input_is_one_clear_line(
+    tiny_bert, toy_txt, freq, tmp_path, extra, message
+):
+    result = run(
+        *train_args(tiny_bert, toy_txt, freq, tmp_path, 2), *extra, check=False
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr

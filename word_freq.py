@@ -1,0 +1,42 @@
+"""Count every token id of a training split: the frequency statistic of the spindle schedule.
+
+python word_freq.py --model_name_or_path minilm-l6 --dataset toy [--output FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from corpora import load_texts
+from corpora.counting import count_tokens, save_counts
+from models import exit_on_usage_error, resolve_model_name
+
+
+def default_output(model: str, dataset: str) -> Path:
+    return Path("word_freq") / f"{Path(model).name}_{Path(dataset).stem}.pt"
+
+
+@exit_on_usage_error
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model_name_or_path", default="minilm-l6")
+    parser.add_argument("--dataset", default="toy")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_model_name(args.model_name_or_path)
+    )
+    counts = count_tokens(load_texts(args.dataset, args.split), tokenizer)
+    output = args.output or default_output(args.model_name_or_path, args.dataset)
+    save_counts(counts, output)
+    print(
+        f"counted {int(counts.sum())} tokens ({int((counts > 0).sum())} distinct) → {output}"
+    )
+
+
+if __name__ == "__main__":
+    main()
