@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from corpora import load_texts, tokenize_texts
-from corpora.counting import load_counts
+from corpora.counting import length_histogram, load_counts
 from diffusion import BASE_SCHEDULES, OBJECTIVES
 from diffusion.elbo import check_step_size
 from models import (
@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         config,
         tokenizer,
         counts,
+        length_histogram(train_set, args.max_length),
         optimizer,
         scheduler,
         train_set,

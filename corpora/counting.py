@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 
 import datasets
+import pyarrow.compute as pc
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
@@ -75,3 +76,11 @@ def load_counts(
     if (counts < 0).any():
         raise UsageError(f"{argument} {path}: negative counts; the file is damaged")
     return counts.to(torch.int64)
+
+
+def length_histogram(encoded: datasets.Dataset, max_length: int) -> torch.Tensor:
+    """How many sequences of the ``input_ids`` column have each length: int64 (max_length + 1,)."""
+    lengths = pc.list_value_length(encoded.data.column("input_ids")).to_numpy()
+    return torch.bincount(
+        torch.from_numpy(lengths.astype("int64")), minlength=max_length + 1
+    )

@@ -1,8 +1,9 @@
 """The checkpoint directory: alone enough to sample and evaluate.
 
 Layout: the Hugging Face model (``config.json``, ``model.safetensors``), the tokenizer files,
-``diffusion_config.json``, ``word_freq.safetensors`` (the training split's token counts, int64
-(V,), when known), ``time_embedding.safetensors`` (time designs ``token``/``layerwise``), and
+``diffusion_config.json``, ``corpus_statistics.safetensors`` (the training split's token
+counts ``token_counts`` int64 (V,) and its length histogram ``length_counts`` int64
+(max_length + 1,), when known), ``time_embedding.safetensors`` (time designs ``token``/``layerwise``), and
 for resume ``training_state.pt`` (tensors and plain Python values only, loaded with
 ``weights_only=True``). Directories are written under a temporary name and renamed.
 """
@@ -32,7 +33,7 @@ from models.denoiser import DiffusionBert
 from models.errors import UsageError
 
 SETTINGS = "diffusion_config.json"
-WORD_FREQ = "word_freq.safetensors"
+STATISTICS = "corpus_statistics.safetensors"
 TIME = "time_embedding.safetensors"
 TRAINING_STATE = "training_state.pt"
 REQUIRED = ("config.json", "model.safetensors", "tokenizer_config.json", SETTINGS)
@@ -45,6 +46,7 @@ class Checkpoint:
     config: DiffusionConfig
     counts: torch.Tensor | None
     path: Path
+    lengths: torch.Tensor | None = None
 
     def diffusion(self, protocol: str = "exact") -> AbsorbingDiffusion:
         return self.config.diffusion(
@@ -138,13 +140,19 @@ def save_checkpoint(
     config: DiffusionConfig,
     counts: torch.Tensor | None,
     training_state: dict | None = None,
+    lengths: torch.Tensor | None = None,
 ) -> None:
     with atomic_directory(path) as tmp:
         model.mlm.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         config.save(tmp / SETTINGS)
-        if counts is not None:
-            save_file({"counts": counts.to(torch.int64).contiguous()}, tmp / WORD_FREQ)
+        statistics = {
+            name: value.to(torch.int64).contiguous()
+            for name, value in (("token_counts", counts), ("length_counts", lengths))
+            if value is not None
+        }
+        if statistics:
+            save_file(statistics, tmp / STATISTICS)
         if model.time is not None:
             state = {
                 k: v.detach().contiguous() for k, v in model.time.state_dict().items()
@@ -194,19 +202,22 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
                 f"{path}: {TIME} is missing for timestep {config.timestep!r}"
             )
         model.time.load_state_dict(load_file(path / TIME))
-    counts = None
-    if (path / WORD_FREQ).is_file():
-        counts = load_file(path / WORD_FREQ)["counts"]
+    statistics = load_file(path / STATISTICS) if (path / STATISTICS).is_file() else {}
+    counts = statistics.get("token_counts")
+    if counts is not None:
         if counts.numel() != mlm.config.vocab_size:
             raise UsageError(
-                f"{path / WORD_FREQ} has {counts.numel()} entries, the model's vocabulary "
+                f"{path / STATISTICS} has {counts.numel()} entries, the model's vocabulary "
                 f"{mlm.config.vocab_size}: the folder mixes files of different models"
             )
     elif config.word_freq_lambda > 0:
         raise UsageError(
-            f"{path}: {WORD_FREQ} is missing but the spindle schedule needs it"
+            f"{path}: {STATISTICS} is missing but the spindle schedule needs it"
         )
-    return Checkpoint(model.to(device).eval(), tokenizer, config, counts, path)
+    model = model.to(device).eval()
+    return Checkpoint(
+        model, tokenizer, config, counts, path, statistics.get("length_counts")
+    )
 
 
 def load_training_state(path: Path) -> dict:

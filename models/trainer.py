@@ -32,6 +32,7 @@ class Trainer:
     config: DiffusionConfig
     tokenizer: PreTrainedTokenizerBase
     counts: torch.Tensor | None
+    lengths: torch.Tensor
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     train_set: datasets.Dataset
@@ -177,7 +178,13 @@ class Trainer:
 
     def save(self, path: Path, state: dict | None) -> None:
         save_checkpoint(
-            path, self.model, self.tokenizer, self.config, self.counts, state
+            path,
+            self.model,
+            self.tokenizer,
+            self.config,
+            self.counts,
+            state,
+            self.lengths,
         )
 
 
