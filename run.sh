@@ -12,8 +12,8 @@ preset="${1:-demo}"
 case "$preset" in
 demo)
   out="${OUT:-outputs/demo}"
-  python word_freq.py --model_name_or_path minilm-l6 --dataset toy --output "$out/word_freq.pt"
-  python main.py --model_name_or_path minilm-l6 --dataset toy \
+  python3 word_freq.py --model_name_or_path minilm-l6 --dataset toy --output "$out/word_freq.pt"
+  python3 main.py --model_name_or_path minilm-l6 --dataset toy \
     --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 --num_steps 2048 \
     --objective d3pm --hybrid_lambda 0.01 --timestep none \
     --max_steps 200 --batch_size 32 --lr 3e-4 --lr_schedule constant --warmup_steps 20 \
@@ -24,7 +24,7 @@ demo)
   ;;
 lm1b)
   out="${OUT:-outputs/lm1b}"
-  python word_freq.py --model_name_or_path bert-base-uncased --dataset lm1b \
+  python3 word_freq.py --model_name_or_path bert-base-uncased --dataset lm1b \
     --output "$out/word_freq.pt"
   torchrun --nproc_per_node "${NGPU:-1}" main.py --model_name_or_path bert-base-uncased \
     --dataset lm1b --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 \
