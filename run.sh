@@ -19,6 +19,8 @@ demo)
     --max_steps 200 --batch_size 32 --lr 3e-4 --lr_schedule constant --warmup_steps 20 \
     --max_length 32 --dev_size 256 --logging_steps 25 --eval_steps 100 \
     --output_dir "$out" --fitlog_dir logs "$@"
+  python3 compute_elbo.py --checkpoint "$out/best" --dataset toy --split validation \
+    --bound continuous --mc_samples 4 --max_examples 256 --json "$out/elbo_validation.json"
   echo "demo: checkpoints in $out/best and $out/last, training log $out/train_log.jsonl," \
     "fitlog in logs/ (fitlog log logs)"
   ;;

@@ -181,3 +181,8 @@ def entropy() -> float:
         h["REST"] + _entropy([P_ADV, 1 - P_ADV]) + P_ADV * h["ADV"]
     )
     return noun_phrase + verb_phrase
+
+
+def sentence_nll(sentences: list[str]) -> list[float]:
+    """Exact −log p of each sentence (inf for one the grammar cannot produce)."""
+    return [-log_prob(s) for s in sentences]

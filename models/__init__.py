@@ -10,6 +10,7 @@ from models.checkpoint import (
     resolve_checkpoint_dir,
     save_checkpoint,
     special_ids,
+    write_json,
 )
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
@@ -31,4 +32,5 @@ __all__ = [
     "resolve_model_name",
     "save_checkpoint",
     "special_ids",
+    "write_json",
 ]

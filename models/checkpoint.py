@@ -11,6 +11,7 @@ for resume ``training_state.pt`` (tensors and plain Python values only, loaded w
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -227,3 +228,12 @@ def load_training_state(path: Path) -> dict:
             f"--resume_from {path}: no {TRAINING_STATE}; pass <output_dir>/last of a run"
         )
     return torch.load(file, map_location="cpu", weights_only=True)
+
+
+def write_json(path: str | Path, data: dict | list) -> None:
+    """Write JSON to a temporary name in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)

@@ -75,9 +75,25 @@ def freq(tiny_bert, toy_txt, tmp_path_factory):
     return path
 
 
-def test_train_resume_and_reload(tiny_bert, toy_txt, freq, tmp_path):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run(*train_args(tiny_bert, toy_txt, freq, straight, 12))
+@pytest.fixture(scope="module")
+def spindle_run(tiny_bert, toy_txt, freq, tmp_path_factory):
+    """λ = 0.3, layer-wise time, 12 steps straight through."""
+    out = tmp_path_factory.mktemp("spindle")
+    run(*train_args(tiny_bert, toy_txt, freq, out, 12))
+    return out
+
+
+@pytest.fixture(scope="module")
+def plain_run(tiny_bert, toy_txt, freq, tmp_path_factory):
+    """λ = 0, time-agnostic, mdlm objective."""
+    out = tmp_path_factory.mktemp("plain")
+    extra = ["--word_freq_lambda", "0", "--timestep", "none", "--objective", "mdlm"]
+    run(*train_args(tiny_bert, toy_txt, freq, out, 12, *extra))
+    return out
+
+
+def test_train_resume_and_reload(tiny_bert, toy_txt, freq, spindle_run, tmp_path):
+    straight, resumed = spindle_run, tmp_path / "resumed"
     run(*train_args(tiny_bert, toy_txt, freq, resumed, 6))
     run(
         *train_args(
@@ -110,6 +126,51 @@ def test_train_resume_and_reload(tiny_bert, toy_txt, freq, tmp_path):
     assert torch.equal(fresh, ours)
     assert torch.allclose(theirs, ours, atol=1e-6)
     assert here.config.timestep == "layerwise" and here.counts is not None
+
+
+@pytest.mark.parametrize("lam", ["0", "0.3"])
+@pytest.mark.parametrize("bound", ["discrete", "continuous"])
+def test_full_sequence_bounds_are_above_the_true_nll(
+    spindle_run, plain_run, tmp_path, lam, bound
+):
+    checkpoint = (spindle_run if lam == "0.3" else plain_run) / "best"
+    out = tmp_path / "elbo.json"
+    result = run(
+        "compute_elbo.py", "--checkpoint", str(checkpoint), "--dataset", "toy",
+        "--max_examples", "48", "--bound", bound, "--eval_step_size", "10",
+        "--mc_samples", "2", "--json", str(out),
+    )  # fmt: skip
+    record = json.loads(out.read_text())
+    full, truth = record["full_sequence"], record["toy_oracle"]
+    assert record["protocol"] == "exact" and record["valid_bound"]
+    assert full["num_sequences"] == 48
+    slack = 3 * full["nats_per_sequence_se"]
+    assert full["nats_per_sequence"] >= truth["true_nats_per_sequence"] - slack
+    assert full["nats_per_sequence"] > record["given_length"]["nats_per_sequence"]
+    assert "toy oracle" in result.stdout and "perplexity per word" in result.stdout
+
+
+def test_official_protocol_is_labelled(spindle_run, tmp_path):
+    result = run(
+        "compute_elbo.py", "--checkpoint", str(spindle_run / "best"), "--dataset", "toy",
+        "--max_examples", "8", "--eval_step_size", "20", "--protocol", "official",
+    )  # fmt: skip
+    assert "NOT a valid bound" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--eval_step_size", "7"], "does not divide"),
+        (["--protocol", "leaky"], "--protocol 'leaky' is unknown"),
+        (["--mc_samples", "0"], "--mc_samples must be"),
+    ],
+)
+def test_bad_elbo_input_is_one_clear_line(spindle_run, extra, message):
+    args = ["compute_elbo.py", "--checkpoint", str(spindle_run / "best"), *extra]
+    result = run(*args, check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
 
 
 def test_two_process_ddp_run_saves_a_checkpoint(tiny_bert, toy_txt, freq, tmp_path):

@@ -14,6 +14,7 @@ from diffusion import (
     masked_kl,
     token_information,
 )
+from models.evaluation import length_nll, sequence_bounds, summarise
 from tests import dense_reference as ref
 
 L = 2
@@ -131,3 +132,53 @@ def test_continuous_nelbo_is_the_many_step_limit(lam):
     ).mean(-1)  # fmt: skip
     se = draws.std().item() / math.sqrt(n)
     assert abs(draws.mean().item() - discrete) < 5 * se + 0.01 * discrete
+
+
+def test_the_scripts_path_matches_the_exact_expectation():
+    """models.evaluation (what compute_elbo.py calls) averages to the enumerated NELBO."""
+    diffusion, net = _diffusion(0.3, 8), TinyNet(4)
+    x0 = torch.tensor([[2, 0]])
+    n = 3000
+    batches = [(x0.expand(500, L), torch.ones(500, L, dtype=torch.bool))] * (n // 500)
+    values, tokens = sequence_bounds(diffusion, net, batches, "discrete", 2, seed=3)
+    assert values.shape == (n, 1) and tokens.tolist() == [L] * n
+    exact = exact_nelbo(diffusion, net, x0, 2)
+    se = values.std().item() / math.sqrt(n)
+    assert abs(values.mean().item() - exact) < 5 * se
+
+
+@pytest.mark.parametrize("bound", ["discrete", "continuous"])
+def test_exact_and_official_protocols_agree_only_without_spindle(bound):
+    x0 = torch.tensor([[2, 0], [5, 1]]).repeat(50, 1)
+    target = torch.ones_like(x0, dtype=torch.bool)
+    figures = {}
+    for lam in (0.0, 0.3):
+        for protocol in ("exact", "official"):
+            diffusion = _diffusion(lam, 16)
+            diffusion.protocol = protocol
+            values, _ = sequence_bounds(
+                diffusion, TinyNet(), [(x0, target)], bound, 1, 2, seed=0
+            )
+            figures[lam, protocol] = values
+    assert torch.allclose(figures[0.0, "exact"], figures[0.0, "official"], atol=1e-12)
+    assert not torch.allclose(
+        figures[0.3, "exact"], figures[0.3, "official"], atol=1e-3
+    )
+
+
+def test_length_cost_and_summary_by_hand():
+    counts = torch.tensor(
+        [0, 3, 0, 1]
+    )  # lengths 1 (3×) and 3 (1×); smoothed: 4, 1, 2 of 7
+    nll = length_nll(counts, torch.tensor([1, 2, 3]))
+    assert torch.allclose(
+        nll, -torch.log(torch.tensor([4 / 7, 1 / 7, 2 / 7], dtype=torch.float64))
+    )
+    values = torch.tensor([[2.0, 4.0], [6.0, 6.0]], dtype=torch.float64)
+    out = summarise(values, torch.tensor([2, 4]), torch.tensor([1, 3]))
+    assert out["nats_per_token"] == pytest.approx(9 / 6)
+    assert out["bits_per_token"] == pytest.approx(9 / 6 / math.log(2))
+    assert out["ppl_per_word"] == pytest.approx(math.exp(9 / 4))
+    assert out["nats_per_sequence"] == pytest.approx(4.5)
+    assert out["nats_per_token_se"] == pytest.approx(math.sqrt(4.5) * math.sqrt(2) / 6)
+    assert summarise(values[:1], torch.tensor([0 + 1]))["nats_per_token_se"] == 0.0

@@ -1,0 +1,53 @@
+"""Readable tables of the figures the evaluation scripts compute."""
+
+from __future__ import annotations
+
+
+def likelihood_table(record: dict) -> str:
+    """The likelihood figures of compute_elbo.py as a plain-text table."""
+    given, full = record["given_length"], record.get("full_sequence")
+    if record["bound"] == "discrete":
+        how = f"discrete, T={record['num_steps']}, step {record['eval_step_size']}"
+    else:
+        how = f"continuous, {record['mc_samples']} draws per sequence"
+    validity = (
+        "a valid upper bound on the NLL"
+        if record["valid_bound"]
+        else "NOT a valid bound: the reference code's reverse model sees the true tokens"
+    )
+    lines = [
+        f"checkpoint {record['checkpoint']}  data {record['dataset']}/{record['split']}: "
+        f"{given['num_sequences']} sequences, {given['num_tokens']} tokens, "
+        f"{given.get('num_words', 'n/a')} words",
+        f"bound: {how}; protocol {record['protocol']} ({validity})",
+        f"{'':28}{'given length':>18}{'full sequence':>18}",
+    ]
+    rows = [
+        ("NLL nats/token (± s.e.)", "nats_per_token", "{:.4f}"),
+        ("bits/token", "bits_per_token", "{:.4f}"),
+        ("perplexity per token", "ppl_per_token", "{:.3f}"),
+        ("perplexity per word", "ppl_per_word", "{:.3f}"),
+        ("NLL nats/sequence", "nats_per_sequence", "{:.3f}"),
+    ]
+    for label, key, fmt in rows:
+        cells = []
+        for figures in (given, full):
+            if figures is None or key not in figures:
+                cells.append("n/a")
+            elif key == "nats_per_token":
+                cells.append(f"{figures[key]:.4f} ± {figures['nats_per_token_se']:.4f}")
+            else:
+                cells.append(fmt.format(figures[key]))
+        lines.append(f"{label:28}{cells[0]:>18}{cells[1]:>18}")
+    lines.append(
+        "given length: conditional on the number of tokens (the network never chooses it); "
+        "full sequence: + −log p(length) from the training split's length histogram"
+    )
+    if "toy_oracle" in record:
+        oracle = record["toy_oracle"]
+        lines.append(
+            f"toy oracle: true NLL of these sentences {oracle['true_nats_per_sequence']:.3f} "
+            f"nats/sequence ({oracle['true_nats_per_token']:.4f} nats/token); grammar entropy "
+            f"{oracle['grammar_entropy_per_sentence']:.3f} nats/sentence"
+        )
+    return "\n".join(lines)
