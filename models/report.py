@@ -16,9 +16,11 @@ def likelihood_table(record: dict) -> str:
         else "NOT a valid bound: the reference code's reverse model sees the true tokens"
     )
     lines = [
-        f"checkpoint {record['checkpoint']}  data {record['dataset']}/{record['split']}: "
-        f"{given['num_sequences']} sequences, {given['num_tokens']} tokens, "
-        f"{given.get('num_words', 'n/a')} words",
+        (
+            f"checkpoint {record['checkpoint']}  data {record['dataset']}/{record['split']}: "
+            f"{given['num_sequences']} sequences, {given['num_tokens']} tokens, "
+            f"{given.get('num_words', 'n/a')} words"
+        ),
         f"bound: {how}; protocol {record['protocol']} ({validity})",
         f"{'':28}{'given length':>18}{'full sequence':>18}",
     ]
