@@ -94,7 +94,8 @@ def sample(
     xt = xT.clone()
     batch = xt.shape[0]
     calls, history = 0, []
-    cache: tuple[torch.Tensor, torch.Tensor] | None = None
+    log_probs: torch.Tensor | None = None
+    changed = True
     for s in range(num_steps, 0, -step_size):
         masked = (xt == diffusion.mask_id) & target_mask
         if not masked.any():
@@ -103,12 +104,9 @@ def sample(
         u_t = torch.full(
             (batch,), (s - step_size) / num_steps, dtype=torch.float64, device=xt.device
         )
-        if sampler == "cached" and cache is not None and torch.equal(cache[0], xt):
-            log_probs = cache[1]
-        else:
+        if changed or sampler != "cached":
             log_probs = denoiser(xt, u_s, masked)
             calls += 1
-            cache = (xt.clone(), log_probs)
         if sampler == "official":
             new = _official_step(
                 exact,
@@ -142,6 +140,7 @@ def sample(
             history.append((s, prediction))
         xt = xt.clone()
         xt[masked] = new
+        changed = bool((new != diffusion.mask_id).any())
         if on_step is not None:
             on_step()
     return SamplingResult(xt, calls, history)

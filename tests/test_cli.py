@@ -210,3 +210,53 @@ def test_bad_training_input_is_one_clear_line(
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_ancestral_cached_and_semi_autoregressive(plain_run, tmp_path):
+    ckpt = str(plain_run / "best")
+    common = ["predict.py", "--checkpoint", ckpt, "--num_samples", "6", "--batch_size", "3",
+              "--num_steps", "40", "--seed", "3"]  # fmt: skip
+    run(*common, "--output", str(tmp_path / "a.txt"))
+    run(
+        *common,
+        "--sampler",
+        "cached",
+        "--output",
+        str(tmp_path / "c.txt"),
+        "--show_process",
+    )
+    a, c = (tmp_path / "a.txt").read_text(), (tmp_path / "c.txt").read_text()
+    assert a == c and len(a.splitlines()) == 6
+    meta_a = json.loads((tmp_path / "a.txt.json").read_text())
+    meta_c = json.loads((tmp_path / "c.txt.json").read_text())
+    assert meta_c["network_calls"] < meta_a["network_calls"]
+    assert meta_a["checkpoint"] == ckpt and meta_a["tokens_per_second"] > 0
+    run(
+        *common,
+        "--length",
+        "6",
+        "--semi_ar_windows",
+        "3",
+        "--output",
+        str(tmp_path / "s.txt"),
+    )
+    assert json.loads((tmp_path / "s.txt.json").read_text())["tokens"] == 6 * 12
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--topk", "-1"], "--topk must be"),
+        (["--topp", "0"], "--topp must be"),
+        (["--temperature", "0"], "--temperature must be"),
+        (["--sampler", "cached"], "only exact for a time-agnostic network"),
+        (["--step_size", "7"], "must be ≥ 1 and divide"),
+        (["--length", "500"], "exceeds the checkpoint's max_length"),
+    ],
+)
+def test_bad_sampling_input_is_one_clear_line(spindle_run, tmp_path, extra, message):
+    args = ["predict.py", "--checkpoint", str(spindle_run / "best"), "--output",
+            str(tmp_path / "x.txt"), *extra]  # fmt: skip
+    result = run(*args, check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr

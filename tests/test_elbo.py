@@ -1,106 +1,28 @@
 """Likelihood bounds against brute-force enumeration on a tiny vocabulary and length."""
 
-import itertools
 import math
 
 import pytest
 import torch
 
 from diffusion import (
-    AbsorbingDiffusion,
-    NoiseSchedule,
     continuous_nelbo,
     discrete_nelbo,
-    masked_kl,
-    token_information,
 )
 from models.evaluation import length_nll, sequence_bounds, summarise
 from tests import dense_reference as ref
-
-L = 2
-TOKENS = range(ref.V - 1)
-
-
-class TinyNet:
-    """A fixed network of x_t: logits at position i = A[i] + B[x_t at the other position]."""
-
-    def __init__(self, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.a = torch.randn(L, ref.V, generator=g, dtype=torch.float64)
-        self.b = torch.randn(ref.V, ref.V, generator=g, dtype=torch.float64)
-
-    def __call__(self, xt, u, masked):
-        rows, cols = masked.nonzero(as_tuple=True)
-        logits = self.a[cols] + self.b[xt[rows, 1 - cols]]
-        logits[:, ref.MASK] = -math.inf
-        return logits.log_softmax(-1)
-
-
-def _diffusion(lam: float, T: int) -> AbsorbingDiffusion:
-    h = token_information(torch.tensor([500, 3, 60, 9, 200, 1, 0]))
-    return AbsorbingDiffusion(NoiseSchedule("mutual", T, lam), ref.MASK, h)
-
-
-def exact_nelbo(diffusion, net, x0: torch.Tensor, step: int) -> float:
-    """Σ over terms of E_{x_s ~ q}[Σ_i KL_i], enumerating the 2^L masking patterns of x_s."""
-    T = diffusion.num_steps
-    target = torch.ones(1, L, dtype=torch.bool)
-    total = 0.0
-    for t in range(T - step, -1, -step):
-        s = t + step
-        u_t = torch.tensor([t / T], dtype=torch.float64)
-        u_s = torch.tensor([s / T], dtype=torch.float64)
-        keep = diffusion.schedule.alpha_bar(u_s, diffusion.centred(x0, target)).expand(
-            1, L
-        )[0]
-        for pattern in itertools.product([False, True], repeat=L):
-            masked = torch.tensor([pattern])
-            prob = math.prod(
-                (1 - keep[i]) if m else keep[i] for i, m in enumerate(pattern)
-            )
-            if not masked.any() or prob == 0:
-                continue
-            xs = x0.masked_fill(masked, ref.MASK)
-            kl = masked_kl(
-                diffusion, u_t, u_s, x0, xs, target, masked, net(xs, u_s, masked)
-            )
-            total += float(prob) * kl.sum().item()
-    return total
-
-
-def model_distribution(diffusion, net, step: int) -> dict[tuple[int, ...], float]:
-    """p_θ(x0) of the reverse chain, by pushing the full state distribution down from x_T."""
-    T = diffusion.num_steps
-    target = torch.ones(1, L, dtype=torch.bool)
-    states = {(ref.MASK,) * L: 1.0}
-    for s in range(T, 0, -step):
-        t = s - step
-        u_t = torch.tensor([t / T], dtype=torch.float64)
-        u_s = torch.tensor([s / T], dtype=torch.float64)
-        nxt: dict[tuple[int, ...], float] = {}
-        for state, p_state in states.items():
-            xs = torch.tensor([state])
-            masked = xs == ref.MASK
-            options = [[(v, 1.0)] for v in state]
-            if masked.any():
-                probs = net(xs, u_s, masked).exp()
-                rate = diffusion.model_rate(u_t, u_s, xs, target, masked, probs)
-                reveal = (probs * rate).expand_as(probs)
-                for k, i in enumerate(masked[0].nonzero().flatten().tolist()):
-                    stay = 1 - reveal[k].sum().item()
-                    options[i] = [(v, reveal[k, v].item()) for v in TOKENS] + [
-                        (ref.MASK, stay)
-                    ]
-            for combo in itertools.product(*options):
-                key = tuple(v for v, _ in combo)
-                nxt[key] = nxt.get(key, 0.0) + p_state * math.prod(p for _, p in combo)
-        states = nxt
-    return states
+from tests.enumeration import (
+    L,
+    TinyNet,
+    exact_nelbo,
+    make_diffusion,
+    model_distribution,
+)
 
 
 @pytest.mark.parametrize(("lam", "T", "step"), [(0.0, 8, 1), (0.3, 8, 1), (0.3, 12, 3)])
 def test_discrete_nelbo_is_an_unbiased_upper_bound(lam, T, step):
-    diffusion, net = _diffusion(lam, T), TinyNet()
+    diffusion, net = make_diffusion(lam, T), TinyNet()
     p = model_distribution(diffusion, net, step)
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-9)
     assert all(ref.MASK not in x for x, v in p.items() if v > 1e-15)
@@ -122,7 +44,7 @@ def test_discrete_nelbo_is_an_unbiased_upper_bound(lam, T, step):
 def test_continuous_nelbo_is_the_many_step_limit(lam):
     """K stratified draws of the continuous bound average to the exact T=1024 discrete NELBO."""
     T = 1024
-    diffusion, net = _diffusion(lam, T), TinyNet(2)
+    diffusion, net = make_diffusion(lam, T), TinyNet(2)
     x0 = torch.tensor([[0, 3]])
     discrete = exact_nelbo(diffusion, net, x0, 1)
     n = 2000
@@ -136,7 +58,7 @@ def test_continuous_nelbo_is_the_many_step_limit(lam):
 
 def test_the_scripts_path_matches_the_exact_expectation():
     """models.evaluation (what compute_elbo.py calls) averages to the enumerated NELBO."""
-    diffusion, net = _diffusion(0.3, 8), TinyNet(4)
+    diffusion, net = make_diffusion(0.3, 8), TinyNet(4)
     x0 = torch.tensor([[2, 0]])
     n = 3000
     batches = [(x0.expand(500, L), torch.ones(500, L, dtype=torch.bool))] * (n // 500)
@@ -154,7 +76,7 @@ def test_exact_and_official_protocols_agree_only_without_spindle(bound):
     figures = {}
     for lam in (0.0, 0.3):
         for protocol in ("exact", "official"):
-            diffusion = _diffusion(lam, 16)
+            diffusion = make_diffusion(lam, 16)
             diffusion.protocol = protocol
             values, _ = sequence_bounds(
                 diffusion, TinyNet(), [(x0, target)], bound, 1, 2, seed=0

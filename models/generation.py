@@ -1,0 +1,128 @@
+"""Unconditional generation from a checkpoint: lengths, batches, semi-autoregressive windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from diffusion import sample
+from models.checkpoint import Checkpoint
+from models.errors import UsageError
+
+
+@dataclass
+class Generation:
+    """Generated ids per sample (no padding), network calls, and the x0 predictions of the
+    first sample at each step (``--show_process``)."""
+
+    ids: list[list[int]] = field(default_factory=list)
+    calls: int = 0
+    calls_per_batch: list[int] = field(default_factory=list)
+    process: list[tuple[int, list[int]]] = field(default_factory=list)
+
+
+def draw_lengths(
+    length_counts: torch.Tensor, n: int, generator: torch.Generator
+) -> torch.Tensor:
+    """n lengths ≥ 1 drawn from the training split's length histogram (max_length + 1,)."""
+    weights = length_counts.to(torch.float64).clone()
+    weights[0] = 0.0
+    if weights.sum() <= 0:
+        raise UsageError("the checkpoint's length histogram is empty: pass --length")
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def check_sampling_args(temperature: float, topk: int, topp: float, step_size: int,
+                        num_steps: int) -> None:  # fmt: skip
+    if not temperature > 0:
+        raise UsageError(f"--temperature must be > 0, got {temperature}")
+    if topk < 0:
+        raise UsageError(f"--topk must be ≥ 0 (0 = off), got {topk}")
+    if not 0 < topp <= 1:
+        raise UsageError(f"--topp must be in (0, 1] (1 = off), got {topp}")
+    if step_size < 1 or num_steps < 1 or num_steps % step_size:
+        raise UsageError(
+            f"--step_size {step_size} must be ≥ 1 and divide --num_steps {num_steps}"
+        )
+
+
+@torch.no_grad()
+def generate(
+    ckpt: Checkpoint,
+    num_samples: int,
+    length: int,
+    batch_size: int,
+    num_steps: int,
+    step_size: int = 1,
+    sampler: str = "ancestral",
+    temperature: float = 1.0,
+    topk: int = 0,
+    topp: float = 1.0,
+    semi_ar_windows: int = 1,
+    seed: int = 0,
+    show_process: bool = False,
+) -> Generation:
+    """Sample ``num_samples`` sequences of ``length`` tokens (0: lengths drawn from the
+    checkpoint's histogram). With ``semi_ar_windows`` W > 1 each sample is W windows of
+    ``length`` tokens, each new window conditioned on the last half of the previous one,
+    ``length + (W − 1) · ⌈length / 2⌉`` tokens in all (MDLM's semi-autoregressive sampling).
+    """
+    device = next(ckpt.model.parameters()).device
+    tok = ckpt.tokenizer
+    if sampler == "cached" and ckpt.config.timestep != "none":
+        raise UsageError(
+            f"--sampler cached reuses p_θ(x0 | x_t) across steps, which is only exact for a "
+            f"time-agnostic network; this checkpoint uses --timestep {ckpt.config.timestep}: "
+            "use --sampler ancestral"
+        )
+    if length > ckpt.config.max_length:
+        raise UsageError(
+            f"--length {length} exceeds the checkpoint's max_length {ckpt.config.max_length}; "
+            "use --semi_ar_windows for longer text"
+        )
+    if semi_ar_windows > 1 and length < 2:
+        raise UsageError("--semi_ar_windows needs a fixed --length ≥ 2")
+    diffusion = ckpt.diffusion("exact")
+    generator = torch.Generator(device=device).manual_seed(seed)
+    lengths_generator = torch.Generator().manual_seed(seed)
+    out = Generation()
+    for start in tqdm(range(0, num_samples, batch_size), desc="sampling", unit="batch"):
+        n = min(batch_size, num_samples - start)
+        if length > 0:
+            lengths = torch.full((n,), length)
+        elif ckpt.lengths is None:
+            raise UsageError("the checkpoint has no length histogram: pass --length")
+        else:
+            lengths = draw_lengths(ckpt.lengths, n, lengths_generator)
+        width = int(lengths.max())
+        target = torch.arange(width) < lengths.unsqueeze(-1)
+        xt = torch.full((n, width), tok.pad_token_id, dtype=torch.long)
+        xt = xt.masked_fill(target, tok.mask_token_id).to(device)
+        target = target.to(device)
+        rows: torch.Tensor | None = None
+        batch_calls = 0
+        for window in range(semi_ar_windows):
+            if window > 0:
+                keep = width - (width + 1) // 2
+                fresh = torch.full((n, width - keep), tok.mask_token_id, device=device)
+                xt = torch.cat([rows[:, rows.shape[1] - keep :], fresh], dim=1)
+                target = torch.zeros_like(target)
+                target[:, keep:] = True
+            result = sample(
+                diffusion, ckpt.model, xt, target, num_steps, step_size, sampler, temperature,
+                topk, topp, generator, record_history=show_process and start == 0,
+            )  # fmt: skip
+            batch_calls += result.calls
+            new = result.x0 if window == 0 else result.x0[:, keep:]
+            rows = new if rows is None else torch.cat([rows, new], dim=1)
+            if show_process and start == 0:
+                out.process += [(s, pred[0].tolist()) for s, pred in result.history]
+        out.calls += batch_calls
+        out.calls_per_batch.append(batch_calls)
+        for row, n_tokens in zip(rows.cpu(), lengths.tolist()):
+            out.ids.append(
+                row[:n_tokens].tolist() if semi_ar_windows == 1 else row.tolist()
+            )
+    return out

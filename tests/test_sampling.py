@@ -1,0 +1,135 @@
+"""Samplers: exact distribution (chi-square), cached == ancestral, spindle reveal order."""
+
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+from corpora import toy
+from diffusion import (
+    AbsorbingDiffusion,
+    NoiseSchedule,
+    filter_log_probs,
+    sample,
+    token_information,
+)
+from tests import dense_reference as ref
+from tests.enumeration import L, TinyNet, make_diffusion, model_distribution
+
+
+def chi_square_critical(df: int, z: float = 3.09) -> float:
+    """Wilson–Hilferty approximation of the chi-square quantile; z = 3.09 is α = 0.001."""
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+@pytest.mark.parametrize(("lam", "T", "step"), [(0.0, 8, 1), (0.3, 8, 1), (0.3, 12, 3)])
+def test_ancestral_samples_follow_the_exact_reverse_distribution(lam, T, step):
+    """Pearson chi-square over all 36 outcomes, α = 0.001, 40,000 samples."""
+    diffusion, net = make_diffusion(lam, T), TinyNet(1)
+    exact = model_distribution(diffusion, net, step)
+    n = 40000
+    xT = torch.full((n, L), ref.MASK)
+    target = torch.ones(n, L, dtype=torch.bool)
+    out = sample(
+        diffusion, net, xT, target, T, step, generator=torch.Generator().manual_seed(0)
+    )
+    counts = Counter(map(tuple, out.x0.tolist()))
+    assert set(counts) <= set(exact)
+    cells = [x for x, p in exact.items() if p * n >= 5]
+    stat = sum((counts.get(x, 0) - n * exact[x]) ** 2 / (n * exact[x]) for x in cells)
+    assert stat < chi_square_critical(len(cells) - 1), stat
+
+
+def test_chi_square_test_can_fail():
+    """The same test rejects a sampler whose temperature is off (0.8 instead of 1)."""
+    diffusion, net = make_diffusion(0.0, 8), TinyNet(1)
+    exact = model_distribution(diffusion, net, 1)
+    n = 40000
+    out = sample(
+        diffusion, net, torch.full((n, L), ref.MASK), torch.ones(n, L, dtype=torch.bool), 8,
+        temperature=0.8, generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    counts = Counter(map(tuple, out.x0.tolist()))
+    cells = [x for x, p in exact.items() if p * n >= 5]
+    stat = sum((counts.get(x, 0) - n * exact[x]) ** 2 / (n * exact[x]) for x in cells)
+    assert stat > chi_square_critical(len(cells) - 1)
+
+
+class Recorder:
+    """Wraps a network; keeps every x_t it is called with."""
+
+    def __init__(self, net):
+        self.net, self.states = net, []
+
+    def __call__(self, xt, u, masked):
+        self.states.append(xt.clone())
+        return self.net(xt, u, masked)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3])
+def test_cached_equals_ancestral_with_one_call_per_distinct_state(lam):
+    diffusion = make_diffusion(lam, 64)
+    xT = torch.full((3, L), ref.MASK)
+    target = torch.ones(3, L, dtype=torch.bool)
+    ancestral = Recorder(TinyNet(2))
+    a = sample(diffusion, ancestral, xT, target, 64, 1, "ancestral",
+               generator=torch.Generator().manual_seed(5))  # fmt: skip
+    c = sample(diffusion, TinyNet(2), xT, target, 64, 1, "cached",
+               generator=torch.Generator().manual_seed(5))  # fmt: skip
+    assert torch.equal(a.x0, c.x0)
+    distinct = len({tuple(s.flatten().tolist()) for s in ancestral.states})
+    assert c.calls == distinct < a.calls
+
+
+def test_spindle_reveals_frequent_tokens_first():
+    """With a uniform stand-in network over the toy vocabulary, frequent words are written
+    earlier in the reverse process (at larger t) with λ = 0.3, and not with λ = 0."""
+    words = sorted(toy.WORD_CLASS) + ["to", "."]
+    frequency = Counter(w for s in toy.split("test") for w in toy.words_of(s))
+    counts = torch.tensor([frequency[w] for w in words] + [0])
+    mask = len(words)
+    h = token_information(counts)
+    order = torch.argsort(h[:-1])
+    rare, frequent = order[: len(words) // 3], order[-len(words) // 3 :]
+
+    def uniform(xt, u, masked):
+        logits = torch.zeros(int(masked.sum()), mask + 1)
+        logits[:, mask] = -math.inf
+        states.append(xt.clone())
+        return logits.log_softmax(-1)
+
+    gaps = {}
+    for lam in (0.0, 0.3):
+        diffusion = AbsorbingDiffusion(NoiseSchedule("mutual", 32, lam), mask, h)
+        states = []
+        n, length = 3000, 8
+        out = sample(diffusion, uniform, torch.full((n, length), mask),
+                     torch.ones(n, length, dtype=torch.bool), 32,
+                     generator=torch.Generator().manual_seed(1))  # fmt: skip
+        revealed_at = torch.zeros(n, length)
+        for step, xt in zip(range(32, 0, -1), states):
+            revealed_at[(xt != mask) & (revealed_at == 0)] = step + 1
+        revealed_at[revealed_at == 0] = 1  # written in the last step
+        is_rare = torch.isin(out.x0, rare)
+        is_frequent = torch.isin(out.x0, frequent)
+        a, b = revealed_at[is_frequent], revealed_at[is_rare]
+        se = math.sqrt(a.var() / len(a) + b.var() / len(b))
+        gaps[lam] = (a.mean() - b.mean()) / se
+    assert gaps[0.3] > 5, gaps
+    assert abs(gaps[0.0]) < 4, gaps
+
+
+def test_filters():
+    log_probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    top2 = filter_log_probs(log_probs, topk=2).exp()
+    assert torch.allclose(
+        top2, torch.tensor([[0.625, 0.375, 0, 0]], dtype=torch.float64)
+    )
+    nucleus = filter_log_probs(log_probs, topp=0.7).exp()
+    assert torch.allclose(
+        nucleus, torch.tensor([[0.625, 0.375, 0, 0]], dtype=torch.float64)
+    )
+    hot = filter_log_probs(log_probs, temperature=2.0).exp()
+    expected = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64).sqrt()
+    assert torch.allclose(hot, (expected / expected.sum()).unsqueeze(0))
