@@ -21,8 +21,13 @@ demo)
     --output_dir "$out" --fitlog_dir logs "$@"
   python3 compute_elbo.py --checkpoint "$out/best" --dataset toy --split validation \
     --bound continuous --mc_samples 4 --max_examples 256 --json "$out/elbo_validation.json"
+  python3 predict.py --checkpoint "$out/best" --num_samples 32 --batch_size 32 --num_steps 64 \
+    --output "$out/samples.txt"
+  python3 compute_metric.py --generated "$out/samples.txt" --dataset toy --split test \
+    --json "$out/metrics.json"
   echo "demo: checkpoints in $out/best and $out/last, training log $out/train_log.jsonl," \
-    "fitlog in logs/ (fitlog log logs)"
+    "fitlog in logs/ (fitlog log logs), samples $out/samples.txt, bound" \
+    "$out/elbo_validation.json, metrics $out/metrics.json"
   ;;
 lm1b)
   out="${OUT:-outputs/lm1b}"

@@ -186,3 +186,12 @@ def entropy() -> float:
 def sentence_nll(sentences: list[str]) -> list[float]:
     """Exact −log p of each sentence (inf for one the grammar cannot produce)."""
     return [-log_prob(s) for s in sentences]
+
+
+def oracle(sentences: list[str]) -> dict[str, float | None]:
+    """Share of sentences the grammar can produce and their mean exact NLL (nats)."""
+    nll = [x for x in sentence_nll(sentences) if math.isfinite(x)]
+    return {
+        "toy_grammatical": len(nll) / max(len(sentences), 1),
+        "toy_true_nll_per_sentence": sum(nll) / len(nll) if nll else None,
+    }

@@ -41,7 +41,11 @@ def _in_hub_cache(name: str) -> bool:
     return True
 
 
-def resolve_model_name(name: str, argument: str = "--model_name_or_path") -> str:
+def resolve_model_name(
+    name: str,
+    argument: str = "--model_name_or_path",
+    alternative: str = "the embedded default minilm-l6",
+) -> str:
     """Return a path or hub name that ``from_pretrained`` can load without hanging.
 
     ``minilm-l6`` is the embedded default (no download). A local folder must hold a
@@ -68,5 +72,5 @@ def resolve_model_name(name: str, argument: str = "--model_name_or_path") -> str
         f"{argument} {name}: not a local folder, not in the Hugging Face cache, and the hub "
         "(huggingface.co) cannot be reached from this machine. Pass a local copy "
         f"(`huggingface-cli download {name} --local-dir DIR` on a machine with internet, then "
-        f"{argument} DIR) or the embedded default minilm-l6"
+        f"{argument} DIR) or {alternative}"
     )

@@ -260,3 +260,22 @@ def test_bad_sampling_input_is_one_clear_line(spindle_run, tmp_path, extra, mess
     result = run(*args, check=False)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_compute_metric_conditional_and_its_errors(tmp_path):
+    gen, ref, cand = tmp_path / "gen.txt", tmp_path / "ref.txt", tmp_path / "cand.jsonl"
+    gen.write_text("a b c d\nthe dog\n")
+    ref.write_text("a b c e\nthe dog slept\n")
+    cand.write_text(
+        '{"candidates": ["a b c d", "a b c"]}\n{"candidates": ["the dog"]}\n'
+    )
+    out = tmp_path / "m.json"
+    run("compute_metric.py", "--generated", str(gen), "--references", str(ref), "--mode",
+        "conditional", "--candidates", str(cand), "--json", str(out))  # fmt: skip
+    record = json.loads(out.read_text())
+    assert record["bleu_convention"] == "diffuseq" and 0 < record["bleu"] < 1
+    assert record["rouge_l"] == pytest.approx((2 * 0.75 * 0.75 / 1.5 + 0.8) / 2)
+    cand.write_text('{"candidates": ["a"]}\nnot json\n')
+    result = run("compute_metric.py", "--generated", str(gen), "--references", str(ref),
+                 "--mode", "conditional", "--candidates", str(cand), check=False)  # fmt: skip
+    assert result.returncode == 2 and "cand.jsonl:2:" in result.stderr

@@ -1,0 +1,131 @@
+"""Text-quality metrics of generated text: BLEU, self-BLEU, dist-1, div-4, ROUGE-L, gen. PPL.
+
+python compute_metric.py --generated samples.txt --dataset toy --split test
+python compute_metric.py --generated qqp_mbr.txt --references ref.txt --mode conditional
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from transformers.utils import logging as hf_logging
+
+from corpora import load_texts, metrics, toy
+from models import UsageError, exit_on_usage_error, write_json
+
+MODES = ("unconditional", "conditional")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--generated", required=True, help="one text per line")
+    p.add_argument("--references", default=None, help="one text per line")
+    p.add_argument(
+        "--dataset", default=None, help="references from a dataset (toy, lm1b, file)"
+    )
+    p.add_argument("--split", default="test")
+    p.add_argument("--mode", default="unconditional", help=", ".join(MODES))
+    p.add_argument(
+        "--candidates", default=None, help="conditional: jsonl of candidate sets"
+    )
+    p.add_argument("--bleu_convention", default="diffuseq", help="diffuseq or standard")
+    p.add_argument("--gen_ppl_model", default=None, help="causal LM folder or hub name")
+    p.add_argument("--json", default=None)
+    return p.parse_args()
+
+
+def read_lines(path: str, argument: str) -> list[str]:
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"{argument} {path}: no such file")
+    return file.read_text(encoding="utf-8").splitlines()
+
+
+def read_candidates(path: str) -> list[list[str]]:
+    sets = []
+    for number, line in enumerate(read_lines(path, "--candidates"), start=1):
+        try:
+            record = json.loads(line)
+            sets.append([str(c) for c in record["candidates"]])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UsageError(
+                f'{path}:{number}: expected {{"candidates": [...]}} as written by '
+                "predict_downstream_condition.py"
+            ) from None
+    return sets
+
+
+@exit_on_usage_error
+def main() -> None:
+    args = parse_args()
+    hf_logging.set_verbosity_error()
+    if args.mode not in MODES:
+        raise UsageError(f"--mode {args.mode!r} is unknown: choose {', '.join(MODES)}")
+    if args.bleu_convention not in metrics.BLEU_CONVENTIONS:
+        raise UsageError(
+            f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard"
+        )
+    generated = read_lines(args.generated, "--generated")
+    references = None
+    if args.references:
+        references = read_lines(args.references, "--references")
+    elif args.dataset:
+        references = load_texts(args.dataset, args.split)["text"]
+    tokens = [metrics.tokenize(t) for t in generated]
+    result: dict = {
+        "generated": args.generated,
+        "mode": args.mode,
+        "num_texts": len(generated),
+    }
+    if args.mode == "unconditional":
+        result.update(
+            self_bleu=metrics.self_bleu(tokens), dist_1=metrics.dist_1(tokens),
+            div_4=metrics.div_4(tokens), unigram_entropy_nats=metrics.unigram_entropy(tokens),
+            mean_length=metrics.mean_length(tokens),
+        )  # fmt: skip
+        if references is not None:
+            ref_tokens = [metrics.tokenize(t) for t in references]
+            result["bleu"] = metrics.mean_bleu(tokens, ref_tokens)
+            result["num_references"] = len(references)
+    else:
+        if references is None:
+            raise UsageError(
+                "--mode conditional needs --references (one line per generated line)"
+            )
+        if len(references) != len(generated):
+            raise UsageError(
+                f"--references has {len(references)} lines but --generated {len(generated)}: "
+                "they must be aligned line by line"
+            )
+        split = [t.split() for t in generated]
+        refs = [r.split() for r in references]
+        result.update(
+            bleu=sum(metrics.sentence_bleu4(h, r, args.bleu_convention)
+                     for h, r in zip(split, refs)) / max(len(split), 1),
+            bleu_convention=args.bleu_convention, rouge_l=metrics.rouge_l(generated, references),
+            dist_1=metrics.dist_1(split), div_4=metrics.div_4(split),
+        )  # fmt: skip
+        if args.candidates:
+            sets = [[c.split() for c in s] for s in read_candidates(args.candidates)]
+            result["self_bleu"] = metrics.candidate_self_bleu(sets)
+    if args.dataset == "toy":
+        result.update(toy.oracle(generated))
+    if args.gen_ppl_model:
+        try:
+            from models.gen_ppl import generative_perplexity
+
+            result.update(generative_perplexity(generated, args.gen_ppl_model))
+        except UsageError as error:
+            result["gen_ppl_skipped"] = str(error)
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        print(f"{key:{width}}  {shown}")
+    if args.json:
+        write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()

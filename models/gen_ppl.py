@@ -1,0 +1,63 @@
+"""Generative perplexity: how likely a causal LM (e.g. GPT-2 large, as MDLM) finds samples."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from models.backbone import resolve_model_name
+
+
+@torch.no_grad()
+def generative_perplexity(
+    texts: Sequence[str], model_name: str, batch_size: int = 8, device: str = "cpu"
+) -> dict[str, float]:
+    """exp(mean NLL per token) of ``texts`` re-tokenised with the causal LM's own tokenizer.
+
+    Each text is scored after a BOS token (the tokenizer's bos, else eos) so its first token
+    counts too. Raises ``UsageError`` when the model is not available offline.
+    """
+    path = resolve_model_name(model_name, "--gen_ppl_model", "leave the flag out")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+    start = tokenizer.bos_token_id
+    if start is None:
+        start = (
+            tokenizer.eos_token_id
+            if tokenizer.eos_token_id is not None
+            else tokenizer.cls_token_id
+        )
+    limit = getattr(model.config, "max_position_embeddings", None) or getattr(
+        model.config, "n_positions", 1024
+    )
+    rows = [
+        [start, *tokenizer(t, add_special_tokens=False)["input_ids"]][:limit]
+        for t in texts
+    ]
+    rows = [r for r in rows if len(r) > 1]
+    total, count = 0.0, 0
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i : i + batch_size]
+        width = max(len(r) for r in batch)
+        ids = torch.zeros(len(batch), width, dtype=torch.long)
+        mask = torch.zeros(len(batch), width, dtype=torch.long)
+        for j, r in enumerate(batch):
+            ids[j, : len(r)] = torch.tensor(r)
+            mask[j, : len(r)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), ids[:, 1:], reduction="none"
+        )
+        keep = mask[:, 1:].bool()
+        total += nll[keep].sum().item()
+        count += int(keep.sum())
+    nats = total / count if count else float("nan")
+    return {
+        "gen_ppl": math.exp(nats),
+        "gen_nats_per_token": nats,
+        "gen_ppl_tokens": count,
+    }
