@@ -23,15 +23,11 @@ from models.training import collate
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="a folder written by main.py")
-    p.add_argument(
-        "--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or folder"
-    )
+    p.add_argument("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or folder")
     p.add_argument("--split", default="test")
     p.add_argument("--bound", default="discrete", help=", ".join(BOUNDS))
     p.add_argument("--eval_step_size", type=int, default=None, help="default: T / 128")
-    p.add_argument(
-        "--mc_samples", type=int, default=8, help="continuous bound: draws per sequence"
-    )
+    p.add_argument("--mc_samples", type=int, default=8, help="continuous bound: draws per sequence")
     p.add_argument("--protocol", default="exact", help=", ".join(PROTOCOLS))
     p.add_argument("--max_examples", type=int, default=None)
     p.add_argument("--batch_size", type=int, default=32)
@@ -47,20 +43,14 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     if args.bound not in BOUNDS:
-        raise UsageError(
-            f"--bound {args.bound!r} is unknown: choose one of {', '.join(BOUNDS)}"
-        )
+        raise UsageError(f"--bound {args.bound!r} is unknown: choose one of {', '.join(BOUNDS)}")
     if args.protocol not in PROTOCOLS:
-        raise UsageError(
-            f"--protocol {args.protocol!r} is unknown: choose exact or official"
-        )
+        raise UsageError(f"--protocol {args.protocol!r} is unknown: choose exact or official")
     for name in ("mc_samples", "batch_size", "max_examples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if args.device == "auto"
-        else args.device
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
     ckpt = load_checkpoint(args.checkpoint, device)
     T = ckpt.config.num_steps
@@ -101,9 +91,7 @@ def main() -> None:
         "given_length": summarise(values, tokens, words),
     }
     if ckpt.lengths is not None:
-        record["full_sequence"] = summarise(
-            values, tokens, words, length_nll(ckpt.lengths, tokens)
-        )
+        record["full_sequence"] = summarise(values, tokens, words, length_nll(ckpt.lengths, tokens))
     if args.dataset == "toy":
         truth = torch.tensor(toy.sentence_nll(texts), dtype=torch.float64)
         record["toy_oracle"] = {

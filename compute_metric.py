@@ -22,14 +22,10 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--generated", required=True, help="one text per line")
     p.add_argument("--references", default=None, help="one text per line")
-    p.add_argument(
-        "--dataset", default=None, help="references from a dataset (toy, lm1b, file)"
-    )
+    p.add_argument("--dataset", default=None, help="references from a dataset (toy, lm1b, file)")
     p.add_argument("--split", default="test")
     p.add_argument("--mode", default="unconditional", help=", ".join(MODES))
-    p.add_argument(
-        "--candidates", default=None, help="conditional: jsonl of candidate sets"
-    )
+    p.add_argument("--candidates", default=None, help="conditional: jsonl of candidate sets")
     p.add_argument("--bleu_convention", default="diffuseq", help="diffuseq or standard")
     p.add_argument("--gen_ppl_model", default=None, help="causal LM folder or hub name")
     p.add_argument("--json", default=None)
@@ -64,9 +60,7 @@ def main() -> None:
     if args.mode not in MODES:
         raise UsageError(f"--mode {args.mode!r} is unknown: choose {', '.join(MODES)}")
     if args.bleu_convention not in metrics.BLEU_CONVENTIONS:
-        raise UsageError(
-            f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard"
-        )
+        raise UsageError(f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard")
     generated = read_lines(args.generated, "--generated")
     references = None
     if args.references:
@@ -91,9 +85,7 @@ def main() -> None:
             result["num_references"] = len(references)
     else:
         if references is None:
-            raise UsageError(
-                "--mode conditional needs --references (one line per generated line)"
-            )
+            raise UsageError("--mode conditional needs --references (one line per generated line)")
         if len(references) != len(generated):
             raise UsageError(
                 f"--references has {len(references)} lines but --generated {len(generated)}: "
@@ -103,7 +95,7 @@ def main() -> None:
         refs = [r.split() for r in references]
         result.update(
             bleu=sum(metrics.sentence_bleu4(h, r, args.bleu_convention)
-                     for h, r in zip(split, refs)) / max(len(split), 1),
+                     for h, r in zip(split, refs, strict=True)) / max(len(split), 1),
             bleu_convention=args.bleu_convention, rouge_l=metrics.rouge_l(generated, references),
             dist_1=metrics.dist_1(split), div_4=metrics.div_4(split),
         )  # fmt: skip

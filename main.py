@@ -164,9 +164,7 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     if args.lr <= 0:
         raise UsageError(f"--lr must be > 0, got {args.lr}")
-    if args.dev_size <= 0 or (
-        args.dev_size >= 1 and args.dev_size != int(args.dev_size)
-    ):
+    if args.dev_size <= 0 or (args.dev_size >= 1 and args.dev_size != int(args.dev_size)):
         raise UsageError(
             f"--dev_size must be a count ≥ 1 or a fraction in (0, 1), got {args.dev_size}"
         )
@@ -179,9 +177,8 @@ def check_args(args: argparse.Namespace) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise UsageError(
-            f"--output_dir {out} is not writable ({error.strerror}); pass another"
-        )
+        message = f"--output_dir {out} is not writable ({error.strerror}); pass another"
+        raise UsageError(message) from None
 
 
 def setup_distributed(device_flag: str) -> tuple[int, int, torch.device]:
@@ -242,9 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     model_config = AutoConfig.from_pretrained(backbone)
     check_lengths(model_config, args.max_length, args.timestep)
     counts = None
-    freq_file = args.word_freq_file or default_output(
-        args.model_name_or_path, args.dataset
-    )
+    freq_file = args.word_freq_file or default_output(args.model_name_or_path, args.dataset)
     if args.word_freq_lambda > 0 or args.word_freq_file:
         counts = load_counts(freq_file, model_config.vocab_size)
 
@@ -260,12 +255,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     split = data.train_test_split(test_size=dev_size, seed=args.seed, shuffle=True)
     train_set, dev_set = split["train"], split["test"]
-    plan = BatchPlan(
-        len(train_set), args.batch_size, world, args.accumulation_steps, args.seed
-    )
-    max_steps = (
-        args.max_steps if args.max_steps > 0 else args.epochs * plan.steps_per_epoch
-    )
+    plan = BatchPlan(len(train_set), args.batch_size, world, args.accumulation_steps, args.seed)
+    max_steps = args.max_steps if args.max_steps > 0 else args.epochs * plan.steps_per_epoch
 
     if state is not None:
         model = load_checkpoint(resume_dir).model
@@ -273,9 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(args.seed)
         model = build_model(backbone, tokenizer, config, args.from_scratch)
     model.to(device)
-    diffusion = config.diffusion(
-        counts, tokenizer.mask_token_id, tokenizer.pad_token_id
-    )
+    diffusion = config.diffusion(counts, tokenizer.mask_token_id, tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=args.lr,
@@ -303,11 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         world,
     )
     out = Path(args.output_dir)
-    log = (
-        JsonlLog(out / "train_log.jsonl", state["step"] if state else None)
-        if rank == 0
-        else None
-    )
+    log = JsonlLog(out / "train_log.jsonl", state["step"] if state else None) if rank == 0 else None
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -346,9 +331,7 @@ def main(argv: list[str] | None = None) -> None:
             trainer.save(out / name, training_state)
 
     window, logged, started = [], [], time.time()
-    progress = tqdm(
-        total=max_steps, initial=trainer.step, disable=rank != 0, desc="training"
-    )
+    progress = tqdm(total=max_steps, initial=trainer.step, disable=rank != 0, desc="training")
     while trainer.step < max_steps:
         result = trainer.train_step()
         progress.update(1)
@@ -359,8 +342,7 @@ def main(argv: list[str] | None = None) -> None:
             record = {
                 "step": step,
                 "loss": sum(r["loss"] for r in window) / len(window),
-                "loss_per_token": sum(r["loss_per_token"] for r in window)
-                / len(window),
+                "loss_per_token": sum(r["loss_per_token"] for r in window) / len(window),
                 "lr": window[-1]["lr"],
                 "skipped_steps": trainer.skipped_steps,
                 "elapsed_s": round(time.time() - started, 2),
@@ -393,9 +375,7 @@ def main(argv: list[str] | None = None) -> None:
                 trainer.best = dev["nats_per_token"]
                 save("best", with_state=False)
                 if fitlog:
-                    fitlog.add_best_metric(
-                        {"dev": {"nats_per_token": trainer.best, "step": step}}
-                    )
+                    fitlog.add_best_metric({"dev": {"nats_per_token": trainer.best, "step": step}})
         if step % save_steps == 0 or step == max_steps or stop["signal"] is not None:
             save("last", with_state=True)
             if args.keep_last > 0:
@@ -404,9 +384,7 @@ def main(argv: list[str] | None = None) -> None:
                     prune_checkpoints(out, args.keep_last)
         if stop["signal"] is not None:
             if rank == 0:
-                print(
-                    f"stopped by signal {stop['signal']} at step {step}; saved {out / 'last'}"
-                )
+                print(f"stopped by signal {stop['signal']} at step {step}; saved {out / 'last'}")
             sys.exit(128 + stop["signal"])
     progress.close()
     if fitlog:

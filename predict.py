@@ -24,9 +24,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--length", type=int, default=0, help="tokens per sample; 0 = drawn from "
                    "the training length histogram")  # fmt: skip
     p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument(
-        "--num_steps", type=int, default=None, help="T' (default: training T)"
-    )
+    p.add_argument("--num_steps", type=int, default=None, help="T' (default: training T)")
     p.add_argument("--step_size", type=int, default=1)
     p.add_argument("--topk", type=int, default=0, help="0 = off")
     p.add_argument("--topp", type=float, default=1.0, help="1 = off")
@@ -47,26 +45,18 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     if args.sampler not in SAMPLERS:
-        raise UsageError(
-            f"--sampler {args.sampler!r} is unknown: choose {', '.join(SAMPLERS)}"
-        )
+        raise UsageError(f"--sampler {args.sampler!r} is unknown: choose {', '.join(SAMPLERS)}")
     for name in ("num_samples", "batch_size", "semi_ar_windows"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     if args.length < 0:
-        raise UsageError(
-            f"--length must be ≥ 0 (0 = drawn from the histogram), got {args.length}"
-        )
+        raise UsageError(f"--length must be ≥ 0 (0 = drawn from the histogram), got {args.length}")
     device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if args.device == "auto"
-        else args.device
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
     ckpt = load_checkpoint(args.checkpoint, device)
     num_steps = args.num_steps or ckpt.config.num_steps
-    check_sampling_args(
-        args.temperature, args.topk, args.topp, args.step_size, num_steps
-    )
+    check_sampling_args(args.temperature, args.topk, args.topp, args.step_size, num_steps)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -81,9 +71,7 @@ def main() -> None:
     tmp.write_text("".join(f"{t}\n" for t in texts))
     tmp.replace(output)
     tokens = sum(len(ids) for ids in result.ids)
-    settings = {
-        k: v for k, v in vars(args).items() if k not in ("output", "show_process")
-    }
+    settings = {k: v for k, v in vars(args).items() if k not in ("output", "show_process")}
     write_json(
         output.with_name(output.name + ".json"),
         {
@@ -106,7 +94,8 @@ def main() -> None:
                 print(f"t={step:5d}  {text}")
                 shown = text
     print(f"{args.num_samples} samples ({tokens} tokens) in {wall:.1f} s, {result.calls} network "
-          f"calls, {tokens / wall:.1f} tokens/s → {output} (settings in {output}.json)")  # fmt: skip
+          f"calls, {tokens / wall:.1f} tokens/s → {output} (settings in "
+          f"{output}.json)")  # fmt: skip
     for text in texts[:3]:
         print(f"  {text}")
 

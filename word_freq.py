@@ -27,15 +27,11 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_name(args.model_name_or_path)
-    )
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))
     counts = count_tokens(load_texts(args.dataset, args.split), tokenizer)
     output = args.output or default_output(args.model_name_or_path, args.dataset)
     save_counts(counts, output)
-    print(
-        f"counted {int(counts.sum())} tokens ({int((counts > 0).sum())} distinct) → {output}"
-    )
+    print(f"counted {int(counts.sum())} tokens ({int((counts > 0).sum())} distinct) → {output}")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,7 @@ def count_tokens(
     """
     vocab = len(tokenizer)
     counts = torch.zeros(vocab, dtype=torch.int64)
-    for start in tqdm(
-        range(0, len(dataset), batch_size), desc="counting tokens", unit="batch"
-    ):
+    for start in tqdm(range(0, len(dataset), batch_size), desc="counting tokens", unit="batch"):
         texts = dataset[start : start + batch_size]["text"]
         ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
         flat = torch.tensor([i for row in ids for i in row], dtype=torch.int64)
@@ -58,15 +56,9 @@ def load_counts(
     except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as error:
         raise UsageError(
             f"{argument} {path}: not a tensor file written by word_freq.py ({error})"
-        )
-    if (
-        not isinstance(counts, torch.Tensor)
-        or counts.dim() != 1
-        or counts.is_floating_point()
-    ):
-        raise UsageError(
-            f"{argument} {path}: expected a 1-d integer tensor of token counts"
-        )
+        ) from None
+    if not isinstance(counts, torch.Tensor) or counts.dim() != 1 or counts.is_floating_point():
+        raise UsageError(f"{argument} {path}: expected a 1-d integer tensor of token counts")
     if counts.numel() != vocab_size:
         raise UsageError(
             f"{argument} {path} has {counts.numel()} entries but the model's vocabulary has "
@@ -81,6 +73,4 @@ def load_counts(
 def length_histogram(encoded: datasets.Dataset, max_length: int) -> torch.Tensor:
     """How many sequences of the ``input_ids`` column have each length: int64 (max_length + 1,)."""
     lengths = pc.list_value_length(encoded.data.column("input_ids")).to_numpy()
-    return torch.bincount(
-        torch.from_numpy(lengths.astype("int64")), minlength=max_length + 1
-    )
+    return torch.bincount(torch.from_numpy(lengths.astype("int64")), minlength=max_length + 1)

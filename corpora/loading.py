@@ -46,18 +46,14 @@ def _from_file(path: Path) -> datasets.Dataset:
     if path.suffix in (".jsonl", ".json"):
         _check_jsonl(path)
         return datasets.load_dataset("json", data_files=str(path), split="train")
-    raise UsageError(
-        f"--dataset {path}: use a .txt or .jsonl file, or a dataset folder"
-    )
+    raise UsageError(f"--dataset {path}: use a .txt or .jsonl file, or a dataset folder")
 
 
 def _from_folder(path: Path, split: str) -> datasets.Dataset:
     for suffix in (".txt", ".jsonl"):
         if (path / f"{split}{suffix}").is_file():
             return _from_file(path / f"{split}{suffix}")
-    if not any(
-        (path / name).is_file() for name in ("dataset_dict.json", "dataset_info.json")
-    ):
+    if not any((path / name).is_file() for name in ("dataset_dict.json", "dataset_info.json")):
         raise UsageError(
             f"--dataset {path}: the folder has neither {split}.txt, {split}.jsonl nor a dataset "
             "saved with save_to_disk"
@@ -65,9 +61,7 @@ def _from_folder(path: Path, split: str) -> datasets.Dataset:
     loaded = datasets.load_from_disk(str(path))
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
-            raise UsageError(
-                f"--dataset {path} has no split {split!r}; it has {', '.join(loaded)}"
-            )
+            raise UsageError(f"--dataset {path} has no split {split!r}; it has {', '.join(loaded)}")
         loaded = loaded[split]
     return loaded
 
@@ -85,9 +79,8 @@ def _from_hub(name: str, split: str) -> datasets.Dataset:
     try:
         return datasets.load_dataset(repo, split=split)
     except (OSError, ValueError, ConnectionError) as error:
-        raise UsageError(
-            f"--dataset {name}: loading {repo!r} from the hub failed: {error}"
-        )
+        message = f"--dataset {name}: loading {repo!r} from the hub failed: {error}"
+        raise UsageError(message) from None
 
 
 def load_texts(name: str, split: str = "train") -> datasets.Dataset:

@@ -38,9 +38,7 @@ def _closest(lengths: list[int], hyp_len: int) -> int:
     return min(options, key=lambda r: (abs(r - hyp_len), r))
 
 
-def _bleu(
-    numerators: list[int], denominators: list[int], hyp_len: int, ref_len: int
-) -> float:
+def _bleu(numerators: list[int], denominators: list[int], hyp_len: int, ref_len: int) -> float:
     if numerators[0] == 0:
         return 0.0
     if hyp_len > ref_len:
@@ -51,7 +49,7 @@ def _bleu(
         bp = math.exp(1 - ref_len / hyp_len)
     logs = [
         math.log(num / den) if num else math.log(sys.float_info.min)
-        for num, den in zip(numerators, denominators)
+        for num, den in zip(numerators, denominators, strict=True)
     ]
     return bp * math.exp(math.fsum(logs) / ORDER)
 
@@ -100,14 +98,10 @@ class ReferenceSet:
                 sum(min(c, self._max_count(n, g, exclude)) for g, c in counts.items())
             )
             denominators.append(max(1, sum(counts.values())))
-        return _bleu(
-            numerators, denominators, len(hyp), self._ref_len(len(hyp), own_len)
-        )
+        return _bleu(numerators, denominators, len(hyp), self._ref_len(len(hyp), own_len))
 
 
-def mean_bleu(
-    hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]]
-) -> float:
+def mean_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> float:
     """Paper BLEU-4: each sample against ALL references, averaged over samples."""
     if not hypotheses or not references:
         return 0.0
@@ -120,9 +114,9 @@ def self_bleu(samples: Sequence[Sequence[str]]) -> float:
     if len(samples) < 2:
         return 0.0
     refs = ReferenceSet(samples)
-    return sum(
-        refs.bleu(s, exclude=i, own_len=len(s)) for i, s in enumerate(samples)
-    ) / len(samples)
+    return sum(refs.bleu(s, exclude=i, own_len=len(s)) for i, s in enumerate(samples)) / len(
+        samples
+    )
 
 
 def dist_1(texts: Sequence[Sequence[str]]) -> float:
@@ -145,27 +139,21 @@ def unigram_entropy(texts: Sequence[Sequence[str]]) -> float:
     """Entropy (nats) of the unigram distribution of all tokens of all texts."""
     counts = Counter(token for t in texts for token in t)
     total = sum(counts.values())
-    return (
-        -sum(c / total * math.log(c / total) for c in counts.values()) if total else 0.0
-    )
+    return -sum(c / total * math.log(c / total) for c in counts.values()) if total else 0.0
 
 
 def mean_length(texts: Sequence[Sequence[str]]) -> float:
     return sum(len(t) for t in texts) / len(texts) if texts else 0.0
 
 
-def sentence_bleu4(
-    hyp: Sequence[str], ref: Sequence[str], convention: str = "diffuseq"
-) -> float:
+def sentence_bleu4(hyp: Sequence[str], ref: Sequence[str], convention: str = "diffuseq") -> float:
     """DiffuSeq's sentence BLEU with SmoothingFunction().method4.
 
     ``diffuseq`` reproduces its published numbers: it passes the generated text as the
     reference and the gold text as the hypothesis. ``standard`` is the usual order.
     """
     if convention not in BLEU_CONVENTIONS:
-        raise ValueError(
-            f"--bleu_convention {convention!r}: choose diffuseq or standard"
-        )
+        raise ValueError(f"--bleu_convention {convention!r}: choose diffuseq or standard")
     if not hyp or not ref:
         return 0.0
     smoothing = SmoothingFunction().method4
@@ -181,9 +169,8 @@ def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     if not hyps:
         return 0.0
-    return sum(scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, refs)) / len(
-        hyps
-    )
+    scores = [scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, refs, strict=True)]
+    return sum(scores) / len(hyps)
 
 
 def candidate_self_bleu(candidate_sets: Sequence[Sequence[Sequence[str]]]) -> float:

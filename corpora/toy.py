@@ -70,7 +70,7 @@ SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
 def zipf(words: tuple[str, ...]) -> dict[str, float]:
     weights = [1.0 / (rank + 1) for rank in range(len(words))]
     total = sum(weights)
-    return {word: weight / total for word, weight in zip(words, weights)}
+    return {word: weight / total for word, weight in zip(words, weights, strict=True)}
 
 
 WORD_PROBS = {name: zipf(words) for name, words in CLASSES.items() if name != "DET"}
@@ -90,7 +90,7 @@ def _noun_phrase(rng: random.Random) -> list[str]:
     words = [_draw(rng, P_DET)]
     if rng.random() < P_ADJ:
         words.append(_draw(rng, WORD_PROBS["ADJ"]))
-    return words + [_draw(rng, WORD_PROBS["NOUN"])]
+    return [*words, _draw(rng, WORD_PROBS["NOUN"])]
 
 
 def sample_sentence(rng: random.Random) -> str:
@@ -98,12 +98,12 @@ def sample_sentence(rng: random.Random) -> str:
     kind = _draw(rng, P_VP)
     words.append(_draw(rng, WORD_PROBS[kind]))
     if kind == "GIVE":
-        words += _noun_phrase(rng) + ["to"] + _noun_phrase(rng)
+        words += [*_noun_phrase(rng), "to", *_noun_phrase(rng)]
     elif kind == "TAKE":
         words += _noun_phrase(rng)
     elif rng.random() < P_ADV:
         words.append(_draw(rng, WORD_PROBS["ADV"]))
-    return " ".join(words + ["."])
+    return " ".join([*words, "."])
 
 
 def sample(n: int, seed: int) -> list[str]:
@@ -115,9 +115,7 @@ def sample(n: int, seed: int) -> list[str]:
 def split(name: str) -> list[str]:
     """The fixed ``train`` / ``validation`` / ``test`` split of the toy corpus."""
     if name not in SPLIT_SIZES:
-        raise ValueError(
-            f"toy corpus split {name!r} is unknown: choose {', '.join(SPLIT_SIZES)}"
-        )
+        raise ValueError(f"toy corpus split {name!r} is unknown: choose {', '.join(SPLIT_SIZES)}")
     return sample(SPLIT_SIZES[name], SPLIT_SEEDS[name])
 
 
@@ -177,9 +175,7 @@ def entropy() -> float:
     verb_phrase = _entropy(P_VP.values())
     verb_phrase += P_VP["GIVE"] * (h["GIVE"] + 2 * noun_phrase)
     verb_phrase += P_VP["TAKE"] * (h["TAKE"] + noun_phrase)
-    verb_phrase += P_VP["REST"] * (
-        h["REST"] + _entropy([P_ADV, 1 - P_ADV]) + P_ADV * h["ADV"]
-    )
+    verb_phrase += P_VP["REST"] * (h["REST"] + _entropy([P_ADV, 1 - P_ADV]) + P_ADV * h["ADV"])
     return noun_phrase + verb_phrase
 
 

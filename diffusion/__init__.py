@@ -6,7 +6,7 @@ in row-major order, shape (N, V), with the [M] entry at −inf.
 """
 
 from diffusion.elbo import continuous_nelbo, discrete_nelbo
-from diffusion.losses import OBJECTIVES, LossOutput, d3pm_loss, mdlm_loss
+from diffusion.losses import OBJECTIVES, LossOutput, Noise, antithetic, d3pm_loss, mdlm_loss
 from diffusion.process import PROTOCOLS, AbsorbingDiffusion, absorbing_kl, masked_kl
 from diffusion.sampling import SAMPLERS, SamplingResult, filter_log_probs, sample
 from diffusion.schedule import BASE_SCHEDULES, NoiseSchedule
@@ -19,9 +19,11 @@ __all__ = [
     "SAMPLERS",
     "AbsorbingDiffusion",
     "LossOutput",
+    "Noise",
     "NoiseSchedule",
     "SamplingResult",
     "absorbing_kl",
+    "antithetic",
     "centred_information",
     "continuous_nelbo",
     "d3pm_loss",

@@ -42,9 +42,7 @@ def discrete_nelbo(
     total = torch.zeros(batch, dtype=torch.float64, device=x0.device)
     for t in range(T - step_size, -1, -step_size):
         u_t = torch.full((batch,), t / T, dtype=torch.float64, device=x0.device)
-        u_s = torch.full(
-            (batch,), (t + step_size) / T, dtype=torch.float64, device=x0.device
-        )
+        u_s = torch.full((batch,), (t + step_size) / T, dtype=torch.float64, device=x0.device)
         xs, masked = diffusion.q_sample(x0, target_mask, u_s, generator)
         log_probs = denoiser(xs, u_s, masked)
         kl = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
@@ -80,9 +78,7 @@ def continuous_integrand(
     w = diffusion.candidate_information(xt, target_mask, masked, probs)
     rho_hat = diffusion.schedule.loss_weight(u[rows], w).to(log_probs.dtype)
     rho_hat_x0 = rho_hat.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    log_ratio = torch.log(rho.clamp_min(1e-300)) - torch.log(
-        rho_hat_x0.clamp_min(1e-300)
-    )
+    log_ratio = torch.log(rho.clamp_min(1e-300)) - torch.log(rho_hat_x0.clamp_min(1e-300))
     return (probs * rho_hat).sum(-1) - rho + rho * (log_ratio - log_p_x0)
 
 
@@ -105,17 +101,13 @@ def continuous_nelbo(
     """
     batch = x0.shape[0]
     out = torch.zeros(batch, mc_samples, dtype=torch.float64, device=x0.device)
-    offsets = torch.rand(
-        batch, generator=generator, device=x0.device, dtype=torch.float64
-    )
+    offsets = torch.rand(batch, generator=generator, device=x0.device, dtype=torch.float64)
     for k in range(mc_samples):
         v = (offsets + k / mc_samples) % 1.0
         u = eps + (1.0 - eps) * v
         xt, masked = diffusion.q_sample(x0, target_mask, u, generator, discrete=False)
         log_probs = denoiser(xt, u, masked)
-        rate = continuous_integrand(
-            diffusion, u, x0, xt, target_mask, masked, log_probs
-        )
+        rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
         rows = masked.nonzero(as_tuple=True)[0]
         out[:, k].index_add_(0, rows, (1.0 - eps) * rate.to(torch.float64))
         if on_term is not None:
@@ -123,11 +115,9 @@ def continuous_nelbo(
     u_eps = torch.full((batch,), eps, dtype=torch.float64, device=x0.device)
     xt, masked = diffusion.q_sample(x0, target_mask, u_eps, generator, discrete=False)
     log_probs = denoiser(xt, u_eps, masked)
-    recon = (
-        -log_probs.gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1).to(torch.float64)
-    )
+    recon = -log_probs.gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1).to(torch.float64)
     rows = masked.nonzero(as_tuple=True)[0]
-    out += torch.zeros(batch, dtype=torch.float64, device=x0.device).index_add(
-        0, rows, recon
-    )[:, None]
+    out += torch.zeros(batch, dtype=torch.float64, device=x0.device).index_add(0, rows, recon)[
+        :, None
+    ]
     return out

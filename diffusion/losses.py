@@ -13,6 +13,25 @@ OBJECTIVES = ("d3pm", "mdlm")
 
 
 @dataclass
+class Noise:
+    """The uniforms one loss evaluation consumes: ``time`` (B,) in [0, 1) picks t (d3pm) or u
+    (mdlm) per sequence, ``mask`` (B, L) decides which tokens are masked. Drawing them outside
+    the loss lets a caller give every example the same noise however the batch is split
+    across processes."""
+
+    time: torch.Tensor
+    mask: torch.Tensor
+
+    @classmethod
+    def draw(
+        cls, batch: int, length: int, generator: torch.Generator | None, device: torch.device
+    ) -> Noise:
+        time = torch.rand(batch, generator=generator, device=device, dtype=torch.float64)
+        mask = torch.rand(batch, length, generator=generator, device=device, dtype=torch.float64)
+        return cls(time, mask)
+
+
+@dataclass
 class LossOutput:
     """``loss``: what is back-propagated (summed over target tokens, divided by batch size).
 
@@ -32,20 +51,20 @@ def d3pm_loss(
     hybrid_lambda: float = 0.01,
     per_sequence_t: bool = False,
     generator: torch.Generator | None = None,
+    noise: Noise | None = None,
 ) -> LossOutput:
     """Σ_masked KL(q(x_t | x_{t+1}, x0) ‖ p_θ(x_t | x_{t+1})) + hybrid_lambda · CE, over B.
 
-    One t ~ U{0, …, T−1} for the batch (reference) or one per sequence; at t = 0 the KL is the
-    cross-entropy of x0. Args: x0 (B, L) ids, target_mask (B, L) bool.
+    One t ~ U{0, …, T−1} for the batch (reference; from ``noise.time[0]``) or one per
+    sequence; at t = 0 the KL is the cross-entropy of x0. Args: x0 (B, L) ids, target_mask
+    (B, L) bool; ``noise`` is drawn from ``generator`` when omitted.
     """
     batch = x0.shape[0]
-    shape = (batch,) if per_sequence_t else (1,)
-    t = torch.randint(
-        0, diffusion.num_steps, shape, generator=generator, device=x0.device
-    )
-    t = t.expand(batch).to(torch.float64)
+    noise = noise or Noise.draw(batch, x0.shape[1], generator, x0.device)
+    time = noise.time if per_sequence_t else noise.time[:1].expand(batch)
+    t = (time * diffusion.num_steps).floor().clamp(max=diffusion.num_steps - 1)
     u_t, u_s = t / diffusion.num_steps, (t + 1) / diffusion.num_steps
-    xs, masked = diffusion.q_sample(x0, target_mask, u_s, generator)
+    xs, masked = diffusion.q_sample(x0, target_mask, u_s, draw=noise.mask)
     log_probs = denoiser(xs, u_s, masked)
     kl = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
     ce = -log_probs.gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1)
@@ -53,16 +72,10 @@ def d3pm_loss(
     return LossOutput(total / batch, total.detach(), masked.sum())
 
 
-def antithetic_times(
-    batch: int,
-    generator: torch.Generator | None,
-    device: torch.device,
-    eps: float = 1e-3,
-) -> torch.Tensor:
-    """Low-discrepancy u ∈ [eps, 1]: (u0 + i / B) mod 1, rescaled. Shape (B,), float64."""
-    u0 = torch.rand(1, generator=generator, device=device, dtype=torch.float64)
-    u = (u0 + torch.arange(batch, device=device, dtype=torch.float64) / batch) % 1.0
-    return eps + (1.0 - eps) * u
+def antithetic(offset: torch.Tensor, batch: int) -> torch.Tensor:
+    """Low-discrepancy uniforms (offset + i / B) mod 1, i = 0..B−1, from one offset (1,)."""
+    i = torch.arange(batch, device=offset.device, dtype=torch.float64)
+    return (offset + i / batch) % 1.0
 
 
 def mdlm_loss(
@@ -72,14 +85,19 @@ def mdlm_loss(
     target_mask: torch.Tensor,
     generator: torch.Generator | None = None,
     eps: float = 1e-3,
+    noise: Noise | None = None,
 ) -> LossOutput:
     """Σ_masked −ᾱ'^i(u) / (1 − ᾱ^i(u)) · (−log p_θ(x0^i | x_u)), divided by B.
 
-    Args: x0 (B, L) ids, target_mask (B, L) bool. u is drawn antithetically over the batch.
+    Args: x0 (B, L) ids, target_mask (B, L) bool. u = eps + (1 − eps) · ``noise.time``; when
+    ``noise`` is omitted the times are drawn antithetically over the batch.
     """
     batch = x0.shape[0]
-    u = antithetic_times(batch, generator, x0.device, eps)
-    xt, masked = diffusion.q_sample(x0, target_mask, u, generator, discrete=False)
+    if noise is None:
+        noise = Noise.draw(batch, x0.shape[1], generator, x0.device)
+        noise.time = antithetic(noise.time[:1], batch)
+    u = eps + (1.0 - eps) * noise.time
+    xt, masked = diffusion.q_sample(x0, target_mask, u, discrete=False, draw=noise.mask)
     log_probs = denoiser(xt, u, masked)
     weight = diffusion.schedule.loss_weight(u, diffusion.centred(x0, target_mask))
     weight = weight.expand_as(x0)[masked].to(log_probs.dtype)

@@ -36,9 +36,7 @@ class AbsorbingDiffusion:
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise ValueError(
-                f"protocol {self.protocol!r} is unknown: choose exact or official"
-            )
+            raise ValueError(f"protocol {self.protocol!r} is unknown: choose exact or official")
         if self.schedule.spindle and self.h is None:
             raise ValueError(
                 "word_freq_lambda > 0 needs the token information h: pass --word_freq_file"
@@ -48,9 +46,7 @@ class AbsorbingDiffusion:
     def num_steps(self) -> int:
         return self.schedule.num_steps
 
-    def centred(
-        self, x0: torch.Tensor, target_mask: torch.Tensor
-    ) -> torch.Tensor | None:
+    def centred(self, x0: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor | None:
         """Centred information w (B, L) of the true tokens, or None without the spindle."""
         if not self.schedule.spindle:
             return None
@@ -63,20 +59,19 @@ class AbsorbingDiffusion:
         u: torch.Tensor,
         generator: torch.Generator | None = None,
         discrete: bool = True,
+        draw: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw x_u ~ q(x_u | x0): each target token kept with probability ᾱ_u^i, else [M].
 
         Args:
             x0: (B, L) ids; target_mask: (B, L) bool; u: (B,) times in [0, 1].
+            draw: optional (B, L) uniforms to use instead of drawing from ``generator``.
         Returns:
             xt (B, L) ids and masked (B, L) bool (the target positions that are [M]).
         """
-        keep = self.schedule.alpha_bar(
-            u, self.centred(x0, target_mask), discrete=discrete
-        )
-        draw = torch.rand(
-            x0.shape, generator=generator, device=x0.device, dtype=torch.float64
-        )
+        keep = self.schedule.alpha_bar(u, self.centred(x0, target_mask), discrete=discrete)
+        if draw is None:
+            draw = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
         masked = (draw >= keep) & target_mask
         return x0.masked_fill(masked, self.mask_id), masked
 
@@ -143,9 +138,7 @@ class AbsorbingDiffusion:
             return self.posterior_rate(u_t, u_s, None)[rows].to(probs.dtype)
         if self.protocol == "official":
             if x0 is None:
-                raise ValueError(
-                    "the official protocol needs the true x0 (it leaks it by design)"
-                )
+                raise ValueError("the official protocol needs the true x0 (it leaks it by design)")
             rate = self.posterior_rate(u_t, u_s, self.centred(x0, target_mask))
             return rate[masked].unsqueeze(-1).to(probs.dtype)
         w = self.candidate_information(xs, target_mask, masked, probs)
@@ -179,8 +172,7 @@ def absorbing_kl(
     stay_p = (1.0 - reveal_mass).clamp_min(0.0)
     miss = torch.where(
         stay > 0,
-        stay
-        * (torch.log(stay.clamp_min(1e-300)) - torch.log(stay_p.clamp_min(1e-300))),
+        stay * (torch.log(stay.clamp_min(1e-300)) - torch.log(stay_p.clamp_min(1e-300))),
         0.0,
     )
     return hit + miss

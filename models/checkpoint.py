@@ -3,7 +3,8 @@
 Layout: the Hugging Face model (``config.json``, ``model.safetensors``), the tokenizer files,
 ``diffusion_config.json``, ``corpus_statistics.safetensors`` (the training split's token
 counts ``token_counts`` int64 (V,) and its length histogram ``length_counts`` int64
-(max_length + 1,), when known), ``time_embedding.safetensors`` (time designs ``token``/``layerwise``), and
+(max_length + 1,), when known), ``time_embedding.safetensors`` (time designs
+``token``/``layerwise``), and
 for resume ``training_state.pt`` (tensors and plain Python values only, loaded with
 ``weights_only=True``). Directories are written under a temporary name and renamed.
 """
@@ -92,9 +93,7 @@ def build_model(
             f"the model {backbone} has {mlm.config.vocab_size} embeddings but its tokenizer "
             f"{len(tokenizer)} tokens; use the tokenizer that belongs to the model"
         )
-    return DiffusionBert(
-        mlm, config.timestep, config.num_steps, **special_ids(tokenizer)
-    )
+    return DiffusionBert(mlm, config.timestep, config.num_steps, **special_ids(tokenizer))
 
 
 def check_lengths(model_config: Any, max_length: int, timestep: str) -> None:
@@ -155,9 +154,7 @@ def save_checkpoint(
         if statistics:
             save_file(statistics, tmp / STATISTICS)
         if model.time is not None:
-            state = {
-                k: v.detach().contiguous() for k, v in model.time.state_dict().items()
-            }
+            state = {k: v.detach().contiguous() for k, v in model.time.state_dict().items()}
             save_file(state, tmp / TIME)
         if training_state is not None:
             torch.save(training_state, tmp / TRAINING_STATE)
@@ -194,14 +191,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             f"{path}: the model has {mlm.config.vocab_size} embeddings but the tokenizer "
             f"{len(tokenizer)} tokens: the folder mixes files of different models"
         )
-    model = DiffusionBert(
-        mlm, config.timestep, config.num_steps, **special_ids(tokenizer)
-    )
+    model = DiffusionBert(mlm, config.timestep, config.num_steps, **special_ids(tokenizer))
     if model.time is not None:
         if not (path / TIME).is_file():
-            raise UsageError(
-                f"{path}: {TIME} is missing for timestep {config.timestep!r}"
-            )
+            raise UsageError(f"{path}: {TIME} is missing for timestep {config.timestep!r}")
         model.time.load_state_dict(load_file(path / TIME))
     statistics = load_file(path / STATISTICS) if (path / STATISTICS).is_file() else {}
     counts = statistics.get("token_counts")
@@ -212,13 +205,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
                 f"{mlm.config.vocab_size}: the folder mixes files of different models"
             )
     elif config.word_freq_lambda > 0:
-        raise UsageError(
-            f"{path}: {STATISTICS} is missing but the spindle schedule needs it"
-        )
+        raise UsageError(f"{path}: {STATISTICS} is missing but the spindle schedule needs it")
     model = model.to(device).eval()
-    return Checkpoint(
-        model, tokenizer, config, counts, path, statistics.get("length_counts")
-    )
+    return Checkpoint(model, tokenizer, config, counts, path, statistics.get("length_counts"))
 
 
 def load_training_state(path: Path) -> dict:

@@ -70,9 +70,8 @@ class DiffusionConfig:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as error:
-            raise UsageError(
-                f"{path} is not valid JSON ({error}); the checkpoint is damaged"
-            )
+            message = f"{path} is not valid JSON ({error}); the checkpoint is damaged"
+            raise UsageError(message) from None
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown or data.get("format") != FORMAT:

@@ -74,9 +74,7 @@ class DiffusionBert(nn.Module):
         for name in ("cls", "lm_head"):
             if hasattr(self.mlm, name):
                 return getattr(self.mlm, name)
-        raise UsageError(
-            f"{type(self.mlm).__name__} has no masked-LM head (cls or lm_head)"
-        )
+        raise UsageError(f"{type(self.mlm).__name__} has no masked-LM head (cls or lm_head)")
 
     def hidden_states(self, xt: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Last hidden states aligned with x_t.
@@ -89,7 +87,10 @@ class DiffusionBert(nn.Module):
         batch, length = xt.shape
         real = xt != self.pad_id
         lengths = real.sum(-1)
-        column = lambda value: xt.new_full((batch, 1), value)
+
+        def column(value):
+            return xt.new_full((batch, 1), value)
+
         ids = torch.cat([column(self.cls_id), xt, column(self.pad_id)], dim=1)
         ids = ids.scatter(1, (lengths + 1).unsqueeze(-1), self.sep_id)
         positions = torch.arange(length + 2, device=xt.device)
@@ -99,9 +100,7 @@ class DiffusionBert(nn.Module):
         if self.timestep == "token":
             time = self.time(u).to(embeds.dtype).unsqueeze(1)
             embeds = torch.cat([embeds[:, :1], time, embeds[:, 1:]], dim=1)
-            attention = torch.cat(
-                [attention[:, :1], attention[:, :1], attention[:, 1:]], dim=1
-            )
+            attention = torch.cat([attention[:, :1], attention[:, :1], attention[:, 1:]], dim=1)
             offset = 2
         if self.timestep == "layerwise":
             self._shifts = self.time(u)
@@ -111,9 +110,7 @@ class DiffusionBert(nn.Module):
             self._shifts = None
         return out.last_hidden_state[:, offset : offset + length]
 
-    def forward(
-        self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """log p_θ(x0 | x_t) at the ``masked`` positions.
 
         Args:

@@ -32,13 +32,11 @@ def sequence_nelbo(
     Args: x0 (B, L) ids, target_mask (B, L) bool. Conditional on the number of target tokens.
     """
     if bound == "discrete":
-        return discrete_nelbo(
-            diffusion, denoiser, x0, target_mask, step_size, generator
-        ).unsqueeze(-1)
-    if bound == "continuous":
-        return continuous_nelbo(
-            diffusion, denoiser, x0, target_mask, mc_samples, generator
+        return discrete_nelbo(diffusion, denoiser, x0, target_mask, step_size, generator).unsqueeze(
+            -1
         )
+    if bound == "continuous":
+        return continuous_nelbo(diffusion, denoiser, x0, target_mask, mc_samples, generator)
     raise ValueError(f"--bound {bound!r} is unknown: choose one of {', '.join(BOUNDS)}")
 
 
@@ -61,10 +59,8 @@ def sequence_bounds(
     """
     generator = torch.Generator(device=device).manual_seed(seed)
     values, tokens = [], []
-    for x0, target_mask in tqdm(
-        batches, total=total, disable=not progress, desc="bound"
-    ):
-        x0, target_mask = x0.to(device), target_mask.to(device)
+    for x0_cpu, mask_cpu in tqdm(batches, total=total, disable=not progress, desc="bound"):
+        x0, target_mask = x0_cpu.to(device), mask_cpu.to(device)
         nelbo = sequence_nelbo(
             diffusion,
             denoiser,
@@ -119,17 +115,13 @@ def summarise(
         "bits_per_token": nats / math.log(2),
         "ppl_per_token": math.exp(nats),
         "nats_per_sequence": per_sequence.mean().item(),
-        "nats_per_sequence_se": per_sequence.std().item() / math.sqrt(n)
-        if n > 1
-        else 0.0,
+        "nats_per_sequence_se": per_sequence.std().item() / math.sqrt(n) if n > 1 else 0.0,
         "num_sequences": n,
         "num_tokens": int(num_tokens),
     }
     if words is not None:
         out["num_words"] = int(words.sum().item())
-        out["ppl_per_word"] = math.exp(
-            per_sequence.sum().item() / max(words.sum().item(), 1)
-        )
+        out["ppl_per_word"] = math.exp(per_sequence.sum().item() / max(words.sum().item(), 1))
     return out
 
 

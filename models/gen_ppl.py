@@ -26,17 +26,12 @@ def generative_perplexity(
     start = tokenizer.bos_token_id
     if start is None:
         start = (
-            tokenizer.eos_token_id
-            if tokenizer.eos_token_id is not None
-            else tokenizer.cls_token_id
+            tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.cls_token_id
         )
     limit = getattr(model.config, "max_position_embeddings", None) or getattr(
         model.config, "n_positions", 1024
     )
-    rows = [
-        [start, *tokenizer(t, add_special_tokens=False)["input_ids"]][:limit]
-        for t in texts
-    ]
+    rows = [[start, *tokenizer(t, add_special_tokens=False)["input_ids"]][:limit] for t in texts]
     rows = [r for r in rows if len(r) > 1]
     total, count = 0.0, 0
     for i in range(0, len(rows), batch_size):

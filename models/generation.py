@@ -23,9 +23,7 @@ class Generation:
     process: list[tuple[int, list[int]]] = field(default_factory=list)
 
 
-def draw_lengths(
-    length_counts: torch.Tensor, n: int, generator: torch.Generator
-) -> torch.Tensor:
+def draw_lengths(length_counts: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
     """n lengths ≥ 1 drawn from the training split's length histogram (max_length + 1,)."""
     weights = length_counts.to(torch.float64).clone()
     weights[0] = 0.0
@@ -43,9 +41,7 @@ def check_sampling_args(temperature: float, topk: int, topp: float, step_size: i
     if not 0 < topp <= 1:
         raise UsageError(f"--topp must be in (0, 1] (1 = off), got {topp}")
     if step_size < 1 or num_steps < 1 or num_steps % step_size:
-        raise UsageError(
-            f"--step_size {step_size} must be ≥ 1 and divide --num_steps {num_steps}"
-        )
+        raise UsageError(f"--step_size {step_size} must be ≥ 1 and divide --num_steps {num_steps}")
 
 
 @torch.no_grad()
@@ -121,8 +117,6 @@ def generate(
                 out.process += [(s, pred[0].tolist()) for s, pred in result.history]
         out.calls += batch_calls
         out.calls_per_batch.append(batch_calls)
-        for row, n_tokens in zip(rows.cpu(), lengths.tolist()):
-            out.ids.append(
-                row[:n_tokens].tolist() if semi_ar_windows == 1 else row.tolist()
-            )
+        for row, n_tokens in zip(rows.cpu(), lengths.tolist(), strict=True):
+            out.ids.append(row[:n_tokens].tolist() if semi_ar_windows == 1 else row.tolist())
     return out

@@ -14,9 +14,7 @@ def sinusoidal(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.
     """Transformer sinusoidal embedding of (possibly fractional) steps t (B,) → (B, dim)."""
     half = dim // 2
     freqs = torch.exp(
-        -math.log(max_period)
-        * torch.arange(half, device=t.device, dtype=torch.float32)
-        / half
+        -math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half
     )
     angles = t.to(torch.float32).unsqueeze(-1) * freqs
     emb = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)

@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from transformers import PreTrainedTokenizerBase
 
-from diffusion import AbsorbingDiffusion, d3pm_loss, mdlm_loss
+from diffusion import AbsorbingDiffusion, Noise, antithetic, d3pm_loss, mdlm_loss
 from models.checkpoint import save_checkpoint
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
@@ -61,11 +61,23 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _loss(
-        self, x0: torch.Tensor, target_mask: torch.Tensor, generator: torch.Generator
-    ):
+    def _noise(self, micro: int, length: int) -> Noise:
+        """This rank's rows of the noise of the whole micro-batch across ranks: a function of
+        (seed, step, micro) only, so every example gets the same noise on any number of
+        processes."""
+        rows = self.plan.micro_batch * self.world_size
+        generator = noise_generator(self.seed, self.step, micro, self.device)
+        noise = Noise.draw(rows, self.config.max_length, generator, self.device)
         if self.config.objective == "mdlm":
-            return mdlm_loss(self.diffusion, self.network, x0, target_mask, generator)
+            noise.time = antithetic(noise.time[:1], rows)
+        elif not self.per_sequence_t:
+            noise.time = noise.time[:1].expand(rows)
+        mine = slice(self.rank * self.plan.micro_batch, (self.rank + 1) * self.plan.micro_batch)
+        return Noise(noise.time[mine], noise.mask[mine, :length])
+
+    def _loss(self, x0: torch.Tensor, target_mask: torch.Tensor, noise: Noise):
+        if self.config.objective == "mdlm":
+            return mdlm_loss(self.diffusion, self.network, x0, target_mask, noise=noise)
         return d3pm_loss(
             self.diffusion,
             self.network,
@@ -73,7 +85,7 @@ class Trainer:
             target_mask,
             self.config.hybrid_lambda,
             self.per_sequence_t,
-            generator,
+            noise=noise,
         )
 
     def train_step(self) -> dict[str, float] | None:
@@ -83,24 +95,19 @@ class Trainer:
         scored token, or None when the loss was NaN/inf on any rank (the step is skipped).
         """
         self.model.train()
-        generator = noise_generator(self.seed, self.step, self.rank, self.device)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         scored = torch.zeros((), dtype=torch.float64, device=self.device)
         for micro in range(self.plan.accumulation):
-            rows = self.train_set[self.plan.indices(self.step, micro, self.rank)][
-                "input_ids"
-            ]
+            rows = self.train_set[self.plan.indices(self.step, micro, self.rank)]["input_ids"]
             x0, target_mask = collate(rows, self.tokenizer.pad_token_id)
             x0, target_mask = x0.to(self.device), target_mask.to(self.device)
             last = micro == self.plan.accumulation - 1
             sync = (
-                contextlib.nullcontext()
-                if last or self.world_size == 1
-                else self.network.no_sync()
+                contextlib.nullcontext() if last or self.world_size == 1 else self.network.no_sync()
             )
             with sync:
                 with self._autocast():
-                    out = self._loss(x0, target_mask, generator)
+                    out = self._loss(x0, target_mask, self._noise(micro, x0.shape[1]))
                 (out.loss / self.plan.accumulation).backward()
             total += out.total.to(torch.float64)
             scored += out.num_masked
@@ -133,16 +140,12 @@ class Trainer:
             "lr": self.scheduler.get_last_lr()[0],
         }
 
-    def evaluate(
-        self, dev_set: datasets.Dataset, batch_size: int, step_size: int
-    ) -> dict:
+    def evaluate(self, dev_set: datasets.Dataset, batch_size: int, step_size: int) -> dict:
         """Dev bound: continuous-time, one draw per sequence (discrete for ``linear``)."""
         self.model.eval()
         bound = "discrete" if self.config.schedule == "linear" else "continuous"
         batches = (
-            collate(
-                dev_set[i : i + batch_size]["input_ids"], self.tokenizer.pad_token_id
-            )
+            collate(dev_set[i : i + batch_size]["input_ids"], self.tokenizer.pad_token_id)
             for i in range(0, len(dev_set), batch_size)
         )
         with self._autocast():

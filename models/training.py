@@ -22,16 +22,10 @@ def lr_scheduler(
     """``invsqrt``: the reference's linear warm-up then lr · sqrt(warmup / step); ``constant``:
     warm-up then constant."""
     if kind == "invsqrt":
-        return get_inverse_sqrt_schedule(
-            optimizer, num_warmup_steps=max(1, warmup_steps)
-        )
+        return get_inverse_sqrt_schedule(optimizer, num_warmup_steps=max(1, warmup_steps))
     if kind == "constant":
-        return get_constant_schedule_with_warmup(
-            optimizer, num_warmup_steps=warmup_steps
-        )
-    raise UsageError(
-        f"--lr_schedule {kind!r} is unknown: choose one of {', '.join(LR_SCHEDULES)}"
-    )
+        return get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup_steps)
+    raise UsageError(f"--lr_schedule {kind!r} is unknown: choose one of {', '.join(LR_SCHEDULES)}")
 
 
 @dataclass(frozen=True)
@@ -72,16 +66,11 @@ class BatchPlan:
             self.num_examples,
             generator=torch.Generator().manual_seed(self.seed + epoch),
         )
-        start = (
-            offset * self.global_batch
-            + (micro * self.world_size + rank) * self.micro_batch
-        )
+        start = offset * self.global_batch + (micro * self.world_size + rank) * self.micro_batch
         return order[start : start + self.micro_batch].tolist()
 
 
-def collate(
-    sequences: list[list[int]], pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def collate(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad id lists. Returns x0 (B, L) and target_mask (B, L) bool (real tokens)."""
     length = max(len(s) for s in sequences)
     x0 = torch.full((len(sequences), length), pad_id, dtype=torch.long)
@@ -91,12 +80,10 @@ def collate(
     return x0, torch.arange(length) < lengths.unsqueeze(-1)
 
 
-def noise_generator(
-    seed: int, step: int, rank: int, device: torch.device
-) -> torch.Generator:
-    """The diffusion noise of one step and rank: a function of (seed, step, rank) only."""
+def noise_generator(seed: int, step: int, micro: int, device: torch.device) -> torch.Generator:
+    """The diffusion noise of one micro-batch: a function of (seed, step, micro) only."""
     generator = torch.Generator(device=device)
-    generator.manual_seed((seed * 1_000_003 + step) * 4099 + rank)
+    generator.manual_seed((seed * 1_000_003 + step) * 4099 + micro)
     return generator
 
 

@@ -13,9 +13,7 @@ V = 7
 MASK = V - 1
 
 
-def betas(
-    name: str, T: int, beta_min: float = 1e-4, beta_max: float = 0.02
-) -> list[float]:
+def betas(name: str, T: int, beta_min: float = 1e-4, beta_max: float = 0.02) -> list[float]:
     """The base schedule's Markov rates β_t, t = 0..T−1, as the reference code defines them."""
     if name == "mutual":
         return [1.0 / (T - t) for t in range(T)]
@@ -50,9 +48,7 @@ def base_marginal(name: str, T: int, t: int) -> torch.Tensor:
     return out
 
 
-def spindle_keep(
-    base: float, lam: float, t: int, T: int, w: float, cap: float = 0.999
-) -> float:
+def spindle_keep(base: float, lam: float, t: int, T: int, w: float, cap: float = 0.999) -> float:
     """The spindle formula written out by hand, for one token."""
     if t == 0:
         return 1.0

@@ -42,20 +42,14 @@ def exact_nelbo(diffusion, net, x0: torch.Tensor, step: int) -> float:
         s = t + step
         u_t = torch.tensor([t / T], dtype=torch.float64)
         u_s = torch.tensor([s / T], dtype=torch.float64)
-        keep = diffusion.schedule.alpha_bar(u_s, diffusion.centred(x0, target)).expand(
-            1, L
-        )[0]
+        keep = diffusion.schedule.alpha_bar(u_s, diffusion.centred(x0, target)).expand(1, L)[0]
         for pattern in itertools.product([False, True], repeat=L):
             masked = torch.tensor([pattern])
-            prob = math.prod(
-                (1 - keep[i]) if m else keep[i] for i, m in enumerate(pattern)
-            )
+            prob = math.prod((1 - keep[i]) if m else keep[i] for i, m in enumerate(pattern))
             if not masked.any() or prob == 0:
                 continue
             xs = x0.masked_fill(masked, ref.MASK)
-            kl = masked_kl(
-                diffusion, u_t, u_s, x0, xs, target, masked, net(xs, u_s, masked)
-            )
+            kl = masked_kl(diffusion, u_t, u_s, x0, xs, target, masked, net(xs, u_s, masked))
             total += float(prob) * kl.sum().item()
     return total
 
@@ -80,9 +74,7 @@ def model_distribution(diffusion, net, step: int) -> dict[tuple[int, ...], float
                 reveal = (probs * rate).expand_as(probs)
                 for k, i in enumerate(masked[0].nonzero().flatten().tolist()):
                     stay = 1 - reveal[k].sum().item()
-                    options[i] = [(v, reveal[k, v].item()) for v in TOKENS] + [
-                        (ref.MASK, stay)
-                    ]
+                    options[i] = [(v, reveal[k, v].item()) for v in TOKENS] + [(ref.MASK, stay)]
             for combo in itertools.product(*options):
                 key = tuple(v for v, _ in combo)
                 nxt[key] = nxt.get(key, 0.0) + p_state * math.prod(p for _, p in combo)

@@ -31,9 +31,7 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         timeout=600,
     )
     if check and result.returncode != 0:
-        raise AssertionError(
-            f"{args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}"
-        )
+        raise AssertionError(f"{args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
 
 
@@ -49,9 +47,7 @@ def train_args(tiny_bert, toy_txt, freq, out, steps, *extra):
 
 
 def losses(out: Path) -> dict[int, float]:
-    records = [
-        json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()
-    ]
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in records if "loss" in r}
 
 
@@ -108,9 +104,7 @@ def test_train_resume_and_reload(tiny_bert, toy_txt, freq, spindle_run, tmp_path
     )
     a, b = losses(straight), losses(resumed)
     assert sorted(a) == list(range(1, 13)) and sorted(b) == list(range(1, 13))
-    assert all(a[s] == b[s] for s in range(7, 13)), (
-        "resumed losses differ from the straight run"
-    )
+    assert all(a[s] == b[s] for s in range(7, 13)), "resumed losses differ from the straight run"
     assert (straight / "best" / "model.safetensors").is_file()
     assert (straight / "logs").is_dir()
 
@@ -120,9 +114,7 @@ def test_train_resume_and_reload(tiny_bert, toy_txt, freq, spindle_run, tmp_path
     xt = torch.tensor([[2023, 103, 2003, 103], [1037, 103, 0, 0]])
     with torch.no_grad():
         ours = here.model(xt, torch.tensor([0.5, 0.5]), xt == 103)
-        theirs = load_checkpoint(straight / "last").model(
-            xt, torch.tensor([0.5, 0.5]), xt == 103
-        )
+        theirs = load_checkpoint(straight / "last").model(xt, torch.tensor([0.5, 0.5]), xt == 103)
     assert torch.equal(fresh, ours)
     assert torch.allclose(theirs, ours, atol=1e-6)
     assert here.config.timestep == "layerwise" and here.counts is not None
@@ -130,9 +122,7 @@ def test_train_resume_and_reload(tiny_bert, toy_txt, freq, spindle_run, tmp_path
 
 @pytest.mark.parametrize("lam", ["0", "0.3"])
 @pytest.mark.parametrize("bound", ["discrete", "continuous"])
-def test_full_sequence_bounds_are_above_the_true_nll(
-    spindle_run, plain_run, tmp_path, lam, bound
-):
+def test_full_sequence_bounds_are_above_the_true_nll(spindle_run, plain_run, tmp_path, lam, bound):
     checkpoint = (spindle_run if lam == "0.3" else plain_run) / "best"
     out = tmp_path / "elbo.json"
     result = run(
@@ -173,20 +163,34 @@ def test_bad_elbo_input_is_one_clear_line(spindle_run, extra, message):
     assert "Traceback" not in result.stderr
 
 
-def test_two_process_ddp_run_saves_a_checkpoint(tiny_bert, toy_txt, freq, tmp_path):
-    out = tmp_path / "ddp"
-    args = train_args(tiny_bert, toy_txt, freq, out, 4, "--batch_size", "4")
-    run(
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
-        *args,
-    )
-    assert load_checkpoint(out / "last").config.timestep == "layerwise"
-    assert sorted(losses(out)) == [1, 2, 3, 4]
+@pytest.fixture(scope="module")
+def tiny_bert_no_dropout(tiny_bert, tmp_path_factory):
+    """The tiny BERT without dropout, so that runs can be compared step by step."""
+    path = tmp_path_factory.mktemp("tiny-bert-no-dropout")
+    for file in tiny_bert.iterdir():
+        (path / file.name).write_bytes(file.read_bytes())
+    config = json.loads((path / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize("objective", ["d3pm", "mdlm"])
+def test_two_processes_give_the_loss_curve_of_one(tiny_bert_no_dropout, toy_txt, freq, tmp_path,
+                                                  objective):  # fmt: skip
+    """2 gloo processes × 4 sequences = 1 process × 8 sequences, step by step; only rank 0
+    writes; the DDP checkpoint loads."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    common = ["--timestep", "none", "--objective", objective, "--eval_steps", "100"]
+    run(*train_args(tiny_bert_no_dropout, toy_txt, freq, one, 4, *common, "--batch_size", "8"))
+    args = train_args(tiny_bert_no_dropout, toy_txt, freq, two, 4, *common, "--batch_size", "4")
+    run("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", *args)
+    a, b = losses(one), losses(two)
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4]
+    for step in a:
+        assert b[step] == pytest.approx(a[step], rel=1e-4), (step, a, b)
+    assert load_checkpoint(two / "last").config.objective == objective
+    assert len(list((two / "logs").iterdir())) == 1
 
 
 @pytest.mark.parametrize(
@@ -202,12 +206,8 @@ def test_two_process_ddp_run_saves_a_checkpoint(tiny_bert, toy_txt, freq, tmp_pa
         (["--resume_from", "/nonexistent/last"], "no such directory"),
     ],
 )
-def test_bad_training_input_is_one_clear_line(
-    tiny_bert, toy_txt, freq, tmp_path, extra, message
-):
-    result = run(
-        *train_args(tiny_bert, toy_txt, freq, tmp_path, 2), *extra, check=False
-    )
+def test_bad_training_input_is_one_clear_line(tiny_bert, toy_txt, freq, tmp_path, extra, message):
+    result = run(*train_args(tiny_bert, toy_txt, freq, tmp_path, 2), *extra, check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -266,9 +266,7 @@ def test_compute_metric_conditional_and_its_errors(tmp_path):
     gen, ref, cand = tmp_path / "gen.txt", tmp_path / "ref.txt", tmp_path / "cand.jsonl"
     gen.write_text("a b c d\nthe dog\n")
     ref.write_text("a b c e\nthe dog slept\n")
-    cand.write_text(
-        '{"candidates": ["a b c d", "a b c"]}\n{"candidates": ["the dog"]}\n'
-    )
+    cand.write_text('{"candidates": ["a b c d", "a b c"]}\n{"candidates": ["the dog"]}\n')
     out = tmp_path / "m.json"
     run("compute_metric.py", "--generated", str(gen), "--references", str(ref), "--mode",
         "conditional", "--candidates", str(cand), "--json", str(out))  # fmt: skip

@@ -104,5 +104,5 @@ def test_counts_equal_a_manual_count_and_round_trip(tmp_path, tokenizer):
     assert torch.equal(load_counts(tmp_path / "f.pt", len(tokenizer)), counts)
     with pytest.raises(UsageError, match="another tokenizer"):
         load_counts(tmp_path / "f.pt", 100)
-    with pytest.raises(UsageError, match="word_freq.py"):
+    with pytest.raises(UsageError, match=r"word_freq\.py"):
         load_counts(tmp_path / "missing.pt", 100)

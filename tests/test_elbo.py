@@ -26,8 +26,8 @@ def test_discrete_nelbo_is_an_unbiased_upper_bound(lam, T, step):
     p = model_distribution(diffusion, net, step)
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-9)
     assert all(ref.MASK not in x for x, v in p.items() if v > 1e-15)
-    for x0 in [(0, 2), (4, 4), (1, 5)]:
-        x0 = torch.tensor([x0])
+    for ids in [(0, 2), (4, 4), (1, 5)]:
+        x0 = torch.tensor([ids])
         bound = exact_nelbo(diffusion, net, x0, step)
         nll = -math.log(p[tuple(x0[0].tolist())])
         assert bound >= nll - 1e-9
@@ -78,24 +78,16 @@ def test_exact_and_official_protocols_agree_only_without_spindle(bound):
         for protocol in ("exact", "official"):
             diffusion = make_diffusion(lam, 16)
             diffusion.protocol = protocol
-            values, _ = sequence_bounds(
-                diffusion, TinyNet(), [(x0, target)], bound, 1, 2, seed=0
-            )
+            values, _ = sequence_bounds(diffusion, TinyNet(), [(x0, target)], bound, 1, 2, seed=0)
             figures[lam, protocol] = values
     assert torch.allclose(figures[0.0, "exact"], figures[0.0, "official"], atol=1e-12)
-    assert not torch.allclose(
-        figures[0.3, "exact"], figures[0.3, "official"], atol=1e-3
-    )
+    assert not torch.allclose(figures[0.3, "exact"], figures[0.3, "official"], atol=1e-3)
 
 
 def test_length_cost_and_summary_by_hand():
-    counts = torch.tensor(
-        [0, 3, 0, 1]
-    )  # lengths 1 (3×) and 3 (1×); smoothed: 4, 1, 2 of 7
+    counts = torch.tensor([0, 3, 0, 1])  # lengths 1 (3×) and 3 (1×); smoothed: 4, 1, 2 of 7
     nll = length_nll(counts, torch.tensor([1, 2, 3]))
-    assert torch.allclose(
-        nll, -torch.log(torch.tensor([4 / 7, 1 / 7, 2 / 7], dtype=torch.float64))
-    )
+    assert torch.allclose(nll, -torch.log(torch.tensor([4 / 7, 1 / 7, 2 / 7], dtype=torch.float64)))
     values = torch.tensor([[2.0, 4.0], [6.0, 6.0]], dtype=torch.float64)
     out = summarise(values, torch.tensor([2, 4]), torch.tensor([1, 3]))
     assert out["nats_per_token"] == pytest.approx(9 / 6)

@@ -17,21 +17,12 @@ EDGE = [[], ["dog"], ["the", "the", "the", "the"]]
 def test_distinct_and_entropy_by_hand():
     texts = [["a", "a", "b"], [], ["c"]]
     assert metrics.dist_1(texts) == pytest.approx((2 / 3 + 0 + 1) / 3)
-    assert metrics.div_4(
-        [["a", "b", "c", "d", "a", "b", "c", "d"], ["x"]]
-    ) == pytest.approx(4 / 5)
+    assert metrics.div_4([["a", "b", "c", "d", "a", "b", "c", "d"], ["x"]]) == pytest.approx(4 / 5)
     assert metrics.div_4([[], ["x"]]) == 0.0
     p = [2 / 4, 1 / 4, 1 / 4]
-    assert metrics.unigram_entropy(texts) == pytest.approx(
-        -sum(x * math.log(x) for x in p)
-    )
+    assert metrics.unigram_entropy(texts) == pytest.approx(-sum(x * math.log(x) for x in p))
     assert metrics.mean_length(texts) == pytest.approx(4 / 3)
-    assert (
-        metrics.dist_1([])
-        == metrics.mean_length([])
-        == metrics.unigram_entropy([[]])
-        == 0
-    )
+    assert metrics.dist_1([]) == metrics.mean_length([]) == metrics.unigram_entropy([[]]) == 0
 
 
 def test_fast_bleu_equals_nltk_corpus_bleu_per_sample():
@@ -39,25 +30,19 @@ def test_fast_bleu_equals_nltk_corpus_bleu_per_sample():
     hyps = [metrics.tokenize(s) for s in toy.sample(20, 9)] + EDGE
     with pytest.warns(UserWarning):
         slow = [corpus_bleu([refs], [h]) for h in hyps]
-    assert metrics.mean_bleu(hyps, refs) == pytest.approx(
-        sum(slow) / len(slow), abs=1e-12
-    )
+    assert metrics.mean_bleu(hyps, refs) == pytest.approx(sum(slow) / len(slow), abs=1e-12)
     with pytest.warns(UserWarning):
         slow_self = [
             corpus_bleu([[x for j, x in enumerate(hyps) if j != i]], [h])
             for i, h in enumerate(hyps)
         ]
-    assert metrics.self_bleu(hyps) == pytest.approx(
-        sum(slow_self) / len(hyps), abs=1e-12
-    )
+    assert metrics.self_bleu(hyps) == pytest.approx(sum(slow_self) / len(hyps), abs=1e-12)
     assert metrics.self_bleu([["a"]]) == 0.0
 
 
 def test_tokenize_joins_detokenised_punctuation():
     assert (
-        metrics.tokenize("The baker.")
-        == metrics.tokenize("the baker .")
-        == ["the", "baker", "."]
+        metrics.tokenize("The baker.") == metrics.tokenize("the baker .") == ["the", "baker", "."]
     )
 
 
@@ -105,9 +90,7 @@ def test_toy_oracle():
 
 def test_generative_perplexity_matches_a_manual_computation(tmp_path, tokenizer):
     torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2
-    )
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2)
     model = AutoModelForCausalLM.from_config(config).eval()
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)

@@ -34,17 +34,13 @@ def test_network_reads_cls_x_sep_per_row(tiny_bert, tokenizer):
     ours = model.hidden_states(xt, torch.zeros(2))
     for row, text in enumerate(TEXTS):
         ids = tokenizer(text, return_tensors="pt")["input_ids"]
-        assert (
-            ids[0, 0] == tokenizer.cls_token_id and ids[0, -1] == tokenizer.sep_token_id
-        )
+        assert ids[0, 0] == tokenizer.cls_token_id and ids[0, -1] == tokenizer.sep_token_id
         alone = model.mlm.base_model(input_ids=ids).last_hidden_state[0, 1:-1]
         n = int(real[row].sum())
         assert torch.allclose(ours[row, :n], alone, atol=1e-5)
 
 
-def test_log_probs_are_the_mlm_head_at_masked_positions_without_mask_token(
-    tiny_bert, tokenizer
-):
+def test_log_probs_are_the_mlm_head_at_masked_positions_without_mask_token(tiny_bert, tokenizer):
     model = _model(tiny_bert, tokenizer)
     xt, real = _batch(tokenizer)
     masked = torch.zeros_like(real)
@@ -72,9 +68,9 @@ def test_time_designs_use_the_time(tiny_bert, tokenizer, timestep):
     if timestep == "layerwise":
         none = _model(tiny_bert, tokenizer, "none")
         same = model(xt, torch.tensor([0.1, 0.9]), real)
-        assert torch.allclose(
-            same, none(xt, torch.tensor([0.1, 0.9]), real), atol=1e-5
-        ), "the zero-initialised layer-wise path must leave the network unchanged"
+        assert torch.allclose(same, none(xt, torch.tensor([0.1, 0.9]), real), atol=1e-5), (
+            "the zero-initialised layer-wise path must leave the network unchanged"
+        )
         for proj in model.time.proj:
             torch.nn.init.normal_(proj.weight, std=0.5)
     a = model(xt, torch.tensor([0.1, 0.1]), real)
@@ -88,9 +84,7 @@ def test_checkpoint_round_trip(tiny_bert, tokenizer, tmp_path, timestep):
     if model.time is not None:
         for p in model.time.parameters():
             torch.nn.init.normal_(p, std=0.1)
-    config = DiffusionConfig(
-        timestep=timestep, num_steps=100, word_freq_lambda=0.2, max_length=32
-    )
+    config = DiffusionConfig(timestep=timestep, num_steps=100, word_freq_lambda=0.2, max_length=32)
     counts = torch.randint(0, 1000, (len(tokenizer),))
     save_checkpoint(tmp_path / "ckpt", model, tokenizer, config, counts)
     loaded = load_checkpoint(tmp_path / "ckpt")
@@ -109,13 +103,11 @@ def test_bad_checkpoint_folders_are_named(tiny_bert, tokenizer, tmp_path):
         load_checkpoint(tmp_path / "missing")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    with pytest.raises(UsageError, match="incomplete: model.safetensors"):
+    with pytest.raises(UsageError, match=r"incomplete: model\.safetensors"):
         load_checkpoint(tmp_path / "half")
     model = _model(tiny_bert, tokenizer)
     config = DiffusionConfig(num_steps=100, max_length=32)
-    save_checkpoint(
-        tmp_path / "ok", model, tokenizer, config, torch.ones(7, dtype=torch.long)
-    )
+    save_checkpoint(tmp_path / "ok", model, tokenizer, config, torch.ones(7, dtype=torch.long))
     with pytest.raises(UsageError, match="different models"):
         load_checkpoint(tmp_path / "ok")
 

@@ -29,9 +29,7 @@ def test_mutual_is_linear_in_t():
 def test_spindle_matches_the_formula_token_by_token():
     lam = 0.3
     schedule = NoiseSchedule("mutual", T, lam)
-    w = torch.tensor(
-        [[0.7, -0.4, 0.0, -1.0], [1.0, 0.2, -0.9, 0.5]], dtype=torch.float64
-    )
+    w = torch.tensor([[0.7, -0.4, 0.0, -1.0], [1.0, 0.2, -0.9, 0.5]], dtype=torch.float64)
     for t in range(T + 1):
         u = torch.full((2,), t / T, dtype=torch.float64)
         ours = schedule.alpha_bar(u, w)
@@ -47,9 +45,7 @@ def test_cosine_derivative_matches_finite_differences():
     for u0 in [0.05, 0.3, 0.6, 0.9]:
         u = torch.tensor([u0], dtype=torch.float64)
         h = 1e-6
-        fd = (
-            schedule.alpha_bar(u + h, w, False) - schedule.alpha_bar(u - h, w, False)
-        ) / (2 * h)
+        fd = (schedule.alpha_bar(u + h, w, False) - schedule.alpha_bar(u - h, w, False)) / (2 * h)
         assert torch.allclose(schedule.alpha_bar_derivative(u, w), fd, atol=1e-6)
 
 
@@ -118,9 +114,7 @@ def _dense_model_posterior(
 ):
     """p_θ(x_t^i | x_s) written out with dense posteriors, one candidate x0 at a time."""
     out = torch.zeros(ref.V, dtype=torch.float64)
-    visible = [
-        h[xs[j]].item() for j in range(len(xs)) if target[j] and not masked_row[j]
-    ]
+    visible = [h[xs[j]].item() for j in range(len(xs)) if target[j] and not masked_row[j]]
     expected = [(probs[k] * h.double()).sum().item() for k in range(probs.shape[0])]
     mean = (sum(visible) + sum(expected)) / int(target.sum())
     true_h = [h[x0_row[j]].item() for j in range(len(xs)) if target[j]]
@@ -168,9 +162,7 @@ def test_masked_kl_matches_dense_kl(lam, protocol):
             keep_t = ref.spindle_keep(1 - t / T, lam, t, T, wi)
             keep_s = ref.spindle_keep(1 - s / T, lam, s, T, wi)
             if protocol == "official":
-                q = ref.posterior(
-                    x0[0, i].item(), ref.MASK, keep_t, keep_s, 1 - t / T, 1 - s / T
-                )
+                q = ref.posterior(x0[0, i].item(), ref.MASK, keep_t, keep_s, 1 - t / T, 1 - s / T)
             else:
                 q = ref.posterior(x0[0, i].item(), ref.MASK, keep_t, keep_s)
             p = _dense_model_posterior(

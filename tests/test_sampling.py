@@ -31,9 +31,7 @@ def test_ancestral_samples_follow_the_exact_reverse_distribution(lam, T, step):
     n = 40000
     xT = torch.full((n, L), ref.MASK)
     target = torch.ones(n, L, dtype=torch.bool)
-    out = sample(
-        diffusion, net, xT, target, T, step, generator=torch.Generator().manual_seed(0)
-    )
+    out = sample(diffusion, net, xT, target, T, step, generator=torch.Generator().manual_seed(0))
     counts = Counter(map(tuple, out.x0.tolist()))
     assert set(counts) <= set(exact)
     cells = [x for x, p in exact.items() if p * n >= 5]
@@ -85,7 +83,7 @@ def test_cached_equals_ancestral_with_one_call_per_distinct_state(lam):
 def test_spindle_reveals_frequent_tokens_first():
     """With a uniform stand-in network over the toy vocabulary, frequent words are written
     earlier in the reverse process (at larger t) with λ = 0.3, and not with λ = 0."""
-    words = sorted(toy.WORD_CLASS) + ["to", "."]
+    words = [*sorted(toy.WORD_CLASS), "to", "."]
     frequency = Counter(w for s in toy.split("test") for w in toy.words_of(s))
     counts = torch.tensor([frequency[w] for w in words] + [0])
     mask = len(words)
@@ -108,7 +106,7 @@ def test_spindle_reveals_frequent_tokens_first():
                      torch.ones(n, length, dtype=torch.bool), 32,
                      generator=torch.Generator().manual_seed(1))  # fmt: skip
         revealed_at = torch.zeros(n, length)
-        for step, xt in zip(range(32, 0, -1), states):
+        for step, xt in zip(range(32, 0, -1), states, strict=False):
             revealed_at[(xt != mask) & (revealed_at == 0)] = step + 1
         revealed_at[revealed_at == 0] = 1  # written in the last step
         is_rare = torch.isin(out.x0, rare)
@@ -123,13 +121,9 @@ def test_spindle_reveals_frequent_tokens_first():
 def test_filters():
     log_probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
     top2 = filter_log_probs(log_probs, topk=2).exp()
-    assert torch.allclose(
-        top2, torch.tensor([[0.625, 0.375, 0, 0]], dtype=torch.float64)
-    )
+    assert torch.allclose(top2, torch.tensor([[0.625, 0.375, 0, 0]], dtype=torch.float64))
     nucleus = filter_log_probs(log_probs, topp=0.7).exp()
-    assert torch.allclose(
-        nucleus, torch.tensor([[0.625, 0.375, 0, 0]], dtype=torch.float64)
-    )
+    assert torch.allclose(nucleus, torch.tensor([[0.625, 0.375, 0, 0]], dtype=torch.float64))
     hot = filter_log_probs(log_probs, temperature=2.0).exp()
     expected = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64).sqrt()
     assert torch.allclose(hot, (expected / expected.sum()).unsqueeze(0))

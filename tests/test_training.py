@@ -8,9 +8,7 @@ from models.training import BatchPlan, collate, lr_scheduler
 
 
 def test_batch_plan_visits_each_example_once_per_epoch_and_splits_ranks():
-    plan = BatchPlan(
-        num_examples=103, micro_batch=4, world_size=2, accumulation=3, seed=1
-    )
+    plan = BatchPlan(num_examples=103, micro_batch=4, world_size=2, accumulation=3, seed=1)
     assert plan.global_batch == 24 and plan.steps_per_epoch == 4
     seen = []
     for step in range(4):
@@ -18,9 +16,7 @@ def test_batch_plan_visits_each_example_once_per_epoch_and_splits_ranks():
             for rank in range(2):
                 seen += plan.indices(step, micro, rank)
     assert len(seen) == len(set(seen)) == 96
-    assert plan.indices(4, 0, 0) != plan.indices(
-        0, 0, 0
-    )  # a new permutation next epoch
+    assert plan.indices(4, 0, 0) != plan.indices(0, 0, 0)  # a new permutation next epoch
     assert plan.indices(5, 1, 1) == plan.indices(5, 1, 1)
 
 
