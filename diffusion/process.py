@@ -106,12 +106,43 @@ class AbsorbingDiffusion:
         The sequence mean is estimated without x0: h of the visible target tokens of x_s plus
         the model's expected h, Σ_v p_θ(v) h(v), at each masked position.
         """
+        h = self.h.to(device=probs.device, dtype=probs.dtype)
+        return h.unsqueeze(0) - self._estimated_mean(xs, target_mask, masked, probs).unsqueeze(-1)
+
+    def _estimated_mean(
+        self, xs: torch.Tensor, target_mask: torch.Tensor, masked: torch.Tensor, probs: torch.Tensor
+    ) -> torch.Tensor:
+        """Per masked position (N,): its sequence's mean h over the target positions, with the
+        model's expected h standing in at the masked ones."""
         rows = masked.nonzero(as_tuple=True)[0]
         h = self.h.to(device=probs.device, dtype=probs.dtype)
         visible = h[xs] * (target_mask & ~masked)
         total = visible.sum(-1).index_add(0, rows, probs @ h)
-        mean = total / target_mask.sum(-1).clamp_min(1)
-        return h.unsqueeze(0) - mean[rows].unsqueeze(-1)
+        return (total / target_mask.sum(-1).clamp_min(1))[rows]
+
+    def candidate_rate(
+        self,
+        u_t: torch.Tensor,
+        u_s: torch.Tensor,
+        xs: torch.Tensor,
+        target_mask: torch.Tensor,
+        masked: torch.Tensor,
+        probs: torch.Tensor,
+        candidate: torch.Tensor,
+    ) -> torch.Tensor:
+        """``model_rate`` of one drawn candidate per masked position, (N,) float64.
+
+        What the ancestral sampler needs: a masked position that drew candidate v ~ p_θ is
+        revealed with probability r(v), so P(x_t = v) = p_θ(v) r(v) without any (N, V) rate.
+        """
+        rows = masked.nonzero(as_tuple=True)[0]
+        if not self.schedule.spindle:
+            return self.posterior_rate(u_t, u_s, None)[rows].squeeze(-1)
+        h = self.h.to(device=probs.device, dtype=probs.dtype)
+        w = (h[candidate] - self._estimated_mean(xs, target_mask, masked, probs)).unsqueeze(-1)
+        a_t = self.schedule.alpha_bar(u_t[rows], w).squeeze(-1)
+        a_s = self.schedule.alpha_bar(u_s[rows], w).squeeze(-1)
+        return ((a_t - a_s) / (1.0 - a_s).clamp_min(1e-12)).clamp(0.0, 1.0)
 
     def model_rate(
         self,

@@ -116,14 +116,12 @@ def sample(
                 generator,
             )
         else:
-            filtered = filter_log_probs(log_probs, temperature, topk, topp).exp()
+            if temperature == 1.0 and topk == 0 and topp == 1.0:
+                filtered = log_probs.exp()
+            else:
+                filtered = filter_log_probs(log_probs, temperature, topk, topp).exp()
             candidate = categorical(filtered, generator)
-            rate = exact.model_rate(u_t, u_s, xt, target_mask, masked, filtered)
-            rate = (
-                rate.squeeze(-1)
-                if rate.shape[-1] == 1
-                else rate.gather(-1, candidate.unsqueeze(-1)).squeeze(-1)
-            )
+            rate = exact.candidate_rate(u_t, u_s, xt, target_mask, masked, filtered, candidate)
             draw = torch.rand(
                 rate.shape, generator=generator, device=xt.device, dtype=torch.float64
             )
