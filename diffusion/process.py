@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from diffusion.schedule import NoiseSchedule
 from diffusion.spindle import centred_information
 
 PROTOCOLS = ("exact", "official")
+RATE_BLOCK_ELEMENTS = 2**21
 
 
 @dataclass
@@ -138,11 +140,9 @@ class AbsorbingDiffusion:
         rows = masked.nonzero(as_tuple=True)[0]
         if not self.schedule.spindle:
             return self.posterior_rate(u_t, u_s, None)[rows].squeeze(-1)
-        h = self.h.to(device=probs.device, dtype=probs.dtype)
-        w = (h[candidate] - self._estimated_mean(xs, target_mask, masked, probs)).unsqueeze(-1)
-        a_t = self.schedule.alpha_bar(u_t[rows], w).squeeze(-1)
-        a_s = self.schedule.alpha_bar(u_s[rows], w).squeeze(-1)
-        return ((a_t - a_s) / (1.0 - a_s).clamp_min(1e-12)).clamp(0.0, 1.0)
+        h = self.h.to(device=probs.device, dtype=torch.float64)
+        mean = self._estimated_mean(xs, target_mask, masked, probs).to(torch.float64)
+        return self.spindle_rate(u_t[rows], u_s[rows], (h[candidate] - mean).unsqueeze(-1))[:, 0]
 
     def model_rate(
         self,
@@ -173,9 +173,40 @@ class AbsorbingDiffusion:
             rate = self.posterior_rate(u_t, u_s, self.centred(x0, target_mask))
             return rate[masked].unsqueeze(-1).to(probs.dtype)
         w = self.candidate_information(xs, target_mask, masked, probs)
-        a_t = self.schedule.alpha_bar(u_t[rows], w).to(probs.dtype)
-        a_s = self.schedule.alpha_bar(u_s[rows], w).to(probs.dtype)
+        return self.spindle_rate(u_t[rows], u_s[rows], w)
+
+    def spindle_rate(self, u_t: torch.Tensor, u_s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """(ᾱ_t(w) − ᾱ_s(w)) / (1 − ᾱ_s(w)), times (N,), information w (N, K); w's dtype."""
+        a_t = self.schedule.alpha_bar(u_t, w, dtype=w.dtype)
+        a_s = self.schedule.alpha_bar(u_s, w, dtype=w.dtype)
         return ((a_t - a_s) / (1.0 - a_s).clamp_min(1e-12)).clamp(0.0, 1.0)
+
+    def reveal_mass(
+        self, u_t: torch.Tensor, u_s: torch.Tensor, probs: torch.Tensor, mean: torch.Tensor
+    ) -> torch.Tensor:
+        """Σ_v p_θ(v) r(v) per masked position, (N,): times (N,), probs (N, V), mean (N,).
+
+        Computed over blocks of rows so the (rows, V) temporaries stay small; under autograd
+        each block is recomputed in backward instead of keeping its (rows, V) rates.
+        """
+        block = max(1, RATE_BLOCK_ELEMENTS // probs.shape[-1])
+        grad = torch.is_grad_enabled() and (probs.requires_grad or mean.requires_grad)
+        parts = [
+            checkpoint(self._block_mass, a, b, p, m, use_reentrant=False)
+            if grad
+            else self._block_mass(a, b, p, m)
+            for a, b, p, m in zip(
+                u_t.split(block), u_s.split(block), probs.split(block), mean.split(block),
+                strict=True,
+            )
+        ]
+        return torch.cat(parts) if parts else probs.new_zeros(0)
+
+    def _block_mass(
+        self, u_t: torch.Tensor, u_s: torch.Tensor, probs: torch.Tensor, mean: torch.Tensor
+    ) -> torch.Tensor:
+        h = self.h.to(device=probs.device, dtype=probs.dtype)
+        return (probs * self.spindle_rate(u_t, u_s, h - mean.unsqueeze(-1))).sum(-1)
 
 
 def absorbing_kl(
@@ -229,9 +260,16 @@ def masked_kl(
     a = diffusion.posterior_rate(u_t, u_s, w)
     a = (a.expand_as(x0)[masked]).to(log_probs.dtype)
     probs = log_probs.exp()
-    r = diffusion.model_rate(u_t, u_s, xs, target_mask, masked, probs, x0=x0)
     target = x0[masked]
     log_p_x0 = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    if diffusion.schedule.spindle and diffusion.protocol == "exact":
+        rows = masked.nonzero(as_tuple=True)[0]
+        mean = diffusion._estimated_mean(xs, target_mask, masked, probs)
+        h = diffusion.h.to(device=probs.device, dtype=probs.dtype)
+        r_x0 = diffusion.spindle_rate(u_t[rows], u_s[rows], (h[target] - mean).unsqueeze(-1))[:, 0]
+        reveal_mass = diffusion.reveal_mass(u_t[rows], u_s[rows], probs, mean)
+        return absorbing_kl(a, log_p_x0, r_x0, reveal_mass)
+    r = diffusion.model_rate(u_t, u_s, xs, target_mask, masked, probs, x0=x0)
     if r.shape[-1] == 1:
         r_x0 = r.squeeze(-1)
         reveal_mass = r_x0

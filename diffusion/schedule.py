@@ -85,7 +85,11 @@ class NoiseSchedule:
         )
 
     def alpha_bar(
-        self, u: torch.Tensor, w: torch.Tensor | None = None, discrete: bool = True
+        self,
+        u: torch.Tensor,
+        w: torch.Tensor | None = None,
+        discrete: bool = True,
+        dtype: torch.dtype = torch.float64,
     ) -> torch.Tensor:
         """Per-token keep probability.
 
@@ -93,14 +97,16 @@ class NoiseSchedule:
             u: times, shape (B,) (or any shape that broadcasts against ``w`` after unsqueeze(-1)).
             w: centred token information, shape (B, L) (or (..., V) for candidate tokens).
             discrete: apply the reference ``keep_cap`` (discrete time, spindle on).
+            dtype: of the per-token result (the per-row terms are always float64 first).
         Returns:
-            float64 tensor of shape (B, 1) without spindle, else shape of ``w``.
+            float64 tensor of shape (B, 1) without spindle, else ``dtype`` of the shape of ``w``.
         """
         u = u.to(torch.float64).unsqueeze(-1)
         base = self.base_alpha_bar(u)
         if not self.spindle or w is None:
             return base
-        a = base + self.word_freq_lambda * torch.sin(math.pi * u) * w.to(torch.float64)
+        amplitude = (self.word_freq_lambda * torch.sin(math.pi * u)).to(dtype)
+        a = base.to(dtype) + amplitude * w.to(dtype)
         a = a.clamp(0.0, self.keep_cap if discrete else 1.0)
         return torch.where(u <= 0, torch.ones_like(a), a)
 

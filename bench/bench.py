@@ -1,0 +1,233 @@
+"""Speed and memory of training, likelihood and sampling against the bare network.
+
+python bench/bench.py --mode train      # d3pm and mdlm step vs a plain masked-LM step
+python bench/bench.py --mode elbo       # discrete NELBO vs the network calls it needs
+python bench/bench.py --mode sample     # ancestral / cached sampling vs their network calls
+python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
+Add --device cuda --preset bert-base on a GPU. Each configuration runs in its own process (so
+the CPU peak RSS is its own); results are printed and appended to bench/results/<mode>.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from diffusion import (  # noqa: E402
+    AbsorbingDiffusion,
+    NoiseSchedule,
+    d3pm_loss,
+    discrete_nelbo,
+    mdlm_loss,
+    sample,
+    token_information,
+)
+from models import DiffusionConfig, build_model, resolve_model_name  # noqa: E402
+
+PRESETS = {"minilm": "minilm-l6", "bert-base": "bert-base-uncased"}
+CONFIGS = {
+    "train": ["plain", "d3pm", "mdlm"],
+    "elbo": ["elbo"],
+    "sample": ["ancestral", "cached"],
+    "construct": ["construct"],
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: torch.device, repeats: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def peak_memory(device: torch.device) -> float:
+    """GiB: CUDA max allocated, else this process's max RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+class Replay:
+    """Wraps the denoiser, records its inputs, and can replay exactly those calls."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def __call__(self, xt, u, masked):
+        self.calls.append((xt.clone(), u.clone(), masked.clone()))
+        return self.model(xt, u, masked)
+
+    def replay(self) -> None:
+        for xt, u, masked in self.calls:
+            self.model(xt, u, masked)
+
+
+def setup(args):
+    from transformers import AutoTokenizer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    path = resolve_model_name(PRESETS[args.preset])
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    config = DiffusionConfig(num_steps=args.num_steps, word_freq_lambda=args.word_freq_lambda,
+                             max_length=max(args.length, 8))  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(path, tokenizer, config, from_scratch=False).to(args.device)
+    counts = torch.randint(1, 10**6, (model.mlm.config.vocab_size,))
+    diffusion = config.diffusion(counts, tokenizer.mask_token_id, tokenizer.pad_token_id)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randint(1000, 30000, (args.batch_size, args.length), generator=g).to(args.device)
+    target = torch.ones_like(x0, dtype=torch.bool)
+    return tokenizer, model, diffusion, x0, target
+
+
+def run_config(args, name: str) -> dict:
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    if name == "construct":
+        start = time.perf_counter()
+        counts = torch.randint(1, 10**6, (30522,))
+        diffusion = AbsorbingDiffusion(NoiseSchedule("mutual", 2048, 0.3), 103,
+                                       token_information(counts, 0))  # fmt: skip
+        seconds = time.perf_counter() - start
+        assert diffusion.h.shape == (30522,)
+        return {"seconds": seconds, "peak_gib": peak_memory(device)}
+    tokenizer, model, diffusion, x0, target = setup(args)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    if args.mode == "train":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
+        g = torch.Generator(device=device).manual_seed(0)
+
+        def step():
+            with autocast:
+                if name == "plain":
+                    masked = torch.rand(x0.shape, device=device, generator=g) < 0.15
+                    labels = x0.masked_fill(~masked, -100)
+                    inputs = x0.masked_fill(masked, tokenizer.mask_token_id)
+                    loss = model.mlm(input_ids=inputs, labels=labels).loss
+                elif name == "d3pm":
+                    loss = d3pm_loss(diffusion, model, x0, target, 0.01, generator=g).loss
+                else:
+                    loss = mdlm_loss(diffusion, model, x0, target, generator=g).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        model.train()
+        times = timed(step, device, args.repeats)
+        tokens = x0.numel()
+        params = sum(p.numel() for p in model.parameters())
+        out = {"seconds": statistics.median(times), "peak_gib": peak_memory(device),
+               "tokens_per_s": tokens / statistics.median(times)}  # fmt: skip
+        if device.type == "cuda":
+            out["mfu"] = 6 * params * out["tokens_per_s"] / 989e12
+        return out
+    model.eval()
+    replay = Replay(model)
+    with torch.no_grad(), autocast:
+        if args.mode == "elbo":
+            g = torch.Generator(device=device)
+
+            def work():
+                replay.calls.clear()
+                g.manual_seed(0)
+                discrete_nelbo(diffusion, replay, x0, target, args.step_size, g)
+
+        else:
+            xT = torch.full_like(x0, tokenizer.mask_token_id)
+            g = torch.Generator(device=device)
+            result = {}
+
+            def work():
+                replay.calls.clear()
+                g.manual_seed(0)
+                result["out"] = sample(diffusion, replay, xT, target, args.num_steps,
+                                       args.step_size, name, generator=g)  # fmt: skip
+
+        total = timed(work, device, args.repeats, warmup=1)
+        bare = timed(replay.replay, device, args.repeats, warmup=1)
+    out = {"seconds": statistics.median(total), "network_seconds": statistics.median(bare),
+           "ratio": statistics.median(total) / statistics.median(bare),
+           "network_calls": len(replay.calls), "peak_gib": peak_memory(device)}  # fmt: skip
+    if args.mode == "sample":
+        out["calls_per_sample"] = result["out"].calls
+        out["tokens_per_s"] = x0.numel() / out["seconds"]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=list(CONFIGS), required=True)
+    p.add_argument("--config", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--preset", choices=list(PRESETS), default="minilm")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--length", type=int, default=64)
+    p.add_argument("--num_steps", type=int, default=2048)
+    p.add_argument("--step_size", type=int, default=16)
+    p.add_argument("--word_freq_lambda", type=float, default=0.3)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    if args.config:
+        print(json.dumps(run_config(args, args.config)))
+        return
+    rows = []
+    for name in CONFIGS[args.mode]:
+        command = [sys.executable, __file__, *sys.argv[1:], "--config", name]
+        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
+        if done.returncode:
+            sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
+        rows.append({"config": name, **json.loads(done.stdout.strip().splitlines()[-1])})
+    if args.mode == "train":
+        plain = rows[0]
+        for row in rows[1:]:
+            row["time_ratio"] = row["seconds"] / plain["seconds"]
+            row["memory_ratio"] = row["peak_gib"] / plain["peak_gib"]
+    stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine":
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+             + (f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""),
+             "command": " ".join(["python", "bench/bench.py", *sys.argv[1:]]),
+             "settings": {k: v for k, v in vars(args).items() if k != "config"}}  # fmt: skip
+    results = REPO / "bench" / "results" / f"{args.mode}.jsonl"
+    with results.open("a") as f:
+        for row in rows:
+            f.write(json.dumps({**stamp, **row}) + "\n")
+    keys = sorted({k for row in rows for k in row} - {"config"})
+    print(f"{'config':10}" + "".join(f"{k:>16}" for k in keys))
+    for row in rows:
+        cells = "".join(
+            f"{row[k]:>16.4f}" if isinstance(row.get(k), float) else f"{row.get(k, ''):>16}"
+            for k in keys
+        )  # fmt: skip
+        print(f"{row['config']:10}{cells}")
+    print(f"appended to {results}")
+
+
+if __name__ == "__main__":
+    main()
