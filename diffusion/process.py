@@ -7,6 +7,7 @@ vocab × vocab matrix and no one-hot tensor is ever built.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -177,9 +178,7 @@ class AbsorbingDiffusion:
 
     def spindle_rate(self, u_t: torch.Tensor, u_s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """(ᾱ_t(w) − ᾱ_s(w)) / (1 − ᾱ_s(w)), times (N,), information w (N, K); w's dtype."""
-        a_t = self.schedule.alpha_bar(u_t, w, dtype=w.dtype)
-        a_s = self.schedule.alpha_bar(u_s, w, dtype=w.dtype)
-        return ((a_t - a_s) / (1.0 - a_s).clamp_min(1e-12)).clamp(0.0, 1.0)
+        return self._rate(u_t, u_s, w, w.new_zeros(w.shape[0], 1))
 
     def reveal_mass(
         self, u_t: torch.Tensor, u_s: torch.Tensor, probs: torch.Tensor, mean: torch.Tensor
@@ -196,7 +195,10 @@ class AbsorbingDiffusion:
             if grad
             else self._block_mass(a, b, p, m)
             for a, b, p, m in zip(
-                u_t.split(block), u_s.split(block), probs.split(block), mean.split(block),
+                u_t.split(block),
+                u_s.split(block),
+                probs.split(block),
+                mean.split(block),
                 strict=True,
             )
         ]
@@ -205,8 +207,33 @@ class AbsorbingDiffusion:
     def _block_mass(
         self, u_t: torch.Tensor, u_s: torch.Tensor, probs: torch.Tensor, mean: torch.Tensor
     ) -> torch.Tensor:
-        h = self.h.to(device=probs.device, dtype=probs.dtype)
-        return (probs * self.spindle_rate(u_t, u_s, h - mean.unsqueeze(-1))).sum(-1)
+        h = self.h.to(device=probs.device, dtype=probs.dtype).unsqueeze(0)
+        rate = self._rate(u_t, u_s, h, mean.unsqueeze(-1).to(probs.dtype))
+        return torch.bmm(probs.unsqueeze(1), rate.unsqueeze(-1)).view(-1)
+
+    def _rate(
+        self, u_t: torch.Tensor, u_s: torch.Tensor, h: torch.Tensor, mean: torch.Tensor
+    ) -> torch.Tensor:
+        """The spindle reveal rate at information w = h − mean, in few passes over (N, K).
+
+        ᾱ(w) = clip(base + amp · (h − mean), 0, cap) = clip((base − amp · mean) + amp · h), so
+        w is never materialised. Args: u_t, u_s (N,); h (1, K) or (N, K); mean (N, 1).
+        Returns (N, K) in h's dtype; rows with u_t = 0 reveal with certainty (ᾱ_0 = 1).
+        """
+        schedule, dtype = self.schedule, h.dtype
+
+        def keep(u: torch.Tensor) -> torch.Tensor:
+            u = u.to(torch.float64).unsqueeze(-1)
+            base = schedule.base_alpha_bar(u).to(dtype)
+            amp = (schedule.word_freq_lambda * torch.sin(math.pi * u)).to(dtype)
+            cap = torch.where(u <= 0, 1.0, schedule.keep_cap).to(dtype)  # ᾱ_0 = 1
+            return torch.addcmul(base - amp * mean, amp, h).clamp_(
+                min=torch.zeros_like(cap), max=cap
+            )
+
+        a_t, a_s = keep(u_t), keep(u_s)
+        rate = (a_t - a_s).div_((1.0 - a_s).clamp_min_(1e-12))
+        return rate.clamp_(0.0, 1.0) if schedule.allow_nonmonotone else rate
 
 
 def absorbing_kl(

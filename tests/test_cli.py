@@ -2,14 +2,16 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from models import load_checkpoint
+from models import load_checkpoint, load_training_state
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {
@@ -53,7 +55,7 @@ def losses(out: Path) -> dict[int, float]:
 
 LOGITS = """
 import sys, torch
-from models import load_checkpoint
+from models import load_checkpoint, load_training_state
 ckpt = load_checkpoint(sys.argv[1])
 xt = torch.tensor([[2023, 103, 2003, 103], [1037, 103, 0, 0]])
 with torch.no_grad():
@@ -277,3 +279,45 @@ def test_compute_metric_conditional_and_its_errors(tmp_path):
     result = run("compute_metric.py", "--generated", str(gen), "--references", str(ref),
                  "--mode", "conditional", "--candidates", str(cand), check=False)  # fmt: skip
     assert result.returncode == 2 and "cand.jsonl:2:" in result.stderr
+
+
+def _wait_for_step(out: Path, step: int, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        log = out / "train_log.jsonl"
+        if log.is_file() and any(s >= step for s in losses(out)):
+            return
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"no step {step} logged in {timeout} s")
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert, toy_txt, freq, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    extra = ["--save_steps", "4", "--eval_steps", "100", "--keep_last", "2"]
+    run(*train_args(tiny_bert, toy_txt, freq, straight, 24, *extra))
+    args = train_args(tiny_bert, toy_txt, freq, killed, 24, *extra)
+    process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=ENV, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True)  # fmt: skip
+    _wait_for_step(killed, 10, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resume_step = load_training_state(killed / "last")["step"]
+    assert 4 <= resume_step < 24
+    run(*args, "--resume_from", str(killed / "last"))
+    a, b = losses(straight), losses(killed)
+    assert sorted(b) == list(range(1, 25))
+    assert all(a[s] == b[s] for s in range(resume_step + 1, 25))
+    assert sorted(p.name for p in killed.glob("checkpoint-*")) == ["checkpoint-20", "checkpoint-24"]
+
+
+def test_sigterm_saves_last_and_exits(tiny_bert, toy_txt, freq, tmp_path):
+    args = train_args(tiny_bert, toy_txt, freq, tmp_path, 10000, "--save_steps", "5000")
+    process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=ENV, stderr=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    _wait_for_step(tmp_path, 3, process)
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    step = load_training_state(tmp_path / "last")["step"]
+    assert 3 <= step < 10000 and "stopped by signal" in stdout
