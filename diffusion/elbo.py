@@ -5,8 +5,6 @@ Both are conditional on the number of target tokens (the network never chooses t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from diffusion.process import AbsorbingDiffusion, masked_kl
@@ -28,7 +26,6 @@ def discrete_nelbo(
     target_mask: torch.Tensor,
     step_size: int = 1,
     generator: torch.Generator | None = None,
-    on_term: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Unbiased estimate of the T/S-term NELBO per sequence, in nats. Shape (B,), float64.
 
@@ -47,8 +44,6 @@ def discrete_nelbo(
         log_probs = denoiser(xs, u_s, masked)
         kl = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
         total.index_add_(0, masked.nonzero(as_tuple=True)[0], kl.to(torch.float64))
-        if on_term is not None:
-            on_term()
     return total
 
 
@@ -90,7 +85,6 @@ def continuous_nelbo(
     mc_samples: int = 1,
     generator: torch.Generator | None = None,
     eps: float = 1e-3,
-    on_term: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Continuous-time NELBO estimates per sequence, (B, K) float64, K = ``mc_samples``.
 
@@ -110,8 +104,6 @@ def continuous_nelbo(
         rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
         rows = masked.nonzero(as_tuple=True)[0]
         out[:, k].index_add_(0, rows, (1.0 - eps) * rate.to(torch.float64))
-        if on_term is not None:
-            on_term()
     u_eps = torch.full((batch,), eps, dtype=torch.float64, device=x0.device)
     xt, masked = diffusion.q_sample(x0, target_mask, u_eps, generator, discrete=False)
     log_probs = denoiser(xt, u_eps, masked)

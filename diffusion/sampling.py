@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -66,7 +65,6 @@ def sample(
     topp: float = 1.0,
     generator: torch.Generator | None = None,
     record_history: bool = False,
-    on_step: Callable[[], None] | None = None,
 ) -> SamplingResult:
     """Run the reverse process from time T' = ``num_steps`` down to 0 in strides of ``step_size``.
 
@@ -133,8 +131,6 @@ def sample(
         xt = xt.clone()
         xt[masked] = new
         changed = bool((new != diffusion.mask_id).any())
-        if on_step is not None:
-            on_step()
     return SamplingResult(xt, calls, history)
 
 

@@ -144,6 +144,12 @@ def test_full_sequence_bounds_are_above_the_true_nll(spindle_run, plain_run, tmp
     assert "toy oracle" in result.stdout and "perplexity per word" in result.stdout
 
 
+def test_resume_with_changed_settings_is_refused(tiny_bert, toy_txt, freq, spindle_run):
+    args = train_args(tiny_bert, toy_txt, freq, spindle_run, 20, "--timestep", "none")
+    result = run(*args, "--resume_from", str(spindle_run / "last"), check=False)
+    assert result.returncode == 2 and "--timestep was 'layerwise', now 'none'" in result.stderr
+
+
 def test_official_protocol_is_labelled(spindle_run, tmp_path):
     result = run(
         "compute_elbo.py", "--checkpoint", str(spindle_run / "best"), "--dataset", "toy",
@@ -208,10 +214,16 @@ def test_two_processes_give_the_loss_curve_of_one(tiny_bert_no_dropout, toy_txt,
         (["--model_name_or_path", "no-such-org/no-such-model"], "cannot be reached"),
         (["--dataset", "missing.txt"], "not a file or folder"),
         (["--resume_from", "/nonexistent/last"], "no such directory"),
+        (["--dataset", "lm1b"], "--dataset lm1b: tried the Hugging Face hub"),
+        (["--output_dir", "README.md/run"], "is not writable"),
+        (["--dev_size", "0"], "--dev_size must be"),
     ],
 )
 def test_bad_training_input_is_one_clear_line(tiny_bert, toy_txt, freq, tmp_path, extra, message):
-    result = run(*train_args(tiny_bert, toy_txt, freq, tmp_path, 2), *extra, check=False)
+    args = train_args(tiny_bert, toy_txt, freq, tmp_path, 2)
+    if "--output_dir" in extra:
+        args = args[: args.index("--output_dir")] + args[args.index("--output_dir") + 2 :]
+    result = run(*args, *extra, check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
 

@@ -1,0 +1,76 @@
+"""Sampling speed of a checkpoint: samples/s and network calls per sample, ancestral vs cached,
+for several numbers of steps T'.
+
+python bench/sample.py --checkpoint outputs/demo/best      # CPU, the demo checkpoint
+Prints a table and appends JSON lines to bench/results/sample_sweep.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from models import load_checkpoint  # noqa: E402
+from models.generation import generate  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default="outputs/demo/best")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num_samples", type=int, default=8)
+    p.add_argument("--length", type=int, default=0, help="0: lengths from the checkpoint")
+    p.add_argument("--steps", default="64,512,2048")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    ckpt = load_checkpoint(args.checkpoint, args.device)
+    generate(ckpt, args.num_samples, args.length, args.num_samples, 8)  # warm-up
+    rows = []
+    for num_steps in [int(s) for s in args.steps.split(",")]:
+        for sampler in ("ancestral", "cached"):
+            times, calls = [], 0
+            for _ in range(args.repeats):
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                out = generate(ckpt, args.num_samples, args.length, args.num_samples, num_steps,
+                               sampler=sampler, seed=0)  # fmt: skip
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+                calls = out.calls
+            seconds = statistics.median(times)
+            rows.append({"num_steps": num_steps, "sampler": sampler, "seconds": seconds,
+                         "samples_per_s": args.num_samples / seconds,
+                         "calls_per_sample": calls})  # fmt: skip
+    stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads",
+             "command": " ".join(["python", "bench/sample.py", *sys.argv[1:]]),
+             "settings": vars(args)}  # fmt: skip
+    results = REPO / "bench" / "results" / "sample_sweep.jsonl"
+    with results.open("a") as f:
+        for row in rows:
+            f.write(json.dumps({**stamp, **row}) + "\n")
+    print(f"{'T_prime':>8} {'sampler':>10} {'seconds':>10} {'samples/s':>10} {'calls/sample':>13}")
+    for r in rows:
+        print(f"{r['num_steps']:>8} {r['sampler']:>10} {r['seconds']:>10.2f} "
+              f"{r['samples_per_s']:>10.3f} {r['calls_per_sample']:>13}")  # fmt: skip
+    print(f"appended to {results}")
+
+
+if __name__ == "__main__":
+    main()
