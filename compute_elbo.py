@@ -9,7 +9,6 @@ import argparse
 import math
 
 import torch
-from transformers.utils import logging as hf_logging
 
 from corpora import load_texts, tokenize_texts, toy
 from diffusion import PROTOCOLS
@@ -17,6 +16,7 @@ from diffusion.elbo import check_step_size
 from models import UsageError, exit_on_usage_error, load_checkpoint, write_json
 from models.evaluation import BOUNDS, length_nll, sequence_bounds, summarise
 from models.report import likelihood_table
+from models.runtime import pick_device, quiet_transformers
 from models.training import collate
 
 
@@ -40,8 +40,7 @@ def parse_args() -> argparse.Namespace:
 @exit_on_usage_error
 def main() -> None:
     args = parse_args()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
     if args.bound not in BOUNDS:
         raise UsageError(f"--bound {args.bound!r} is unknown: choose one of {', '.join(BOUNDS)}")
     if args.protocol not in PROTOCOLS:
@@ -49,9 +48,7 @@ def main() -> None:
     for name in ("mc_samples", "batch_size", "max_examples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
+    device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     T = ckpt.config.num_steps
     step = args.eval_step_size or max(1, T // 128)

@@ -9,12 +9,10 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-from transformers.utils import logging as hf_logging
-
 from diffusion import SAMPLERS
 from models import UsageError, exit_on_usage_error, load_checkpoint, write_json
 from models.generation import check_sampling_args, generate
+from models.runtime import pick_device, quiet_transformers
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,8 +40,7 @@ def parse_args() -> argparse.Namespace:
 @exit_on_usage_error
 def main() -> None:
     args = parse_args()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
     if args.sampler not in SAMPLERS:
         raise UsageError(f"--sampler {args.sampler!r} is unknown: choose {', '.join(SAMPLERS)}")
     for name in ("num_samples", "batch_size", "semi_ar_windows"):
@@ -51,9 +48,7 @@ def main() -> None:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     if args.length < 0:
         raise UsageError(f"--length must be ≥ 0 (0 = drawn from the histogram), got {args.length}")
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
+    device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     num_steps = args.num_steps or ckpt.config.num_steps
     check_sampling_args(args.temperature, args.topk, args.topp, args.step_size, num_steps)

@@ -130,7 +130,8 @@ def sample(
             history.append((s, prediction))
         xt = xt.clone()
         xt[masked] = new
-        changed = bool((new != diffusion.mask_id).any())
+        if sampler == "cached":  # the only sampler that needs this CPU sync
+            changed = bool((new != diffusion.mask_id).any())
     return SamplingResult(xt, calls, history)
 
 
