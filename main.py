@@ -1,6 +1,7 @@
 """Train a DiffusionBERT denoiser (absorbing-state diffusion on a BERT masked LM).
 
 python main.py --dataset toy --model_name_or_path minilm-l6 --word_freq_lambda 0.3 ...
+python main.py --task toy ...   (seq2seq: [CLS] source target [SEP], only the target diffused)
 torchrun --nproc_per_node N main.py ...   (DDP; one process works without torchrun)
 """
 
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from corpora import load_texts, tokenize_texts
+from conditional_data import get_task
 from corpora.counting import length_histogram, load_counts
 from diffusion import BASE_SCHEDULES, OBJECTIVES
 from diffusion.elbo import check_step_size
@@ -35,6 +36,7 @@ from models import (
     resolve_model_name,
 )
 from models.checkpoint import check_lengths
+from models.data import training_data
 from models.fitlog_compat import import_fitlog
 from models.trainer import Trainer, prune_checkpoints
 from models.training import (
@@ -51,6 +53,9 @@ from word_freq import default_output
 RESUME_LOCKED = [
     "model_name_or_path",
     "dataset",
+    "task",
+    "data_dir",
+    "max_target_length",
     "schedule",
     "num_steps",
     "word_freq_lambda",
@@ -90,6 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="toy",
         help="toy, lm1b, a .txt/.jsonl file or a dataset folder",
     )
+    a("--task", default=None, help="seq2seq task (toy, qqp, QT, wiki_alignment, CC)")
+    a("--data_dir", default=None, help="seq2seq: the task's DiffuSeq folder")
+    a("--max_target_length", type=int, default=64, help="seq2seq: target positions")
     a("--lr", type=float, default=5e-5)
     a("--epochs", type=int, default=3)
     a(
@@ -168,6 +176,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--dev_size must be a count ≥ 1 or a fraction in (0, 1), got {args.dev_size}"
         )
+    if args.task is not None:
+        get_task(args.task)
     if args.schedule == "linear":
         check_step_size(args.num_steps, args.eval_step_size)
     out = Path(args.output_dir)
@@ -214,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         objective=args.objective,
         hybrid_lambda=args.hybrid_lambda,
         max_length=args.max_length,
+        task=args.task,
+        max_target_length=args.max_target_length if args.task else 0,
     )
     if args.objective == "mdlm":
         config.noise_schedule().base_alpha_bar_derivative(torch.zeros(1))
@@ -239,22 +251,18 @@ def main(argv: list[str] | None = None) -> None:
     model_config = AutoConfig.from_pretrained(backbone)
     check_lengths(model_config, args.max_length, args.timestep)
     counts = None
-    freq_file = args.word_freq_file or default_output(args.model_name_or_path, args.dataset)
+    freq_file = args.word_freq_file or default_output(
+        args.model_name_or_path, args.dataset, args.task
+    )
     if args.word_freq_lambda > 0 or args.word_freq_file:
         counts = load_counts(freq_file, model_config.vocab_size)
 
     rank, world, device = setup_distributed(args.device)
     seed_everything(args.seed + rank)
-    data = tokenize_texts(
-        load_texts(args.dataset, "train"), tokenizer, args.max_length, args.dataset
-    )
-    dev_size = int(args.dev_size) if args.dev_size >= 1 else args.dev_size
-    if len(data) < 2 or (isinstance(dev_size, int) and dev_size >= len(data)):
-        raise UsageError(
-            f"--dev_size {args.dev_size} leaves no training data ({len(data)} sequences)"
-        )
-    split = data.train_test_split(test_size=dev_size, seed=args.seed, shuffle=True)
-    train_set, dev_set = split["train"], split["test"]
+    train_set, dev_set = training_data(
+        tokenizer, args.dataset, args.task, args.data_dir, args.max_length,
+        args.max_target_length, args.dev_size, args.seed,
+    )  # fmt: skip
     plan = BatchPlan(len(train_set), args.batch_size, world, args.accumulation_steps, args.seed)
     max_steps = args.max_steps if args.max_steps > 0 else args.epochs * plan.steps_per_epoch
 
@@ -310,9 +318,10 @@ def main(argv: list[str] | None = None) -> None:
         fitlog.set_log_dir(args.fitlog_dir, new_log=True)
         fitlog.add_hyper({k: v for k, v in vars(args).items() if v is not None})
     if rank == 0:
+        kind = f"{args.task} pairs" if args.task else "sequences"
         print(
             f"training {type(model.mlm).__name__} ({sum(p.numel() for p in model.parameters()):,}"
-            f" parameters) on {len(train_set):,} sequences ({len(dev_set):,} held out), "
+            f" parameters) on {len(train_set):,} {kind} ({len(dev_set):,} held out), "
             f"{max_steps} steps of {plan.global_batch} sequences, device {device}, "
             f"{world} process(es) → {out}"
         )

@@ -1,6 +1,7 @@
 """Count every token id of a training split: the frequency statistic of the spindle schedule.
 
 python word_freq.py --model_name_or_path minilm-l6 --dataset toy [--output FILE]
+python word_freq.py --model_name_or_path minilm-l6 --task toy      (seq2seq: the targets)
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from conditional_data import load_pairs
 from corpora import load_texts
 from corpora.counting import count_tokens, save_counts
 from models import exit_on_usage_error, resolve_model_name
 
 
-def default_output(model: str, dataset: str) -> Path:
-    return Path("word_freq") / f"{Path(model).name}_{Path(dataset).stem}.pt"
+def default_output(model: str, dataset: str, task: str | None = None) -> Path:
+    name = f"{task}_seq2seq" if task else Path(dataset).stem
+    return Path("word_freq") / f"{Path(model).name}_{name}.pt"
 
 
 @exit_on_usage_error
@@ -24,12 +27,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_name_or_path", default="minilm-l6")
     parser.add_argument("--dataset", default="toy")
+    parser.add_argument("--task", default=None, help="seq2seq task: count its targets")
+    parser.add_argument("--data_dir", default=None, help="the task's DiffuSeq folder")
     parser.add_argument("--split", default="train")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))
-    counts = count_tokens(load_texts(args.dataset, args.split), tokenizer)
-    output = args.output or default_output(args.model_name_or_path, args.dataset)
+    if args.task:
+        pairs = load_pairs(args.task, args.split, args.data_dir)
+        counts = count_tokens(pairs.select_columns(["trg"]).rename_column("trg", "text"), tokenizer)
+        counts[tokenizer.sep_token_id] += len(pairs)  # the [SEP] that ends every target
+    else:
+        counts = count_tokens(load_texts(args.dataset, args.split), tokenizer)
+    output = args.output or default_output(args.model_name_or_path, args.dataset, args.task)
     save_counts(counts, output)
     print(f"counted {int(counts.sum())} tokens ({int((counts > 0).sum())} distinct) → {output}")
 

@@ -8,6 +8,7 @@ sentence per line), a ``.jsonl`` file (a ``text`` field per line), a folder with
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -20,8 +21,9 @@ from models.errors import UsageError
 HUB = {"lm1b": "lm1b"}
 
 
-def _check_jsonl(path: Path) -> None:
-    """Every non-empty line must be a JSON object with a string ``text``: else file and line."""
+def jsonl_records(path: Path, fields: tuple[str, ...]) -> Iterator[dict]:
+    """The JSON objects of a .jsonl file (blank lines skipped), each with string ``fields``; a
+    bad line is reported with the file and line number."""
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -32,11 +34,15 @@ def _check_jsonl(path: Path) -> None:
                 raise UsageError(
                     f"{path}:{number}: not valid JSON ({error.msg}); fix or delete that line"
                 ) from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            if not isinstance(record, dict) or not all(
+                isinstance(record.get(f), str) for f in fields
+            ):
+                names = " and ".join(f'"{f}"' for f in fields)
                 raise UsageError(
-                    f'{path}:{number}: expected an object with a string "text" field, got '
-                    f"{line.strip()[:80]!r}"
+                    f"{path}:{number}: expected an object with string {names} "
+                    f"field{'s' if len(fields) > 1 else ''}, got {line.strip()[:80]!r}"
                 )
+            yield record
 
 
 def _from_file(path: Path) -> datasets.Dataset:
@@ -44,7 +50,8 @@ def _from_file(path: Path) -> datasets.Dataset:
         texts = path.read_text(encoding="utf-8").splitlines()
         return datasets.Dataset.from_dict({"text": [t for t in texts if t.strip()]})
     if path.suffix in (".jsonl", ".json"):
-        _check_jsonl(path)
+        for _ in jsonl_records(path, ("text",)):
+            pass
         return datasets.load_dataset("json", data_files=str(path), split="train")
     raise UsageError(f"--dataset {path}: use a .txt or .jsonl file, or a dataset folder")
 

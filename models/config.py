@@ -17,7 +17,11 @@ FORMAT = "diffusionbert-checkpoint/1"
 
 @dataclass
 class DiffusionConfig:
-    """Everything besides the network that sampling and evaluation need."""
+    """Everything besides the network that sampling and evaluation need.
+
+    ``task`` is None for an unconditional model; for seq2seq it names the task (its prompt)
+    and ``max_target_length`` the size of the generated target region.
+    """
 
     schedule: str = "mutual"
     num_steps: int = 2048
@@ -28,6 +32,7 @@ class DiffusionConfig:
     hybrid_lambda: float = 0.01
     max_length: int = 128
     task: str | None = None
+    max_target_length: int = 0
     format: str = FORMAT
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ from models.checkpoint import save_checkpoint
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
 from models.evaluation import estimate_bound
-from models.training import BatchPlan, collate, noise_generator, rng_state
+from models.training import BatchPlan, collate_rows, noise_generator, rng_state
 
 MAX_BAD_STEPS = 20
 
@@ -98,8 +98,8 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         scored = torch.zeros((), dtype=torch.float64, device=self.device)
         for micro in range(self.plan.accumulation):
-            rows = self.train_set[self.plan.indices(self.step, micro, self.rank)]["input_ids"]
-            x0, target_mask = collate(rows, self.tokenizer.pad_token_id)
+            rows = self.train_set[self.plan.indices(self.step, micro, self.rank)]
+            x0, target_mask = collate_rows(rows, self.tokenizer.pad_token_id)
             x0, target_mask = x0.to(self.device), target_mask.to(self.device)
             last = micro == self.plan.accumulation - 1
             sync = (
@@ -145,7 +145,7 @@ class Trainer:
         self.model.eval()
         bound = "discrete" if self.config.schedule == "linear" else "continuous"
         batches = (
-            collate(dev_set[i : i + batch_size]["input_ids"], self.tokenizer.pad_token_id)
+            collate_rows(dev_set[i : i + batch_size], self.tokenizer.pad_token_id)
             for i in range(0, len(dev_set), batch_size)
         )
         with self._autocast():
