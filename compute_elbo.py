@@ -50,6 +50,12 @@ def main() -> None:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
+    if ckpt.config.task is not None:
+        raise UsageError(
+            f"--checkpoint {ckpt.path} is a seq2seq model (task {ckpt.config.task}): "
+            "compute_elbo.py bounds unconditional models only; score it with "
+            "predict_downstream_condition.py"
+        )
     T = ckpt.config.num_steps
     step = args.eval_step_size or max(1, T // 128)
     if args.bound == "discrete":

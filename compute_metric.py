@@ -91,17 +91,9 @@ def main() -> None:
                 f"--references has {len(references)} lines but --generated {len(generated)}: "
                 "they must be aligned line by line"
             )
-        split = [t.split() for t in generated]
-        refs = [r.split() for r in references]
-        result.update(
-            bleu=sum(metrics.sentence_bleu4(h, r, args.bleu_convention)
-                     for h, r in zip(split, refs, strict=True)) / max(len(split), 1),
-            bleu_convention=args.bleu_convention, rouge_l=metrics.rouge_l(generated, references),
-            dist_1=metrics.dist_1(split), div_4=metrics.div_4(split),
-        )  # fmt: skip
-        if args.candidates:
-            sets = [[c.split() for c in s] for s in read_candidates(args.candidates)]
-            result["self_bleu"] = metrics.candidate_self_bleu(sets)
+        sets = read_candidates(args.candidates) if args.candidates else None
+        result.update(metrics.conditional_scores(generated, references, sets, args.bleu_convention))
+        result["bleu_convention"] = args.bleu_convention
     if args.dataset == "toy":
         result.update(toy.oracle(generated))
     if args.gen_ppl_model:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from diffusion import SAMPLERS
-from models import UsageError, exit_on_usage_error, load_checkpoint, write_json
+from models import UsageError, exit_on_usage_error, load_checkpoint, write_json, write_text
 from models.generation import check_sampling_args, generate
 from models.runtime import pick_device, quiet_transformers
 
@@ -50,6 +50,11 @@ def main() -> None:
         raise UsageError(f"--length must be ≥ 0 (0 = drawn from the histogram), got {args.length}")
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
+    if ckpt.config.task is not None:
+        raise UsageError(
+            f"--checkpoint {ckpt.path} is a seq2seq model (task {ckpt.config.task}): "
+            "generate with predict_downstream_condition.py"
+        )
     num_steps = args.num_steps or ckpt.config.num_steps
     check_sampling_args(args.temperature, args.topk, args.topp, args.step_size, num_steps)
     output = Path(args.output)
@@ -62,9 +67,7 @@ def main() -> None:
     )  # fmt: skip
     wall = time.perf_counter() - started
     texts = [ckpt.tokenizer.decode(ids, skip_special_tokens=True) for ids in result.ids]
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text("".join(f"{t}\n" for t in texts))
-    tmp.replace(output)
+    write_text(output, "".join(f"{t}\n" for t in texts))
     tokens = sum(len(ids) for ids in result.ids)
     settings = {k: v for k, v in vars(args).items() if k not in ("output", "show_process")}
     write_json(

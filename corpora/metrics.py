@@ -187,3 +187,37 @@ def candidate_self_bleu(candidate_sets: Sequence[Sequence[Sequence[str]]]) -> fl
         if pairs:
             scores.append(sum(pairs) / len(pairs))
     return sum(scores) / len(scores) if scores else 0.0
+
+
+def mbr_select(candidates: Sequence[Sequence[str]]) -> int:
+    """Minimum-Bayes-risk choice: the index of the candidate with the highest summed sentence
+    BLEU-4 (method4) against every other candidate as reference; the first one on ties."""
+    scores = [
+        sum(sentence_bleu4(a, b, "standard") for j, b in enumerate(candidates) if j != i)
+        for i, a in enumerate(candidates)
+    ]
+    return max(range(len(candidates)), key=lambda i: (scores[i], -i)) if candidates else 0
+
+
+def conditional_scores(
+    generated: Sequence[str],
+    references: Sequence[str],
+    candidate_sets: Sequence[Sequence[str]] | None = None,
+    convention: str = "diffuseq",
+) -> dict[str, float]:
+    """DiffuSeq's seq2seq metrics of aligned (generated, reference) texts: mean sentence BLEU-4,
+    ROUGE-L, dist-1 and div-4 of the outputs, and self-BLEU within each source's candidates.
+    Texts are split with ``tokenize`` (lower-cased words and punctuation)."""
+    hyps = [tokenize(t) for t in generated]
+    refs = [tokenize(t) for t in references]
+    bleu = [sentence_bleu4(h, r, convention) for h, r in zip(hyps, refs, strict=True)]
+    scores = {
+        "bleu": sum(bleu) / max(len(bleu), 1),
+        "rouge_l": rouge_l(generated, references),
+        "dist_1": dist_1(hyps),
+        "div_4": div_4(hyps),
+    }
+    if candidate_sets is not None:
+        sets = [[tokenize(c) for c in cands] for cands in candidate_sets]
+        scores["self_bleu"] = candidate_self_bleu(sets)
+    return scores

@@ -6,6 +6,7 @@ in row-major order, shape (N, V), with the [M] entry at −inf.
 """
 
 from diffusion.elbo import continuous_nelbo, discrete_nelbo
+from diffusion.guidance import GuidedDenoiser
 from diffusion.losses import OBJECTIVES, LossOutput, Noise, antithetic, d3pm_loss, mdlm_loss
 from diffusion.process import PROTOCOLS, AbsorbingDiffusion, absorbing_kl, masked_kl
 from diffusion.sampling import SAMPLERS, SamplingResult, filter_log_probs, sample
@@ -18,6 +19,7 @@ __all__ = [
     "PROTOCOLS",
     "SAMPLERS",
     "AbsorbingDiffusion",
+    "GuidedDenoiser",
     "LossOutput",
     "Noise",
     "NoiseSchedule",

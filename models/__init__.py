@@ -11,6 +11,7 @@ from models.checkpoint import (
     save_checkpoint,
     special_ids,
     write_json,
+    write_text,
 )
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
@@ -33,4 +34,5 @@ __all__ = [
     "save_checkpoint",
     "special_ids",
     "write_json",
+    "write_text",
 ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from diffusion import sample
+from diffusion import SAMPLERS, sample
 from models.checkpoint import Checkpoint
 from models.errors import UsageError
 
@@ -44,6 +44,17 @@ def check_sampling_args(temperature: float, topk: int, topp: float, step_size: i
         raise UsageError(f"--step_size {step_size} must be ≥ 1 and divide --num_steps {num_steps}")
 
 
+def check_sampler(sampler: str, timestep: str) -> None:
+    if sampler not in SAMPLERS:
+        raise UsageError(f"--sampler {sampler!r} is unknown: choose {', '.join(SAMPLERS)}")
+    if sampler == "cached" and timestep != "none":
+        raise UsageError(
+            f"--sampler cached reuses p_θ(x0 | x_t) across steps, which is only exact for a "
+            f"time-agnostic network; this checkpoint uses --timestep {timestep}: "
+            "use --sampler ancestral"
+        )
+
+
 @torch.no_grad()
 def generate(
     ckpt: Checkpoint,
@@ -67,12 +78,7 @@ def generate(
     """
     device = next(ckpt.model.parameters()).device
     tok = ckpt.tokenizer
-    if sampler == "cached" and ckpt.config.timestep != "none":
-        raise UsageError(
-            f"--sampler cached reuses p_θ(x0 | x_t) across steps, which is only exact for a "
-            f"time-agnostic network; this checkpoint uses --timestep {ckpt.config.timestep}: "
-            "use --sampler ancestral"
-        )
+    check_sampler(sampler, ckpt.config.timestep)
     if length > ckpt.config.max_length:
         raise UsageError(
             f"--length {length} exceeds the checkpoint's max_length {ckpt.config.max_length}; "

@@ -1,0 +1,84 @@
+"""Conditional generation from a seq2seq checkpoint: candidates per source, then MBR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from diffusion import GuidedDenoiser, sample
+from models.checkpoint import Checkpoint
+from models.generation import check_sampler
+from models.training import collate
+
+
+@dataclass
+class Candidates:
+    """``ids[i]``: the target ids of every candidate of source i, each cut at its end;
+    ``calls``: network calls (a guided call counts once: it runs as one doubled batch)."""
+
+    ids: list[list[list[int]]] = field(default_factory=list)
+    calls: int = 0
+
+
+def conditional_batch(
+    sources: list[list[int]], max_target_length: int, mask_id: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reverse process's start: each row is its source ids, ``max_target_length`` [M]
+    and right padding. Returns xT (B, L) and target_mask (B, L) bool (the [M] positions)."""
+    rows = [source + [mask_id] * max_target_length for source in sources]
+    return collate(rows, pad_id, [len(source) for source in sources])
+
+
+def cut_target(ids: list[int], stop_ids: set[int]) -> list[int]:
+    """The generated target up to (not including) its first stop token ([SEP] or padding)."""
+    for position, token in enumerate(ids):
+        if token in stop_ids:
+            return ids[:position]
+    return ids
+
+
+@torch.no_grad()
+def generate_candidates(
+    ckpt: Checkpoint,
+    sources: list[list[int]],
+    mbr_size: int,
+    batch_size: int,
+    num_steps: int,
+    step_size: int = 1,
+    sampler: str = "ancestral",
+    temperature: float = 1.0,
+    topk: int = 0,
+    topp: float = 1.0,
+    cfg_weight: float = 0.0,
+    max_target_length: int | None = None,
+    seed: int = 0,
+) -> Candidates:
+    """``mbr_size`` samples of the target for every source (prompted ids), ``batch_size``
+    rows per network call; the last batch may be partial. Deterministic for a seed and a
+    batch size."""
+    check_sampler(sampler, ckpt.config.timestep)
+    device = next(ckpt.model.parameters()).device
+    tok = ckpt.tokenizer
+    width = max_target_length or ckpt.config.max_target_length
+    diffusion = ckpt.diffusion("exact")
+    generator = torch.Generator(device=device).manual_seed(seed)
+    rows = [(i, k) for i in range(len(sources)) for k in range(mbr_size)]
+    out = Candidates(ids=[[] for _ in sources])
+    stop = {tok.sep_token_id, tok.pad_token_id}
+    for start in tqdm(range(0, len(rows), batch_size), desc="sampling", unit="batch"):
+        chunk = [sources[i] for i, _ in rows[start : start + batch_size]]
+        xT, target_mask = conditional_batch(chunk, width, tok.mask_token_id, tok.pad_token_id)
+        xT, target_mask = xT.to(device), target_mask.to(device)
+        source_mask = (xT != tok.pad_token_id) & ~target_mask
+        denoiser = GuidedDenoiser(ckpt.model, source_mask, tok.mask_token_id, cfg_weight)
+        result = sample(
+            diffusion, denoiser, xT, target_mask, num_steps, step_size, sampler, temperature,
+            topk, topp, generator,
+        )  # fmt: skip
+        out.calls += result.calls
+        for row, (i, _) in enumerate(rows[start : start + batch_size]):
+            begin = len(sources[i])
+            out.ids[i].append(cut_target(result.x0[row, begin : begin + width].tolist(), stop))
+    return out

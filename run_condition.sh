@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# bash run_condition.sh              the embedded offline seq2seq demo: MiniLM-L6 on the toy
+#                                    active → passive task, CPU, about 10 minutes
+#                                    (outputs in outputs/toy_seq2seq)
+# bash run_condition.sh TASK [ARGS]  a DiffuSeq task (qqp, QT, wiki_alignment, CC) read from
+#                                    DATA_DIR (default datasets/<DiffuSeq folder name>):
+#                                    bert-base-uncased under torchrun --nproc_per_node ${NGPU:-1},
+#                                    then MBR decoding of its test split
+# Extra ARGS pass through to main.py.
+set -euo pipefail
+cd "$(dirname "$0")"
+task="${1:-toy}"
+[ $# -gt 0 ] && shift
+
+case "$task" in
+toy)
+  out="${OUT:-outputs/toy_seq2seq}"
+  python3 word_freq.py --model_name_or_path minilm-l6 --task toy --output "$out/word_freq.pt"
+  python3 main.py --task toy --model_name_or_path minilm-l6 \
+    --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 --num_steps 2048 \
+    --objective d3pm --hybrid_lambda 0.01 --timestep none \
+    --max_steps 200 --batch_size 32 --lr 5e-4 --lr_schedule constant --warmup_steps 20 \
+    --max_length 48 --max_target_length 16 --dev_size 128 --logging_steps 25 --eval_steps 100 \
+    --output_dir "$out" --fitlog_dir logs "$@"
+  python3 predict_downstream_condition.py --checkpoint "$out/best" --task toy --split test \
+    --max_examples 100 --mbr_size 4 --num_steps 16 --sampler cached --batch_size 80 \
+    --output_dir "$out/generation"
+  echo "toy seq2seq: checkpoints in $out/best and $out/last, training log" \
+    "$out/train_log.jsonl, outputs and metrics in $out/generation/"
+  ;;
+qqp | QT | wiki_alignment | CC)
+  case "$task" in
+  qqp) folder=QQP ;;
+  QT) folder=Quasar-T ;;
+  wiki_alignment) folder=wiki_alignment ;;
+  CC) folder=CommonsenseConversation ;;
+  esac
+  data="${DATA_DIR:-datasets/$folder}"
+  out="${OUT:-outputs/${task}_seq2seq}"
+  python3 word_freq.py --model_name_or_path bert-base-uncased --task "$task" --data_dir "$data" \
+    --output "$out/word_freq.pt"
+  torchrun --nproc_per_node "${NGPU:-1}" main.py --task "$task" --data_dir "$data" \
+    --model_name_or_path bert-base-uncased --word_freq_file "$out/word_freq.pt" \
+    --word_freq_lambda 0.3 --num_steps 2048 --objective d3pm --hybrid_lambda 0.01 \
+    --timestep none --lr 1e-4 --lr_schedule invsqrt --warmup_steps 10000 --batch_size 64 \
+    --max_steps 100000 --max_length 128 --max_target_length 64 --eval_steps 2000 \
+    --logging_steps 100 --output_dir "$out" "$@"
+  python3 predict_downstream_condition.py --checkpoint "$out/best" --task "$task" \
+    --data_dir "$data" --split test --mbr_size 10 --num_steps 2048 --sampler cached \
+    --batch_size 256 --output_dir "$out/generation"
+  ;;
+*)
+  echo "usage: bash run_condition.sh [toy|qqp|QT|wiki_alignment|CC] [main.py arguments]" >&2
+  exit 2
+  ;;
+esac
