@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bash run_condition.sh              the embedded offline seq2seq demo: MiniLM-L6 on the toy
-#                                    active → passive task, CPU, about 10 minutes
+#                                    active → passive task, CPU, about 7 minutes
 #                                    (outputs in outputs/toy_seq2seq)
 # bash run_condition.sh TASK [ARGS]  a DiffuSeq task (qqp, QT, wiki_alignment, CC) read from
 #                                    DATA_DIR (default datasets/<DiffuSeq folder name>):
