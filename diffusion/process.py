@@ -8,7 +8,7 @@ vocab × vocab matrix and no one-hot tensor is ever built.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -36,6 +36,7 @@ class AbsorbingDiffusion:
     mask_id: int
     h: torch.Tensor | None = None
     protocol: str = "exact"
+    _levels: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -44,6 +45,18 @@ class AbsorbingDiffusion:
             raise ValueError(
                 "word_freq_lambda > 0 needs the token information h: pass --word_freq_file"
             )
+
+    def information_levels(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The distinct values of h, (K,), and each token's index among them, (V,) int64.
+
+        The spindle rate depends on a token only through h(v), and h takes few distinct values
+        (tokens with equal counts share one), so sums over the vocabulary of p_θ(v) f(h(v))
+        become Σ_k f(level_k) · (mass of p_θ on level k): K ≪ V rate evaluations.
+        """
+        if device not in self._levels:
+            levels, group = torch.unique(self.h, return_inverse=True)
+            self._levels[device] = (levels.to(device), group.to(device))
+        return self._levels[device]
 
     @property
     def num_steps(self) -> int:
@@ -185,8 +198,10 @@ class AbsorbingDiffusion:
     ) -> torch.Tensor:
         """Σ_v p_θ(v) r(v) per masked position, (N,): times (N,), probs (N, V), mean (N,).
 
-        Computed over blocks of rows so the (rows, V) temporaries stay small; under autograd
-        each block is recomputed in backward instead of keeping its (rows, V) rates.
+        When h has at most V/2 distinct values the probabilities are summed per information
+        level first (``information_levels``), so the rate is evaluated on (N, K), not (N, V).
+        Computed over blocks of rows so the temporaries stay small; under autograd each block
+        is recomputed in backward.
         """
         block = max(1, RATE_BLOCK_ELEMENTS // probs.shape[-1])
         grad = torch.is_grad_enabled() and (probs.requires_grad or mean.requires_grad)
@@ -207,9 +222,16 @@ class AbsorbingDiffusion:
     def _block_mass(
         self, u_t: torch.Tensor, u_s: torch.Tensor, probs: torch.Tensor, mean: torch.Tensor
     ) -> torch.Tensor:
-        h = self.h.to(device=probs.device, dtype=probs.dtype).unsqueeze(0)
-        rate = self._rate(u_t, u_s, h, mean.unsqueeze(-1).to(probs.dtype))
-        return torch.bmm(probs.unsqueeze(1), rate.unsqueeze(-1)).view(-1)
+        levels, group = self.information_levels(probs.device)
+        mean = mean.unsqueeze(-1).to(probs.dtype)
+        if 2 * levels.numel() > probs.shape[-1]:  # few shared counts: grouping would cost more
+            h = self.h.to(device=probs.device, dtype=probs.dtype).unsqueeze(0)
+            rate = self._rate(u_t, u_s, h, mean)
+            return torch.bmm(probs.unsqueeze(1), rate.unsqueeze(-1)).view(-1)
+        mass = probs.new_zeros(probs.shape[0], levels.numel())
+        mass = mass.scatter_add(1, group.expand_as(probs), probs)
+        rate = self._rate(u_t, u_s, levels.to(probs.dtype).unsqueeze(0), mean)
+        return torch.bmm(mass.unsqueeze(1), rate.unsqueeze(-1)).view(-1)
 
     def _rate(
         self, u_t: torch.Tensor, u_s: torch.Tensor, h: torch.Tensor, mean: torch.Tensor
