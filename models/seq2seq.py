@@ -78,7 +78,8 @@ def generate_candidates(
             topk, topp, generator,
         )  # fmt: skip
         out.calls += result.calls
+        x0 = result.x0.cpu().tolist()  # one device-to-host copy per batch
         for row, (i, _) in enumerate(rows[start : start + batch_size]):
             begin = len(sources[i])
-            out.ids[i].append(cut_target(result.x0[row, begin : begin + width].tolist(), stop))
+            out.ids[i].append(cut_target(x0[row][begin : begin + width], stop))
     return out

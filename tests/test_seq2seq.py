@@ -111,7 +111,8 @@ def test_long_sources_and_targets_are_truncated_around_the_prompt(tokenizer):
     suffix = tokenizer('" is equal to "', add_special_tokens=False)["input_ids"]
     assert len(row["input_ids"]) == 32 and row["source_length"] == 24
     assert row["input_ids"][24 - len(suffix) : 24] == suffix
-    assert row["input_ids"][-1] == tokenizer.sep_token_id and row["input_ids"][-2] != 102
+    sep = tokenizer.sep_token_id
+    assert row["input_ids"][-1] == sep and row["input_ids"][-2] != sep  # 7 tokens, then [SEP]
     assert encode_sources(["one two three " * 20], tokenizer, "qqp", 32, 8) == [
         row["input_ids"][:24]
     ]
