@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from diffusion.process import AbsorbingDiffusion, masked_kl
+from diffusion.kl import masked_kl
+from diffusion.process import AbsorbingDiffusion
 from diffusion.types import Denoiser
 
 
@@ -42,7 +43,7 @@ def discrete_nelbo(
         u_s = torch.full((batch,), (t + step_size) / T, dtype=torch.float64, device=x0.device)
         xs, masked = diffusion.q_sample(x0, target_mask, u_s, generator)
         log_probs = denoiser(xs, u_s, masked)
-        kl = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
+        kl, _ = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
         total.index_add_(0, masked.nonzero(as_tuple=True)[0], kl.to(torch.float64))
     return total
 

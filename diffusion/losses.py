@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion.process import AbsorbingDiffusion, masked_kl
-from diffusion.types import Denoiser
+from diffusion.kl import masked_kl, reveal_kl
+from diffusion.process import AbsorbingDiffusion
+from diffusion.types import Denoiser, target_log_probs
 
 OBJECTIVES = ("d3pm", "mdlm")
 
@@ -65,10 +66,13 @@ def d3pm_loss(
     t = (time * diffusion.num_steps).floor().clamp(max=diffusion.num_steps - 1)
     u_t, u_s = t / diffusion.num_steps, (t + 1) / diffusion.num_steps
     xs, masked = diffusion.q_sample(x0, target_mask, u_s, draw=noise.mask)
-    log_probs = denoiser(xs, u_s, masked)
-    kl = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
-    ce = -log_probs.gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1)
-    total = kl.sum() + hybrid_lambda * ce.sum()
+    if diffusion.candidate_rates:
+        log_probs = denoiser(xs, u_s, masked)
+        kl, log_p_x0 = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
+    else:
+        log_p_x0 = target_log_probs(denoiser, xs, u_s, masked, x0[masked])
+        kl = reveal_kl(diffusion, u_t, u_s, x0, target_mask, masked, log_p_x0)
+    total = kl.sum() - hybrid_lambda * log_p_x0.sum()
     return LossOutput(total / batch, total.detach(), masked.sum())
 
 
@@ -98,9 +102,7 @@ def mdlm_loss(
         noise.time = antithetic(noise.time[:1], batch)
     u = eps + (1.0 - eps) * noise.time
     xt, masked = diffusion.q_sample(x0, target_mask, u, discrete=False, draw=noise.mask)
-    log_probs = denoiser(xt, u, masked)
+    log_p_x0 = target_log_probs(denoiser, xt, u, masked, x0[masked])
     weight = diffusion.schedule.loss_weight(u, diffusion.centred(x0, target_mask))
-    weight = weight.expand_as(x0)[masked].to(log_probs.dtype)
-    ce = -log_probs.gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1)
-    total = (weight * ce).sum()
+    total = -(weight.expand_as(x0)[masked].to(log_p_x0.dtype) * log_p_x0).sum()
     return LossOutput(total / batch, total.detach(), masked.sum())

@@ -7,17 +7,14 @@ vocab × vocab matrix and no one-hot tensor is ever built.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from diffusion.schedule import NoiseSchedule
 from diffusion.spindle import centred_information
 
 PROTOCOLS = ("exact", "official")
-RATE_BLOCK_ELEMENTS = 2**21
 
 
 @dataclass
@@ -36,7 +33,6 @@ class AbsorbingDiffusion:
     mask_id: int
     h: torch.Tensor | None = None
     protocol: str = "exact"
-    _levels: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -46,17 +42,11 @@ class AbsorbingDiffusion:
                 "word_freq_lambda > 0 needs the token information h: pass --word_freq_file"
             )
 
-    def information_levels(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The distinct values of h, (K,), and each token's index among them, (V,) int64.
-
-        The spindle rate depends on a token only through h(v), and h takes few distinct values
-        (tokens with equal counts share one), so sums over the vocabulary of p_θ(v) f(h(v))
-        become Σ_k f(level_k) · (mass of p_θ on level k): K ≪ V rate evaluations.
-        """
-        if device not in self._levels:
-            levels, group = torch.unique(self.h, return_inverse=True)
-            self._levels[device] = (levels.to(device), group.to(device))
-        return self._levels[device]
+    @property
+    def candidate_rates(self) -> bool:
+        """Whether the model's reveal rate depends on the candidate token (spindle, exact
+        protocol), so that the KL needs the whole p_θ(x0 | x_s) and not only p_θ(x0)."""
+        return self.schedule.spindle and self.protocol == "exact"
 
     @property
     def num_steps(self) -> int:
@@ -191,138 +181,67 @@ class AbsorbingDiffusion:
 
     def spindle_rate(self, u_t: torch.Tensor, u_s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """(ᾱ_t(w) − ᾱ_s(w)) / (1 − ᾱ_s(w)), times (N,), information w (N, K); w's dtype."""
-        return self._rate(u_t, u_s, w, w.new_zeros(w.shape[0], 1))
+        return self._rate(u_t, u_s, w, w.new_zeros(w.shape[0], 1))[0]
 
-    def reveal_mass(
-        self, u_t: torch.Tensor, u_s: torch.Tensor, probs: torch.Tensor, mean: torch.Tensor
-    ) -> torch.Tensor:
-        """Σ_v p_θ(v) r(v) per masked position, (N,): times (N,), probs (N, V), mean (N,).
+    def rate_table(
+        self, u_t: torch.Tensor, u_s: torch.Tensor, mean: torch.Tensor, slope: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The spindle reveal rate r(v) of every token, one row per sequence: (B, V) float64.
 
-        When h has at most V/2 distinct values the probabilities are summed per information
-        level first (``information_levels``), so the rate is evaluated on (N, K), not (N, V).
-        Computed over blocks of rows so the temporaries stay small; under autograd each block
-        is recomputed in backward.
+        The rate depends on a candidate token only through h(v) and on its position only
+        through the sequence's times and estimated mean information, so one row serves all
+        masked positions of a sequence.
+
+        Args:
+            u_t, u_s: (B,) times, u_t < u_s; mean: (B,) estimated mean information.
+            slope: also return ∂r/∂mean, (B, V).
+        Returns:
+            the rates and their slope (None without ``slope``).
         """
-        block = max(1, RATE_BLOCK_ELEMENTS // probs.shape[-1])
-        grad = torch.is_grad_enabled() and (probs.requires_grad or mean.requires_grad)
-        parts = [
-            checkpoint(self._block_mass, a, b, p, m, use_reentrant=False)
-            if grad
-            else self._block_mass(a, b, p, m)
-            for a, b, p, m in zip(
-                u_t.split(block),
-                u_s.split(block),
-                probs.split(block),
-                mean.split(block),
-                strict=True,
-            )
-        ]
-        return torch.cat(parts) if parts else probs.new_zeros(0)
-
-    def _block_mass(
-        self, u_t: torch.Tensor, u_s: torch.Tensor, probs: torch.Tensor, mean: torch.Tensor
-    ) -> torch.Tensor:
-        levels, group = self.information_levels(probs.device)
-        mean = mean.unsqueeze(-1).to(probs.dtype)
-        if 2 * levels.numel() > probs.shape[-1]:  # few shared counts: grouping would cost more
-            h = self.h.to(device=probs.device, dtype=probs.dtype).unsqueeze(0)
-            rate = self._rate(u_t, u_s, h, mean)
-            return torch.bmm(probs.unsqueeze(1), rate.unsqueeze(-1)).view(-1)
-        mass = probs.new_zeros(probs.shape[0], levels.numel())
-        mass = mass.scatter_add(1, group.expand_as(probs), probs)
-        rate = self._rate(u_t, u_s, levels.to(probs.dtype).unsqueeze(0), mean)
-        return torch.bmm(mass.unsqueeze(1), rate.unsqueeze(-1)).view(-1)
+        h = self.h.to(device=mean.device, dtype=torch.float64).unsqueeze(0)
+        return self._rate(u_t, u_s, h, mean.to(torch.float64).unsqueeze(-1), slope)
 
     def _rate(
-        self, u_t: torch.Tensor, u_s: torch.Tensor, h: torch.Tensor, mean: torch.Tensor
-    ) -> torch.Tensor:
-        """The spindle reveal rate at information w = h − mean, in few passes over (N, K).
+        self,
+        u_t: torch.Tensor,
+        u_s: torch.Tensor,
+        h: torch.Tensor,
+        mean: torch.Tensor,
+        slope: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The spindle reveal rate at information w = h − mean, and optionally ∂rate/∂mean.
 
         ᾱ(w) = clip(base + amp · (h − mean), 0, cap) = clip((base − amp · mean) + amp · h), so
         w is never materialised. Args: u_t, u_s (N,); h (1, K) or (N, K); mean (N, 1).
-        Returns (N, K) in h's dtype; rows with u_t = 0 reveal with certainty (ᾱ_0 = 1).
+        Returns (N, K) in h's dtype (rows with u_t = 0 reveal with certainty, ᾱ_0 = 1), and the
+        slope with the one-sided conventions of autograd's clamp, or None.
         """
         schedule, dtype = self.schedule, h.dtype
 
-        def keep(u: torch.Tensor) -> torch.Tensor:
+        def keep(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             u = u.to(torch.float64).unsqueeze(-1)
             base = schedule.base_alpha_bar(u).to(dtype)
-            amp = (schedule.word_freq_lambda * torch.sin(math.pi * u)).to(dtype)
-            cap = torch.where(u <= 0, 1.0, schedule.keep_cap).to(dtype)  # ᾱ_0 = 1
-            return torch.addcmul(base - amp * mean, amp, h).clamp_(
-                min=torch.zeros_like(cap), max=cap
-            )
+            amp = schedule.amplitude(u).to(dtype)
+            cap = torch.full_like(u, schedule.keep_cap).masked_fill(u <= 0, 1.0)  # ᾱ_0 = 1
+            cap = cap.to(dtype)
+            raw = torch.addcmul(base - amp * mean, amp, h)
+            inside = ((raw >= 0) & (raw <= cap)) if slope else None
+            return raw.clamp_(min=torch.zeros_like(cap), max=cap), inside
 
-        a_t, a_s = keep(u_t), keep(u_s)
-        rate = (a_t - a_s).div_((1.0 - a_s).clamp_min_(1e-12))
-        return rate.clamp_(0.0, 1.0) if schedule.allow_nonmonotone else rate
-
-
-def absorbing_kl(
-    a: torch.Tensor,
-    log_p_x0: torch.Tensor,
-    r_x0: torch.Tensor,
-    reveal_mass: torch.Tensor,
-) -> torch.Tensor:
-    """KL(q ‖ p) over the two outcomes of a masked position, {x0, [M]}.
-
-    q puts ``a`` on x0 and 1 − a on [M]; p puts p_θ(x0) r(x0) on x0 and 1 − Σ_v p_θ(v) r(v) on
-    [M] (its mass on other tokens does not enter the KL, since q has none there).
-
-    Args:
-        a: (N,) posterior reveal probability.
-        log_p_x0: (N,) log p_θ(x0 | x_s).
-        r_x0: (N,) model reveal rate of the true token.
-        reveal_mass: (N,) Σ_v p_θ(v) r(v).
-    Returns:
-        (N,) KL in nats.
-    """
-    log_reveal = log_p_x0 + torch.log(r_x0.clamp_min(1e-300))
-    hit = torch.where(a > 0, a * (torch.log(a.clamp_min(1e-300)) - log_reveal), 0.0)
-    stay = 1.0 - a
-    stay_p = (1.0 - reveal_mass).clamp_min(0.0)
-    miss = torch.where(
-        stay > 0,
-        stay * (torch.log(stay.clamp_min(1e-300)) - torch.log(stay_p.clamp_min(1e-300))),
-        0.0,
-    )
-    return hit + miss
-
-
-def masked_kl(
-    diffusion: AbsorbingDiffusion,
-    u_t: torch.Tensor,
-    u_s: torch.Tensor,
-    x0: torch.Tensor,
-    xs: torch.Tensor,
-    target_mask: torch.Tensor,
-    masked: torch.Tensor,
-    log_probs: torch.Tensor,
-) -> torch.Tensor:
-    """KL(q(x_t | x_s, x0) ‖ p_θ(x_t | x_s)) at every masked position of x_s, (N,).
-
-    Args:
-        u_t, u_s: (B,) times with u_t < u_s; x0, xs: (B, L) ids; target_mask, masked: (B, L).
-        log_probs: log p_θ(x0 | x_s) at the masked positions, (N, V).
-    """
-    w = diffusion.centred(x0, target_mask)
-    a = diffusion.posterior_rate(u_t, u_s, w)
-    a = (a.expand_as(x0)[masked]).to(log_probs.dtype)
-    probs = log_probs.exp()
-    target = x0[masked]
-    log_p_x0 = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    if diffusion.schedule.spindle and diffusion.protocol == "exact":
-        rows = masked.nonzero(as_tuple=True)[0]
-        mean = diffusion._estimated_mean(xs, target_mask, masked, probs)
-        h = diffusion.h.to(device=probs.device, dtype=probs.dtype)
-        r_x0 = diffusion.spindle_rate(u_t[rows], u_s[rows], (h[target] - mean).unsqueeze(-1))[:, 0]
-        reveal_mass = diffusion.reveal_mass(u_t[rows], u_s[rows], probs, mean)
-        return absorbing_kl(a, log_p_x0, r_x0, reveal_mass)
-    r = diffusion.model_rate(u_t, u_s, xs, target_mask, masked, probs, x0=x0)
-    if r.shape[-1] == 1:
-        r_x0 = r.squeeze(-1)
-        reveal_mass = r_x0
-    else:
-        r_x0 = r.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        reveal_mass = (probs * r).sum(-1)
-    return absorbing_kl(a, log_p_x0, r_x0, reveal_mass)
+        (a_t, inside_t), (a_s, inside_s) = keep(u_t), keep(u_s)
+        stay = 1.0 - a_s
+        denominator = stay.clamp_min(1e-12)
+        rate = (a_t - a_s).div_(denominator)
+        derivative = None
+        if slope:  # ∂a_u/∂mean = −amp_u inside the clip; ∂r = (∂a_t − (1 − r) ∂a_s) / (1 − a_s)
+            amp_t = schedule.amplitude(u_t.to(torch.float64)).to(dtype).unsqueeze(-1)
+            amp_s = schedule.amplitude(u_s.to(torch.float64)).to(dtype).unsqueeze(-1)
+            d_t = -amp_t * inside_t
+            d_s = -amp_s * inside_s
+            d_s_through_stay = torch.where(stay >= 1e-12, d_s, 0.0)
+            derivative = (d_t - d_s + rate * d_s_through_stay) / denominator
+        if schedule.allow_nonmonotone:
+            if derivative is not None:
+                derivative = derivative * ((rate >= 0) & (rate <= 1))
+            rate = rate.clamp_(0.0, 1.0)
+        return rate, derivative

@@ -57,6 +57,11 @@ class NoiseSchedule:
         table[-1] = 0.0
         return table
 
+    def amplitude(self, u: torch.Tensor) -> torch.Tensor:
+        """The spindle's λ sin(πu) (any shape, float64), exactly 0 at u = 0 and u = 1."""
+        u = u.to(torch.float64)
+        return self.word_freq_lambda * torch.sin(math.pi * torch.minimum(u, 1.0 - u))
+
     def base_alpha_bar(self, u: torch.Tensor) -> torch.Tensor:
         """Base ᾱ at times ``u`` (any shape, values in [0, 1]); same shape, float64."""
         u = u.to(torch.float64)
@@ -105,7 +110,7 @@ class NoiseSchedule:
         base = self.base_alpha_bar(u)
         if not self.spindle or w is None:
             return base
-        amplitude = (self.word_freq_lambda * torch.sin(math.pi * u)).to(dtype)
+        amplitude = self.amplitude(u).to(dtype)
         a = base.to(dtype) + amplitude * w.to(dtype)
         a = a.clamp(0.0, self.keep_cap if discrete else 1.0)
         return torch.where(u <= 0, torch.ones_like(a), a)

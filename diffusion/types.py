@@ -17,3 +17,22 @@ class Denoiser(Protocol):
             (N, V) log-probabilities, N = masked.sum(), rows in row-major order of ``masked``.
         """
         ...
+
+
+def target_log_probs(
+    denoiser: Denoiser,
+    xt: torch.Tensor,
+    u: torch.Tensor,
+    masked: torch.Tensor,
+    target: torch.Tensor,
+) -> torch.Tensor:
+    """log p_θ(target | x_t) at the masked positions, (N,), for target ids (N,).
+
+    A denoiser whose network (``.module`` under DistributedDataParallel) sets
+    ``accepts_target`` computes it itself when called with ``target=`` (``DiffusionBert``: in
+    row blocks, keeping no (N, V) tensor for backward); any other is gathered from its (N, V)
+    output.
+    """
+    if getattr(getattr(denoiser, "module", denoiser), "accepts_target", False):
+        return denoiser(xt, u, masked, target=target)
+    return denoiser(xt, u, masked).gather(-1, target.unsqueeze(-1)).squeeze(-1)

@@ -6,8 +6,10 @@ import functools
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
+from diffusion.kl import row_blocks
 from models.errors import UsageError
 from models.time_embedding import TIMESTEPS, LayerwiseTime, TimeEmbedding
 
@@ -110,15 +112,47 @@ class DiffusionBert(nn.Module):
             self._shifts = None
         return out.last_hidden_state[:, offset : offset + length]
 
-    def forward(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    accepts_target = True  # see diffusion.types.target_log_probs
+
+    def forward(
+        self,
+        xt: torch.Tensor,
+        u: torch.Tensor,
+        masked: torch.Tensor,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """log p_θ(x0 | x_t) at the ``masked`` positions.
 
         Args:
             xt: (B, L) ids; u: (B,) times in [0, 1]; masked: (B, L) bool.
+            target: optional (N,) ids: return only log p_θ(target) per position, computed in
+                row blocks that backward recomputes, so no (N, V) tensor is kept.
         Returns:
-            (N, V) float32 log-probabilities, N = masked.sum(), [M] at −inf.
+            (N, V) float32 log-probabilities, N = masked.sum(), [M] at −inf; or (N,) with
+            ``target``.
         """
         hidden = self.hidden_states(xt, u)[masked]
+        if target is None:
+            return self._log_probs(hidden)
+        vocab = self.mlm.config.vocab_size
+        parts = [
+            checkpoint(self._target_log_prob, hidden[b], target[b], use_reentrant=False)
+            if torch.is_grad_enabled()
+            else self._target_log_prob(hidden[b], target[b])
+            for b in row_blocks(hidden.shape[0], vocab, hidden.device)
+        ]
+        return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+
+    def _target_log_prob(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(n,) log p_θ(target) from hidden states (n, hidden) and ids (n,)."""
+        return self._log_probs(hidden).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+
+    def _log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(n, V) float32 log-probabilities from hidden states (n, hidden), [M] at −inf."""
         logits = self._head()(hidden).float()
         mask_column = torch.tensor([self.mask_id], device=logits.device)
-        return logits.index_fill(-1, mask_column, float("-inf")).log_softmax(-1)
+        # In place and outside autograd: no (N, V) copy in forward or backward. The gradient at
+        # the [M] column is zero anyway (its probability is 0 and no loss reads its log-prob).
+        with torch.no_grad():
+            logits.index_fill_(-1, mask_column, float("-inf"))
+        return logits.log_softmax(-1)

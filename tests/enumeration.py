@@ -49,7 +49,7 @@ def exact_nelbo(diffusion, net, x0: torch.Tensor, step: int) -> float:
             if not masked.any() or prob == 0:
                 continue
             xs = x0.masked_fill(masked, ref.MASK)
-            kl = masked_kl(diffusion, u_t, u_s, x0, xs, target, masked, net(xs, u_s, masked))
+            kl, _ = masked_kl(diffusion, u_t, u_s, x0, xs, target, masked, net(xs, u_s, masked))
             total += float(prob) * kl.sum().item()
     return total
 

@@ -61,6 +61,43 @@ def test_log_probs_are_the_mlm_head_at_masked_positions_without_mask_token(tiny_
     assert torch.allclose(log_probs, expected.log_softmax(-1), atol=1e-4)
 
 
+def test_target_log_probs_in_row_blocks_equal_the_full_head(tiny_bert, tokenizer, monkeypatch):
+    """``target=`` gives log p_θ(target) from row blocks recomputed in backward: the same values
+    and parameter gradients as gathering from the (N, V) output, and the full output's [M]
+    column gets no gradient."""
+    from diffusion import kl as kl_module
+    from diffusion.types import target_log_probs
+
+    monkeypatch.setitem(kl_module.BLOCK_ELEMENTS, "cpu", 2 * len(tokenizer))
+    model = _model(tiny_bert, tokenizer, timestep="layerwise").train()
+    xt, real = _batch(tokenizer)
+    masked = real & (torch.arange(xt.shape[1]) % 2 == 0)
+    target = xt[masked]
+    xt = xt.masked_fill(masked, tokenizer.mask_token_id)
+    u = torch.tensor([0.3, 0.8])
+    weights = torch.rand(len(target), generator=torch.Generator().manual_seed(0))
+
+    def gradients(values: torch.Tensor) -> dict[str, torch.Tensor]:
+        (weights * values).sum().backward()
+        out = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+        return out
+
+    torch.manual_seed(1)  # the same dropout in both
+    blocked = target_log_probs(model, xt, u, masked, target)
+    blocked_grads = gradients(blocked)
+    torch.manual_seed(1)
+    log_probs = model(xt, u, masked)
+    log_probs.retain_grad()
+    full = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    full_grads = gradients(full)
+    assert torch.allclose(blocked, full, atol=1e-5)
+    assert log_probs.grad[:, tokenizer.mask_token_id].eq(0).all()
+    assert blocked_grads.keys() == full_grads.keys() and len(full_grads) > 10
+    for name, grad in full_grads.items():
+        assert torch.allclose(blocked_grads[name], grad, atol=1e-5), name
+
+
 @pytest.mark.parametrize("timestep", ["token", "layerwise"])
 def test_time_designs_use_the_time(tiny_bert, tokenizer, timestep):
     model = _model(tiny_bert, tokenizer, timestep)
