@@ -5,12 +5,16 @@ python bench/bench.py --mode elbo       # discrete NELBO vs the network calls it
 python bench/bench.py --mode sample     # ancestral / cached sampling vs their network calls
 python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
 Add --device cuda --preset bert-base on a GPU. Each configuration runs in its own process (so
-the CPU peak RSS is its own); results are printed and appended to bench/results/<mode>.jsonl.
+the CPU peak RSS is its own); the training objectives are timed taking turns in one more
+process, and each sampler or bound takes turns with its bare network calls, so a drift in the
+machine's speed hits both alike; ratios are medians over rounds of the within-round ratio.
+Results are printed and appended to bench/results/<mode>.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -52,17 +56,26 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device: torch.device, repeats: int, warmup: int = 2) -> list[float]:
+def interleaved(fns: dict, device: torch.device, repeats: int, warmup: int = 2) -> dict:
+    """Seconds of each callable, ``repeats`` rounds after ``warmup`` rounds, the callables
+    taking turns within a round so that a drift in the machine's speed hits them alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
+        for name, fn in fns.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
     return times
+
+
+def paired_ratio(times: list[float], baseline: list[float]) -> float:
+    """Median over rounds of time / baseline time of the same round (robust to drift)."""
+    return statistics.median(a / b for a, b in zip(times, baseline, strict=True))
 
 
 def peak_memory(device: torch.device) -> float:
@@ -106,7 +119,38 @@ def setup(args):
     return tokenizer, model, diffusion, x0, target
 
 
+def train_steps(args, names: list[str]) -> tuple[dict, int, int]:
+    """One optimizer step per named objective on the same network and batch."""
+    device = torch.device(args.device)
+    tokenizer, model, diffusion, x0, target = setup(args)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def step(name: str) -> None:
+        with autocast:
+            if name == "plain":
+                masked = torch.rand(x0.shape, device=device, generator=g) < 0.15
+                labels = x0.masked_fill(~masked, -100)
+                inputs = x0.masked_fill(masked, tokenizer.mask_token_id)
+                loss = model.mlm(input_ids=inputs, labels=labels).loss
+            elif name == "d3pm":
+                loss = d3pm_loss(diffusion, model, x0, target, 0.01, generator=g).loss
+            else:
+                loss = mdlm_loss(diffusion, model, x0, target, generator=g).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    model.train()
+    params = sum(p.numel() for p in model.parameters())
+    return {name: functools.partial(step, name) for name in names}, x0.numel(), params
+
+
 def run_config(args, name: str) -> dict:
+    """One configuration in this process: its peak memory, and its time against its baseline
+    (the bare network calls for elbo and sample). ``timing`` times all training objectives
+    interleaved in one process instead."""
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     if name == "construct":
@@ -117,67 +161,57 @@ def run_config(args, name: str) -> dict:
         seconds = time.perf_counter() - start
         assert diffusion.h.shape == (30522,)
         return {"seconds": seconds, "peak_gib": peak_memory(device)}
+    if args.mode == "train":
+        names = CONFIGS["train"] if name == "timing" else [name]
+        steps, tokens, params = train_steps(args, names)
+        times = interleaved(steps, device, args.repeats)
+        if name != "timing":
+            return {"peak_gib": peak_memory(device)}
+        out = {}
+        for config, seconds in times.items():
+            median = statistics.median(seconds)
+            out[config] = {"seconds": median, "tokens_per_s": tokens / median,
+                           "time_ratio": paired_ratio(seconds, times["plain"])}  # fmt: skip
+            if device.type == "cuda":
+                out[config]["mfu"] = 6 * params * tokens / median / 989e12
+        return out
     tokenizer, model, diffusion, x0, target = setup(args)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    if args.mode == "train":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
-        g = torch.Generator(device=device).manual_seed(0)
-
-        def step():
-            with autocast:
-                if name == "plain":
-                    masked = torch.rand(x0.shape, device=device, generator=g) < 0.15
-                    labels = x0.masked_fill(~masked, -100)
-                    inputs = x0.masked_fill(masked, tokenizer.mask_token_id)
-                    loss = model.mlm(input_ids=inputs, labels=labels).loss
-                elif name == "d3pm":
-                    loss = d3pm_loss(diffusion, model, x0, target, 0.01, generator=g).loss
-                else:
-                    loss = mdlm_loss(diffusion, model, x0, target, generator=g).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-        model.train()
-        times = timed(step, device, args.repeats)
-        tokens = x0.numel()
-        params = sum(p.numel() for p in model.parameters())
-        out = {"seconds": statistics.median(times), "peak_gib": peak_memory(device),
-               "tokens_per_s": tokens / statistics.median(times)}  # fmt: skip
-        if device.type == "cuda":
-            out["mfu"] = 6 * params * out["tokens_per_s"] / 989e12
-        return out
     model.eval()
     replay = Replay(model)
-    with torch.no_grad(), autocast:
+    result = {}
+    g = torch.Generator(device=device)
+
+    def work():
+        replay.calls.clear()
+        g.manual_seed(0)
         if args.mode == "elbo":
-            g = torch.Generator(device=device)
-
-            def work():
-                replay.calls.clear()
-                g.manual_seed(0)
-                discrete_nelbo(diffusion, replay, x0, target, args.step_size, g)
-
+            discrete_nelbo(diffusion, replay, x0, target, args.step_size, g)
         else:
             xT = torch.full_like(x0, tokenizer.mask_token_id)
-            g = torch.Generator(device=device)
-            result = {}
+            result["out"] = sample(diffusion, replay, xT, target, args.num_steps,
+                                   args.step_size, name, generator=g)  # fmt: skip
 
-            def work():
-                replay.calls.clear()
-                g.manual_seed(0)
-                result["out"] = sample(diffusion, replay, xT, target, args.num_steps,
-                                       args.step_size, name, generator=g)  # fmt: skip
-
-        total = timed(work, device, args.repeats, warmup=1)
-        bare = timed(replay.replay, device, args.repeats, warmup=1)
-    out = {"seconds": statistics.median(total), "network_seconds": statistics.median(bare),
-           "ratio": statistics.median(total) / statistics.median(bare),
+    with torch.no_grad(), autocast:
+        work()  # records the calls that the replay repeats
+        times = interleaved({"total": work, "bare": replay.replay}, device, args.repeats, 1)
+    total, bare = statistics.median(times["total"]), statistics.median(times["bare"])
+    out = {"seconds": total, "network_seconds": bare,
+           "ratio": paired_ratio(times["total"], times["bare"]),
            "network_calls": len(replay.calls), "peak_gib": peak_memory(device)}  # fmt: skip
     if args.mode == "sample":
         out["calls_per_sample"] = result["out"].calls
         out["tokens_per_s"] = x0.numel() / out["seconds"]
     return out
+
+
+def in_subprocess(config: str) -> dict:
+    """Run one configuration in a fresh process (its own peak memory); its JSON result."""
+    command = [sys.executable, __file__, *sys.argv[1:], "--config", config]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
+    if done.returncode:
+        sys.exit(f"{config} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -197,17 +231,13 @@ def main() -> None:
     if args.config:
         print(json.dumps(run_config(args, args.config)))
         return
-    rows = []
-    for name in CONFIGS[args.mode]:
-        command = [sys.executable, __file__, *sys.argv[1:], "--config", name]
-        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
-        if done.returncode:
-            sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
-        rows.append({"config": name, **json.loads(done.stdout.strip().splitlines()[-1])})
+    rows = [{"config": name, **in_subprocess(name)} for name in CONFIGS[args.mode]]
     if args.mode == "train":
+        times = in_subprocess("timing")
+        for row in rows:
+            row.update(times[row["config"]])
         plain = rows[0]
         for row in rows[1:]:
-            row["time_ratio"] = row["seconds"] / plain["seconds"]
             row["memory_ratio"] = row["peak_gib"] / plain["peak_gib"]
     stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine":
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"

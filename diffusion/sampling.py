@@ -37,7 +37,7 @@ def filter_log_probs(
 
 def categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One draw per row of (N, V) probabilities by float64 inverse CDF. Returns (N,) ids."""
-    cdf = probs.to(torch.float64).cumsum(-1)
+    cdf = torch.cumsum(probs, -1, dtype=torch.float64)  # accumulates in float64, no copy
     u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=torch.float64)
     index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
     return index.squeeze(-1).clamp_max(cdf.shape[-1] - 1)
