@@ -20,7 +20,7 @@ from models.runtime import pick_device, quiet_transformers
 from models.training import collate
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="a folder written by main.py")
     p.add_argument("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or folder")
@@ -34,12 +34,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--json", default=None, help="also write the figures to this file")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 @exit_on_usage_error
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     quiet_transformers()
     if args.bound not in BOUNDS:
         raise UsageError(f"--bound {args.bound!r} is unknown: choose one of {', '.join(BOUNDS)}")

@@ -18,7 +18,7 @@ from models import UsageError, exit_on_usage_error, write_json
 MODES = ("unconditional", "conditional")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--generated", required=True, help="one text per line")
     p.add_argument("--references", default=None, help="one text per line")
@@ -29,7 +29,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bleu_convention", default="diffuseq", help="diffuseq or standard")
     p.add_argument("--gen_ppl_model", default=None, help="causal LM folder or hub name")
     p.add_argument("--json", default=None)
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def read_lines(path: str, argument: str) -> list[str]:
@@ -54,8 +54,8 @@ def read_candidates(path: str) -> list[list[str]]:
 
 
 @exit_on_usage_error
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     hf_logging.set_verbosity_error()
     if args.mode not in MODES:
         raise UsageError(f"--mode {args.mode!r} is unknown: choose {', '.join(MODES)}")

@@ -15,7 +15,7 @@ from models.generation import check_sampling_args, generate
 from models.runtime import pick_device, quiet_transformers
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="a folder written by main.py")
     p.add_argument("--num_samples", type=int, default=16)
@@ -34,12 +34,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--output", default="samples.txt")
     p.add_argument("--show_process", action="store_true", help="print the first sample's x0 "
                    "predictions step by step")  # fmt: skip
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 @exit_on_usage_error
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     quiet_transformers()
     if args.sampler not in SAMPLERS:
         raise UsageError(f"--sampler {args.sampler!r} is unknown: choose {', '.join(SAMPLERS)}")

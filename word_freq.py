@@ -23,7 +23,7 @@ def default_output(model: str, dataset: str, task: str | None = None) -> Path:
 
 
 @exit_on_usage_error
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_name_or_path", default="minilm-l6")
     parser.add_argument("--dataset", default="toy")
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--data_dir", default=None, help="the task's DiffuSeq folder")
     parser.add_argument("--split", default="train")
     parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))
     if args.task:
         pairs = load_pairs(args.task, args.split, args.data_dir)
