@@ -6,18 +6,19 @@ python compute_elbo.py --checkpoint outputs/demo/best --dataset toy --split test
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
 
-from corpora import load_texts, tokenize_texts, toy
+from common.errors import UsageError, exit_on_usage_error
+from common.files import write_json
+from common.runtime import pick_device, quiet_transformers
+from corpora import load_texts, tokenize_texts
 from diffusion import PROTOCOLS
 from diffusion.elbo import check_step_size
-from models import UsageError, exit_on_usage_error, load_checkpoint, write_json
-from models.evaluation import BOUNDS, length_nll, sequence_bounds, summarise
-from models.report import likelihood_table
-from models.runtime import pick_device, quiet_transformers
-from models.training import collate
+from evaluation.bounds import BOUNDS
+from evaluation.likelihood import likelihood_record
+from evaluation.report import likelihood_table
+from models import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,7 +63,6 @@ def main(argv: list[str] | None = None) -> None:
         check_step_size(T, step)
     else:
         ckpt.config.noise_schedule().base_alpha_bar_derivative(torch.zeros(1))
-    diffusion = ckpt.diffusion(args.protocol)
     data = tokenize_texts(
         load_texts(args.dataset, args.split),
         ckpt.tokenizer,
@@ -71,37 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.max_examples:
         data = data.select(range(min(args.max_examples, len(data))))
-    ids = data["input_ids"]
-    pad, size = ckpt.tokenizer.pad_token_id, args.batch_size
-    batches = (collate(ids[i : i + size], pad) for i in range(0, len(ids), size))
-    values, tokens = sequence_bounds(
-        diffusion, ckpt.model, batches, args.bound, step, args.mc_samples, args.seed, device,
-        progress=True, total=math.ceil(len(ids) / size),
+    record = likelihood_record(
+        ckpt, data["input_ids"], args.bound, step, args.mc_samples, args.protocol,
+        args.batch_size, args.seed, device, toy_truth=args.dataset == "toy",
     )  # fmt: skip
-    texts = [ckpt.tokenizer.decode(row) for row in ids]
-    words = torch.tensor([len(t.split()) for t in texts])
-    record = {
-        "checkpoint": str(ckpt.path),
-        "dataset": args.dataset,
-        "split": args.split,
-        "bound": args.bound,
-        "num_steps": T,
-        "eval_step_size": step if args.bound == "discrete" else None,
-        "mc_samples": args.mc_samples if args.bound == "continuous" else 1,
-        "protocol": args.protocol,
-        "valid_bound": not (args.protocol == "official" and diffusion.schedule.spindle),
-        "seed": args.seed,
-        "given_length": summarise(values, tokens, words),
-    }
-    if ckpt.lengths is not None:
-        record["full_sequence"] = summarise(values, tokens, words, length_nll(ckpt.lengths, tokens))
-    if args.dataset == "toy":
-        truth = torch.tensor(toy.sentence_nll(texts), dtype=torch.float64)
-        record["toy_oracle"] = {
-            "true_nats_per_sequence": truth.mean().item(),
-            "true_nats_per_token": truth.sum().item() / tokens.sum().item(),
-            "grammar_entropy_per_sentence": toy.entropy(),
-        }
+    record = {"checkpoint": record["checkpoint"], "dataset": args.dataset, "split": args.split,
+              **record}  # fmt: skip
     print(likelihood_table(record))
     if args.json:
         write_json(args.json, record)

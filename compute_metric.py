@@ -12,8 +12,10 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from corpora import load_texts, metrics, toy
-from models import UsageError, exit_on_usage_error, write_json
+from common.errors import UsageError, exit_on_usage_error
+from common.files import write_json
+from corpora import load_texts, toy
+from evaluation import text_metrics
 
 MODES = ("unconditional", "conditional")
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     hf_logging.set_verbosity_error()
     if args.mode not in MODES:
         raise UsageError(f"--mode {args.mode!r} is unknown: choose {', '.join(MODES)}")
-    if args.bleu_convention not in metrics.BLEU_CONVENTIONS:
+    if args.bleu_convention not in text_metrics.BLEU_CONVENTIONS:
         raise UsageError(f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard")
     generated = read_lines(args.generated, "--generated")
     references = None
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         references = read_lines(args.references, "--references")
     elif args.dataset:
         references = load_texts(args.dataset, args.split)["text"]
-    tokens = [metrics.tokenize(t) for t in generated]
+    tokens = [text_metrics.tokenize(t) for t in generated]
     result: dict = {
         "generated": args.generated,
         "mode": args.mode,
@@ -75,13 +77,15 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.mode == "unconditional":
         result.update(
-            self_bleu=metrics.self_bleu(tokens), dist_1=metrics.dist_1(tokens),
-            div_4=metrics.div_4(tokens), unigram_entropy_nats=metrics.unigram_entropy(tokens),
-            mean_length=metrics.mean_length(tokens),
+            self_bleu=text_metrics.self_bleu(tokens),
+            dist_1=text_metrics.dist_1(tokens),
+            div_4=text_metrics.div_4(tokens),
+            unigram_entropy_nats=text_metrics.unigram_entropy(tokens),
+            mean_length=text_metrics.mean_length(tokens),
         )  # fmt: skip
         if references is not None:
-            ref_tokens = [metrics.tokenize(t) for t in references]
-            result["bleu"] = metrics.mean_bleu(tokens, ref_tokens)
+            ref_tokens = [text_metrics.tokenize(t) for t in references]
+            result["bleu"] = text_metrics.mean_bleu(tokens, ref_tokens)
             result["num_references"] = len(references)
     else:
         if references is None:
@@ -92,13 +96,15 @@ def main(argv: list[str] | None = None) -> None:
                 "they must be aligned line by line"
             )
         sets = read_candidates(args.candidates) if args.candidates else None
-        result.update(metrics.conditional_scores(generated, references, sets, args.bleu_convention))
+        result.update(
+            text_metrics.conditional_scores(generated, references, sets, args.bleu_convention)
+        )
         result["bleu_convention"] = args.bleu_convention
     if args.dataset == "toy":
         result.update(toy.oracle(generated))
     if args.gen_ppl_model:
         try:
-            from models.gen_ppl import generative_perplexity
+            from evaluation.gen_ppl import generative_perplexity
 
             result.update(generative_perplexity(generated, args.gen_ppl_model))
         except UsageError as error:

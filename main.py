@@ -11,67 +11,34 @@ import argparse
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
-from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
+from common.errors import UsageError, exit_on_usage_error
+from common.runtime import quiet_transformers
 from conditional_data import get_task
-from corpora.counting import length_histogram, load_counts
+from corpora.counting import default_counts_path, length_histogram, load_counts
 from diffusion import BASE_SCHEDULES, OBJECTIVES
 from diffusion.elbo import check_step_size
 from models import (
     TIMESTEPS,
     DiffusionConfig,
-    UsageError,
     build_model,
-    exit_on_usage_error,
     load_checkpoint,
     load_training_state,
     resolve_checkpoint_dir,
     resolve_model_name,
 )
 from models.checkpoint import check_lengths
-from models.data import training_data
-from models.fitlog_compat import import_fitlog
-from models.trainer import Trainer, prune_checkpoints
-from models.training import (
-    LR_SCHEDULES,
-    BatchPlan,
-    JsonlLog,
-    lr_scheduler,
-    seed_everything,
-    set_rng_state,
-)
-from word_freq import default_output
-
-# Settings a resumed run must share with the run it continues.
-RESUME_LOCKED = [
-    "model_name_or_path",
-    "dataset",
-    "task",
-    "data_dir",
-    "max_target_length",
-    "schedule",
-    "num_steps",
-    "word_freq_lambda",
-    "timestep",
-    "objective",
-    "hybrid_lambda",
-    "max_length",
-    "seed",
-    "batch_size",
-    "accumulation_steps",
-    "dev_size",
-    "per_sequence_t",
-    "from_scratch",
-    "lr_schedule",
-    "warmup_steps",
-]
+from training.config import TrainingConfig, resume_differences
+from training.data import training_data
+from training.distributed import setup_distributed, teardown_distributed
+from training.loggers import FitlogLogger, JsonlLog
+from training.optim import LR_SCHEDULES
+from training.rng import seed_everything
+from training.trainer import Trainer
 
 
 def boolean(text: str) -> bool:
@@ -170,6 +137,11 @@ def check_args(args: argparse.Namespace) -> None:
     ):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    if args.lr_schedule not in LR_SCHEDULES:
+        raise UsageError(
+            f"--lr_schedule {args.lr_schedule!r} is unknown: choose one of "
+            f"{', '.join(LR_SCHEDULES)}"
+        )
     if args.lr <= 0:
         raise UsageError(f"--lr must be > 0, got {args.lr}")
     if args.dev_size <= 0 or (args.dev_size >= 1 and args.dev_size != int(args.dev_size)):
@@ -191,30 +163,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(message) from None
 
 
-def setup_distributed(device_flag: str) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    cuda = torch.cuda.is_available() if device_flag == "auto" else device_flag == "cuda"
-    if cuda and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is visible; pass --device cpu")
-    if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
-    if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return rank, world, device
-
-
-@exit_on_usage_error
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    check_args(args)
-    save_steps = args.save_steps or args.eval_steps
+def diffusion_config(args: argparse.Namespace) -> DiffusionConfig:
     config = DiffusionConfig(
         schedule=args.schedule,
         num_steps=args.num_steps,
@@ -229,32 +178,41 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.objective == "mdlm":
         config.noise_schedule().base_alpha_bar_derivative(torch.zeros(1))
-    state = None
-    if args.resume_from:
-        resume_dir = resolve_checkpoint_dir(args.resume_from, "--resume_from")
-        state = load_training_state(resume_dir)
-        changed = {
-            k: (state["args"].get(k), vars(args)[k])
-            for k in RESUME_LOCKED
-            if state["args"].get(k) != vars(args)[k]
-        }
-        if changed:
-            listed = "; ".join(
-                f"--{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items()
-            )
-            raise UsageError(
-                f"--resume_from {resume_dir}: settings differ from that run: {listed}. "
-                "Resume with the original settings or start a new --output_dir"
-            )
+    return config
+
+
+def resume_state(args: argparse.Namespace) -> tuple[Path | None, dict | None]:
+    """The folder and training state to resume from, checked against the new settings."""
+    if not args.resume_from:
+        return None, None
+    resume_dir = resolve_checkpoint_dir(args.resume_from, "--resume_from")
+    state = load_training_state(resume_dir)
+    changed = resume_differences(state["args"], vars(args))
+    if changed:
+        listed = "; ".join(f"--{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items())
+        raise UsageError(
+            f"--resume_from {resume_dir}: settings differ from that run: {listed}. "
+            "Resume with the original settings or start a new --output_dir"
+        )
+    return resume_dir, state
+
+
+@exit_on_usage_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet_transformers()
+    check_args(args)
+    config = diffusion_config(args)
+    resume_dir, state = resume_state(args)
     backbone = resolve_model_name(args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model_config = AutoConfig.from_pretrained(backbone)
     check_lengths(model_config, args.max_length, args.timestep)
     counts = None
-    freq_file = args.word_freq_file or default_output(
-        args.model_name_or_path, args.dataset, args.task
-    )
     if args.word_freq_lambda > 0 or args.word_freq_file:
+        freq_file = args.word_freq_file or default_counts_path(
+            args.model_name_or_path, args.dataset, args.task
+        )
         counts = load_counts(freq_file, model_config.vocab_size)
 
     rank, world, device = setup_distributed(args.device)
@@ -263,149 +221,65 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer, args.dataset, args.task, args.data_dir, args.max_length,
         args.max_target_length, args.dev_size, args.seed,
     )  # fmt: skip
-    plan = BatchPlan(len(train_set), args.batch_size, world, args.accumulation_steps, args.seed)
-    max_steps = args.max_steps if args.max_steps > 0 else args.epochs * plan.steps_per_epoch
-
     if state is not None:
         model = load_checkpoint(resume_dir).model
     else:
         torch.manual_seed(args.seed)
         model = build_model(backbone, tokenizer, config, args.from_scratch)
     model.to(device)
-    diffusion = config.diffusion(counts, tokenizer.mask_token_id, tokenizer.pad_token_id)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        fused=device.type == "cuda",
-    )
-    scheduler = lr_scheduler(optimizer, args.lr_schedule, args.warmup_steps)
     trainer = Trainer(
-        model,
-        diffusion,
-        config,
-        tokenizer,
-        counts,
-        length_histogram(train_set, args.max_length),
-        optimizer,
-        scheduler,
-        train_set,
-        plan,
-        device,
-        args.seed,
-        args.bf16,
-        args.per_sequence_t,
-        args.max_grad_norm,
-        rank,
-        world,
+        model=model,
+        diffusion=config.diffusion(counts, tokenizer.mask_token_id, tokenizer.pad_token_id),
+        config=config,
+        train=TrainingConfig.from_namespace(args),
+        tokenizer=tokenizer,
+        train_set=train_set,
+        device=device,
+        counts=counts,
+        lengths=length_histogram(train_set, args.max_length),
+        rank=rank,
+        world_size=world,
+        run_args=vars(args),
     )
     out = Path(args.output_dir)
-    log = JsonlLog(out / "train_log.jsonl", state["step"] if state else None) if rank == 0 else None
+    loggers = []
+    if rank == 0:
+        loggers.append(JsonlLog(out / "train_log.jsonl", state["step"] if state else None))
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"][rank])
-        trainer.step, trainer.best = state["step"], state["best"]
-        trainer.bad_steps, trainer.skipped_steps = (
-            state["bad_steps"],
-            state["skipped_steps"],
-        )
-
-    fitlog = None
+        trainer.load_state_dict(state)
     if rank == 0 and args.fitlog_dir:
-        fitlog = import_fitlog()
-        Path(args.fitlog_dir).mkdir(parents=True, exist_ok=True)
-        fitlog.set_log_dir(args.fitlog_dir, new_log=True)
-        fitlog.add_hyper({k: v for k, v in vars(args).items() if v is not None})
+        loggers.append(FitlogLogger(args.fitlog_dir))
+    for logger in loggers:
+        logger.hyper(vars(args))
     if rank == 0:
         kind = f"{args.task} pairs" if args.task else "sequences"
         print(
             f"training {type(model.mlm).__name__} ({sum(p.numel() for p in model.parameters()):,}"
             f" parameters) on {len(train_set):,} {kind} ({len(dev_set):,} held out), "
-            f"{max_steps} steps of {plan.global_batch} sequences, device {device}, "
-            f"{world} process(es) → {out}"
+            f"{trainer.max_steps} steps of {trainer.plan.global_batch} sequences, device "
+            f"{device}, {world} process(es) → {out}"
         )
 
-    stop = {"signal": None}
-
-    def request_stop(signum, frame):
-        stop["signal"] = signum
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    def save(name: str, with_state: bool) -> None:
-        training_state = trainer.training_state(vars(args)) if with_state else None
+    requested: list[int] = []
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda signum, frame: requested.append(signum))
+    result = trainer.fit(dev_set, out, loggers, stop=lambda: requested[0] if requested else None)
+    if result.signal is not None:
         if rank == 0:
-            trainer.save(out / name, training_state)
-
-    window, logged, started = [], [], time.time()
-    progress = tqdm(total=max_steps, initial=trainer.step, disable=rank != 0, desc="training")
-    while trainer.step < max_steps:
-        result = trainer.train_step()
-        progress.update(1)
-        if result is not None:
-            window.append(result)
-        step = trainer.step
-        if step % args.logging_steps == 0 and window and rank == 0:
-            record = {
-                "step": step,
-                "loss": sum(r["loss"] for r in window) / len(window),
-                "loss_per_token": sum(r["loss_per_token"] for r in window) / len(window),
-                "lr": window[-1]["lr"],
-                "skipped_steps": trainer.skipped_steps,
-                "elapsed_s": round(time.time() - started, 2),
-            }
-            log.write(record)
-            logged.append(record["loss"])
-            progress.set_postfix(loss=f"{record['loss']:.4f}")
-            if fitlog:
-                fitlog.add_loss(record["loss"], name="loss", step=step)
-            window = []
-        if step % args.eval_steps == 0 or step == max_steps:
-            dev = trainer.evaluate(dev_set, args.eval_batch_size, args.eval_step_size)
-            if rank == 0:
-                log.write({"step": step, **{f"dev_{k}": v for k, v in dev.items()}})
-                tqdm.write(
-                    f"step {step}: dev {dev['nats_per_token']:.4f} nats/token "
-                    f"(ppl {dev['ppl_per_token']:.2f}, {dev['bound']} bound)"
-                )
-                if fitlog:
-                    fitlog.add_metric(
-                        {
-                            "dev": {
-                                "nats_per_token": dev["nats_per_token"],
-                                "ppl_per_token": dev["ppl_per_token"],
-                            }
-                        },
-                        step=step,
-                    )
-            if trainer.best is None or dev["nats_per_token"] < trainer.best:
-                trainer.best = dev["nats_per_token"]
-                save("best", with_state=False)
-                if fitlog:
-                    fitlog.add_best_metric({"dev": {"nats_per_token": trainer.best, "step": step}})
-        if step % save_steps == 0 or step == max_steps or stop["signal"] is not None:
-            save("last", with_state=True)
-            if args.keep_last > 0:
-                save(f"checkpoint-{step}", with_state=True)
-                if rank == 0:
-                    prune_checkpoints(out, args.keep_last)
-        if stop["signal"] is not None:
-            if rank == 0:
-                print(f"stopped by signal {stop['signal']} at step {step}; saved {out / 'last'}")
-            sys.exit(128 + stop["signal"])
-    progress.close()
-    if fitlog:
-        fitlog.finish()
+            print(f"stopped by signal {result.signal} at step {result.steps}; saved {out / 'last'}")
+        sys.exit(128 + result.signal)
     if rank == 0:
-        trend = f"; logged loss {logged[0]:.4f} → {logged[-1]:.4f}" if logged else ""
-        print(
-            f"done: {trainer.step} steps{trend}; best dev {trainer.best:.4f} nats/token; "
-            f"checkpoints {out / 'last'} and {out / 'best'}, log {out / 'train_log.jsonl'}"
+        trend = (
+            f"; logged loss {result.logged[0]:.4f} → {result.logged[-1]:.4f}"
+            if result.logged
+            else ""
         )
-    if world > 1:
-        dist.destroy_process_group()
+        print(
+            f"done: {result.steps} steps{trend}; best dev "
+            f"{result.best:.4f} nats/token; checkpoints {out / 'last'} and {out / 'best'}, log "
+            f"{out / 'train_log.jsonl'}"
+        )
+    teardown_distributed()
 
 
 if __name__ == "__main__":

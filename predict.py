@@ -9,10 +9,13 @@ import argparse
 import time
 from pathlib import Path
 
+from common.errors import UsageError, exit_on_usage_error
+from common.files import write_json, write_text
+from common.runtime import pick_device, quiet_transformers
 from diffusion import SAMPLERS
-from models import UsageError, exit_on_usage_error, load_checkpoint, write_json, write_text
-from models.generation import check_sampling_args, generate
-from models.runtime import pick_device, quiet_transformers
+from generation.config import SamplingConfig
+from generation.unconditional import generate
+from models import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,8 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
-    if args.sampler not in SAMPLERS:
-        raise UsageError(f"--sampler {args.sampler!r} is unknown: choose {', '.join(SAMPLERS)}")
+    sampling = SamplingConfig.from_namespace(args)
     for name in ("num_samples", "batch_size", "semi_ar_windows"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
@@ -55,16 +57,14 @@ def main(argv: list[str] | None = None) -> None:
             f"--checkpoint {ckpt.path} is a seq2seq model (task {ckpt.config.task}): "
             "generate with predict_downstream_condition.py"
         )
-    num_steps = args.num_steps or ckpt.config.num_steps
-    check_sampling_args(args.temperature, args.topk, args.topp, args.step_size, num_steps)
+    num_steps = sampling.steps(ckpt.config.num_steps)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     result = generate(
-        ckpt, args.num_samples, args.length, args.batch_size, num_steps, args.step_size,
-        args.sampler, args.temperature, args.topk, args.topp, args.semi_ar_windows, args.seed,
+        ckpt, args.num_samples, args.length, args.batch_size, sampling, args.semi_ar_windows,
         args.show_process,
-    )  # fmt: skip
+    )
     wall = time.perf_counter() - started
     texts = [ckpt.tokenizer.decode(ids, skip_special_tokens=True) for ids in result.ids]
     write_text(output, "".join(f"{t}\n" for t in texts))

@@ -12,13 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+from common.errors import UsageError, exit_on_usage_error
+from common.files import write_json, write_text
+from common.runtime import pick_device, quiet_transformers
 from conditional_data import encode_sources, get_task, load_pairs
-from corpora import metrics
 from diffusion import SAMPLERS
-from models import UsageError, exit_on_usage_error, load_checkpoint, write_json, write_text
-from models.generation import check_sampler, check_sampling_args
-from models.runtime import pick_device, quiet_transformers
-from models.seq2seq import generate_candidates
+from evaluation import text_metrics
+from generation.config import SamplingConfig
+from generation.seq2seq import generate_candidates
+from models import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,12 +59,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--cfg_weight must be ≥ 0 (0 = no guidance), got {args.cfg_weight}")
     if args.max_target_length is not None and args.max_target_length < 2:
         raise UsageError(f"--max_target_length must be ≥ 2, got {args.max_target_length}")
-    if args.bleu_convention not in metrics.BLEU_CONVENTIONS:
+    if args.bleu_convention not in text_metrics.BLEU_CONVENTIONS:
         raise UsageError(f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard")
     if args.task is not None:
         get_task(args.task)
-    if args.sampler not in SAMPLERS:
-        raise UsageError(f"--sampler {args.sampler!r} is unknown: choose {', '.join(SAMPLERS)}")
 
 
 @exit_on_usage_error
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
     check_args(args)
+    sampling = SamplingConfig.from_namespace(args)
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     if ckpt.config.task is None:
@@ -81,9 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     if task != ckpt.config.task:
         print(f"note: the checkpoint was trained on {ckpt.config.task}, prompting as {task}",
               file=sys.stderr)  # fmt: skip
-    num_steps = args.num_steps or ckpt.config.num_steps
-    check_sampling_args(args.temperature, args.topk, args.topp, args.step_size, num_steps)
-    check_sampler(args.sampler, ckpt.config.timestep)
+    num_steps = sampling.steps(ckpt.config.num_steps)
+    sampling.check_model(ckpt.config.timestep)
     width = args.max_target_length or ckpt.config.max_target_length
     pairs = load_pairs(task, args.split, args.data_dir)
     if args.max_examples:
@@ -96,14 +96,15 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     generated = generate_candidates(
-        ckpt, sources, args.mbr_size, args.batch_size, num_steps, args.step_size, args.sampler,
-        args.temperature, args.topk, args.topp, args.cfg_weight, width, args.seed,
-    )  # fmt: skip
+        ckpt, sources, args.mbr_size, args.batch_size, sampling, args.cfg_weight, width
+    )
     wall = time.perf_counter() - started
     decode = ckpt.tokenizer.decode
     candidates = [[decode(ids, skip_special_tokens=True).strip() for ids in row]
                   for row in generated.ids]  # fmt: skip
-    chosen = [metrics.mbr_select([metrics.tokenize(c) for c in row]) for row in candidates]
+    chosen = [
+        text_metrics.mbr_select([text_metrics.tokenize(c) for c in row]) for row in candidates
+    ]
     outputs = [row[i] for row, i in zip(candidates, chosen, strict=True)]
     records = [
         {"source": src, "reference": trg, "candidates": row, "mbr_index": i}
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     write_text(out / f"{task}_candidates.jsonl", "".join(f"{json.dumps(r)}\n" for r in records))
 
     sets = candidates if args.mbr_size > 1 else None
-    scores = metrics.conditional_scores(outputs, references, sets, args.bleu_convention)
-    copy = metrics.conditional_scores(texts, references, None, args.bleu_convention)
+    scores = text_metrics.conditional_scores(outputs, references, sets, args.bleu_convention)
+    copy = text_metrics.conditional_scores(texts, references, None, args.bleu_convention)
     result = {
         **scores,
         "copy_source_bleu": copy["bleu"],

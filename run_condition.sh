@@ -28,13 +28,11 @@ toy)
   echo "toy seq2seq: checkpoints in $out/best and $out/last, training log" \
     "$out/train_log.jsonl, outputs and metrics in $out/generation/"
   ;;
-qqp | QT | wiki_alignment | CC)
-  case "$task" in
-  qqp) folder=QQP ;;
-  QT) folder=Quasar-T ;;
-  wiki_alignment) folder=wiki_alignment ;;
-  CC) folder=CommonsenseConversation ;;
-  esac
+*)
+  folder="$(python3 -m conditional_data "$task")" || {
+    echo "usage: bash run_condition.sh [toy|TASK] [main.py arguments]" >&2
+    exit 2
+  }
   data="${DATA_DIR:-datasets/$folder}"
   out="${OUT:-outputs/${task}_seq2seq}"
   python3 word_freq.py --model_name_or_path bert-base-uncased --task "$task" --data_dir "$data" \
@@ -48,9 +46,5 @@ qqp | QT | wiki_alignment | CC)
   python3 predict_downstream_condition.py --checkpoint "$out/best" --task "$task" \
     --data_dir "$data" --split test --mbr_size 10 --num_steps 2048 --sampler cached \
     --batch_size 256 --output_dir "$out/generation"
-  ;;
-*)
-  echo "usage: bash run_condition.sh [toy|qqp|QT|wiki_alignment|CC] [main.py arguments]" >&2
-  exit 2
   ;;
 esac

@@ -11,15 +11,11 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from common.errors import exit_on_usage_error
 from conditional_data import load_pairs
 from corpora import load_texts
-from corpora.counting import count_tokens, save_counts
-from models import exit_on_usage_error, resolve_model_name
-
-
-def default_output(model: str, dataset: str, task: str | None = None) -> Path:
-    name = f"{task}_seq2seq" if task else Path(dataset).stem
-    return Path("word_freq") / f"{Path(model).name}_{name}.pt"
+from corpora.counting import count_tokens, default_counts_path, save_counts
+from models import resolve_model_name
 
 
 @exit_on_usage_error
@@ -39,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         counts[tokenizer.sep_token_id] += len(pairs)  # the [SEP] that ends every target
     else:
         counts = count_tokens(load_texts(args.dataset, args.split), tokenizer)
-    output = args.output or default_output(args.model_name_or_path, args.dataset, args.task)
+    output = args.output or default_counts_path(args.model_name_or_path, args.dataset, args.task)
     save_counts(counts, output)
     print(f"counted {int(counts.sum())} tokens ({int((counts > 0).sum())} distinct) → {output}")
 

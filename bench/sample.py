@@ -22,8 +22,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from generation.config import SamplingConfig  # noqa: E402
+from generation.unconditional import generate  # noqa: E402
 from models import load_checkpoint  # noqa: E402
-from models.generation import generate  # noqa: E402
 
 
 def main() -> None:
@@ -38,7 +39,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint, args.device)
-    generate(ckpt, args.num_samples, args.length, args.num_samples, 8)  # warm-up
+    warm_up = SamplingConfig(sampling_steps=8)
+    generate(ckpt, args.num_samples, args.length, args.num_samples, warm_up)
     rows = []
     for num_steps in [int(s) for s in args.steps.split(",")]:
         for sampler in ("ancestral", "cached"):
@@ -47,8 +49,8 @@ def main() -> None:
                 if args.device == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-                out = generate(ckpt, args.num_samples, args.length, args.num_samples, num_steps,
-                               sampler=sampler, seed=0)  # fmt: skip
+                sampling = SamplingConfig(sampler=sampler, sampling_steps=num_steps, seed=0)
+                out = generate(ckpt, args.num_samples, args.length, args.num_samples, sampling)
                 if args.device == "cuda":
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - start)

@@ -14,10 +14,10 @@ from pathlib import Path
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+from common.errors import UsageError
 from conditional_data import toy
 from conditional_data.tasks import Task, get_task
 from corpora.loading import jsonl_records
-from models.errors import UsageError
 
 SPLIT_FILES = {
     "train": ("train.jsonl",),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.errors import UsageError
+from common.errors import UsageError
 
 SOURCE = "<src>"
 
@@ -45,3 +45,4 @@ def get_task(name: str, argument: str = "--task") -> Task:
     if name not in TASKS:
         raise UsageError(f"{argument} {name!r} is unknown: choose one of {', '.join(TASKS)}")
     return TASKS[name]
+

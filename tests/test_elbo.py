@@ -9,7 +9,7 @@ from diffusion import (
     continuous_nelbo,
     discrete_nelbo,
 )
-from models.evaluation import length_nll, sequence_bounds, summarise
+from evaluation.bounds import length_nll, sequence_bounds, summarise
 from tests import dense_reference as ref
 from tests.enumeration import (
     L,

@@ -8,69 +8,79 @@ import torch
 from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_bleu
 from transformers import AutoModelForCausalLM, GPT2Config
 
-from corpora import metrics, toy
-from models.gen_ppl import generative_perplexity
+from corpora import toy
+from evaluation import text_metrics
+from evaluation.gen_ppl import generative_perplexity
 
 EDGE = [[], ["dog"], ["the", "the", "the", "the"]]
 
 
 def test_distinct_and_entropy_by_hand():
     texts = [["a", "a", "b"], [], ["c"]]
-    assert metrics.dist_1(texts) == pytest.approx((2 / 3 + 0 + 1) / 3)
-    assert metrics.div_4([["a", "b", "c", "d", "a", "b", "c", "d"], ["x"]]) == pytest.approx(4 / 5)
-    assert metrics.div_4([[], ["x"]]) == 0.0
+    assert text_metrics.dist_1(texts) == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert text_metrics.div_4([["a", "b", "c", "d", "a", "b", "c", "d"], ["x"]]) == pytest.approx(
+        4 / 5
+    )
+    assert text_metrics.div_4([[], ["x"]]) == 0.0
     p = [2 / 4, 1 / 4, 1 / 4]
-    assert metrics.unigram_entropy(texts) == pytest.approx(-sum(x * math.log(x) for x in p))
-    assert metrics.mean_length(texts) == pytest.approx(4 / 3)
-    assert metrics.dist_1([]) == metrics.mean_length([]) == metrics.unigram_entropy([[]]) == 0
+    assert text_metrics.unigram_entropy(texts) == pytest.approx(-sum(x * math.log(x) for x in p))
+    assert text_metrics.mean_length(texts) == pytest.approx(4 / 3)
+    assert (
+        text_metrics.dist_1([])
+        == text_metrics.mean_length([])
+        == text_metrics.unigram_entropy([[]])
+        == 0
+    )
 
 
 def test_fast_bleu_equals_nltk_corpus_bleu_per_sample():
-    refs = [metrics.tokenize(s) for s in toy.split("test")[:200]]
-    hyps = [metrics.tokenize(s) for s in toy.sample(20, 9)] + EDGE
+    refs = [text_metrics.tokenize(s) for s in toy.split("test")[:200]]
+    hyps = [text_metrics.tokenize(s) for s in toy.sample(20, 9)] + EDGE
     with pytest.warns(UserWarning):
         slow = [corpus_bleu([refs], [h]) for h in hyps]
-    assert metrics.mean_bleu(hyps, refs) == pytest.approx(sum(slow) / len(slow), abs=1e-12)
+    assert text_metrics.mean_bleu(hyps, refs) == pytest.approx(sum(slow) / len(slow), abs=1e-12)
     with pytest.warns(UserWarning):
         slow_self = [
             corpus_bleu([[x for j, x in enumerate(hyps) if j != i]], [h])
             for i, h in enumerate(hyps)
         ]
-    assert metrics.self_bleu(hyps) == pytest.approx(sum(slow_self) / len(hyps), abs=1e-12)
-    assert metrics.self_bleu([["a"]]) == 0.0
+    assert text_metrics.self_bleu(hyps) == pytest.approx(sum(slow_self) / len(hyps), abs=1e-12)
+    assert text_metrics.self_bleu([["a"]]) == 0.0
 
 
 def test_tokenize_joins_detokenised_punctuation():
     assert (
-        metrics.tokenize("The baker.") == metrics.tokenize("the baker .") == ["the", "baker", "."]
+        text_metrics.tokenize("The baker.")
+        == text_metrics.tokenize("the baker .")
+        == ["the", "baker", "."]
     )
 
 
 def test_sentence_bleu_conventions():
     hyp, ref = ["a", "b", "c", "d", "e"], ["a", "b", "c", "d", "x", "y", "z"]
     smooth = SmoothingFunction().method4
-    assert metrics.sentence_bleu4(hyp, ref, "diffuseq") == sentence_bleu(
+    assert text_metrics.sentence_bleu4(hyp, ref, "diffuseq") == sentence_bleu(
         [hyp], ref, smoothing_function=smooth
     )
-    assert metrics.sentence_bleu4(hyp, ref, "standard") == sentence_bleu(
+    assert text_metrics.sentence_bleu4(hyp, ref, "standard") == sentence_bleu(
         [ref], hyp, smoothing_function=smooth
     )
-    assert metrics.sentence_bleu4(hyp, ref, "diffuseq") != metrics.sentence_bleu4(
+    assert text_metrics.sentence_bleu4(hyp, ref, "diffuseq") != text_metrics.sentence_bleu4(
         hyp, ref, "standard"
     )
-    assert metrics.sentence_bleu4([], ref) == 0.0
+    assert text_metrics.sentence_bleu4([], ref) == 0.0
 
 
 def test_rouge_l_by_hand():
-    assert metrics.rouge_l(["a b c d"], ["a c d"]) == pytest.approx(6 / 7)
-    assert metrics.rouge_l([""], ["a"]) == 0.0
+    assert text_metrics.rouge_l(["a b c d"], ["a c d"]) == pytest.approx(6 / 7)
+    assert text_metrics.rouge_l([""], ["a"]) == 0.0
 
 
 def test_candidate_self_bleu_by_hand():
     sets = [[["a", "b", "c", "d"], ["a", "b", "c", "e"]], [["x"]]]
-    pair = (metrics.sentence_bleu4(sets[0][0], sets[0][1], "standard")
-            + metrics.sentence_bleu4(sets[0][1], sets[0][0], "standard")) / 2  # fmt: skip
-    assert metrics.candidate_self_bleu(sets) == pytest.approx(pair)
+    pair = (text_metrics.sentence_bleu4(sets[0][0], sets[0][1], "standard")
+            + text_metrics.sentence_bleu4(sets[0][1], sets[0][0], "standard")) / 2  # fmt: skip
+    assert text_metrics.candidate_self_bleu(sets) == pytest.approx(pair)
 
 
 def test_toy_oracle():

@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM
 
+from common.errors import UsageError
+from common.files import atomic_directory
 from models import (
     DiffusionConfig,
-    UsageError,
-    atomic_directory,
     build_model,
     load_checkpoint,
     resolve_checkpoint_dir,

@@ -6,13 +6,14 @@ import math
 import pytest
 import torch
 
+from common.errors import UsageError
 from conditional_data import encode_pairs, encode_sources, get_task, load_pairs, toy
-from corpora import metrics
 from corpora import toy as grammar
+from corpora.collate import collate, collate_rows
 from diffusion import GuidedDenoiser, Noise, d3pm_loss, mdlm_loss, sample
-from models import DiffusionConfig, UsageError, build_model
-from models.seq2seq import conditional_batch, cut_target
-from models.training import collate, collate_rows
+from evaluation import text_metrics
+from generation.seq2seq import conditional_batch, cut_target
+from models import DiffusionConfig, build_model
 from tests import dense_reference as ref
 from tests.enumeration import make_diffusion
 
@@ -227,12 +228,12 @@ def test_mbr_picks_the_consensus_candidate():
         "the dog saw a small cat in the old garden today",
         "the dog saw a small cat",
     ]
-    tokens = [metrics.tokenize(c) for c in candidates]
-    assert metrics.mbr_select(tokens) == 1
+    tokens = [text_metrics.tokenize(c) for c in candidates]
+    assert text_metrics.mbr_select(tokens) == 1
     order = [3, 0, 2, 1]
-    assert metrics.mbr_select([tokens[i] for i in order]) == order.index(1)
-    assert metrics.mbr_select([tokens[0], tokens[0]]) == 0
-    assert metrics.mbr_select([tokens[2]]) == 0
+    assert text_metrics.mbr_select([tokens[i] for i in order]) == order.index(1)
+    assert text_metrics.mbr_select([tokens[0], tokens[0]]) == 0
+    assert text_metrics.mbr_select([tokens[2]]) == 0
 
 
 def test_cut_target_stops_at_the_first_sep_or_pad():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conditional_data import toy
-from corpora import metrics
+from evaluation import text_metrics
 from models import DiffusionConfig, build_model, load_checkpoint, save_checkpoint
 from tests.test_cli import losses, run, run_main
 
@@ -76,15 +76,15 @@ def test_predict_downstream_writes_mbr_candidates_and_metrics(seq2seq_run, tmp_p
     for line, record, src, trg in zip(lines, records, test["src"], test["trg"], strict=False):
         assert (record["source"], record["reference"]) == (src, trg)
         assert len(record["candidates"]) == 3
-        tokens = [metrics.tokenize(c) for c in record["candidates"]]
-        assert record["mbr_index"] == metrics.mbr_select(tokens)
+        tokens = [text_metrics.tokenize(c) for c in record["candidates"]]
+        assert record["mbr_index"] == text_metrics.mbr_select(tokens)
         assert line == record["candidates"][record["mbr_index"]]
     scores = json.loads((a / "toy_metrics.json").read_text())
     sets = [r["candidates"] for r in records]
-    expected = metrics.conditional_scores(lines, test["trg"][:5], sets)
+    expected = text_metrics.conditional_scores(lines, test["trg"][:5], sets)
     for key in ("bleu", "rouge_l", "self_bleu", "dist_1", "div_4"):
         assert scores[key] == pytest.approx(expected[key])
-    copy = metrics.conditional_scores(test["src"][:5], test["trg"][:5])["bleu"]
+    copy = text_metrics.conditional_scores(test["src"][:5], test["trg"][:5])["bleu"]
     assert scores["copy_source_bleu"] == pytest.approx(copy)
     assert (tmp_path / "b" / "toy_mbr.txt").read_text() == "\n".join(lines) + "\n"
     guided = json.loads((tmp_path / "c" / "toy_metrics.json").read_text())

@@ -5,21 +5,23 @@ import torch
 
 from corpora import load_texts, tokenize_texts
 from models import DiffusionConfig, build_model
-from models.trainer import MAX_BAD_STEPS, Trainer
-from models.training import BatchPlan, lr_scheduler
+from training.config import TrainingConfig
+from training.trainer import MAX_BAD_STEPS, Trainer
 
 
 def test_twenty_non_finite_steps_in_a_row_stop_training(tiny_bert, tokenizer, toy_txt):
     config = DiffusionConfig(num_steps=50, max_length=24)
     model = build_model(str(tiny_bert), tokenizer, config, from_scratch=True)
     data = tokenize_texts(load_texts(str(toy_txt)), tokenizer, 24, "toy")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     trainer = Trainer(
-        model, config.diffusion(None, tokenizer.mask_token_id, tokenizer.pad_token_id), config,
-        tokenizer, None, torch.zeros(25, dtype=torch.long), optimizer,
-        lr_scheduler(optimizer, "constant", 0), data, BatchPlan(len(data), 4, 1, 1, 0),
-        torch.device("cpu"), 0,
-    )  # fmt: skip
+        model=model,
+        diffusion=config.diffusion(None, tokenizer.mask_token_id, tokenizer.pad_token_id),
+        config=config,
+        train=TrainingConfig(lr=1e-3, batch_size=4, lr_schedule="constant", warmup_steps=0, seed=0),
+        tokenizer=tokenizer,
+        train_set=data,
+        device=torch.device("cpu"),
+    )
     assert trainer.train_step() is not None
     before = [p.detach().clone() for p in model.parameters()]
     with torch.no_grad():

@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from models import UsageError
-from models.training import BatchPlan, collate, lr_scheduler
+from common.errors import UsageError
+from corpora.collate import collate
+from training.batches import BatchPlan
+from training.optim import lr_scheduler
 
 
 def test_batch_plan_visits_each_example_once_per_epoch_and_splits_ranks():
@@ -42,5 +44,5 @@ def test_inverse_sqrt_schedule_matches_the_reference_shape():
     assert lrs[50] == pytest.approx(0.5)
     assert lrs[100] == pytest.approx(1.0)
     assert lrs[400 - 1] == pytest.approx((100 / 399) ** 0.5)
-    with pytest.raises(UsageError, match="--lr_schedule"):
+    with pytest.raises(ValueError, match="lr_schedule 'cosine' is unknown"):
         lr_scheduler(optimizer, "cosine", 10)

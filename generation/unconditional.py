@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from diffusion import SAMPLERS, sample
+from common.errors import UsageError
+from diffusion import sample
+from generation.config import SamplingConfig
 from models.checkpoint import Checkpoint
-from models.errors import UsageError
 
 
 @dataclass
@@ -32,43 +33,14 @@ def draw_lengths(length_counts: torch.Tensor, n: int, generator: torch.Generator
     return torch.multinomial(weights, n, replacement=True, generator=generator)
 
 
-def check_sampling_args(temperature: float, topk: int, topp: float, step_size: int,
-                        num_steps: int) -> None:  # fmt: skip
-    if not temperature > 0:
-        raise UsageError(f"--temperature must be > 0, got {temperature}")
-    if topk < 0:
-        raise UsageError(f"--topk must be ≥ 0 (0 = off), got {topk}")
-    if not 0 < topp <= 1:
-        raise UsageError(f"--topp must be in (0, 1] (1 = off), got {topp}")
-    if step_size < 1 or num_steps < 1 or num_steps % step_size:
-        raise UsageError(f"--step_size {step_size} must be ≥ 1 and divide --num_steps {num_steps}")
-
-
-def check_sampler(sampler: str, timestep: str) -> None:
-    if sampler not in SAMPLERS:
-        raise UsageError(f"--sampler {sampler!r} is unknown: choose {', '.join(SAMPLERS)}")
-    if sampler == "cached" and timestep != "none":
-        raise UsageError(
-            f"--sampler cached reuses p_θ(x0 | x_t) across steps, which is only exact for a "
-            f"time-agnostic network; this checkpoint uses --timestep {timestep}: "
-            "use --sampler ancestral"
-        )
-
-
 @torch.no_grad()
 def generate(
     ckpt: Checkpoint,
     num_samples: int,
     length: int,
     batch_size: int,
-    num_steps: int,
-    step_size: int = 1,
-    sampler: str = "ancestral",
-    temperature: float = 1.0,
-    topk: int = 0,
-    topp: float = 1.0,
+    sampling: SamplingConfig,
     semi_ar_windows: int = 1,
-    seed: int = 0,
     show_process: bool = False,
 ) -> Generation:
     """Sample ``num_samples`` sequences of ``length`` tokens (0: lengths drawn from the
@@ -78,7 +50,8 @@ def generate(
     """
     device = next(ckpt.model.parameters()).device
     tok = ckpt.tokenizer
-    check_sampler(sampler, ckpt.config.timestep)
+    sampling.check_model(ckpt.config.timestep)
+    num_steps = sampling.steps(ckpt.config.num_steps)
     if length > ckpt.config.max_length:
         raise UsageError(
             f"--length {length} exceeds the checkpoint's max_length {ckpt.config.max_length}; "
@@ -87,8 +60,8 @@ def generate(
     if semi_ar_windows > 1 and length < 2:
         raise UsageError("--semi_ar_windows needs a fixed --length ≥ 2")
     diffusion = ckpt.diffusion("exact")
-    generator = torch.Generator(device=device).manual_seed(seed)
-    lengths_generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(sampling.seed)
+    lengths_generator = torch.Generator().manual_seed(sampling.seed)
     out = Generation()
     for start in tqdm(range(0, num_samples, batch_size), desc="sampling", unit="batch"):
         n = min(batch_size, num_samples - start)
@@ -113,8 +86,9 @@ def generate(
                 target = torch.zeros_like(target)
                 target[:, keep:] = True
             result = sample(
-                diffusion, ckpt.model, xt, target, num_steps, step_size, sampler, temperature,
-                topk, topp, generator, record_history=show_process and start == 0,
+                diffusion, ckpt.model, xt, target, num_steps, sampling.step_size,
+                sampling.sampler, sampling.temperature, sampling.topk, sampling.topp, generator,
+                record_history=show_process and start == 0,
             )  # fmt: skip
             batch_calls += result.calls
             new = result.x0 if window == 0 else result.x0[:, keep:]

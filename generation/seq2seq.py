@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from corpora.collate import collate
 from diffusion import GuidedDenoiser, sample
+from generation.config import SamplingConfig
 from models.checkpoint import Checkpoint
-from models.generation import check_sampler
-from models.training import collate
 
 
 @dataclass
@@ -45,25 +45,20 @@ def generate_candidates(
     sources: list[list[int]],
     mbr_size: int,
     batch_size: int,
-    num_steps: int,
-    step_size: int = 1,
-    sampler: str = "ancestral",
-    temperature: float = 1.0,
-    topk: int = 0,
-    topp: float = 1.0,
+    sampling: SamplingConfig,
     cfg_weight: float = 0.0,
     max_target_length: int | None = None,
-    seed: int = 0,
 ) -> Candidates:
     """``mbr_size`` samples of the target for every source (prompted ids), ``batch_size``
     rows per network call; the last batch may be partial. Deterministic for a seed and a
     batch size."""
-    check_sampler(sampler, ckpt.config.timestep)
+    sampling.check_model(ckpt.config.timestep)
+    num_steps = sampling.steps(ckpt.config.num_steps)
     device = next(ckpt.model.parameters()).device
     tok = ckpt.tokenizer
     width = max_target_length or ckpt.config.max_target_length
     diffusion = ckpt.diffusion("exact")
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(sampling.seed)
     rows = [(i, k) for i in range(len(sources)) for k in range(mbr_size)]
     out = Candidates(ids=[[] for _ in sources])
     stop = {tok.sep_token_id, tok.pad_token_id}
@@ -74,8 +69,8 @@ def generate_candidates(
         source_mask = (xT != tok.pad_token_id) & ~target_mask
         denoiser = GuidedDenoiser(ckpt.model, source_mask, tok.mask_token_id, cfg_weight)
         result = sample(
-            diffusion, denoiser, xT, target_mask, num_steps, step_size, sampler, temperature,
-            topk, topp, generator,
+            diffusion, denoiser, xT, target_mask, num_steps, sampling.step_size,
+            sampling.sampler, sampling.temperature, sampling.topk, sampling.topp, generator,
         )  # fmt: skip
         out.calls += result.calls
         x0 = result.x0.cpu().tolist()  # one device-to-host copy per batch

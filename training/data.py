@@ -5,9 +5,9 @@ from __future__ import annotations
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+from common.errors import UsageError
 from conditional_data import encode_pairs, load_pairs
 from corpora import load_texts, tokenize_texts
-from models.errors import UsageError
 
 
 def training_data(

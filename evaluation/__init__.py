@@ -1,0 +1,1 @@
+"""Evaluation: likelihood bounds in the units papers report, text metrics, generative perplexity."""

@@ -1,0 +1,63 @@
+"""compute_elbo.py's figures for a checkpoint on a set of texts: both bounds (given length and
+full sequence) in every unit, and the toy grammar's truth where it is known."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from corpora import toy
+from corpora.collate import collate
+from evaluation.bounds import length_nll, sequence_bounds, summarise
+from models.checkpoint import Checkpoint
+
+
+def likelihood_record(
+    ckpt: Checkpoint,
+    ids: list[list[int]],
+    bound: str,
+    step_size: int,
+    mc_samples: int,
+    protocol: str,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    toy_truth: bool = False,
+) -> dict:
+    """Bound every sequence of ``ids`` (token-id lists, no special tokens) and summarise.
+
+    Returns the JSON record compute_elbo.py prints and writes: settings, ``given_length``
+    (conditional on the number of tokens), ``full_sequence`` (+ −log p(length), when the
+    checkpoint has a length histogram) and, with ``toy_truth``, the toy grammar's exact NLL.
+    """
+    diffusion = ckpt.diffusion(protocol)
+    pad = ckpt.tokenizer.pad_token_id
+    batches = (collate(ids[i : i + batch_size], pad) for i in range(0, len(ids), batch_size))
+    values, tokens = sequence_bounds(
+        diffusion, ckpt.model, batches, bound, step_size, mc_samples, seed, device,
+        progress=True, total=math.ceil(len(ids) / batch_size),
+    )  # fmt: skip
+    texts = [ckpt.tokenizer.decode(row) for row in ids]
+    words = torch.tensor([len(t.split()) for t in texts])
+    record = {
+        "checkpoint": str(ckpt.path),
+        "bound": bound,
+        "num_steps": ckpt.config.num_steps,
+        "eval_step_size": step_size if bound == "discrete" else None,
+        "mc_samples": mc_samples if bound == "continuous" else 1,
+        "protocol": protocol,
+        "valid_bound": not (protocol == "official" and diffusion.schedule.spindle),
+        "seed": seed,
+        "given_length": summarise(values, tokens, words),
+    }
+    if ckpt.lengths is not None:
+        record["full_sequence"] = summarise(values, tokens, words, length_nll(ckpt.lengths, tokens))
+    if toy_truth:
+        truth = torch.tensor(toy.sentence_nll(texts), dtype=torch.float64)
+        record["toy_oracle"] = {
+            "true_nats_per_sequence": truth.mean().item(),
+            "true_nats_per_token": truth.sum().item() / tokens.sum().item(),
+            "grammar_entropy_per_sentence": toy.entropy(),
+        }
+    return record

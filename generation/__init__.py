@@ -1,0 +1,1 @@
+"""Generation drivers: unconditional samples, seq2seq candidates (for MBR), their settings."""

@@ -1,0 +1,76 @@
+"""The sampling settings, built and validated once per script (``SamplingConfig``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import UsageError
+from diffusion import SAMPLERS
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to run the reverse process.
+
+    ``sampling_steps`` is T', the number of steps of the sampling chain (the scripts' flag
+    ``--num_steps``); None means the checkpoint's training T. It is never the training T
+    itself: a model trained with T = 2048 can be sampled with T' = 64. Each network call
+    advances ``step_size`` steps of T'.
+    """
+
+    sampler: str = "ancestral"
+    sampling_steps: int | None = None
+    step_size: int = 1
+    temperature: float = 1.0
+    topk: int = 0
+    topp: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"--sampler {self.sampler!r} is unknown: choose {', '.join(SAMPLERS)}")
+        if not self.temperature > 0:
+            raise UsageError(f"--temperature must be > 0, got {self.temperature}")
+        if self.topk < 0:
+            raise UsageError(f"--topk must be ≥ 0 (0 = off), got {self.topk}")
+        if not 0 < self.topp <= 1:
+            raise UsageError(f"--topp must be in (0, 1] (1 = off), got {self.topp}")
+        steps = self.sampling_steps
+        if self.step_size < 1 or (steps is not None and (steps < 1 or steps % self.step_size)):
+            raise UsageError(
+                f"--step_size {self.step_size} must be ≥ 1 and divide --num_steps {steps}"
+            )
+
+    @classmethod
+    def from_namespace(cls, args: Any) -> SamplingConfig:
+        """From parsed flags: ``--sampler --num_steps --step_size --temperature --topk --topp
+        --seed``."""
+        return cls(
+            sampler=args.sampler,
+            sampling_steps=args.num_steps,
+            step_size=args.step_size,
+            temperature=args.temperature,
+            topk=args.topk,
+            topp=args.topp,
+            seed=args.seed,
+        )
+
+    def steps(self, training_steps: int) -> int:
+        """T' for a checkpoint trained with T = ``training_steps``, checked against the stride."""
+        steps = self.sampling_steps or training_steps
+        if steps % self.step_size:
+            raise UsageError(
+                f"--step_size {self.step_size} must be ≥ 1 and divide --num_steps {steps}"
+            )
+        return steps
+
+    def check_model(self, timestep: str) -> None:
+        """The ``cached`` sampler reuses p_θ(x0 | x_t) across steps: exact only for a
+        time-agnostic network."""
+        if self.sampler == "cached" and timestep != "none":
+            raise UsageError(
+                f"--sampler cached reuses p_θ(x0 | x_t) across steps, which is only exact for a "
+                f"time-agnostic network; this checkpoint uses --timestep {timestep}: "
+                "use --sampler ancestral"
+            )

@@ -1,0 +1,319 @@
+"""The trainer: one optimizer step of diffusion training, dev evaluation, and the loop
+(``fit``) that owns steps, logging, evaluation, best tracking, saving and pruning."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from corpora.collate import collate_rows
+from diffusion import AbsorbingDiffusion, Noise, antithetic, d3pm_loss, mdlm_loss
+from evaluation.bounds import estimate_bound
+from models.checkpoint import save_checkpoint
+from models.config import DiffusionConfig
+from models.denoiser import DiffusionBert
+from training.batches import BatchPlan, noise_generator
+from training.config import TrainingConfig
+from training.loggers import Logger
+from training.optim import adamw, lr_scheduler
+from training.rng import rng_state, set_rng_state
+
+MAX_BAD_STEPS = 20
+
+
+@dataclass
+class FitResult:
+    """How ``fit`` ended: steps taken, the logged losses, the best dev bound, and the signal
+    that stopped it (None when it ran to the end)."""
+
+    steps: int
+    logged: list[float]
+    best: float | None
+    signal: int | None = None
+
+
+@dataclass
+class Trainer:
+    """Owns the model, optimizer and LR schedule; ``step`` counts optimizer steps taken.
+
+    ``counts`` (V,) and ``lengths`` (max_length + 1,) are the training split's token counts
+    and length histogram, saved with every checkpoint. ``run_args`` (the run's flags) go into
+    ``training_state.pt`` so that a resume can compare them.
+    """
+
+    model: DiffusionBert
+    diffusion: AbsorbingDiffusion
+    config: DiffusionConfig
+    train: TrainingConfig
+    tokenizer: PreTrainedTokenizerBase
+    train_set: datasets.Dataset
+    device: torch.device
+    counts: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+    rank: int = 0
+    world_size: int = 1
+    run_args: dict = field(default_factory=dict)
+    step: int = 0
+    bad_steps: int = 0
+    skipped_steps: int = 0
+    best: float | None = None
+    plan: BatchPlan = field(init=False)
+    optimizer: torch.optim.Optimizer = field(init=False)
+    scheduler: torch.optim.lr_scheduler.LambdaLR = field(init=False)
+    network: torch.nn.Module = field(init=False)
+
+    def __post_init__(self) -> None:
+        t = self.train
+        self.plan = BatchPlan(
+            len(self.train_set), t.batch_size, self.world_size, t.accumulation_steps, t.seed
+        )
+        self.optimizer = adamw(self.model, t.lr, t.weight_decay, self.device)
+        self.scheduler = lr_scheduler(self.optimizer, t.lr_schedule, t.warmup_steps)
+        self.network = self.model
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.network = DistributedDataParallel(self.model, device_ids=ids)
+
+    @property
+    def max_steps(self) -> int:
+        if self.train.max_steps > 0:
+            return self.train.max_steps
+        return self.train.epochs * self.plan.steps_per_epoch
+
+    def _autocast(self):
+        if self.train.bf16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _noise(self, micro: int, length: int) -> Noise:
+        """This rank's rows of the noise of the whole micro-batch across ranks: a function of
+        (seed, step, micro) only, so every example gets the same noise on any number of
+        processes."""
+        rows = self.plan.micro_batch * self.world_size
+        generator = noise_generator(self.train.seed, self.step, micro, self.device)
+        noise = Noise.draw(rows, self.config.max_length, generator, self.device)
+        if self.config.objective == "mdlm":
+            noise.time = antithetic(noise.time[:1], rows)
+        elif not self.train.per_sequence_t:
+            noise.time = noise.time[:1].expand(rows)
+        mine = slice(self.rank * self.plan.micro_batch, (self.rank + 1) * self.plan.micro_batch)
+        return Noise(noise.time[mine], noise.mask[mine, :length])
+
+    def _loss(self, x0: torch.Tensor, target_mask: torch.Tensor, noise: Noise):
+        if self.config.objective == "mdlm":
+            return mdlm_loss(self.diffusion, self.network, x0, target_mask, noise=noise)
+        return d3pm_loss(
+            self.diffusion,
+            self.network,
+            x0,
+            target_mask,
+            self.config.hybrid_lambda,
+            self.train.per_sequence_t,
+            noise=noise,
+        )
+
+    def train_step(self) -> dict[str, float] | None:
+        """One optimizer step over ``accumulation`` micro-batches.
+
+        Returns the step's loss (per sequence, as the reference reports it) and the loss per
+        scored token, or None when the loss was NaN/inf on any rank (the step is skipped).
+        """
+        self.model.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        scored = torch.zeros((), dtype=torch.float64, device=self.device)
+        for micro in range(self.plan.accumulation):
+            rows = self.train_set[self.plan.indices(self.step, micro, self.rank)]
+            x0, target_mask = collate_rows(rows, self.tokenizer.pad_token_id)
+            x0, target_mask = x0.to(self.device), target_mask.to(self.device)
+            last = micro == self.plan.accumulation - 1
+            sync = (
+                contextlib.nullcontext() if last or self.world_size == 1 else self.network.no_sync()
+            )
+            with sync:
+                with self._autocast():
+                    out = self._loss(x0, target_mask, self._noise(micro, x0.shape[1]))
+                (out.loss / self.plan.accumulation).backward()
+            total += out.total.to(torch.float64)
+            scored += out.num_masked
+        stats = torch.stack([total, scored, (~torch.isfinite(total)).to(torch.float64)])
+        if self.world_size > 1:
+            dist.all_reduce(stats)
+        if stats[2] > 0:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.bad_steps += 1
+            self.skipped_steps += 1
+            self.step += 1
+            if self.bad_steps >= MAX_BAD_STEPS:
+                raise FloatingPointError(
+                    f"the loss was NaN/inf in {MAX_BAD_STEPS} steps in a row (last at step "
+                    f"{self.step}); lower --lr, check the data, or resume from an earlier "
+                    "checkpoint"
+                )
+            return None
+        if self.train.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.bad_steps = 0
+        self.step += 1
+        sequences = self.plan.micro_batch * self.plan.accumulation * self.world_size
+        return {
+            "loss": stats[0].item() / sequences,
+            "loss_per_token": stats[0].item() / max(stats[1].item(), 1.0),
+            "lr": self.scheduler.get_last_lr()[0],
+        }
+
+    def evaluate(self, dev_set: datasets.Dataset) -> dict:
+        """Dev bound: continuous-time, one draw per sequence (discrete for ``linear``)."""
+        self.model.eval()
+        bound = "discrete" if self.config.schedule == "linear" else "continuous"
+        size = self.train.eval_batch_size
+        batches = (
+            collate_rows(dev_set[i : i + size], self.tokenizer.pad_token_id)
+            for i in range(0, len(dev_set), size)
+        )
+        with self._autocast():
+            result = estimate_bound(
+                self.diffusion,
+                self.model,
+                batches,
+                bound,
+                self.train.eval_step_size,
+                1,
+                self.train.seed,
+                self.device,
+            )
+        result["bound"] = bound
+        return result
+
+    def state_dict(self) -> dict:
+        """Everything besides the weights that an exact resume needs (the RNG states of every
+        rank, gathered on all of them). The layout of ``training_state.pt``."""
+        states = [rng_state()]
+        if self.world_size > 1:
+            states = [None] * self.world_size
+            dist.all_gather_object(states, rng_state())
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": states,
+            "best": self.best,
+            "bad_steps": self.bad_steps,
+            "skipped_steps": self.skipped_steps,
+            "args": self.run_args,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state_dict()`` of an earlier run (this rank's RNG states)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"][self.rank])
+        self.step, self.best = state["step"], state["best"]
+        self.bad_steps, self.skipped_steps = state["bad_steps"], state["skipped_steps"]
+
+    def save(self, path: Path, with_state: bool) -> None:
+        """A checkpoint folder at ``path`` (written by rank 0; every rank must call this when
+        ``with_state``, since the RNG states are gathered)."""
+        state = self.state_dict() if with_state else None
+        if self.rank == 0:
+            save_checkpoint(
+                path, self.model, self.tokenizer, self.config, self.counts, state, self.lengths
+            )
+
+    def fit(
+        self,
+        dev_set: datasets.Dataset,
+        output_dir: Path,
+        loggers: list[Logger] = (),
+        stop: Callable[[], int | None] = lambda: None,
+    ) -> FitResult:
+        """Train to ``max_steps``: log every ``logging_steps``, evaluate every ``eval_steps``
+        and at the end (keeping the best in ``best/``), save ``last/`` every ``save_steps``
+        and at the end (and ``checkpoint-<step>`` copies with ``keep_last``). ``stop()``
+        returns a signal number once a signal asked the run to stop: the step is finished,
+        ``last/`` saved and the result returned."""
+        t, output_dir = self.train, Path(output_dir)
+        window, logged, started = [], [], time.time()
+        progress = tqdm(
+            total=self.max_steps, initial=self.step, disable=self.rank != 0, desc="training"
+        )
+        while self.step < self.max_steps:
+            result = self.train_step()
+            progress.update(1)
+            if result is not None:
+                window.append(result)
+            step = self.step
+            if step % t.logging_steps == 0 and window and self.rank == 0:
+                record = _mean_record(window, step, self.skipped_steps, time.time() - started)
+                for logger in loggers:
+                    logger.train(record)
+                logged.append(record["loss"])
+                progress.set_postfix(loss=f"{record['loss']:.4f}")
+                window = []
+            if step % t.eval_steps == 0 or step == self.max_steps:
+                self._evaluate_and_keep_best(dev_set, output_dir, loggers)
+            signal = stop()
+            if step % t.save_every == 0 or step == self.max_steps or signal is not None:
+                self.save(output_dir / "last", with_state=True)
+                if t.keep_last > 0:
+                    self.save(output_dir / f"checkpoint-{step}", with_state=True)
+                    if self.rank == 0:
+                        prune_checkpoints(output_dir, t.keep_last)
+            if signal is not None:
+                return FitResult(self.step, logged, self.best, signal)
+        progress.close()
+        for logger in loggers:
+            logger.finish()
+        return FitResult(self.step, logged, self.best)
+
+    def _evaluate_and_keep_best(
+        self, dev_set: datasets.Dataset, output_dir: Path, loggers: list[Logger]
+    ) -> None:
+        dev = self.evaluate(dev_set)
+        if self.rank == 0:
+            for logger in loggers:
+                logger.dev(self.step, dev)
+            tqdm.write(
+                f"step {self.step}: dev {dev['nats_per_token']:.4f} nats/token "
+                f"(ppl {dev['ppl_per_token']:.2f}, {dev['bound']} bound)"
+            )
+        if self.best is None or dev["nats_per_token"] < self.best:
+            self.best = dev["nats_per_token"]
+            self.save(output_dir / "best", with_state=False)
+            for logger in loggers:
+                logger.best(self.step, self.best)
+
+
+def _mean_record(window: list[dict], step: int, skipped: int, elapsed: float) -> dict:
+    """The log record of the steps since the last one: mean losses, the last learning rate."""
+    return {
+        "step": step,
+        "loss": sum(r["loss"] for r in window) / len(window),
+        "loss_per_token": sum(r["loss_per_token"] for r in window) / len(window),
+        "lr": window[-1]["lr"],
+        "skipped_steps": skipped,
+        "elapsed_s": round(elapsed, 2),
+    }
+
+
+def prune_checkpoints(output_dir: Path, keep_last: int) -> None:
+    """Keep the ``keep_last`` newest ``checkpoint-<step>`` folders."""
+    numbered = sorted(
+        (p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    for old in numbered[: max(0, len(numbered) - keep_last)]:
+        shutil.rmtree(old, ignore_errors=True)
