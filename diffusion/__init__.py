@@ -6,15 +6,37 @@ in row-major order, shape (N, V), with the [M] entry at −inf. A network that s
 ``accepts_target`` also takes ``target=`` (N,) ids and returns only log p_θ(target), (N,),
 which is all the losses need when the reveal rate does not depend on the candidate
 (``types.target_log_probs``).
+
+Registries map names to classes (or loss functions): ``BASE_SCHEDULES``, ``PROTOCOLS``,
+``SAMPLERS``, ``OBJECTIVES``. Bad settings raise ``ParameterError``, which names the parameter.
 """
 
+from diffusion.base_schedules import BASE_SCHEDULES, BaseSchedule, make_base_schedule
+from diffusion.blocks import row_blocks
 from diffusion.elbo import continuous_nelbo, discrete_nelbo
+from diffusion.errors import ParameterError, check_step_size
 from diffusion.guidance import GuidedDenoiser
 from diffusion.kl import absorbing_kl, masked_kl
 from diffusion.losses import OBJECTIVES, LossOutput, Noise, antithetic, d3pm_loss, mdlm_loss
-from diffusion.process import PROTOCOLS, AbsorbingDiffusion
-from diffusion.sampling import SAMPLERS, SamplingResult, filter_log_probs, sample
-from diffusion.schedule import BASE_SCHEDULES, NoiseSchedule
+from diffusion.process import AbsorbingDiffusion
+from diffusion.protocols import (
+    PROTOCOLS,
+    ExactProtocol,
+    OfficialProtocol,
+    ReverseProtocol,
+    make_protocol,
+)
+from diffusion.samplers import (
+    SAMPLERS,
+    AncestralSampler,
+    CachedSampler,
+    OfficialSampler,
+    Sampler,
+    filter_log_probs,
+    make_sampler,
+)
+from diffusion.sampling import SamplingResult, sample
+from diffusion.schedule import NoiseSchedule, Spindle
 from diffusion.spindle import centred_information, token_information
 
 __all__ = [
@@ -23,20 +45,35 @@ __all__ = [
     "PROTOCOLS",
     "SAMPLERS",
     "AbsorbingDiffusion",
+    "AncestralSampler",
+    "BaseSchedule",
+    "CachedSampler",
+    "ExactProtocol",
     "GuidedDenoiser",
     "LossOutput",
     "Noise",
     "NoiseSchedule",
+    "OfficialProtocol",
+    "OfficialSampler",
+    "ParameterError",
+    "ReverseProtocol",
+    "Sampler",
     "SamplingResult",
+    "Spindle",
     "absorbing_kl",
     "antithetic",
     "centred_information",
+    "check_step_size",
     "continuous_nelbo",
     "d3pm_loss",
     "discrete_nelbo",
     "filter_log_probs",
+    "make_base_schedule",
+    "make_protocol",
+    "make_sampler",
     "masked_kl",
     "mdlm_loss",
+    "row_blocks",
     "sample",
     "token_information",
 ]

@@ -1,23 +1,19 @@
 """Likelihood bounds: the discrete-time NELBO and the continuous-time (MDLM) Monte Carlo bound.
 
 Both are conditional on the number of target tokens (the network never chooses the length).
+Both are valid upper bounds on the NLL unless ``AbsorbingDiffusion.valid_bound`` is False
+(the official protocol with the spindle on). The continuous bound needs a schedule with a
+continuous-time form (``NoiseSchedule.require_continuous``).
 """
 
 from __future__ import annotations
 
 import torch
 
+from diffusion.errors import check_step_size
 from diffusion.kl import masked_kl
 from diffusion.process import AbsorbingDiffusion
 from diffusion.types import Denoiser
-
-
-def check_step_size(num_steps: int, step_size: int) -> None:
-    if step_size < 1 or num_steps % step_size:
-        raise ValueError(
-            f"--eval_step_size {step_size} does not divide the checkpoint's num_steps "
-            f"{num_steps}: pass a divisor of {num_steps} (e.g. {max(1, num_steps // 128)})"
-        )
 
 
 def discrete_nelbo(
@@ -60,14 +56,15 @@ def continuous_integrand(
     """Per masked position, the rate of the path-space KL at time u, (N,).
 
     With true reveal rate ρ = −ᾱ'/(1 − ᾱ) of x0 and model rates p_θ(v) ρ̂(v):
-    Σ_v p_θ(v) ρ̂(v) − ρ + ρ log(ρ / (p_θ(x0) ρ̂(x0))). Without the spindle (or with the official
-    protocol, which uses the true token's rate for every candidate) this is −ρ log p_θ(x0).
+    Σ_v p_θ(v) ρ̂(v) − ρ + ρ log(ρ / (p_θ(x0) ρ̂(x0))). Without candidate-dependent rates (no
+    spindle, or the official protocol, which uses the true token's rate for every candidate)
+    this is −ρ log p_θ(x0).
     """
     target = x0[masked]
     log_p_x0 = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     rho = diffusion.schedule.loss_weight(u, diffusion.centred(x0, target_mask))
     rho = rho.expand_as(x0)[masked].to(log_probs.dtype)
-    if not diffusion.schedule.spindle or diffusion.protocol == "official":
+    if not diffusion.candidate_rates:
         return -rho * log_p_x0
     probs = log_probs.exp()
     rows = masked.nonzero(as_tuple=True)[0]
@@ -94,6 +91,7 @@ def continuous_nelbo(
     masked at eps), which keeps the estimate an unbiased upper bound without the 1/u variance.
     One network call per draw, plus one.
     """
+    diffusion.schedule.require_continuous()
     batch = x0.shape[0]
     out = torch.zeros(batch, mc_samples, dtype=torch.float64, device=x0.device)
     offsets = torch.rand(batch, generator=generator, device=x0.device, dtype=torch.float64)

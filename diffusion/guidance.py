@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from diffusion.errors import ParameterError
 from diffusion.types import Denoiser
 
 
@@ -21,7 +22,7 @@ class GuidedDenoiser:
 
     def __init__(self, denoiser: Denoiser, source_mask: torch.Tensor, mask_id: int, weight: float):
         if weight < 0:
-            raise ValueError(f"--cfg_weight must be ≥ 0, got {weight}")
+            raise ParameterError("weight", f"weight (guidance) must be ≥ 0, got {weight}")
         self.denoiser, self.source_mask = denoiser, source_mask
         self.mask_id, self.weight = mask_id, weight
 

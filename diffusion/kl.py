@@ -1,11 +1,12 @@
 """The per-position KL of the discrete-time bound, KL(q(x_t | x_s, x0) ‖ p_θ(x_t | x_s)).
 
-Without the spindle (or with the ``official`` protocol) the model's reveal rate does not depend
-on the candidate token and the KL is −a · log p_θ(x0). With the spindle and the ``exact``
-protocol it needs Σ_v p_θ(v) r(v) with token-dependent rates and an estimated sequence mean
-that couples the masked positions of a sequence; ``SpindleKL`` computes it over row blocks and
-writes its gradient straight into one (N, V) buffer, so a training step keeps no (N, V)
-tensor beyond the network's log-probabilities and that gradient.
+Without the spindle (or with a protocol whose model uses the true token's rate, ``official``)
+the model's reveal rate does not depend on the candidate token and the KL is −a · log p_θ(x0).
+With the spindle and the ``exact`` protocol it needs Σ_v p_θ(v) r(v) with token-dependent
+rates and an estimated sequence mean that couples the masked positions of a sequence;
+``SpindleKL`` computes it over row blocks and writes its gradient straight into one (N, V)
+buffer, so a training step keeps no (N, V) tensor beyond the network's log-probabilities and
+that gradient.
 """
 
 from __future__ import annotations
@@ -14,16 +15,8 @@ from typing import Any
 
 import torch
 
+from diffusion.blocks import row_blocks
 from diffusion.process import AbsorbingDiffusion
-
-BLOCK_ELEMENTS = {"cpu": 2**21, "cuda": 2**26}
-
-
-def row_blocks(rows: int, vocab: int, device: torch.device) -> list[slice]:
-    """Slices of at most BLOCK_ELEMENTS / V rows covering ``rows`` rows (cache-sized on CPU,
-    few kernel launches on GPU)."""
-    step = max(1, BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["cuda"]) // vocab)
-    return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
 
 
 def absorbing_kl(
@@ -99,8 +92,8 @@ def reveal_kl(
     log_p_x0: torch.Tensor,
 ) -> torch.Tensor:
     """The KL at the masked positions, (N,), when the model's reveal rate does not depend on
-    the candidate (no spindle, or the ``official`` protocol, whose model uses the true
-    token's rate): the rates then equal the posterior's a and the KL is −a · log p_θ(x0).
+    the candidate (no spindle, or a protocol whose model uses the true token's rate,
+    ``official``): the rates then equal the posterior's a and the KL is −a · log p_θ(x0).
 
     Args: u_t, u_s (B,); x0, target_mask, masked (B, L); log_p_x0 (N,).
     """
@@ -203,7 +196,7 @@ class SpindleKL(torch.autograd.Function):
 
 
 class _Blocks:
-    """Row blocks of at most BLOCK_ELEMENTS / V rows, and the sequences each block touches.
+    """Row blocks (``diffusion.blocks.row_blocks``) and the sequences each block touches.
 
     Iterating gives the block indices; ``slices`` the row ranges.
     """

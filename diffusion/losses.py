@@ -1,7 +1,11 @@
-"""Training objectives: the paper's discrete-time ``d3pm`` and MDLM's continuous-time ``mdlm``."""
+"""Training objectives: the paper's discrete-time ``d3pm`` and MDLM's continuous-time ``mdlm``.
+
+``OBJECTIVES`` maps each name to its loss function.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -9,8 +13,6 @@ import torch
 from diffusion.kl import masked_kl, reveal_kl
 from diffusion.process import AbsorbingDiffusion
 from diffusion.types import Denoiser, target_log_probs
-
-OBJECTIVES = ("d3pm", "mdlm")
 
 
 @dataclass
@@ -96,6 +98,7 @@ def mdlm_loss(
     Args: x0 (B, L) ids, target_mask (B, L) bool. u = eps + (1 − eps) · ``noise.time``; when
     ``noise`` is omitted the times are drawn antithetically over the batch.
     """
+    diffusion.schedule.require_continuous()
     batch = x0.shape[0]
     if noise is None:
         noise = Noise.draw(batch, x0.shape[1], generator, x0.device)
@@ -106,3 +109,6 @@ def mdlm_loss(
     weight = diffusion.schedule.loss_weight(u, diffusion.centred(x0, target_mask))
     total = -(weight.expand_as(x0)[masked].to(log_p_x0.dtype) * log_p_x0).sum()
     return LossOutput(total / batch, total.detach(), masked.sum())
+
+
+OBJECTIVES: dict[str, Callable[..., LossOutput]] = {"d3pm": d3pm_loss, "mdlm": mdlm_loss}

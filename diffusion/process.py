@@ -2,7 +2,8 @@
 
 Everything is per position: ids (B, L), masks (B, L), and the network's distribution over the
 vocabulary at the masked positions only, (N, V) with N = number of masked positions. No
-vocab × vocab matrix and no one-hot tensor is ever built.
+vocab × vocab matrix and no one-hot tensor is ever built. The reverse-model protocol
+(``diffusion.protocols``) decides the posterior's form and what the model may look at.
 """
 
 from __future__ import annotations
@@ -11,42 +12,46 @@ from dataclasses import dataclass
 
 import torch
 
+from diffusion.errors import ParameterError
+from diffusion.protocols import ReverseProtocol, make_protocol
 from diffusion.schedule import NoiseSchedule
 from diffusion.spindle import centred_information
-
-PROTOCOLS = ("exact", "official")
 
 
 @dataclass
 class AbsorbingDiffusion:
     """Owns the schedule, the token information ``h`` (V,) for the spindle, and the [M] id.
 
-    ``protocol`` picks the posterior and the reverse model:
-    - ``exact``: the true posterior of the per-token process; with the spindle the reverse
-      model never sees x0 (candidate-dependent rates from h(v) and an estimated sequence mean).
-    - ``official``: the reference code's posterior (per-token marginal times the base schedule's
-      Markov transition) with the TRUE token's information plugged into the reverse model.
-      Not a valid likelihood bound when the spindle is on.
+    ``protocol`` (a ``ReverseProtocol`` or its name in ``PROTOCOLS``, resolved to the object)
+    picks the posterior and the reverse model: ``exact`` (the default) or ``official``, the
+    reference code's, which is not a valid likelihood bound with the spindle on.
     """
 
     schedule: NoiseSchedule
     mask_id: int
     h: torch.Tensor | None = None
-    protocol: str = "exact"
+    protocol: ReverseProtocol | str = "exact"
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol {self.protocol!r} is unknown: choose exact or official")
+        self.protocol = make_protocol(self.protocol)
         if self.schedule.spindle and self.h is None:
-            raise ValueError(
-                "word_freq_lambda > 0 needs the token information h: pass --word_freq_file"
+            raise ParameterError(
+                "h",
+                "h (token information) is missing: token counts are needed for "
+                "word_freq_lambda > 0",
             )
 
     @property
     def candidate_rates(self) -> bool:
-        """Whether the model's reveal rate depends on the candidate token (spindle, exact
-        protocol), so that the KL needs the whole p_θ(x0 | x_s) and not only p_θ(x0)."""
-        return self.schedule.spindle and self.protocol == "exact"
+        """Whether the model's reveal rate depends on the candidate token (spindle, a protocol
+        that does not use the true token), so that the KL needs the whole p_θ(x0 | x_s)."""
+        return self.schedule.spindle and not self.protocol.uses_true_token
+
+    @property
+    def valid_bound(self) -> bool:
+        """Whether the bounds are valid upper bounds on the NLL (False only for the official
+        protocol with the spindle on)."""
+        return self.protocol.valid_bound(self.schedule.spindle)
 
     @property
     def num_steps(self) -> int:
@@ -90,15 +95,7 @@ class AbsorbingDiffusion:
             u_t, u_s: (B,) times with u_t < u_s.
             w: centred information (B, L) of the tokens whose rate is asked, or None.
         """
-        a_t = self.schedule.alpha_bar(u_t, w)
-        a_s = self.schedule.alpha_bar(u_s, w)
-        if self.protocol == "exact" or w is None:
-            return ((a_t - a_s) / (1.0 - a_s).clamp_min(1e-12)).clamp(0.0, 1.0)
-        base_t = self.schedule.base_alpha_bar(u_t).unsqueeze(-1)
-        base_s = self.schedule.base_alpha_bar(u_s).unsqueeze(-1)
-        reveal = a_t * (1.0 - base_s / base_t.clamp_min(1e-300))
-        stay = 1.0 - a_t
-        return reveal / (reveal + stay).clamp_min(1e-300)
+        return self.protocol.posterior_rate(self.schedule, u_t, u_s, w)
 
     def candidate_information(
         self,
@@ -164,16 +161,18 @@ class AbsorbingDiffusion:
             u_t, u_s: (B,) times, u_t < u_s.
             xs: (B, L) ids at time s; target_mask, masked: (B, L) bool.
             probs: p_θ(x0 | x_s) at the masked positions in row-major order, (N, V).
-            x0: (B, L) true ids, needed (and only used) by the ``official`` protocol.
+            x0: (B, L) true ids, needed (and only used) by a protocol that uses the true token.
         Returns:
             (N, 1) when the rate does not depend on the candidate token, else (N, V).
         """
         rows = masked.nonzero(as_tuple=True)[0]
         if not self.schedule.spindle:
             return self.posterior_rate(u_t, u_s, None)[rows].to(probs.dtype)
-        if self.protocol == "official":
+        if self.protocol.uses_true_token:
             if x0 is None:
-                raise ValueError("the official protocol needs the true x0 (it leaks it by design)")
+                raise ParameterError(
+                    "x0", f"x0 is needed by the {self.protocol.name} protocol (it leaks it)"
+                )
             rate = self.posterior_rate(u_t, u_s, self.centred(x0, target_mask))
             return rate[masked].unsqueeze(-1).to(probs.dtype)
         w = self.candidate_information(xs, target_mask, masked, probs)
@@ -211,24 +210,14 @@ class AbsorbingDiffusion:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The spindle reveal rate at information w = h − mean, and optionally ∂rate/∂mean.
 
-        ᾱ(w) = clip(base + amp · (h − mean), 0, cap) = clip((base − amp · mean) + amp · h), so
-        w is never materialised. Args: u_t, u_s (N,); h (1, K) or (N, K); mean (N, 1).
-        Returns (N, K) in h's dtype (rows with u_t = 0 reveal with certainty, ᾱ_0 = 1), and the
-        slope with the one-sided conventions of autograd's clamp, or None.
+        ᾱ(w) from ``NoiseSchedule.alpha_bar_from_mean``, so w is never materialised.
+        Args: u_t, u_s (N,); h (1, K) or (N, K); mean (N, 1). Returns (N, K) in h's dtype
+        (rows with u_t = 0 reveal with certainty, ᾱ_0 = 1), and the slope with the one-sided
+        conventions of autograd's clamp, or None.
         """
         schedule, dtype = self.schedule, h.dtype
-
-        def keep(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-            u = u.to(torch.float64).unsqueeze(-1)
-            base = schedule.base_alpha_bar(u).to(dtype)
-            amp = schedule.amplitude(u).to(dtype)
-            cap = torch.full_like(u, schedule.keep_cap).masked_fill(u <= 0, 1.0)  # ᾱ_0 = 1
-            cap = cap.to(dtype)
-            raw = torch.addcmul(base - amp * mean, amp, h)
-            inside = ((raw >= 0) & (raw <= cap)) if slope else None
-            return raw.clamp_(min=torch.zeros_like(cap), max=cap), inside
-
-        (a_t, inside_t), (a_s, inside_s) = keep(u_t), keep(u_s)
+        a_t, inside_t = schedule.alpha_bar_from_mean(u_t, h, mean, slope)
+        a_s, inside_s = schedule.alpha_bar_from_mean(u_s, h, mean, slope)
         stay = 1.0 - a_s
         denominator = stay.clamp_min(1e-12)
         rate = (a_t - a_s).div_(denominator)

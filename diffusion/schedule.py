@@ -1,19 +1,36 @@
-"""Noise schedules of absorbing-state diffusion: the base ᾱ and DiffusionBERT's spindle.
+"""Noise schedules of absorbing-state diffusion: a base ᾱ and DiffusionBERT's spindle.
 
 Time is continuous, ``u = t / T`` in [0, 1]; the discrete step ``t`` of a process with ``T``
 steps is ``u = t / T``. ``alpha_bar`` is the probability that a token is still unmasked.
+The base schedules live in ``diffusion.base_schedules``; ``Spindle`` owns the token-dependent
+term λ sin(πu) · w, and ``NoiseSchedule`` puts the two together.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-BASE_SCHEDULES = ("mutual", "linear", "cosine")
-CONTINUOUS_SCHEDULES = ("mutual", "cosine")
-COSINE_OFFSET = 0.008
+from diffusion.base_schedules import BaseSchedule, make_base_schedule
+from diffusion.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Spindle:
+    """The spindle's amplitude λ sin(πu), which multiplies the centred information w."""
+
+    word_freq_lambda: float
+
+    def amplitude(self, u: torch.Tensor) -> torch.Tensor:
+        """λ sin(πu) (any shape, float64), exactly 0 at u = 0 and u = 1."""
+        u = u.to(torch.float64)
+        return self.word_freq_lambda * torch.sin(math.pi * torch.minimum(u, 1.0 - u))
+
+    def amplitude_derivative(self, u: torch.Tensor) -> torch.Tensor:
+        """d/du of the amplitude, λπ cos(πu) (any shape, float64)."""
+        return self.word_freq_lambda * math.pi * torch.cos(math.pi * u.to(torch.float64))
 
 
 @dataclass(frozen=True)
@@ -23,6 +40,7 @@ class NoiseSchedule:
     ``w_i`` is the centred token information of ``diffusion.spindle``; with ``word_freq_lambda``
     = 0 (or ``w`` omitted) this is the base schedule alone. ``keep_cap`` (the reference code's
     0.999) applies in discrete time with the spindle on; continuous time never caps.
+    ``base`` and ``spindle_term`` are built from the settings.
     """
 
     name: str = "mutual"
@@ -32,62 +50,56 @@ class NoiseSchedule:
     beta_max: float = 0.02
     keep_cap: float = 0.999
     allow_nonmonotone: bool = False
+    base: BaseSchedule = field(init=False, repr=False, compare=False)
+    spindle_term: Spindle = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.name not in BASE_SCHEDULES:
-            raise ValueError(
-                f"schedule {self.name!r} is unknown: choose one of {', '.join(BASE_SCHEDULES)}"
-            )
+        base = make_base_schedule(self.name, self.num_steps, self.beta_min, self.beta_max)
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "spindle_term", Spindle(self.word_freq_lambda))
         if self.num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {self.num_steps}")
+            raise ParameterError(
+                "num_steps", f"num_steps must be a positive integer, got {self.num_steps}"
+            )
         if self.word_freq_lambda < 0:
-            raise ValueError(f"word_freq_lambda must be >= 0, got {self.word_freq_lambda}")
+            raise ParameterError(
+                "word_freq_lambda", f"word_freq_lambda must be >= 0, got {self.word_freq_lambda}"
+            )
         if not self.allow_nonmonotone:
             self._check_monotone()
 
     @property
     def spindle(self) -> bool:
+        """Whether the spindle is on (λ > 0)."""
         return self.word_freq_lambda > 0
 
-    def _base_table(self) -> torch.Tensor:
-        """Linear schedule: ᾱ_t = Π_{s<t} (1 − β_s) for t = 0..T, ᾱ_T = 0. Shape (T+1,)."""
-        betas = torch.linspace(self.beta_min, self.beta_max, self.num_steps, dtype=torch.float64)
-        table = torch.cat([torch.zeros(1, dtype=torch.float64), torch.log1p(-betas).cumsum(0)])
-        table = table.exp()
-        table[-1] = 0.0
-        return table
+    @property
+    def continuous(self) -> bool:
+        """Whether the base schedule has a continuous-time form (needed by the continuous
+        objective and bound)."""
+        return self.base.continuous
+
+    def require_continuous(self) -> None:
+        """Raise ParameterError("schedule") unless the schedule has a continuous-time form."""
+        if not self.continuous:
+            raise ParameterError(
+                "schedule",
+                f"schedule {self.name!r} has no continuous-time form: the continuous objective "
+                "and bound need a continuous schedule; use the discrete ones instead",
+            )
 
     def amplitude(self, u: torch.Tensor) -> torch.Tensor:
         """The spindle's λ sin(πu) (any shape, float64), exactly 0 at u = 0 and u = 1."""
-        u = u.to(torch.float64)
-        return self.word_freq_lambda * torch.sin(math.pi * torch.minimum(u, 1.0 - u))
+        return self.spindle_term.amplitude(u)
 
     def base_alpha_bar(self, u: torch.Tensor) -> torch.Tensor:
         """Base ᾱ at times ``u`` (any shape, values in [0, 1]); same shape, float64."""
-        u = u.to(torch.float64)
-        if self.name == "mutual":
-            return (1.0 - u).clamp(0.0, 1.0)
-        if self.name == "cosine":
-            c = COSINE_OFFSET
-            a = torch.cos((u + c) / (1 + c) * math.pi / 2) / math.cos(c / (1 + c) * math.pi / 2)
-            return torch.where(u >= 1, torch.zeros_like(a), a.clamp(0.0, 1.0))
-        index = torch.round(u * self.num_steps).long()
-        return self._base_table().to(u.device)[index]
+        return self.base.alpha_bar(u.to(torch.float64))
 
     def base_alpha_bar_derivative(self, u: torch.Tensor) -> torch.Tensor:
         """dᾱ/du of the base schedule (continuous time only); same shape as ``u``, float64."""
-        u = u.to(torch.float64)
-        if self.name == "mutual":
-            return -torch.ones_like(u)
-        if self.name == "cosine":
-            c = COSINE_OFFSET
-            scale = math.pi / 2 / (1 + c) / math.cos(c / (1 + c) * math.pi / 2)
-            return -scale * torch.sin((u + c) / (1 + c) * math.pi / 2)
-        raise ValueError(
-            f"schedule {self.name!r} has no continuous-time form: the continuous objective and "
-            f"bound need one of {', '.join(CONTINUOUS_SCHEDULES)} (or use --objective d3pm / "
-            "--bound discrete)"
-        )
+        self.require_continuous()
+        return self.base.derivative(u.to(torch.float64))
 
     def alpha_bar(
         self,
@@ -115,13 +127,31 @@ class NoiseSchedule:
         a = a.clamp(0.0, self.keep_cap if discrete else 1.0)
         return torch.where(u <= 0, torch.ones_like(a), a)
 
+    def alpha_bar_from_mean(
+        self, u: torch.Tensor, h: torch.Tensor, mean: torch.Tensor, inside: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Discrete-time ᾱ at w = h − mean without materialising w, in h's dtype.
+
+        ᾱ = clip((base − amp · mean) + amp · h, 0, cap), cap = ``keep_cap`` (1 at u = 0, so
+        ᾱ_0 = 1). Args: u (N,); h (1, K) or (N, K); mean (N, 1). Returns (N, K) and, with
+        ``inside``, where the clip does not bind (N, K) bool, else None.
+        """
+        dtype = h.dtype
+        u = u.to(torch.float64).unsqueeze(-1)
+        base = self.base_alpha_bar(u).to(dtype)
+        amp = self.amplitude(u).to(dtype)
+        cap = torch.full_like(u, self.keep_cap).masked_fill(u <= 0, 1.0).to(dtype)
+        raw = torch.addcmul(base - amp * mean, amp, h)
+        within = ((raw >= 0) & (raw <= cap)) if inside else None
+        return raw.clamp_(min=torch.zeros_like(cap), max=cap), within
+
     def alpha_bar_derivative(self, u: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         """dᾱ^i/du in continuous time (0 where ᾱ is clipped to 0 or 1); shapes as ``alpha_bar``."""
         u = u.to(torch.float64).unsqueeze(-1)
         d = self.base_alpha_bar_derivative(u)
         if not self.spindle or w is None:
             return d
-        d = d + self.word_freq_lambda * math.pi * torch.cos(math.pi * u) * w.to(torch.float64)
+        d = d + self.spindle_term.amplitude_derivative(u) * w.to(torch.float64)
         a = self.alpha_bar(u.squeeze(-1), w, discrete=False)
         return torch.where((a <= 0) | (a >= 1), torch.zeros_like(d), d)
 
@@ -133,21 +163,20 @@ class NoiseSchedule:
     def _check_monotone(self) -> None:
         """The uncapped spindle ᾱ^i must not increase in t for any w ∈ [−1, 1].
 
-        (The 0.999 cap would hide an increase.)
+        (The 0.999 cap would hide an increase.) Checked on the T grid for a schedule without a
+        continuous form, else on a grid of at least 4096 steps.
         """
         if not self.spindle:
             return
-        steps = self.num_steps if self.name == "linear" else max(self.num_steps, 4096)
+        steps = max(self.num_steps, 4096) if self.continuous else self.num_steps
         u = torch.arange(steps + 1, dtype=torch.float64) / steps
         w = torch.tensor([-1.0, 1.0], dtype=torch.float64)
-        a = (
-            self.base_alpha_bar(u)[:, None]
-            + self.word_freq_lambda * torch.sin(math.pi * u)[:, None] * w
-        )
+        a = self.base_alpha_bar(u)[:, None] + self.amplitude(u)[:, None] * w
         if (a[1:] - a[:-1] > 1e-12).any():
-            bound = " (for 'mutual' the limit is 1/π ≈ 0.3183)" if self.name == "mutual" else ""
-            raise ValueError(
+            raise ParameterError(
+                "word_freq_lambda",
                 f"word_freq_lambda={self.word_freq_lambda} makes ᾱ_t increase in t for the "
                 f"{self.name!r} schedule, so the forward process would un-mask tokens; use a "
-                f"smaller --word_freq_lambda{bound} or pass --allow_nonmonotone_lambda to force it"
+                f"smaller word_freq_lambda{self.base.lambda_limit}, or pass "
+                "allow_nonmonotone=True to force it",
             )

@@ -28,9 +28,9 @@ class TinyNet:
         return logits.log_softmax(-1)
 
 
-def make_diffusion(lam: float, T: int) -> AbsorbingDiffusion:
+def make_diffusion(lam: float, T: int, protocol: str = "exact") -> AbsorbingDiffusion:
     h = token_information(torch.tensor([500, 3, 60, 9, 200, 1, 0]))
-    return AbsorbingDiffusion(NoiseSchedule("mutual", T, lam), ref.MASK, h)
+    return AbsorbingDiffusion(NoiseSchedule("mutual", T, lam), ref.MASK, h, protocol)
 
 
 def exact_nelbo(diffusion, net, x0: torch.Tensor, step: int) -> float:

@@ -76,8 +76,9 @@ def test_exact_and_official_protocols_agree_only_without_spindle(bound):
     figures = {}
     for lam in (0.0, 0.3):
         for protocol in ("exact", "official"):
-            diffusion = make_diffusion(lam, 16)
-            diffusion.protocol = protocol
+            diffusion = make_diffusion(lam, 16, protocol)
+            assert diffusion.protocol.name == protocol
+            assert diffusion.valid_bound == (lam == 0.0 or protocol == "exact")
             values, _ = sequence_bounds(diffusion, TinyNet(), [(x0, target)], bound, 1, 2, seed=0)
             figures[lam, protocol] = values
     assert torch.allclose(figures[0.0, "exact"], figures[0.0, "official"], atol=1e-12)

@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from diffusion import AbsorbingDiffusion, NoiseSchedule, absorbing_kl, masked_kl
-from diffusion import kl as kl_module
+from diffusion import AbsorbingDiffusion, NoiseSchedule, absorbing_kl, blocks, masked_kl
 
 V = 40
 MASK = V - 1
@@ -92,7 +91,7 @@ def test_spindle_kl_matches_autograd_over_the_full_vocabulary(monkeypatch, block
     """Values and gradients of (KL, log p(x0)) in row blocks of 1, 3 and all rows (blocks cut
     through sequences), against full-vocabulary autograd, including the coupling of a
     sequence's positions through the estimated mean."""
-    monkeypatch.setitem(kl_module.BLOCK_ELEMENTS, "cpu", block_elements)
+    monkeypatch.setitem(blocks.BLOCK_ELEMENTS, "cpu", block_elements)
     diffusion = _diffusion()
     x0, target, masked, xs, logits = _batch(seed=int(1000 * times[1]))
     u_t = torch.tensor([times[0], 0.0, times[0]], dtype=torch.float64)
@@ -113,7 +112,7 @@ def test_spindle_kl_matches_autograd_over_the_full_vocabulary(monkeypatch, block
 
 def test_spindle_kl_passes_gradcheck(monkeypatch):
     """Finite differences in float64 through log_softmax, with blocks of two rows."""
-    monkeypatch.setitem(kl_module.BLOCK_ELEMENTS, "cpu", 2 * V)
+    monkeypatch.setitem(blocks.BLOCK_ELEMENTS, "cpu", 2 * V)
     diffusion = _diffusion()
     x0, target, masked, xs, logits = _batch(seed=3)
     logits[:, MASK] = 0.0

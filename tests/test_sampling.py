@@ -8,9 +8,13 @@ import torch
 
 from corpora import toy
 from diffusion import (
+    SAMPLERS,
     AbsorbingDiffusion,
     NoiseSchedule,
+    ParameterError,
+    Sampler,
     filter_log_probs,
+    make_sampler,
     sample,
     token_information,
 )
@@ -31,7 +35,10 @@ def test_ancestral_samples_follow_the_exact_reverse_distribution(lam, T, step):
     n = 40000
     xT = torch.full((n, L), ref.MASK)
     target = torch.ones(n, L, dtype=torch.bool)
-    out = sample(diffusion, net, xT, target, T, step, generator=torch.Generator().manual_seed(0))
+    out = sample(
+        diffusion, net, xT, target, make_sampler("ancestral"), T, step,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
     counts = Counter(map(tuple, out.x0.tolist()))
     assert set(counts) <= set(exact)
     cells = [x for x, p in exact.items() if p * n >= 5]
@@ -45,8 +52,8 @@ def test_chi_square_test_can_fail():
     exact = model_distribution(diffusion, net, 1)
     n = 40000
     out = sample(
-        diffusion, net, torch.full((n, L), ref.MASK), torch.ones(n, L, dtype=torch.bool), 8,
-        temperature=0.8, generator=torch.Generator().manual_seed(0),
+        diffusion, net, torch.full((n, L), ref.MASK), torch.ones(n, L, dtype=torch.bool),
+        make_sampler("ancestral", temperature=0.8), 8, generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
     counts = Counter(map(tuple, out.x0.tolist()))
     cells = [x for x, p in exact.items() if p * n >= 5]
@@ -71,9 +78,9 @@ def test_cached_equals_ancestral_with_one_call_per_distinct_state(lam):
     xT = torch.full((3, L), ref.MASK)
     target = torch.ones(3, L, dtype=torch.bool)
     ancestral = Recorder(TinyNet(2))
-    a = sample(diffusion, ancestral, xT, target, 64, 1, "ancestral",
+    a = sample(diffusion, ancestral, xT, target, make_sampler("ancestral"), 64, 1,
                generator=torch.Generator().manual_seed(5))  # fmt: skip
-    c = sample(diffusion, TinyNet(2), xT, target, 64, 1, "cached",
+    c = sample(diffusion, TinyNet(2), xT, target, make_sampler("cached"), 64, 1,
                generator=torch.Generator().manual_seed(5))  # fmt: skip
     assert torch.equal(a.x0, c.x0)
     distinct = len({tuple(s.flatten().tolist()) for s in ancestral.states})
@@ -103,7 +110,7 @@ def test_spindle_reveals_frequent_tokens_first():
         states = []
         n, length = 3000, 8
         out = sample(diffusion, uniform, torch.full((n, length), mask),
-                     torch.ones(n, length, dtype=torch.bool), 32,
+                     torch.ones(n, length, dtype=torch.bool), make_sampler("ancestral"), 32,
                      generator=torch.Generator().manual_seed(1))  # fmt: skip
         revealed_at = torch.zeros(n, length)
         for step, xt in zip(range(32, 0, -1), states, strict=False):
@@ -127,3 +134,42 @@ def test_filters():
     hot = filter_log_probs(log_probs, temperature=2.0).exp()
     expected = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64).sqrt()
     assert torch.allclose(hot, (expected / expected.sum()).unsqueeze(0))
+
+
+def test_sampler_registry_and_factory():
+    assert list(SAMPLERS) == ["ancestral", "cached", "official"]
+    for name, cls in SAMPLERS.items():
+        assert issubclass(cls, Sampler) and cls.name == name
+        sampler = make_sampler(name, 0.5, 3, 0.9)
+        assert type(sampler) is cls
+        assert (sampler.temperature, sampler.topk, sampler.topp) == (0.5, 3, 0.9)
+        assert sampler.time_agnostic_only == (name == "cached")
+
+
+@pytest.mark.parametrize(
+    ("parameter", "kwargs"),
+    [
+        ("sampler", {"name": "greedy"}),
+        ("temperature", {"temperature": 0.0}),
+        ("temperature", {"temperature": -1.0}),
+        ("temperature", {"temperature": math.inf}),
+        ("temperature", {"temperature": math.nan}),
+        ("topk", {"topk": -1}),
+        ("topp", {"topp": 0.0}),
+        ("topp", {"topp": 1.5}),
+    ],
+)
+def test_bad_sampler_settings_name_the_parameter(parameter, kwargs):
+    with pytest.raises(ParameterError) as info:
+        make_sampler(**{"name": "ancestral", **kwargs})
+    assert info.value.parameter == parameter
+    assert str(info.value).startswith(parameter) and "--" not in str(info.value)
+
+
+@pytest.mark.parametrize("step_size", [0, 3])
+def test_sample_rejects_a_step_size_that_does_not_divide_num_steps(step_size):
+    diffusion, target = make_diffusion(0.0, 8), torch.ones(1, L, dtype=torch.bool)
+    with pytest.raises(ParameterError) as info:
+        sample(diffusion, TinyNet(), torch.full((1, L), ref.MASK), target,
+               make_sampler("ancestral"), 8, step_size)  # fmt: skip
+    assert info.value.parameter == "step_size" and "--" not in str(info.value)

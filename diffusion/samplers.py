@@ -1,0 +1,168 @@
+"""Reverse-process samplers: one ``step`` each. ``SAMPLERS`` maps each name to its class.
+
+- ``ancestral`` draws a candidate v ~ filtered p_θ(x0 | x_s) at each masked position and
+  reveals it with the exact protocol's reveal rate r(v) (candidate information, never x0).
+- ``cached`` (MDLM's ddpm_cache) is the same chain, but reuses p_θ while x_s is unchanged: for
+  time-agnostic networks only.
+- ``official`` filters and tempers the whole posterior including the [M] outcome (reference).
+
+Categorical draws are made in float64 by inverse CDF.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+
+from diffusion.errors import ParameterError
+from diffusion.process import AbsorbingDiffusion
+from diffusion.protocols import ExactProtocol, ReverseProtocol
+
+
+def filter_log_probs(
+    log_probs: torch.Tensor, temperature: float = 1.0, topk: int = 0, topp: float = 1.0
+) -> torch.Tensor:
+    """Temperature, then top-k, then nucleus (top-p) filtering; renormalised float64 log-probs.
+
+    Args:
+        log_probs: (N, V). topk = 0 and topp = 1 switch those filters off.
+    Returns:
+        (N, V) float64 log-probabilities with filtered entries at −inf.
+    """
+    logits = log_probs.to(torch.float64) / temperature
+    if topk > 0 and topk < logits.shape[-1]:
+        kth = logits.topk(topk, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if topp < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cumulative - sorted_logits.softmax(-1) >= topp
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits.log_softmax(-1)
+
+
+def categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One draw per row of (N, V) probabilities by float64 inverse CDF. Returns (N,) ids."""
+    cdf = torch.cumsum(probs, -1, dtype=torch.float64)  # accumulates in float64, no copy
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=torch.float64)
+    index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+    return index.squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+
+
+class Sampler(ABC):
+    """One reverse step x_s → x_t at the masked positions, with its filter settings.
+
+    Args:
+        temperature: > 0 and finite; topk: ≥ 0 (0: off); topp: in (0, 1] (1: off).
+    Class attributes: ``name``; ``time_agnostic_only`` (the sampler is exact only for a
+    network that ignores the time); ``protocol``, the reverse-model protocol its steps use.
+    """
+
+    name: ClassVar[str]
+    time_agnostic_only: ClassVar[bool] = False
+    protocol: ClassVar[type[ReverseProtocol]] = ExactProtocol
+
+    def __init__(self, temperature: float = 1.0, topk: int = 0, topp: float = 1.0):
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ParameterError(
+                "temperature", f"temperature must be > 0 and finite, got {temperature}"
+            )
+        if topk < 0:
+            raise ParameterError("topk", f"topk must be ≥ 0 (0 switches it off), got {topk}")
+        if not 0 < topp <= 1:
+            raise ParameterError("topp", f"topp must be in (0, 1] (1 switches it off), got {topp}")
+        self.temperature, self.topk, self.topp = temperature, topk, topp
+
+    @property
+    def filters(self) -> bool:
+        """Whether any of temperature, top-k or top-p changes a distribution."""
+        return not (self.temperature == 1.0 and self.topk == 0 and self.topp == 1.0)
+
+    def filtered_probs(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """The filtered probabilities of log-probabilities (N, V): (N, V)."""
+        if not self.filters:
+            return log_probs.exp()
+        return filter_log_probs(log_probs, self.temperature, self.topk, self.topp).exp()
+
+    def needs_call(self, previous: torch.Tensor | None, mask_id: int) -> bool:
+        """Whether the network must be called again, given the ids (N,) the previous step
+        wrote (None before the first step)."""
+        return True
+
+    @abstractmethod
+    def step(
+        self,
+        diffusion: AbsorbingDiffusion,
+        xt: torch.Tensor,
+        target_mask: torch.Tensor,
+        masked: torch.Tensor,
+        log_probs: torch.Tensor,
+        u_t: torch.Tensor,
+        u_s: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """The new ids at the masked positions, (N,) ([M] where a position stays masked).
+
+        Args:
+            diffusion: with this sampler's ``protocol``.
+            xt: (B, L) current ids (time u_s); target_mask, masked: (B, L) bool.
+            log_probs: log p_θ(x0 | x_s) at the masked positions, (N, V).
+            u_t, u_s: (B,) float64 times, u_t < u_s.
+        """
+
+
+class AncestralSampler(Sampler):
+    """Candidate v ~ filtered p_θ, revealed with probability r(v)."""
+
+    name: ClassVar[str] = "ancestral"
+
+    def step(self, diffusion, xt, target_mask, masked, log_probs, u_t, u_s, generator):
+        filtered = self.filtered_probs(log_probs)
+        candidate = categorical(filtered, generator)
+        rate = diffusion.candidate_rate(u_t, u_s, xt, target_mask, masked, filtered, candidate)
+        draw = torch.rand(rate.shape, generator=generator, device=xt.device, dtype=torch.float64)
+        return torch.where(draw < rate, candidate, diffusion.mask_id)
+
+
+class CachedSampler(AncestralSampler):
+    """The ancestral chain, calling the network only when the last step revealed a token."""
+
+    name: ClassVar[str] = "cached"
+    time_agnostic_only: ClassVar[bool] = True
+
+    def needs_call(self, previous: torch.Tensor | None, mask_id: int) -> bool:
+        return previous is None or bool((previous != mask_id).any())  # the only CPU sync
+
+
+class OfficialSampler(Sampler):
+    """Reference sampler: the posterior over V with the [M] outcome in the [M] column,
+    tempered and filtered as a whole."""
+
+    name: ClassVar[str] = "official"
+
+    def step(self, diffusion, xt, target_mask, masked, log_probs, u_t, u_s, generator):
+        probs = log_probs.to(torch.float64).exp()
+        rate = diffusion.model_rate(u_t, u_s, xt, target_mask, masked, probs)
+        posterior = probs * rate
+        stay = (1.0 - posterior.sum(-1)).clamp_min(0.0)
+        posterior[:, diffusion.mask_id] = stay
+        filtered = filter_log_probs(posterior.log(), self.temperature, self.topk, self.topp)
+        return categorical(filtered.exp(), generator)
+
+
+SAMPLERS: dict[str, type[Sampler]] = {
+    cls.name: cls for cls in (AncestralSampler, CachedSampler, OfficialSampler)
+}
+
+
+def make_sampler(name: str, temperature: float = 1.0, topk: int = 0, topp: float = 1.0) -> Sampler:
+    """The sampler called ``name`` with these filters; ParameterError("sampler") if unknown."""
+    if name not in SAMPLERS:
+        raise ParameterError(
+            "sampler", f"sampler {name!r} is unknown: choose one of {', '.join(SAMPLERS)}"
+        )
+    return SAMPLERS[name](temperature, topk, topp)
