@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
 from common.runtime import pick_device, quiet_transformers
 from corpora import load_texts, tokenize_texts
-from diffusion import PROTOCOLS
-from diffusion.elbo import check_step_size
+from diffusion import PROTOCOLS, check_step_size
 from evaluation.bounds import BOUNDS
 from evaluation.likelihood import likelihood_record
 from evaluation.report import likelihood_table
@@ -38,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-@exit_on_usage_error
+@exit_on_usage_error(flags={"step_size": "--eval_step_size"})
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
@@ -62,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.bound == "discrete":
         check_step_size(T, step)
     else:
-        ckpt.config.noise_schedule().base_alpha_bar_derivative(torch.zeros(1))
+        ckpt.config.noise_schedule().require_continuous()
     data = tokenize_texts(
         load_texts(args.dataset, args.split),
         ckpt.tokenizer,

@@ -20,8 +20,7 @@ from common.errors import UsageError, exit_on_usage_error
 from common.runtime import quiet_transformers
 from conditional_data import get_task
 from corpora.counting import default_counts_path, length_histogram, load_counts
-from diffusion import BASE_SCHEDULES, OBJECTIVES
-from diffusion.elbo import check_step_size
+from diffusion import BASE_SCHEDULES, OBJECTIVES, check_step_size
 from models import (
     TIMESTEPS,
     DiffusionConfig,
@@ -177,7 +176,7 @@ def diffusion_config(args: argparse.Namespace) -> DiffusionConfig:
         max_target_length=args.max_target_length if args.task else 0,
     )
     if args.objective == "mdlm":
-        config.noise_schedule().base_alpha_bar_derivative(torch.zeros(1))
+        config.noise_schedule().require_continuous()
     return config
 
 
@@ -197,7 +196,7 @@ def resume_state(args: argparse.Namespace) -> tuple[Path | None, dict | None]:
     return resume_dir, state
 
 
-@exit_on_usage_error
+@exit_on_usage_error(flags={"step_size": "--eval_step_size"})
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()

@@ -38,6 +38,7 @@ from diffusion import (  # noqa: E402
     NoiseSchedule,
     d3pm_loss,
     discrete_nelbo,
+    make_sampler,
     mdlm_loss,
     sample,
     token_information,
@@ -193,8 +194,8 @@ def run_config(args, name: str) -> dict:
             discrete_nelbo(diffusion, replay, x0, target, args.step_size, g)
         else:
             xT = torch.full_like(x0, tokenizer.mask_token_id)
-            result["out"] = sample(diffusion, replay, xT, target, args.num_steps,
-                                   args.step_size, name, generator=g)  # fmt: skip
+            result["out"] = sample(diffusion, replay, xT, target, make_sampler(name),
+                                   args.num_steps, args.step_size, generator=g)  # fmt: skip
 
     with torch.no_grad(), autocast:
         work()  # records the calls that the replay repeats

@@ -47,7 +47,7 @@ def likelihood_record(
         "eval_step_size": step_size if bound == "discrete" else None,
         "mc_samples": mc_samples if bound == "continuous" else 1,
         "protocol": protocol,
-        "valid_bound": not (protocol == "official" and diffusion.schedule.spindle),
+        "valid_bound": diffusion.valid_bound,
         "seed": seed,
         "given_length": summarise(values, tokens, words),
     }

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import UsageError
-from diffusion import SAMPLERS
+from diffusion import SAMPLERS, Sampler, make_sampler
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,7 @@ class SamplingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise UsageError(f"--sampler {self.sampler!r} is unknown: choose {', '.join(SAMPLERS)}")
-        if not self.temperature > 0:
-            raise UsageError(f"--temperature must be > 0, got {self.temperature}")
-        if self.topk < 0:
-            raise UsageError(f"--topk must be ≥ 0 (0 = off), got {self.topk}")
-        if not 0 < self.topp <= 1:
-            raise UsageError(f"--topp must be in (0, 1] (1 = off), got {self.topp}")
+        self.sampler_object()  # the sampler validates its name and filters (ParameterError)
         steps = self.sampling_steps
         if self.step_size < 1 or (steps is not None and (steps < 1 or steps % self.step_size)):
             raise UsageError(
@@ -65,12 +58,16 @@ class SamplingConfig:
             )
         return steps
 
+    def sampler_object(self) -> Sampler:
+        """The diffusion sampler with these filters."""
+        return make_sampler(self.sampler, self.temperature, self.topk, self.topp)
+
     def check_model(self, timestep: str) -> None:
         """The ``cached`` sampler reuses p_θ(x0 | x_t) across steps: exact only for a
         time-agnostic network."""
-        if self.sampler == "cached" and timestep != "none":
+        if SAMPLERS[self.sampler].time_agnostic_only and timestep != "none":
             raise UsageError(
-                f"--sampler cached reuses p_θ(x0 | x_t) across steps, which is only exact for a "
-                f"time-agnostic network; this checkpoint uses --timestep {timestep}: "
+                f"--sampler {self.sampler} reuses p_θ(x0 | x_t) across steps, which is only exact "
+                f"for a time-agnostic network; this checkpoint uses --timestep {timestep}: "
                 "use --sampler ancestral"
             )

@@ -54,6 +54,7 @@ def generate_candidates(
     batch size."""
     sampling.check_model(ckpt.config.timestep)
     num_steps = sampling.steps(ckpt.config.num_steps)
+    sampler = sampling.sampler_object()
     device = next(ckpt.model.parameters()).device
     tok = ckpt.tokenizer
     width = max_target_length or ckpt.config.max_target_length
@@ -69,9 +70,8 @@ def generate_candidates(
         source_mask = (xT != tok.pad_token_id) & ~target_mask
         denoiser = GuidedDenoiser(ckpt.model, source_mask, tok.mask_token_id, cfg_weight)
         result = sample(
-            diffusion, denoiser, xT, target_mask, num_steps, sampling.step_size,
-            sampling.sampler, sampling.temperature, sampling.topk, sampling.topp, generator,
-        )  # fmt: skip
+            diffusion, denoiser, xT, target_mask, sampler, num_steps, sampling.step_size, generator
+        )
         out.calls += result.calls
         x0 = result.x0.cpu().tolist()  # one device-to-host copy per batch
         for row, (i, _) in enumerate(rows[start : start + batch_size]):

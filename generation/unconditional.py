@@ -52,6 +52,7 @@ def generate(
     tok = ckpt.tokenizer
     sampling.check_model(ckpt.config.timestep)
     num_steps = sampling.steps(ckpt.config.num_steps)
+    sampler = sampling.sampler_object()
     if length > ckpt.config.max_length:
         raise UsageError(
             f"--length {length} exceeds the checkpoint's max_length {ckpt.config.max_length}; "
@@ -86,9 +87,8 @@ def generate(
                 target = torch.zeros_like(target)
                 target[:, keep:] = True
             result = sample(
-                diffusion, ckpt.model, xt, target, num_steps, sampling.step_size,
-                sampling.sampler, sampling.temperature, sampling.topk, sampling.topp, generator,
-                record_history=show_process and start == 0,
+                diffusion, ckpt.model, xt, target, sampler, num_steps, sampling.step_size,
+                generator, record_history=show_process and start == 0,
             )  # fmt: skip
             batch_calls += result.calls
             new = result.x0 if window == 0 else result.x0[:, keep:]

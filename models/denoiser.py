@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
 from common.errors import UsageError
-from diffusion.kl import row_blocks
+from diffusion.blocks import row_blocks
 from models.time_embedding import TIMESTEPS, LayerwiseTime, TimeEmbedding
 
 

@@ -10,7 +10,7 @@ from common.errors import UsageError
 from conditional_data import encode_pairs, encode_sources, get_task, load_pairs, toy
 from corpora import toy as grammar
 from corpora.collate import collate, collate_rows
-from diffusion import GuidedDenoiser, Noise, d3pm_loss, mdlm_loss, sample
+from diffusion import GuidedDenoiser, Noise, d3pm_loss, make_sampler, mdlm_loss, sample
 from evaluation import text_metrics
 from generation.seq2seq import conditional_batch, cut_target
 from models import DiffusionConfig, build_model
@@ -213,8 +213,11 @@ def test_sampling_keeps_the_source_and_fills_the_target(tiny_bert, tokenizer, we
     source_mask = (xT != tokenizer.pad_token_id) & ~target
     guided = GuidedDenoiser(model, source_mask, tokenizer.mask_token_id, weight)
     with torch.no_grad():
-        out = sample(diffusion, guided, xT, target, 20, generator=torch.Generator().manual_seed(1))
-        plain = sample(diffusion, model, xT, target, 20, generator=torch.Generator().manual_seed(1))
+        sampler = make_sampler("ancestral")
+        out = sample(diffusion, guided, xT, target, sampler, 20,
+                     generator=torch.Generator().manual_seed(1))  # fmt: skip
+        plain = sample(diffusion, model, xT, target, sampler, 20,
+                       generator=torch.Generator().manual_seed(1))  # fmt: skip
     assert torch.equal(out.x0[~target], xT[~target])
     assert not (out.x0[target] == tokenizer.mask_token_id).any()
     if weight == 0.0:  # no guidance: the very same draws as sampling the model directly
