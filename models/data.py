@@ -39,9 +39,11 @@ def holdout(
     n_dev = size if isinstance(size, int) else math.ceil(size * n)
     if n < 2 or not 1 <= n_dev < n:
         raise UsageError(f"--dev_size {size} leaves no training data ({n} sequences)")
-    order = np.random.default_rng(seed).permutation(n)
-    dev, train = np.sort(order[:n_dev]), np.sort(order[n_dev:])
-    del order
+    dev = np.sort(np.random.default_rng(seed).choice(n, size=n_dev, replace=False))
+    held = np.zeros(n, dtype=bool)
+    held[dev] = True
+    train = np.flatnonzero(~held)
+    del held
     return with_rows(data, train, f"train:{seed}:{n_dev}"), with_rows(
         data, dev, f"dev:{seed}:{n_dev}"
     )
