@@ -13,8 +13,9 @@ bench/results/data.jsonl:
   (BatchPlan.indices + fetch), plus the epoch's permutation amortised over its steps;
 * first_step_s: from opening the cached ids to the first batch (dev hold-out, first
   permutation and the reader's views included);
-* peak_gib: this process's peak RSS (the writer is another process); token_ids_gib: the
-  size of the cached ids on disk.
+* peak_gib: this process's peak RSS (the writer is another process), which counts the
+  memory-mapped pages of the ids it has touched; anon_gib / file_gib: anonymous and
+  file-backed resident memory at the end; token_ids_gib: the size of the cached ids on disk.
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ def write(path: Path, num_examples: int, seed: int = 0) -> None:
     write_cache(datasets.Dataset(table), path, record, key="synthetic")
 
 
+def resident_gib() -> dict:
+    """Current anonymous and file-backed (mapped, shared, reclaimable) resident memory, GiB;
+    {} where /proc is missing."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {
+        line.split(":")[0]: line.split()[1]
+        for line in lines
+        if line.startswith(("RssAnon:", "RssFile:"))
+    }
+    return {
+        f"{key[3:].lower()}_gib": int(fields[key]) / 2**20
+        for key in ("RssAnon", "RssFile")
+        if key in fields
+    }
+
+
 def measure(path: Path, steps: int, dev_size: int, seed: int = 0) -> dict:
     import torch
 
@@ -98,6 +118,7 @@ def measure(path: Path, steps: int, dev_size: int, seed: int = 0) -> dict:
         "epoch_permutation_s": permutation_s,
         "first_step_s": first_step,
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        **resident_gib(),
         "token_ids_gib": sum(f.stat().st_size for f in files) / 2**30,
     }
 

@@ -23,7 +23,8 @@ from models.errors import UsageError
 def with_rows(data: datasets.Dataset, rows: np.ndarray, tag: str) -> datasets.Dataset:
     """``data.select(rows)`` without the Python list ``select`` builds: the same memory-mapped
     table behind an in-memory uint64 indices table (8 bytes a row)."""
-    indices = InMemoryTable(pa.table({"indices": pa.array(rows.astype(np.uint64))}))
+    rows = np.ascontiguousarray(rows, dtype=np.int64).view(np.uint64)  # no copy: rows ≥ 0
+    indices = InMemoryTable(pa.table({"indices": pa.array(rows)}))
     fingerprint = hashlib.sha256(f"{data._fingerprint}:{tag}".encode()).hexdigest()[:16]
     return datasets.Dataset(
         data.data, info=data.info, split=data.split, indices_table=indices, fingerprint=fingerprint
@@ -117,7 +118,11 @@ class _Reader:
         if "source_length" in table.column_names:
             self.sources = _Chunks(table.column("source_length"), lists=False)
         indices = dataset._indices
-        self.rows = None if indices is None else indices.column(0).to_numpy().astype(np.int64)
+        if indices is None:
+            self.rows = None
+        else:  # uint64 row numbers < 2**63: an int64 view, no copy for a single chunk
+            rows = indices.column(0).to_numpy()
+            self.rows = rows.view(np.int64) if rows.dtype == np.uint64 else rows
 
 
 _READERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
