@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from transformers import AutoConfig, AutoTokenizer
 
 from common.errors import UsageError, exit_on_usage_error
@@ -118,6 +119,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--bf16", type=boolean, default=True, help="bf16 autocast on CUDA")
     a("--seed", type=int, default=42)
     a("--output_dir", default="outputs/run")
+    a(
+        "--cache_dir",
+        default=None,
+        help="token-id cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
+    )
     a("--resume_from", default=None, help="<output_dir>/last of an earlier run")
     a("--fitlog_dir", default="logs", help="fitlog folder; '' disables fitlog")
     a("--device", default="auto", help="auto, cpu, cuda")
@@ -218,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     seed_everything(args.seed + rank)
     train_set, dev_set = training_data(
         tokenizer, args.dataset, args.task, args.data_dir, args.max_length,
-        args.max_target_length, args.dev_size, args.seed,
+        args.max_target_length, args.dev_size, args.seed, rank, world,
+        dist.barrier if world > 1 else None, args.cache_dir,
     )  # fmt: skip
     if state is not None:
         model = load_checkpoint(resume_dir).model

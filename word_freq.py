@@ -2,6 +2,9 @@
 
 python word_freq.py --model_name_or_path minilm-l6 --dataset toy [--output FILE]
 python word_freq.py --model_name_or_path minilm-l6 --task toy      (seq2seq: the targets)
+
+Unconditional datasets are counted from the token cache main.py trains from (the same
+--max_length truncation; built here if missing, see corpora/cache.py), with np.bincount.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from transformers import AutoTokenizer
 
 from common.errors import exit_on_usage_error
 from conditional_data import load_pairs
-from corpora import load_texts
-from corpora.counting import count_tokens, default_counts_path, save_counts
+from corpora.cache import cached_token_ids
+from corpora.counting import count_ids, count_tokens, default_counts_path, save_counts
 from models import resolve_model_name
 
 
@@ -27,6 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_dir", default=None, help="the task's DiffuSeq folder")
     parser.add_argument("--split", default="train")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--max_length", type=int, default=128, help="as main.py's")
+    parser.add_argument(
+        "--cache_dir",
+        default=None,
+        help="token cache (default $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
+    )
     args = parser.parse_args(argv)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))
     if args.task:
@@ -34,7 +43,10 @@ def main(argv: list[str] | None = None) -> None:
         counts = count_tokens(pairs.select_columns(["trg"]).rename_column("trg", "text"), tokenizer)
         counts[tokenizer.sep_token_id] += len(pairs)  # the [SEP] that ends every target
     else:
-        counts = count_tokens(load_texts(args.dataset, args.split), tokenizer)
+        encoded = cached_token_ids(
+            args.dataset, args.split, tokenizer, args.max_length, cache_dir=args.cache_dir
+        )
+        counts = count_ids(encoded, len(tokenizer))
     output = args.output or default_counts_path(args.model_name_or_path, args.dataset, args.task)
     save_counts(counts, output)
     print(f"counted {int(counts.sum())} tokens ({int((counts > 0).sum())} distinct) → {output}")

@@ -4,6 +4,7 @@ python bench/bench.py --mode train      # d3pm and mdlm step vs a plain masked-L
 python bench/bench.py --mode elbo       # discrete NELBO vs the network calls it needs
 python bench/bench.py --mode sample     # ancestral / cached sampling vs their network calls
 python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
+python bench/bench.py --mode data       # host cost of the data pipeline (bench/data.py)
 Add --device cuda --preset bert-base on a GPU, and --compile to torch.compile the encoder (in
 place, for every side alike; the warm-up rounds absorb the compilation). Each configuration
 runs in its own process (so the CPU peak RSS is its own); the training objectives are timed
@@ -220,6 +221,17 @@ def in_subprocess(config: str) -> dict:
 
 
 def main() -> None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--mode")
+    known, rest = pre.parse_known_args()
+    if known.mode == "data":
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("bench_data", REPO / "bench" / "data.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.main(rest)
+        return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mode", choices=list(CONFIGS), required=True)
     p.add_argument("--config", default=None, help=argparse.SUPPRESS)

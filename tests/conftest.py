@@ -1,8 +1,18 @@
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 from transformers import AutoTokenizer, BertConfig
 
 from corpora import toy
 from models import resolve_model_name
+
+# Token-id caches of the test session (subprocesses included) go to a temporary folder.
+CACHE = tempfile.mkdtemp(prefix="diffusionbert-test-cache-")
+os.environ["DIFFUSIONBERT_CACHE"] = CACHE
+atexit.register(shutil.rmtree, CACHE, True)
 
 
 @pytest.fixture(scope="session")

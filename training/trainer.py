@@ -17,7 +17,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from corpora.collate import collate_rows
 from diffusion import AbsorbingDiffusion, Noise, antithetic, d3pm_loss, mdlm_loss
 from evaluation.bounds import estimate_bound
 from models.checkpoint import save_checkpoint
@@ -25,6 +24,7 @@ from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
 from training.batches import BatchPlan, noise_generator
 from training.config import TrainingConfig
+from training.data import fetch
 from training.loggers import Logger
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
@@ -133,8 +133,8 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         scored = torch.zeros((), dtype=torch.float64, device=self.device)
         for micro in range(self.plan.accumulation):
-            rows = self.train_set[self.plan.indices(self.step, micro, self.rank)]
-            x0, target_mask = collate_rows(rows, self.tokenizer.pad_token_id)
+            rows = self.plan.indices(self.step, micro, self.rank)
+            x0, target_mask = fetch(self.train_set, rows, self.tokenizer.pad_token_id)
             x0, target_mask = x0.to(self.device), target_mask.to(self.device)
             last = micro == self.plan.accumulation - 1
             sync = (
@@ -181,7 +181,7 @@ class Trainer:
         bound = "discrete" if self.config.schedule == "linear" else "continuous"
         size = self.train.eval_batch_size
         batches = (
-            collate_rows(dev_set[i : i + size], self.tokenizer.pad_token_id)
+            fetch(dev_set, range(i, min(i + size, len(dev_set))), self.tokenizer.pad_token_id)
             for i in range(0, len(dev_set), size)
         )
         with self._autocast():
