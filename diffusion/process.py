@@ -63,6 +63,14 @@ class AbsorbingDiffusion:
             return None
         return centred_information(self.h.to(x0.device), x0, target_mask)
 
+    def alpha_bar(
+        self, u: torch.Tensor, w: torch.Tensor | None, discrete: bool = True
+    ) -> torch.Tensor:
+        """The forward marginal ᾱ^i under this protocol: ``NoiseSchedule.alpha_bar`` with the
+        protocol's keep cap in discrete time (none in continuous time). Shapes as there."""
+        cap = self.protocol.keep_cap(self.schedule) if discrete else 1.0
+        return self.schedule.alpha_bar(u, w, cap=cap)
+
     def q_sample(
         self,
         x0: torch.Tensor,
@@ -74,13 +82,16 @@ class AbsorbingDiffusion:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw x_u ~ q(x_u | x0): each target token kept with probability ᾱ_u^i, else [M].
 
+        ᾱ_u^i is ``alpha_bar``: the same marginal the posterior and the model's rates use.
+
         Args:
             x0: (B, L) ids; target_mask: (B, L) bool; u: (B,) times in [0, 1].
+            discrete: discrete time (the protocol's keep cap applies) or continuous (none).
             draw: optional (B, L) uniforms to use instead of drawing from ``generator``.
         Returns:
             xt (B, L) ids and masked (B, L) bool (the target positions that are [M]).
         """
-        keep = self.schedule.alpha_bar(u, self.centred(x0, target_mask), discrete=discrete)
+        keep = self.alpha_bar(u, self.centred(x0, target_mask), discrete)
         if draw is None:
             draw = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
         masked = (draw >= keep) & target_mask
@@ -216,8 +227,9 @@ class AbsorbingDiffusion:
         conventions of autograd's clamp, or None.
         """
         schedule, dtype = self.schedule, h.dtype
-        a_t, inside_t = schedule.alpha_bar_from_mean(u_t, h, mean, slope)
-        a_s, inside_s = schedule.alpha_bar_from_mean(u_s, h, mean, slope)
+        cap = self.protocol.keep_cap(schedule)
+        a_t, inside_t = schedule.alpha_bar_from_mean(u_t, h, mean, cap, slope)
+        a_s, inside_s = schedule.alpha_bar_from_mean(u_s, h, mean, cap, slope)
         stay = 1.0 - a_s
         denominator = stay.clamp_min(1e-12)
         rate = (a_t - a_s).div_(denominator)

@@ -4,7 +4,9 @@
   reveals it with the exact protocol's reveal rate r(v) (candidate information, never x0).
 - ``cached`` (MDLM's ddpm_cache) is the same chain, but reuses p_θ while x_s is unchanged: for
   time-agnostic networks only.
-- ``official`` filters and tempers the whole posterior including the [M] outcome (reference).
+- ``official`` is the reference code's sampler: the official protocol's posterior with the
+  spindle term of the model's argmax x̂0, tempered and filtered as a whole including the [M]
+  outcome.
 
 Categorical draws are made in float64 by inverse CDF.
 """
@@ -19,7 +21,7 @@ import torch
 
 from diffusion.errors import ParameterError
 from diffusion.process import AbsorbingDiffusion
-from diffusion.protocols import ExactProtocol, ReverseProtocol
+from diffusion.protocols import ExactProtocol, OfficialProtocol, ReverseProtocol
 
 
 def filter_log_probs(
@@ -139,19 +141,37 @@ class CachedSampler(AncestralSampler):
 
 
 class OfficialSampler(Sampler):
-    """Reference sampler: the posterior over V with the [M] outcome in the [M] column,
-    tempered and filtered as a whole."""
+    """The reference sampler (``predict.py`` of the reference code), exactly.
+
+    At each masked position i: x̂0 = argmax p_θ at the masked positions (the visible tokens are
+    their own), w_i = h(x̂0_i) − the mean of h(x̂0_j) over the sequence's target positions
+    (the whole sequence in the reference's unconditional sampler), and the official protocol's
+    posterior with the 0.999 cap: P(v) ∝ p_θ(v) ᾱ_t^i (1 − ᾱ_s / ᾱ_t), P([M]) ∝ 1 − ᾱ_t^i
+    (ᾱ without i: the base schedule). That whole vector over V, [M] included, is tempered and
+    filtered, then sampled. Without the spindle it is the exact posterior's.
+    """
 
     name: ClassVar[str] = "official"
+    protocol: ClassVar[type[ReverseProtocol]] = OfficialProtocol
 
-    def step(self, diffusion, xt, target_mask, masked, log_probs, u_t, u_s, generator):
+    def posterior(self, diffusion, xt, target_mask, masked, log_probs, u_t, u_s) -> torch.Tensor:
+        """The filtered posterior over x_t at the masked positions, (N, V) float64, with the
+        [M] outcome in the [M] column. Arguments as ``step``."""
         probs = log_probs.to(torch.float64).exp()
-        rate = diffusion.model_rate(u_t, u_s, xt, target_mask, masked, probs)
-        posterior = probs * rate
+        w = None
+        if diffusion.schedule.spindle:
+            argmax = xt.clone()
+            argmax[masked] = log_probs.argmax(-1)
+            w = diffusion.centred(argmax, target_mask)
+        rate = diffusion.posterior_rate(u_t, u_s, w).expand(xt.shape)[masked].unsqueeze(-1)
+        posterior = probs * rate.to(probs.dtype)
         stay = (1.0 - posterior.sum(-1)).clamp_min(0.0)
         posterior[:, diffusion.mask_id] = stay
-        filtered = filter_log_probs(posterior.log(), self.temperature, self.topk, self.topp)
-        return categorical(filtered.exp(), generator)
+        return filter_log_probs(posterior.log(), self.temperature, self.topk, self.topp).exp()
+
+    def step(self, diffusion, xt, target_mask, masked, log_probs, u_t, u_s, generator):
+        posterior = self.posterior(diffusion, xt, target_mask, masked, log_probs, u_t, u_s)
+        return categorical(posterior, generator)
 
 
 SAMPLERS: dict[str, type[Sampler]] = {

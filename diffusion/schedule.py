@@ -35,12 +35,14 @@ class Spindle:
 
 @dataclass(frozen=True)
 class NoiseSchedule:
-    """ᾱ_t^i = clip(ᾱ_t + λ sin(π t/T) w_i, 0, keep_cap) for t ≥ 1 and ᾱ_0^i = 1.
+    """ᾱ_t^i = clip(ᾱ_t + λ sin(π t/T) w_i, 0, cap) for t ≥ 1 and ᾱ_0^i = 1.
 
     ``w_i`` is the centred token information of ``diffusion.spindle``; with ``word_freq_lambda``
-    = 0 (or ``w`` omitted) this is the base schedule alone. ``keep_cap`` (the reference code's
-    0.999) applies in discrete time with the spindle on; continuous time never caps.
-    ``base`` and ``spindle_term`` are built from the settings.
+    = 0 (or ``w`` omitted) this is the base schedule alone. ``keep_cap`` is the reference code's
+    0.999: only the ``official`` protocol applies it (``ReverseProtocol.keep_cap``), in discrete
+    time with the spindle on; by default ``cap`` = 1, which never binds for a monotone λ (ᾱ^i
+    then decreases strictly from ᾱ_0 = 1). ``base`` and ``spindle_term`` are built from the
+    settings.
     """
 
     name: str = "mutual"
@@ -105,7 +107,8 @@ class NoiseSchedule:
         self,
         u: torch.Tensor,
         w: torch.Tensor | None = None,
-        discrete: bool = True,
+        *,
+        cap: float = 1.0,
         dtype: torch.dtype = torch.float64,
     ) -> torch.Tensor:
         """Per-token keep probability.
@@ -113,7 +116,7 @@ class NoiseSchedule:
         Args:
             u: times, shape (B,) (or any shape that broadcasts against ``w`` after unsqueeze(-1)).
             w: centred token information, shape (B, L) (or (..., V) for candidate tokens).
-            discrete: apply the reference ``keep_cap`` (discrete time, spindle on).
+            cap: upper clip of ᾱ^i for u > 0 (the reference's ``keep_cap`` or 1: none).
             dtype: of the per-token result (the per-row terms are always float64 first).
         Returns:
             float64 tensor of shape (B, 1) without spindle, else ``dtype`` of the shape of ``w``.
@@ -124,23 +127,28 @@ class NoiseSchedule:
             return base
         amplitude = self.amplitude(u).to(dtype)
         a = base.to(dtype) + amplitude * w.to(dtype)
-        a = a.clamp(0.0, self.keep_cap if discrete else 1.0)
+        a = a.clamp(0.0, cap)
         return torch.where(u <= 0, torch.ones_like(a), a)
 
     def alpha_bar_from_mean(
-        self, u: torch.Tensor, h: torch.Tensor, mean: torch.Tensor, inside: bool = False
+        self,
+        u: torch.Tensor,
+        h: torch.Tensor,
+        mean: torch.Tensor,
+        cap: float = 1.0,
+        inside: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Discrete-time ᾱ at w = h − mean without materialising w, in h's dtype.
+        """``alpha_bar`` at w = h − mean without materialising w, in h's dtype.
 
-        ᾱ = clip((base − amp · mean) + amp · h, 0, cap), cap = ``keep_cap`` (1 at u = 0, so
-        ᾱ_0 = 1). Args: u (N,); h (1, K) or (N, K); mean (N, 1). Returns (N, K) and, with
-        ``inside``, where the clip does not bind (N, K) bool, else None.
+        ᾱ = clip((base − amp · mean) + amp · h, 0, cap) (cap 1 at u = 0, so ᾱ_0 = 1).
+        Args: u (N,); h (1, K) or (N, K); mean (N, 1). Returns (N, K) and, with ``inside``,
+        where the clip does not bind (N, K) bool, else None.
         """
         dtype = h.dtype
         u = u.to(torch.float64).unsqueeze(-1)
         base = self.base_alpha_bar(u).to(dtype)
         amp = self.amplitude(u).to(dtype)
-        cap = torch.full_like(u, self.keep_cap).masked_fill(u <= 0, 1.0).to(dtype)
+        cap = torch.full_like(u, cap).masked_fill(u <= 0, 1.0).to(dtype)
         raw = torch.addcmul(base - amp * mean, amp, h)
         within = ((raw >= 0) & (raw <= cap)) if inside else None
         return raw.clamp_(min=torch.zeros_like(cap), max=cap), within
@@ -152,12 +160,12 @@ class NoiseSchedule:
         if not self.spindle or w is None:
             return d
         d = d + self.spindle_term.amplitude_derivative(u) * w.to(torch.float64)
-        a = self.alpha_bar(u.squeeze(-1), w, discrete=False)
+        a = self.alpha_bar(u.squeeze(-1), w)
         return torch.where((a <= 0) | (a >= 1), torch.zeros_like(d), d)
 
     def loss_weight(self, u: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         """MDLM weight −ᾱ'(u) / (1 − ᾱ(u)); shapes as ``alpha_bar``."""
-        a = self.alpha_bar(u, w, discrete=False)
+        a = self.alpha_bar(u, w)
         return -self.alpha_bar_derivative(u, w) / (1.0 - a).clamp_min(1e-12)
 
     def _check_monotone(self) -> None:

@@ -11,6 +11,7 @@ import torch
 
 V = 7
 MASK = V - 1
+CAP = {"exact": 1.0, "official": 0.999}  # the keep cap of discrete-time ᾱ^i per protocol
 
 
 def betas(name: str, T: int, beta_min: float = 1e-4, beta_max: float = 0.02) -> list[float]:
@@ -48,8 +49,8 @@ def base_marginal(name: str, T: int, t: int) -> torch.Tensor:
     return out
 
 
-def spindle_keep(base: float, lam: float, t: int, T: int, w: float, cap: float = 0.999) -> float:
-    """The spindle formula written out by hand, for one token."""
+def spindle_keep(base: float, lam: float, t: int, T: int, w: float, cap: float = 1.0) -> float:
+    """The spindle formula written out by hand, for one token (cap 0.999: the reference's)."""
     if t == 0:
         return 1.0
     if lam == 0:

@@ -40,6 +40,39 @@ def test_discrete_nelbo_is_an_unbiased_upper_bound(lam, T, step):
         assert abs(draws.mean().item() - bound) < 5 * se + 1e-9
 
 
+def test_exact_bound_at_step_one_where_a_keep_cap_would_bind():
+    """S = 1 with frequent tokens, keep_cap 0.8 at T = 8 (as 0.999 at T = 2048): at t = 1 the
+    model's w for the frequent candidate 0 is capped at t and s, so a capped model would give
+    it rate 0 while the true token's a > 0 (an infinite KL). The exact protocol applies no
+    cap: its NELBO is finite, above the NLL, and the sampled bound averages to it."""
+    diffusion, net = make_diffusion(0.3, 8, keep_cap=0.8), TinyNet()
+    x0, target = torch.tensor([[0, 4]]), torch.ones(1, L, dtype=torch.bool)
+    masked = torch.tensor([[True, False]])
+    xs = x0.masked_fill(masked, ref.MASK)
+    u_t, u_s = torch.tensor([1 / 8, 2 / 8], dtype=torch.float64).split(1)
+    probs = net(xs, u_s, masked).exp()
+    w_model = diffusion.candidate_information(xs, target, masked, probs)[0, 0].item()
+    w_true = diffusion.centred(x0, target)[0, 0].item()
+
+    def capped_rate(w: float) -> float:
+        a_t, a_s = (diffusion.schedule.alpha_bar(u, torch.tensor([[w]]), cap=0.8).item()
+                    for u in (u_t, u_s))  # fmt: skip
+        return (a_t - a_s) / (1 - a_s)
+
+    assert capped_rate(w_model) == 0 < capped_rate(w_true)
+    p = model_distribution(diffusion, net, 1)
+    for ids in [(0, 4), (4, 0), (0, 0)]:
+        x0 = torch.tensor([ids])
+        bound = exact_nelbo(diffusion, net, x0, 1)
+        assert math.isfinite(bound) and bound >= -math.log(p[ids]) - 1e-9
+        n = 4000
+        draws = discrete_nelbo(
+            diffusion, net, x0.expand(n, L), torch.ones(n, L, dtype=torch.bool), 1,
+            torch.Generator().manual_seed(1),
+        )  # fmt: skip
+        assert abs(draws.mean().item() - bound) < 5 * draws.std().item() / math.sqrt(n) + 1e-9
+
+
 @pytest.mark.parametrize("lam", [0.0, 0.3])
 def test_continuous_nelbo_is_the_many_step_limit(lam):
     """K stratified draws of the continuous bound average to the exact T=1024 discrete NELBO."""

@@ -11,30 +11,35 @@ V = 40
 MASK = V - 1
 
 
-def _diffusion(T: int = 100, lam: float = 0.3, nonmonotone: bool = False) -> AbsorbingDiffusion:
+def _diffusion(
+    T: int = 100, lam: float = 0.3, nonmonotone: bool = False, protocol: str = "exact"
+) -> AbsorbingDiffusion:
     g = torch.Generator().manual_seed(0)
     h = torch.rand(V, generator=g)
     h[0] = 0.0  # [PAD]
     h[1] = 1.0  # the most frequent token
     schedule = NoiseSchedule("mutual", T, lam, allow_nonmonotone=nonmonotone)
-    return AbsorbingDiffusion(schedule, MASK, h)
+    return AbsorbingDiffusion(schedule, MASK, h, protocol)
 
 
 def _brute_rate(diffusion, u_t, u_s, mean):
-    """r(v) = (ᾱ_t(w) − ᾱ_s(w)) / (1 − ᾱ_s(w)) at w = h(v) − mean, (N, V), from ``alpha_bar``."""
+    """r(v) = (ᾱ_t(w) − ᾱ_s(w)) / (1 − ᾱ_s(w)) at w = h(v) − mean, (N, V), from ``alpha_bar``
+    (with the protocol's keep cap)."""
     w = diffusion.h.double().unsqueeze(0) - mean.unsqueeze(-1)
-    a_t = diffusion.schedule.alpha_bar(u_t, w)
-    a_s = diffusion.schedule.alpha_bar(u_s, w)
+    a_t = diffusion.alpha_bar(u_t, w)
+    a_s = diffusion.alpha_bar(u_s, w)
     rate = (a_t - a_s) / (1.0 - a_s)
     return rate.clamp(0.0, 1.0) if diffusion.schedule.allow_nonmonotone else rate
 
 
+@pytest.mark.parametrize("protocol", ["exact", "official"])
 @pytest.mark.parametrize("nonmonotone", [False, True])
-def test_rate_table_matches_alpha_bar_and_its_slope(nonmonotone):
+def test_rate_table_matches_alpha_bar_and_its_slope(nonmonotone, protocol):
     """One row per sequence, against ``alpha_bar`` token by token, where no clip binds and where
-    one does (t = 0, s near 0 where ᾱ hits 0.999, u = 1); the slope ∂r/∂mean against
-    reverse-mode autograd of that brute-force rate."""
-    diffusion = _diffusion(lam=0.31 if nonmonotone else 0.3, nonmonotone=nonmonotone)
+    one does (t = 0, u = 1, and with the official protocol's cap s near 0 where ᾱ hits 0.999);
+    the slope ∂r/∂mean against reverse-mode autograd of that brute-force rate."""
+    lam = 0.31 if nonmonotone else 0.3
+    diffusion = _diffusion(lam=lam, nonmonotone=nonmonotone, protocol=protocol)
     u_t = torch.tensor([0.0, 0.0, 0.001, 0.2, 0.5, 0.7, 0.93, 0.98], dtype=torch.float64)
     u_s = u_t + torch.tensor([0.01, 0.3, 0.002, 0.05, 0.01, 0.2, 0.05, 0.02], dtype=torch.float64)
     mean = torch.tensor([0.1, 0.5, 0.05, 0.4, 0.6, 0.3, 0.9, 0.5], dtype=torch.float64)
@@ -42,13 +47,14 @@ def test_rate_table_matches_alpha_bar_and_its_slope(nonmonotone):
     assert torch.equal(diffusion.rate_table(u_t, u_s, mean)[0], rates)
     leaf = mean.clone().requires_grad_()
     brute = _brute_rate(diffusion, u_t, u_s, leaf)
-    assert torch.allclose(rates, brute, rtol=1e-13, atol=1e-15)
+    assert torch.allclose(rates, brute, rtol=1e-11, atol=1e-15)  # 1 − ᾱ_s ≈ 3e-3 at row 2
     assert (brute[1:] > 0).any(-1).all()
     weights = torch.rand(
         brute.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64
     )
     (slope,) = torch.autograd.grad((brute * weights).sum(), leaf)
-    assert torch.allclose((slopes * weights).sum(-1), slope, rtol=1e-12, atol=1e-14)
+    # row 2 has 1 − ᾱ_s ≈ 3e-3: rounding of order ε / (1 − ᾱ_s)² in the slope
+    assert torch.allclose((slopes * weights).sum(-1), slope, rtol=1e-12, atol=1e-11)
     assert slopes.ne(0).any()
 
 
@@ -72,7 +78,7 @@ def _weighted(weights, outputs) -> torch.Tensor:
 
 def _batch(seed: int):
     """Three sequences with different target lengths and padding; times per sequence include
-    t = 0 and steps where the 0.999 cap binds."""
+    t = 0 and small steps where the reference's 0.999 cap would bind."""
     g = torch.Generator().manual_seed(seed)
     x0 = torch.randint(1, MASK, (3, 9), generator=g)
     target = torch.arange(9) < torch.tensor([[9], [6], [4]])

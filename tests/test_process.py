@@ -45,7 +45,7 @@ def test_cosine_derivative_matches_finite_differences():
     for u0 in [0.05, 0.3, 0.6, 0.9]:
         u = torch.tensor([u0], dtype=torch.float64)
         h = 1e-6
-        fd = (schedule.alpha_bar(u + h, w, False) - schedule.alpha_bar(u - h, w, False)) / (2 * h)
+        fd = (schedule.alpha_bar(u + h, w) - schedule.alpha_bar(u - h, w)) / (2 * h)
         assert torch.allclose(schedule.alpha_bar_derivative(u, w), fd, atol=1e-6)
 
 
@@ -60,7 +60,7 @@ def test_q_sample_keeps_each_token_with_its_marginal():
     target = torch.ones_like(x0, dtype=torch.bool)
     u = torch.full((n,), 0.4, dtype=torch.float64)
     xt, masked = diffusion.q_sample(x0, target, u, torch.Generator().manual_seed(0))
-    keep = diffusion.schedule.alpha_bar(u[:1], diffusion.centred(x0[:1], target[:1]))[0]
+    keep = diffusion.alpha_bar(u[:1], diffusion.centred(x0[:1], target[:1]))[0]
     freq = 1 - masked.double().mean(0)
     sigma = (keep * (1 - keep) / n).sqrt()
     assert ((freq - keep).abs() < 5 * sigma).all()
@@ -90,8 +90,8 @@ def test_posterior_matches_dense_bayes(lam, protocol):
         ours = diffusion.posterior_rate(u_t, u_s, w).expand_as(x0)[0]
         for i in range(5):
             wi = 0.0 if w is None else w[0, i].item()
-            keep_t = ref.spindle_keep(1 - t / T, lam, t, T, wi)
-            keep_s = ref.spindle_keep(1 - s / T, lam, s, T, wi)
+            keep_t = ref.spindle_keep(1 - t / T, lam, t, T, wi, ref.CAP[protocol])
+            keep_s = ref.spindle_keep(1 - s / T, lam, s, T, wi, ref.CAP[protocol])
             if protocol == "official":
                 dense = ref.posterior(
                     x0[0, i].item(), ref.MASK, keep_t, keep_s, 1 - t / T, 1 - s / T
@@ -110,9 +110,11 @@ def _random_log_probs(n: int, seed: int) -> torch.Tensor:
 
 
 def _dense_model_posterior(
-    diffusion, h, t, s, xs, target, masked_row, probs, x0_row, i, lam, protocol
+    diffusion, h, t, s, xs, target, masked_row, probs, x0_row, i, lam, protocol, steps=T, cap=None
 ):
-    """p_θ(x_t^i | x_s) written out with dense posteriors, one candidate x0 at a time."""
+    """p_θ(x_t^i | x_s) written out with dense posteriors, one candidate x0 at a time, in a
+    process of ``steps`` steps with keep cap ``cap`` (default: the protocol's)."""
+    cap = ref.CAP[protocol] if cap is None else cap
     out = torch.zeros(ref.V, dtype=torch.float64)
     visible = [h[xs[j]].item() for j in range(len(xs)) if target[j] and not masked_row[j]]
     expected = [(probs[k] * h.double()).sum().item() for k in range(probs.shape[0])]
@@ -126,18 +128,18 @@ def _dense_model_posterior(
             post = ref.posterior(
                 v,
                 ref.MASK,
-                ref.spindle_keep(1 - t / T, lam, t, T, wv),
-                ref.spindle_keep(1 - s / T, lam, s, T, wv),
-                1 - t / T,
-                1 - s / T,
+                ref.spindle_keep(1 - t / steps, lam, t, steps, wv, cap),
+                ref.spindle_keep(1 - s / steps, lam, s, steps, wv, cap),
+                1 - t / steps,
+                1 - s / steps,
             )
         else:
             wv = h[v].item() - mean
             post = ref.posterior(
                 v,
                 ref.MASK,
-                ref.spindle_keep(1 - t / T, lam, t, T, wv),
-                ref.spindle_keep(1 - s / T, lam, s, T, wv),
+                ref.spindle_keep(1 - t / steps, lam, t, steps, wv, cap),
+                ref.spindle_keep(1 - s / steps, lam, s, steps, wv, cap),
             )
         out += probs[k, v] * post
     return out
@@ -159,8 +161,8 @@ def test_masked_kl_matches_dense_kl(lam, protocol):
         w = diffusion.centred(x0, target)
         for k, i in enumerate(masked[0].nonzero().flatten().tolist()):
             wi = 0.0 if w is None else w[0, i].item()
-            keep_t = ref.spindle_keep(1 - t / T, lam, t, T, wi)
-            keep_s = ref.spindle_keep(1 - s / T, lam, s, T, wi)
+            keep_t = ref.spindle_keep(1 - t / T, lam, t, T, wi, ref.CAP[protocol])
+            keep_s = ref.spindle_keep(1 - s / T, lam, s, T, wi, ref.CAP[protocol])
             if protocol == "official":
                 q = ref.posterior(x0[0, i].item(), ref.MASK, keep_t, keep_s, 1 - t / T, 1 - s / T)
             else:
@@ -274,3 +276,48 @@ def test_mdlm_weight_is_one_over_u_without_spindle():
     schedule = NoiseSchedule("mutual", T)
     u = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
     assert torch.allclose(schedule.loss_weight(u).squeeze(-1), 1 / u)
+
+
+def test_exact_kl_is_finite_where_the_capped_model_rate_vanishes():
+    """T = 2048, t = 1, s = 2: with the 0.999 cap the frequent candidate x0 (as the model sees
+    it: w = 0.17) is capped at t and s, so its capped rate is 0, while the true token (w =
+    −0.05) has a > 0: the KL against a capped model is +∞. The exact protocol has no cap: its
+    KL is finite and equals the dense one."""
+    steps, lam, t, s = 2048, 0.3, 1, 2
+    h = torch.tensor([0.5, 0.6, 0.05, 0.05, 0.05, 0.05, 0.0])
+    diffusion = AbsorbingDiffusion(NoiseSchedule("mutual", steps, lam), ref.MASK, h)
+    x0, target = torch.tensor([[0, 1]]), torch.ones(1, 2, dtype=torch.bool)
+    masked = torch.tensor([[True, False]])
+    xs = x0.masked_fill(masked, ref.MASK)
+    probs = torch.tensor([[0.01, 0.0, 0.3, 0.3, 0.2, 0.19, 0.0]], dtype=torch.float64)
+    u_t = torch.tensor([t / steps], dtype=torch.float64)
+    u_s = torch.tensor([s / steps], dtype=torch.float64)
+    w_true = diffusion.centred(x0, target)[0, 0].item()
+    w_model = h[0].item() - ((probs[0] * h.double()).sum().item() + h[1].item()) / 2
+    assert w_true == pytest.approx(-0.05) and w_model > 0.15
+
+    def capped(u, w):
+        return diffusion.schedule.alpha_bar(u, torch.tensor([[w]]), cap=0.999).item()
+
+    def rate(w):
+        return (capped(u_t, w) - capped(u_s, w)) / (1 - capped(u_s, w))
+
+    assert rate(w_model) == 0 < rate(w_true)
+    args = (diffusion, h, t, s, xs[0], target[0], masked[0], probs, x0[0], 0, lam, "exact", steps)
+    q = ref.posterior(
+        0,
+        ref.MASK,
+        ref.spindle_keep(1 - t / steps, lam, t, steps, w_true, 0.999),
+        ref.spindle_keep(1 - s / steps, lam, s, steps, w_true, 0.999),
+    )
+    assert ref.kl(q, _dense_model_posterior(*args, cap=0.999)) == math.inf
+    ours, _ = masked_kl(diffusion, u_t, u_s, x0, xs, target, masked, probs.log())
+    q = ref.posterior(
+        0,
+        ref.MASK,
+        ref.spindle_keep(1 - t / steps, lam, t, steps, w_true),
+        ref.spindle_keep(1 - s / steps, lam, s, steps, w_true),
+    )
+    dense = ref.kl(q, _dense_model_posterior(*args))
+    assert math.isfinite(ours.item()) and 0 < dense < 5
+    assert ours.item() == pytest.approx(dense, rel=1e-9, abs=1e-12)
