@@ -65,10 +65,10 @@ def test_target_log_probs_in_row_blocks_equal_the_full_head(tiny_bert, tokenizer
     """``target=`` gives log p_θ(target) from row blocks recomputed in backward: the same values
     and parameter gradients as gathering from the (N, V) output, and the full output's [M]
     column gets no gradient."""
-    from diffusion import kl as kl_module
+    from diffusion import blocks
     from diffusion.types import target_log_probs
 
-    monkeypatch.setitem(kl_module.BLOCK_ELEMENTS, "cpu", 2 * len(tokenizer))
+    monkeypatch.setitem(blocks.BLOCK_ELEMENTS, "cpu", 2 * len(tokenizer))
     model = _model(tiny_bert, tokenizer, timestep="layerwise").train()
     xt, real = _batch(tokenizer)
     masked = real & (torch.arange(xt.shape[1]) % 2 == 0)
