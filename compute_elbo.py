@@ -65,12 +65,13 @@ def main(argv: list[str] | None = None) -> None:
         ckpt.tokenizer,
         ckpt.config.max_length,
         args.dataset,
+        count_words=True,
     )
     if args.max_examples:
         data = data.select(range(min(args.max_examples, len(data))))
     record = likelihood_record(
-        ckpt, data["input_ids"], args.bound, step, args.mc_samples, args.protocol,
-        args.batch_size, args.seed, device, toy_truth=args.dataset == "toy",
+        ckpt, data["input_ids"], data["num_words"], args.bound, step, args.mc_samples,
+        args.protocol, args.batch_size, args.seed, device, toy_truth=args.dataset == "toy",
     )  # fmt: skip
     record = {"checkpoint": record["checkpoint"], "dataset": args.dataset, "split": args.split,
               **record}  # fmt: skip

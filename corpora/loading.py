@@ -242,27 +242,39 @@ def tokenize_texts(
     max_length: int,
     name: str,
     num_proc: int | None = None,
+    count_words: bool = False,
 ) -> datasets.Dataset:
     """Token ids without special tokens, truncated to ``max_length``; empty rows dropped.
 
-    Returns a dataset with one column, ``input_ids`` (lists of uint16, or int32 for a
+    Returns a dataset with the column ``input_ids`` (lists of uint16, or int32 for a
     vocabulary over 65536). ``num_proc`` worker processes tokenise in parallel (default: one
-    per core for 100,000 rows or more).
+    per core for 100,000 rows or more). With ``count_words`` also ``num_words``: the
+    whitespace-separated words of the text as the dataset writes it (punctuation included,
+    the unit of the DiffusionBERT paper's perplexity), counting only the text that the kept
+    tokens cover when a row is truncated.
     """
     if num_proc is None:
         num_proc = default_num_proc(len(dataset))
-    features = datasets.Features(
-        {"input_ids": datasets.List(datasets.Value(id_dtype(len(tokenizer))))}
-    )
+    columns = {"input_ids": datasets.List(datasets.Value(id_dtype(len(tokenizer))))}
+    if count_words:
+        columns["num_words"] = datasets.Value("int32")
+    features = datasets.Features(columns)
 
     def encode(batch: dict) -> dict:
-        ids = tokenizer(
+        encoded = tokenizer(
             batch["text"],
             add_special_tokens=False,
             truncation=True,
             max_length=max_length,
-        )["input_ids"]
-        return {"input_ids": [row for row in ids if row]}
+            return_offsets_mapping=count_words,
+        )
+        kept = [i for i, row in enumerate(encoded["input_ids"]) if row]
+        out = {"input_ids": [encoded["input_ids"][i] for i in kept]}
+        if count_words:
+            out["num_words"] = [
+                len(batch["text"][i][: encoded["offset_mapping"][i][-1][1]].split()) for i in kept
+            ]
+        return out
 
     encoded = dataset.map(
         encode,

@@ -10,12 +10,14 @@ import torch
 from corpora import toy
 from corpora.collate import collate
 from evaluation.bounds import length_nll, sequence_bounds, summarise
+from evaluation.report import NOT_A_BOUND
 from models.checkpoint import Checkpoint
 
 
 def likelihood_record(
     ckpt: Checkpoint,
     ids: list[list[int]],
+    num_words: list[int],
     bound: str,
     step_size: int,
     mc_samples: int,
@@ -26,6 +28,10 @@ def likelihood_record(
     toy_truth: bool = False,
 ) -> dict:
     """Bound every sequence of ``ids`` (token-id lists, no special tokens) and summarise.
+
+    ``num_words`` are the sequences' whitespace-separated words in the dataset's own text
+    (``tokenize_texts(..., count_words=True)``): perplexity per word is exp(NLL / words) in
+    that unit, the DiffusionBERT paper's.
 
     Returns the JSON record compute_elbo.py prints and writes: settings, ``given_length``
     (conditional on the number of tokens), ``full_sequence`` (+ −log p(length), when the
@@ -38,8 +44,7 @@ def likelihood_record(
         diffusion, ckpt.model, batches, bound, step_size, mc_samples, seed, device,
         progress=True, total=math.ceil(len(ids) / batch_size),
     )  # fmt: skip
-    texts = [ckpt.tokenizer.decode(row) for row in ids]
-    words = torch.tensor([len(t.split()) for t in texts])
+    words = torch.tensor(num_words)
     record = {
         "checkpoint": str(ckpt.path),
         "bound": bound,
@@ -48,12 +53,14 @@ def likelihood_record(
         "mc_samples": mc_samples if bound == "continuous" else 1,
         "protocol": protocol,
         "valid_bound": diffusion.valid_bound,
+        "note": None if diffusion.valid_bound else NOT_A_BOUND,
         "seed": seed,
         "given_length": summarise(values, tokens, words),
     }
     if ckpt.lengths is not None:
         record["full_sequence"] = summarise(values, tokens, words, length_nll(ckpt.lengths, tokens))
     if toy_truth:
+        texts = [ckpt.tokenizer.decode(row) for row in ids]
         truth = torch.tensor(toy.sentence_nll(texts), dtype=torch.float64)
         record["toy_oracle"] = {
             "true_nats_per_sequence": truth.mean().item(),

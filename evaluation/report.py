@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+NOT_A_BOUND = "NOT a valid bound: the reference code's reverse model sees the true tokens"
+
 
 def likelihood_table(record: dict) -> str:
     """The likelihood figures of compute_elbo.py as a plain-text table."""
@@ -10,11 +12,7 @@ def likelihood_table(record: dict) -> str:
         how = f"discrete, T={record['num_steps']}, step {record['eval_step_size']}"
     else:
         how = f"continuous, {record['mc_samples']} draws per sequence"
-    validity = (
-        "a valid upper bound on the NLL"
-        if record["valid_bound"]
-        else "NOT a valid bound: the reference code's reverse model sees the true tokens"
-    )
+    validity = "a valid upper bound on the NLL" if record["valid_bound"] else NOT_A_BOUND
     lines = [
         (
             f"checkpoint {record['checkpoint']}  data {record['dataset']}/{record['split']}: "
@@ -31,6 +29,7 @@ def likelihood_table(record: dict) -> str:
         ("perplexity per word", "ppl_per_word", "{:.3f}"),
         ("NLL nats/sequence", "nats_per_sequence", "{:.3f}"),
     ]
+    mark = "" if record["valid_bound"] else " †"
     for label, key, fmt in rows:
         cells = []
         for figures in (given, full):
@@ -40,11 +39,15 @@ def likelihood_table(record: dict) -> str:
                 cells.append(f"{figures[key]:.4f} ± {figures['nats_per_token_se']:.4f}")
             else:
                 cells.append(fmt.format(figures[key]))
-        lines.append(f"{label:28}{cells[0]:>18}{cells[1]:>18}")
+        lines.append(f"{label + mark:28}{cells[0]:>18}{cells[1]:>18}")
     lines.append(
         "given length: conditional on the number of tokens (the network never chooses it); "
-        "full sequence: + −log p(length) from the training split's length histogram"
+        "full sequence: + −log p(length) from the training split's length histogram; words: "
+        "the whitespace-separated words of the dataset's text, punctuation included (the "
+        "DiffusionBERT paper's unit)"
     )
+    if mark:
+        lines.append(f"†{NOT_A_BOUND}")
     if "toy_oracle" in record:
         oracle = record["toy_oracle"]
         lines.append(

@@ -177,6 +177,8 @@ def test_official_protocol_is_labelled(spindle_run, capsys):
     )  # fmt: skip
     assert code == 0, err[-2000:]
     assert "NOT a valid bound" in out
+    rows = [line for line in out.splitlines() if line.startswith(("NLL", "bits", "perplexity"))]
+    assert len(rows) == 5 and all("†" in row for row in rows)
 
 
 @pytest.mark.parametrize(
