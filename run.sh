@@ -2,8 +2,11 @@
 # bash run.sh              the embedded offline demo: MiniLM-L6 on the toy corpus, spindle
 #                          schedule, CPU, under 10 minutes (outputs in outputs/demo)
 # bash run.sh lm1b [ARGS]  the paper's LM1B configuration (bert-base-uncased, T=2048, λ=0.3,
-#                          hybrid 0.01) under torchrun --nproc_per_node ${NGPU:-1}
-# Extra ARGS pass through to main.py.
+#                          hybrid 0.01) under torchrun --nproc_per_node ${NGPU:-1}; MODEL and
+#                          DATASET override the backbone and the data (a local copy)
+# bash run.sh ablation [ARGS]  the paper's Table 2 ablation at small scale, nice'd
+#                          (bench/ablation.py; resumable)
+# Extra ARGS pass through to main.py (to bench/ablation.py for ablation).
 set -euo pipefail
 cd "$(dirname "$0")"
 preset="${1:-demo}"
@@ -29,18 +32,23 @@ demo)
     "fitlog in logs/ (fitlog log logs), samples $out/samples.txt, bound" \
     "$out/elbo_validation.json, metrics $out/metrics.json"
   ;;
+ablation)
+  nice -n 10 python3 bench/ablation.py "$@"
+  ;;
 lm1b)
   out="${OUT:-outputs/lm1b}"
-  python3 word_freq.py --model_name_or_path bert-base-uncased --dataset lm1b \
+  model="${MODEL:-bert-base-uncased}"
+  data="${DATASET:-lm1b}"
+  python3 word_freq.py --model_name_or_path "$model" --dataset "$data" \
     --output "$out/word_freq.pt"
-  torchrun --nproc_per_node "${NGPU:-1}" main.py --model_name_or_path bert-base-uncased \
-    --dataset lm1b --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 \
+  torchrun --nproc_per_node "${NGPU:-1}" main.py --model_name_or_path "$model" \
+    --dataset "$data" --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 \
     --num_steps 2048 --schedule mutual --objective d3pm --hybrid_lambda 0.01 --timestep none \
     --lr 5e-5 --lr_schedule invsqrt --warmup_steps 10000 --batch_size 128 --epochs 3 \
     --max_length 128 --eval_steps 2000 --logging_steps 100 --output_dir "$out" "$@"
   ;;
 *)
-  echo "usage: bash run.sh [demo|lm1b] [main.py arguments]" >&2
+  echo "usage: bash run.sh [demo|lm1b|ablation] [arguments]" >&2
   exit 2
   ;;
 esac

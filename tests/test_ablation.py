@@ -1,0 +1,77 @@
+"""The ablation grid (bench/ablation.py): a two-row, few-step version runs end to end, writes one
+JSON line per run with every figure, draws what it wrote, and a rerun skips finished runs."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import BertConfig, BertForMaskedLM
+
+from corpora import toy
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import ablation  # noqa: E402
+import ablation_plots  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_pretrained(tmp_path_factory, tokenizer):
+    """A 2-layer BERT with weights (the rows start from it or from its config)."""
+    path = tmp_path_factory.mktemp("tiny-pretrained")
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=64)  # fmt: skip
+    BertForMaskedLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, n in (("train", 120), ("test", 12)):
+        (data / f"{split}.txt").write_text("\n".join(toy.sample(n, seed=n)) + "\n")
+    rows = "scratch-mutual-layerwise,pretrained-spindle-none"
+    argv = [
+        "--model_name_or_path", str(tiny_pretrained), "--dataset", str(data), "--rows", rows,
+        "--seeds", "1", "--dev_size", "8", "--max_steps", "2", "--eval_steps", "1",
+        "--batch_size", "4",
+        "--max_length", "24", "--num_steps", "64", "--eval_step_size", "16",
+        "--mc_samples", "1", "--eval_examples", "8", "--num_samples", "4",
+        "--sample_steps", "8", "--table3_steps", "2,4", "--device", "cpu",
+        "--output", str(tmp_path / "results"), "--runs_dir", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    ablation.main(argv)
+    results = tmp_path / "results" / "results.jsonl"
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["row"] for r in records] == rows.split(",")
+    for record in records:
+        for kind in ("discrete", "continuous"):
+            figures = record[kind]
+            assert figures["ppl_per_word"] > 1 and figures["nats_per_token_se"] >= 0
+        assert set(record["samples"]) == {"bleu", "self_bleu", "dist_1", "div_4"}
+        assert [step for step, _ in record["dev_curve"]] == [1, 2]
+        assert record["budget"]["steps"] == 2 and record["wall_time_s"] > 0
+    discrete = json.loads((tmp_path / "runs" / "pretrained-spindle-none-seed1" /
+                           "elbo_discrete16.json").read_text())  # fmt: skip
+    assert records[1]["discrete"]["ppl_per_word"] == discrete["given_length"]["ppl_per_word"]
+    assert set(records[1]["table3"]) == {"2", "4"}
+    drawn = json.loads((tmp_path / "results" / "pictures.json").read_text())
+    assert drawn["dev_curves.png"]["scratch-mutual-layerwise (seed 1)"] == records[0]["dev_curve"]
+    assert drawn["table3.png"] == {k: v["ppl_per_word"] for k, v in records[1]["table3"].items()}
+    assert (tmp_path / "results" / "dev_curves.png").stat().st_size > 1000
+
+    ablation.main(argv)
+    assert "done already, skipped" in capsys.readouterr().out
+    assert len(results.read_text().splitlines()) == 2
+
+
+def test_the_grid_is_the_papers_rows_plus_one():
+    names = [row.name for row in ablation.GRID]
+    assert set(ablation.PAPER_PPL) < set(names) and len(names) == len(ablation.PAPER_PPL) + 1
+    assert {row.name for row in ablation.GRID if row.headline} == {
+        "pretrained-mutual-none", "pretrained-spindle-none"}  # fmt: skip
+    assert ablation_plots.table3([], Path("unused.png")) == {}
