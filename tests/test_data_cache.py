@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from common.errors import UsageError
 from corpora import load_texts, tokenize_texts
 from corpora.cache import cache_key, cache_path, cache_root, cached_token_ids, load_cache
 from corpora.collate import collate_rows
 from corpora.counting import count_ids, count_tokens, length_histogram
-from models import UsageError
 from training.batches import BatchPlan
 from training.data import fetch, holdout, training_data
 

@@ -4,9 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from common.errors import UsageError
 from corpora import loading, wiki
 from corpora.loading import load_texts
-from models import UsageError
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
