@@ -192,7 +192,9 @@ def _load_mlm(path: Path) -> torch.nn.Module:
     """The masked LM of a folder; a torn file or a config that does not match the weights is
     one error naming the file (transformers would otherwise warn and initialise at random)."""
     try:
-        mlm, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+        mlm, info = AutoModelForMaskedLM.from_pretrained(
+            path, output_loading_info=True, ignore_mismatched_sizes=True
+        )
     except Exception as error:  # noqa: BLE001 (transformers raises many kinds on a bad folder)
         file = (
             "config.json"
@@ -203,12 +205,19 @@ def _load_mlm(path: Path) -> torch.nn.Module:
         raise _damaged(path / file, f"cannot be loaded ({_one_line(error)})") from None
     wrong = {k: v for k, v in info.items() if k != "error_msgs" and v}
     if wrong or info.get("error_msgs"):
-        listed = "; ".join(f"{k}: {', '.join(map(str, v))[:150]}" for k, v in wrong.items())
+        listed = "; ".join(f"{k.replace('_keys', '')}: {_names(v)}" for k, v in wrong.items())
         raise _damaged(
             path / "model.safetensors",
             f"the weights do not match config.json ({listed or info['error_msgs'][0]})",
         )
     return mlm
+
+
+def _names(keys) -> str:
+    """A few parameter names of a loading-info list (entries may be (name, shapes) tuples)."""
+    names = sorted(str(k[0] if isinstance(k, tuple) else k) for k in keys)
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _check_counts(file: Path, name: str, values: torch.Tensor, size: int | None) -> None:
