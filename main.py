@@ -19,6 +19,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from common.checks import TRAINING_SEED_LIMIT, check_number, check_output_dir, check_seed
 from common.errors import UsageError, exit_on_usage_error
+from common.files import ADVICE, write_error
 from common.runtime import quiet_transformers
 from conditional_data import get_task
 from corpora.counting import default_counts_path, length_histogram, load_counts
@@ -136,6 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # Upper bounds that catch a typo before it allocates or runs for ages.
 MAX_COUNT = 10**9
 MAX_BATCH = 2**20
+MAX_DIFFUSION_STEPS = 10**6
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -153,8 +155,9 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     for name in ("batch_size", "eval_batch_size", "accumulation_steps"):
         check_number(f"--{name}", getattr(args, name), 1, MAX_BATCH)
-    for name in ("epochs", "logging_steps", "eval_steps", "num_steps", "eval_step_size"):
+    for name in ("epochs", "logging_steps", "eval_steps", "eval_step_size"):
         check_number(f"--{name}", getattr(args, name), 1, MAX_COUNT)
+    check_number("--num_steps", args.num_steps, 1, MAX_DIFFUSION_STEPS, note="diffusion steps T")
     check_number("--save_steps", args.save_steps, 1, MAX_COUNT, note="omit it for --eval_steps")
     check_number("--warmup_steps", args.warmup_steps, 0, MAX_COUNT)
     check_number("--keep_last", args.keep_last, 0, MAX_COUNT, note="0 = no step copies")
@@ -293,6 +296,12 @@ def main(argv: list[str] | None = None) -> None:
         raise UsageError(f"--output_dir {out} already holds a run")
     try:
         train(args, config, resume_dir, state)
+    except OSError as error:
+        # the checkpoints are written atomically (common.files); what is left is the log
+        # appended by JsonlLog: a full disk or a size limit there is one line, not a traceback
+        if error.errno not in ADVICE:
+            raise
+        raise write_error(Path(error.filename or out), error, kept=False) from None
     finally:
         if rank0:
             run_lock.release()

@@ -29,11 +29,13 @@ class WriteError(UsageError):
     """Writing an output failed; the previous file (if any) is intact."""
 
 
-def write_error(path: Path, error: BaseException) -> WriteError:
+def write_error(path: Path, error: BaseException, kept: bool = True) -> WriteError:
+    """The one-line error of a failed write of ``path`` (``kept``: the previous copy is intact)."""
     code = getattr(error, "errno", None)
     why = getattr(error, "strerror", None) or (str(error).splitlines() or [type(error).__name__])[0]
     advice = ADVICE.get(code, "check the disk and the permissions, or write elsewhere")
-    return WriteError(f"cannot write {path} ({why}): {advice}; the previous copy is unchanged")
+    tail = "; the previous copy is unchanged" if kept else ""
+    return WriteError(f"cannot write {path} ({why}): {advice}{tail}")
 
 
 def _is_write_failure(error: BaseException) -> bool:

@@ -1,6 +1,7 @@
 """Issue 18: a run folder belongs to one run; nothing of an earlier run is lost or mixed, and a
 resume changes nothing silently. Runs are main(argv) in this process (tiny BERT, few steps)."""
 
+import errno
 import json
 import os
 import shutil
@@ -238,3 +239,33 @@ def test_nan_weights_fail_the_run(monkeypatch):
         model.weight[0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="NaN/inf after training"):
         main.check_finite_weights(model, "out")
+
+
+def test_a_full_disk_while_logging_is_one_line(tiny_bert, toy_txt, counts, tmp_path, capsys,
+                                               monkeypatch):  # fmt: skip
+    from training.loggers import JsonlLog
+
+    def full(self, record):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(JsonlLog, "write", full)
+    out = tmp_path / "run"
+    code, err = train(capsys, *args(tiny_bert, toy_txt, counts, out, 2))
+    assert code == 2 and "train_log.jsonl" in err and "disk is full" in err, err[-2000:]
+    assert "Traceback" not in err and err.count("error:") == 1
+
+
+def test_a_full_disk_while_saving_leaves_no_partial_folder(tiny_bert, toy_txt, counts, tmp_path,
+                                                           capsys, monkeypatch):  # fmt: skip
+    import models.checkpoint
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter "
+                           "failed writing file data/0: file write failed")  # fmt: skip
+
+    monkeypatch.setattr(models.checkpoint.torch, "save", full)
+    out = tmp_path / "run"
+    code, err = train(capsys, *args(tiny_bert, toy_txt, counts, out, 2, "--save_steps", "1"))
+    assert code == 2 and f"cannot write {out / 'last'}" in err, err[-2000:]
+    assert "Traceback" not in err and err.count("error:") == 1
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
