@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     rank0 = os.environ.get("RANK", "0") == "0"
     out = Path(args.output_dir)
     if rank0:
-        run_lock = claim(out, resuming=state is not None, overwrite=args.overwrite)
+        run_lock = claim(out, resume_dir, overwrite=args.overwrite)
     elif existing_run(out) and state is None and not args.overwrite:
         raise UsageError(f"--output_dir {out} already holds a run")
     try:

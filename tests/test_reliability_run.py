@@ -92,6 +92,16 @@ def test_overwrite_replaces_the_earlier_run_without_mixing(
     assert (earlier / "checkpoint-1" / "NOTES.txt").read_text() == "mine"
 
 
+def test_resuming_another_runs_checkpoint_into_a_folder_with_a_run_is_refused(
+    tiny_bert, toy_txt, counts, earlier, finished, capsys
+):
+    before = snapshot(earlier)
+    argv = args(tiny_bert, toy_txt, counts, earlier, 4, "--resume_from", str(finished / "last"))
+    code, err = train(capsys, *argv)
+    assert code == 2 and "already holds a run" in err, err[-2000:]
+    assert snapshot(earlier) == before
+
+
 def test_a_second_run_on_a_locked_folder_stops_at_once(tiny_bert, toy_txt, counts, tmp_path,
                                                        capsys):  # fmt: skip
     out = tmp_path / "run"
@@ -125,7 +135,7 @@ def test_stale_temporary_folders_of_dead_processes_are_removed(tmp_path):
     (tmp_path / f".last.tmp-{dead.pid}" / "model.safetensors").write_bytes(b"x" * 100)
     (tmp_path / f".train_log.jsonl.tmp-{dead.pid}").write_text("{}")
     (tmp_path / f".best.tmp-{os.getppid()}").mkdir()  # a live process: kept
-    with run_dir.claim(tmp_path, resuming=False, overwrite=False):
+    with run_dir.claim(tmp_path, None, overwrite=False):
         names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [f".best.tmp-{os.getppid()}", ".lock"]
 

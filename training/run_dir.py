@@ -89,18 +89,25 @@ def existing_run(output_dir: Path) -> list[str]:
     return names + [f"checkpoint-{s}" for s in owned_checkpoints(output_dir)]
 
 
-def claim(output_dir: Path, resuming: bool, overwrite: bool) -> RunLock:
-    """Lock ``output_dir`` for this run (see the module doc); the caller releases it."""
+def claim(output_dir: Path, resume_dir: Path | None, overwrite: bool) -> RunLock:
+    """Lock ``output_dir`` for this run (see the module doc); the caller releases it.
+
+    A resume continues the run in ``output_dir`` only when it resumes from that folder's own
+    checkpoint (``<output_dir>/last``, ``checkpoint-<step>``...); resuming another run's
+    checkpoint into a folder that holds a run would mix the two.
+    """
     output_dir = Path(output_dir)
     held = lock(output_dir)
     try:
         remove_stale_temporaries(output_dir)
         found = existing_run(output_dir)
-        if found and not resuming:
+        own = resume_dir is not None and _same(Path(resume_dir).parent, output_dir)
+        if found and not own:
             if not overwrite:
                 raise UsageError(
                     f"--output_dir {output_dir} already holds a run ({', '.join(found)}); "
-                    f"continue it with --resume_from {output_dir / 'last'}, pass another "
+                    f"continue it with --resume_from {output_dir / 'last'} (a checkpoint of "
+                    "that run), pass another "
                     "--output_dir, or --overwrite true to replace it"
                 )
             for name in found:
@@ -114,6 +121,13 @@ def claim(output_dir: Path, resuming: bool, overwrite: bool) -> RunLock:
         held.release()
         raise
     return held
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
