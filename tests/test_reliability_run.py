@@ -279,3 +279,31 @@ def test_a_full_disk_while_saving_leaves_no_partial_folder(tiny_bert, toy_txt, c
     assert code == 2 and f"cannot write {out / 'last'}" in err, err[-2000:]
     assert "Traceback" not in err and err.count("error:") == 1
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+
+
+def test_a_resume_inside_the_warm_up_is_bit_identical(tiny_bert, toy_txt, counts, tmp_path,
+                                                      capsys):  # fmt: skip
+    """Resumed from step 1 of a 5-step warm-up (a fresh AdamW step counter, the LR schedule
+    mid-warm-up): the weights, AdamW moments and step counters of every later step equal the
+    uninterrupted run's bit for bit."""
+    from safetensors.torch import load_file
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = ("--save_steps", "1", "--keep_last", "10", "--eval_steps", "2")
+    code, err = train(capsys, *args(tiny_bert, toy_txt, counts, straight, 4, *common))
+    assert code == 0, err[-2000:]
+    code, err = train(capsys, *args(tiny_bert, toy_txt, counts, resumed, 4, *common,
+                                    "--resume_from", str(straight / "checkpoint-1")))  # fmt: skip
+    assert code == 0, err[-2000:]
+    for step in (2, 3, 4):
+        a, b = straight / f"checkpoint-{step}", resumed / f"checkpoint-{step}"
+        wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), step
+        sa = torch.load(a / TRAINING_STATE, weights_only=True)
+        sb = torch.load(b / TRAINING_STATE, weights_only=True)
+        for i, entry in sa["optimizer"]["state"].items():
+            for key, value in entry.items():
+                other = sb["optimizer"]["state"][i][key]
+                assert value.dtype == other.dtype and torch.equal(value, other), (step, key)
+        assert sa["scheduler"] == sb["scheduler"]
+        assert sa["rng"][0]["torch"] == sb["rng"][0]["torch"]
