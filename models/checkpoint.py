@@ -11,6 +11,7 @@ for resume ``training_state.pt`` (tensors and plain Python values only, loaded w
 
 from __future__ import annotations
 
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from transformers import (
 )
 
 from common.errors import UsageError
-from common.files import atomic_directory
+from common.files import atomic_directory, read_text
 from diffusion import AbsorbingDiffusion
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
@@ -278,11 +279,30 @@ def _load_statistics(path: Path, config: DiffusionConfig, vocab: int, tokens: in
     return statistics
 
 
+JSON_FILES = ("config.json", TOKENIZER, "tokenizer_config.json", "special_tokens_map.json")
+
+
+def _check_json_files(path: Path) -> None:
+    """The Hugging Face JSON files of a folder are UTF-8 JSON objects (transformers' own errors
+    would not say which file)."""
+    for name in JSON_FILES:
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(read_text(file))
+        except json.JSONDecodeError as error:
+            raise _damaged(file, f"is not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise _damaged(file, f"expected a JSON object, found a {type(data).__name__}")
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Model (eval mode, on ``device``), tokenizer, settings and token counts of a folder,
     every file checked: a damaged one is one ``UsageError`` naming it."""
     path = resolve_checkpoint_dir(path)
     config = DiffusionConfig.load(path / SETTINGS)
+    _check_json_files(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as error:  # noqa: BLE001 (tokenizers raises its own exception types)

@@ -11,6 +11,7 @@ import torch
 
 from common.errors import UsageError
 from common.files import read_text
+from conditional_data.tasks import TASKS
 from diffusion import (
     BASE_SCHEDULES,
     OBJECTIVES,
@@ -148,6 +149,9 @@ def _bad_value(name: str, value: object) -> str | None:
     elif name == "allow_nonmonotone_lambda":
         if not isinstance(value, bool):
             return "must be true or false"
-    elif name == "task" and value is not None and not isinstance(value, str):
-        return "must be a task name or null"
+    elif name == "task" and value is not None:
+        if not isinstance(value, str):
+            return "must be a task name or null"
+        if value not in TASKS:
+            return f"is not a known task ({', '.join(TASKS)})"
     return None

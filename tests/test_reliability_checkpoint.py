@@ -203,3 +203,24 @@ def test_a_damaged_checkpoint_is_one_line_from_a_script(copy, tmp_path, capsys):
                             str(tmp_path / "s.txt"), capsys=capsys)  # fmt: skip
     assert code == 2 and "model.safetensors" in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "tokenizer_config.json"])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"a": "\xff"}', "not UTF-8"),
+        (b'{"a": ', "not valid JSON"),
+        (b"[1]", "expected a JSON object"),
+    ],
+)
+def test_damaged_json_files_are_named(copy, name, content, expected):
+    (copy / name).write_bytes(content)
+    message = error_of(copy)
+    assert str(copy / name) in message and expected in message, message
+
+
+def test_an_unknown_task_in_the_settings_is_named(copy):
+    file = edit_settings(copy, lambda d: {**d, "task": "chess"})
+    message = error_of(copy)
+    assert str(file) in message and "task='chess' is not a known task" in message
