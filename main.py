@@ -163,8 +163,8 @@ def check_args(args: argparse.Namespace) -> None:
     check_number("--keep_last", args.keep_last, 0, MAX_COUNT, note="0 = no step copies")
     if args.max_steps != -1:
         check_number("--max_steps", args.max_steps, 1, MAX_COUNT, note="-1 = use --epochs")
-    if args.task is not None:
-        check_number("--max_target_length", args.max_target_length, 2, MAX_COUNT)
+    if args.task is not None and args.max_target_length >= 2:  # < 2: the seq2seq set-up says
+        check_number("--max_target_length", args.max_target_length, 2, 2**20)
     if args.lr_schedule not in LR_SCHEDULES:
         raise UsageError(
             f"--lr_schedule {args.lr_schedule!r} is unknown: choose one of "
