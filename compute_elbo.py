@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from common.checks import check_number, check_output_file, check_seed
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
 from common.runtime import pick_device, quiet_transformers
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("mc_samples", "batch_size", "max_examples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    check_number("--mc_samples", args.mc_samples, 1, 10**5)
+    check_number("--batch_size", args.batch_size, 1, 2**16)
+    check_number("--max_examples", args.max_examples, 1, 10**9)
+    check_number("--eval_step_size", args.eval_step_size, 1, 10**7)
+    check_seed("--seed", args.seed)
+    if args.json:
+        check_output_file(args.json, "--json")
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     if ckpt.config.task is not None:

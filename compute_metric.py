@@ -12,8 +12,9 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
+from common.checks import check_output_file
 from common.errors import UsageError, exit_on_usage_error
-from common.files import write_json
+from common.files import read_text, write_json
 from corpora import load_texts, toy
 from evaluation import text_metrics
 
@@ -38,7 +39,7 @@ def read_lines(path: str, argument: str) -> list[str]:
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"{argument} {path}: no such file")
-    return file.read_text(encoding="utf-8").splitlines()
+    return read_text(file, argument).splitlines()
 
 
 def read_candidates(path: str) -> list[list[str]]:
@@ -46,12 +47,19 @@ def read_candidates(path: str) -> list[list[str]]:
     for number, line in enumerate(read_lines(path, "--candidates"), start=1):
         try:
             record = json.loads(line)
+            if not isinstance(record["candidates"], list):
+                raise TypeError
             sets.append([str(c) for c in record["candidates"]])
         except (json.JSONDecodeError, KeyError, TypeError):
             raise UsageError(
                 f'{path}:{number}: expected {{"candidates": [...]}} as written by '
                 "predict_downstream_condition.py"
             ) from None
+        if not sets[-1]:
+            raise UsageError(
+                f"{path}:{number}: the candidate list is empty; every source needs at least one "
+                "candidate (predict_downstream_condition.py --mbr_size ≥ 1)"
+            )
     return sets
 
 
@@ -63,7 +71,14 @@ def main(argv: list[str] | None = None) -> None:
         raise UsageError(f"--mode {args.mode!r} is unknown: choose {', '.join(MODES)}")
     if args.bleu_convention not in text_metrics.BLEU_CONVENTIONS:
         raise UsageError(f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard")
+    if args.json:
+        check_output_file(args.json, "--json")
     generated = read_lines(args.generated, "--generated")
+    if not any(line.strip() for line in generated):
+        raise UsageError(
+            f"--generated {args.generated} has no text (empty or whitespace only); metrics of "
+            "nothing would read as zeros: pass the file predict.py wrote"
+        )
     references = None
     if args.references:
         references = read_lines(args.references, "--references")
@@ -96,6 +111,11 @@ def main(argv: list[str] | None = None) -> None:
                 "they must be aligned line by line"
             )
         sets = read_candidates(args.candidates) if args.candidates else None
+        if sets is not None and len(sets) != len(generated):
+            raise UsageError(
+                f"--candidates {args.candidates} has {len(sets)} lines but --generated "
+                f"{len(generated)}: one candidate list per generated line, in the same order"
+            )
         result.update(
             text_metrics.conditional_scores(generated, references, sets, args.bleu_convention)
         )

@@ -17,7 +17,9 @@ import torch
 import torch.distributed as dist
 from transformers import AutoConfig, AutoTokenizer
 
+from common.checks import TRAINING_SEED_LIMIT, check_number, check_output_dir, check_seed
 from common.errors import UsageError, exit_on_usage_error
+from common.files import ADVICE, write_error
 from common.runtime import quiet_transformers
 from conditional_data import get_task
 from corpora.counting import default_counts_path, length_histogram, load_counts
@@ -31,13 +33,14 @@ from models import (
     resolve_checkpoint_dir,
     resolve_model_name,
 )
-from models.checkpoint import check_lengths
+from models.checkpoint import STATISTICS, TRAINING_STATE, check_lengths
 from training.config import TrainingConfig, resume_differences
 from training.data import training_data
 from training.distributed import setup_distributed, teardown_distributed
 from training.loggers import FitlogLogger, JsonlLog
 from training.optim import LR_SCHEDULES
 from training.rng import seed_everything
+from training.run_dir import claim, existing_run, repair_log
 from training.trainer import Trainer
 
 
@@ -125,13 +128,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="token-id cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
     )
     a("--resume_from", default=None, help="<output_dir>/last of an earlier run")
+    a("--overwrite", type=boolean, default=False, help="replace the run already in --output_dir")
     a("--fitlog_dir", default="logs", help="fitlog folder; '' disables fitlog")
     a("--device", default="auto", help="auto, cpu, cuda")
     return p.parse_args(argv)
 
 
+# Upper bounds that catch a typo before it allocates or runs for ages.
+MAX_COUNT = 10**9
+MAX_BATCH = 2**20
+MAX_DIFFUSION_STEPS = 10**6
+
+
 def check_args(args: argparse.Namespace) -> None:
-    """Reject bad settings before anything expensive happens."""
+    """Reject bad settings before anything expensive happens: every number finite and in
+    range, the output folder writable."""
     for name in (
         "batch_size",
         "accumulation_steps",
@@ -142,13 +153,30 @@ def check_args(args: argparse.Namespace) -> None:
     ):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    for name in ("batch_size", "eval_batch_size", "accumulation_steps"):
+        check_number(f"--{name}", getattr(args, name), 1, MAX_BATCH)
+    for name in ("epochs", "logging_steps", "eval_steps", "eval_step_size"):
+        check_number(f"--{name}", getattr(args, name), 1, MAX_COUNT)
+    check_number("--num_steps", args.num_steps, 1, MAX_DIFFUSION_STEPS, note="diffusion steps T")
+    check_number("--save_steps", args.save_steps, 1, MAX_COUNT, note="omit it for --eval_steps")
+    check_number("--warmup_steps", args.warmup_steps, 0, MAX_COUNT)
+    check_number("--keep_last", args.keep_last, 0, MAX_COUNT, note="0 = no step copies")
+    if args.max_steps != -1:
+        check_number("--max_steps", args.max_steps, 1, MAX_COUNT, note="-1 = use --epochs")
+    if args.task is not None and args.max_target_length >= 2:  # < 2: the seq2seq set-up says
+        check_number("--max_target_length", args.max_target_length, 2, 2**20)
     if args.lr_schedule not in LR_SCHEDULES:
         raise UsageError(
             f"--lr_schedule {args.lr_schedule!r} is unknown: choose one of "
             f"{', '.join(LR_SCHEDULES)}"
         )
-    if args.lr <= 0:
-        raise UsageError(f"--lr must be > 0, got {args.lr}")
+    check_number("--lr", args.lr, 0, 1, low_open=True)
+    check_number("--word_freq_lambda", args.word_freq_lambda, 0, 1, note="0 = no spindle")
+    check_number("--hybrid_lambda", args.hybrid_lambda, 0, 1e6)
+    check_number("--weight_decay", args.weight_decay, 0, 1e6)
+    check_number("--max_grad_norm", args.max_grad_norm, 0, 1e12, note="0 = no clipping")
+    check_seed("--seed", args.seed, TRAINING_SEED_LIMIT)
+    check_number("--dev_size", args.dev_size, 0, MAX_COUNT, low_open=True)
     if args.dev_size <= 0 or (args.dev_size >= 1 and args.dev_size != int(args.dev_size)):
         raise UsageError(
             f"--dev_size must be a count ≥ 1 or a fraction in (0, 1), got {args.dev_size}"
@@ -157,15 +185,9 @@ def check_args(args: argparse.Namespace) -> None:
         get_task(args.task)
     if args.schedule == "linear":
         check_step_size(args.num_steps, args.eval_step_size)
-    out = Path(args.output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        message = f"--output_dir {out} is not writable ({error.strerror}); pass another"
-        raise UsageError(message) from None
+    check_output_dir(args.output_dir, "--output_dir")
+    if args.fitlog_dir:
+        check_output_dir(args.fitlog_dir, "--fitlog_dir")
 
 
 def diffusion_config(args: argparse.Namespace) -> DiffusionConfig:
@@ -202,6 +224,63 @@ def resume_state(args: argparse.Namespace) -> tuple[Path | None, dict | None]:
     return resume_dir, state
 
 
+def check_resumed_counts(resume_dir: Path, saved: torch.Tensor | None, counts) -> None:
+    """The token counts of this run (--word_freq_file) are the ones the run started with."""
+    same = (saved is None) == (counts is None) and (
+        saved is None or (saved.shape == counts.shape and torch.equal(saved, counts))
+    )
+    if not same:
+        raise UsageError(
+            f"--word_freq_file: its counts differ from those the run was trained with "
+            f"({resume_dir / STATISTICS}); resuming would change the spindle schedule mid-run. "
+            "Pass the original --word_freq_file or start a new --output_dir"
+        )
+
+
+def load_resumed_state(trainer: Trainer, state: dict, resume_dir: Path) -> None:
+    """``trainer.load_state_dict(state)``, with a state that does not fit this run (another
+    model, another number of processes) reported as one line naming the file."""
+    file = resume_dir / TRAINING_STATE
+    world = trainer.world_size
+    if len(state["rng"]) != world:
+        raise UsageError(
+            f"{file}: written by a run of {len(state['rng'])} process(es), resumed with {world}; "
+            "resume with the same number of processes (the batch and the RNG states depend on it)"
+        )
+    params = [p for group in trainer.optimizer.param_groups for p in group["params"]]
+    saved = state["optimizer"].get("state", {})
+    groups = state["optimizer"].get("param_groups", [])
+    count = sum(len(g.get("params", [])) for g in groups if isinstance(g, dict))
+    wrong = count != len(params) or any(
+        isinstance(entry, dict)
+        and isinstance(entry.get(key), torch.Tensor)
+        and (not isinstance(index, int) or index >= len(params) or
+             entry[key].shape != params[index].shape)
+        for index, entry in saved.items()
+        for key in ("exp_avg", "exp_avg_sq")
+    )  # fmt: skip
+    if wrong:
+        raise UsageError(
+            f"{file}: the optimizer state does not fit the model ({count} parameters saved, "
+            f"{len(params)} in the model, or other shapes); the folder mixes files of different "
+            "runs: resume from that run's own last/ or start a new --output_dir"
+        )
+    try:
+        trainer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:
+        raise UsageError(f"{file}: cannot be resumed from ({error}); the file is damaged") from None
+
+
+def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
+    """A run whose weights turned NaN/inf did not succeed, whatever its loss said."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(
+            f"the weights are NaN/inf after training ({len(bad)} tensors, e.g. {bad[0]}); the "
+            f"checkpoints in {out} are unusable: lower --lr or set --max_grad_norm"
+        )
+
+
 @exit_on_usage_error(flags={"step_size": "--eval_step_size"})
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -209,6 +288,26 @@ def main(argv: list[str] | None = None) -> None:
     check_args(args)
     config = diffusion_config(args)
     resume_dir, state = resume_state(args)
+    rank0 = os.environ.get("RANK", "0") == "0"
+    out = Path(args.output_dir)
+    if rank0:
+        run_lock = claim(out, resume_dir, overwrite=args.overwrite)
+    elif existing_run(out) and state is None and not args.overwrite:
+        raise UsageError(f"--output_dir {out} already holds a run")
+    try:
+        train(args, config, resume_dir, state)
+    except OSError as error:
+        # the checkpoints are written atomically (common.files); what is left is the log
+        # appended by JsonlLog: a full disk or a size limit there is one line, not a traceback
+        if error.errno not in ADVICE:
+            raise
+        raise write_error(Path(error.filename or out), error, kept=False) from None
+    finally:
+        if rank0:
+            run_lock.release()
+
+
+def train(args: argparse.Namespace, config: DiffusionConfig, resume_dir, state) -> None:
     backbone = resolve_model_name(args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model_config = AutoConfig.from_pretrained(backbone)
@@ -219,6 +318,10 @@ def main(argv: list[str] | None = None) -> None:
             args.model_name_or_path, args.dataset, args.task
         )
         counts = load_counts(freq_file, model_config.vocab_size)
+    resumed = None
+    if state is not None:
+        resumed = load_checkpoint(resume_dir)
+        check_resumed_counts(resume_dir, resumed.counts, counts)
 
     rank, world, device = setup_distributed(args.device)
     seed_everything(args.seed + rank)
@@ -227,8 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         args.max_target_length, args.dev_size, args.seed, rank, world,
         dist.barrier if world > 1 else None, args.cache_dir,
     )  # fmt: skip
-    if state is not None:
-        model = load_checkpoint(resume_dir).model
+    if resumed is not None:
+        model = resumed.model
     else:
         torch.manual_seed(args.seed)
         model = build_model(backbone, tokenizer, config, args.from_scratch)
@@ -249,10 +352,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     out = Path(args.output_dir)
     loggers = []
+    if rank == 0 and state is not None:
+        repair_log(out / "train_log.jsonl")
     if rank == 0:
         loggers.append(JsonlLog(out / "train_log.jsonl", state["step"] if state else None))
     if state is not None:
-        trainer.load_state_dict(state)
+        load_resumed_state(trainer, state, resume_dir)
     if rank == 0 and args.fitlog_dir:
         loggers.append(FitlogLogger(args.fitlog_dir))
     for logger in loggers:
@@ -274,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         if rank == 0:
             print(f"stopped by signal {result.signal} at step {result.steps}; saved {out / 'last'}")
         sys.exit(128 + result.signal)
+    check_finite_weights(model, out)
     if rank == 0:
         trend = (
             f"; logged loss {result.logged[0]:.4f} → {result.logged[-1]:.4f}"

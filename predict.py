@@ -9,6 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
+from common.checks import check_number, check_output_file
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
 from common.runtime import pick_device, quiet_transformers
@@ -40,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+MAX_SAMPLES = 10**7
+MAX_BATCH = 2**16
+
+
 @exit_on_usage_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -48,8 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("num_samples", "batch_size", "semi_ar_windows"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    check_number("--num_samples", args.num_samples, 1, MAX_SAMPLES)
+    check_number("--batch_size", args.batch_size, 1, MAX_BATCH)
+    check_number("--semi_ar_windows", args.semi_ar_windows, 1, 4096)
     if args.length < 0:
         raise UsageError(f"--length must be ≥ 0 (0 = drawn from the histogram), got {args.length}")
+    check_number("--length", args.length, 0, 2**20, note="0 = drawn from the histogram")
+    check_output_file(args.output, "--output")
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     if ckpt.config.task is not None:
@@ -59,10 +69,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     num_steps = sampling.steps(ckpt.config.num_steps)
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     result = generate(
-        ckpt, args.num_samples, args.length, args.batch_size, sampling, args.semi_ar_windows,
+        ckpt,
+        args.num_samples,
+        args.length,
+        args.batch_size,
+        sampling,
+        args.semi_ar_windows,
         args.show_process,
     )
     wall = time.perf_counter() - started

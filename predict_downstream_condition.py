@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from common.checks import check_number, check_output_dir
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
 from common.runtime import pick_device, quiet_transformers
@@ -63,6 +64,17 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard")
     if args.task is not None:
         get_task(args.task)
+    check_number("--mbr_size", args.mbr_size, 1, MAX_MBR, note="candidates per source")
+    check_number("--batch_size", args.batch_size, 1, 2**16)
+    check_number("--max_examples", args.max_examples, 0, 10**9, note="0 = all")
+    check_number("--cfg_weight", args.cfg_weight, 0, 1e6, note="0 = no guidance")
+    check_number("--max_target_length", args.max_target_length, 2, 2**20)
+    if args.output_dir is not None:
+        check_output_dir(args.output_dir, "--output_dir")
+
+
+# candidates per source: MBR compares every pair, so the cost grows with its square
+MAX_MBR = 1024
 
 
 @exit_on_usage_error
@@ -93,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     texts, references = list(pairs["src"]), list(pairs["trg"])
     sources = encode_sources(texts, ckpt.tokenizer, task, ckpt.config.max_length, width)
     out = Path(args.output_dir) if args.output_dir else ckpt.path.parent / "generation"
+    check_output_dir(out, "--output_dir")
 
     started = time.perf_counter()
     generated = generate_candidates(

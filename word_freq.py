@@ -14,10 +14,17 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from common.checks import check_output_file
 from common.errors import exit_on_usage_error
 from conditional_data import load_pairs
 from corpora.cache import cached_token_ids
-from corpora.counting import count_ids, count_tokens, default_counts_path, save_counts
+from corpora.counting import (
+    check_counted,
+    count_ids,
+    count_tokens,
+    default_counts_path,
+    save_counts,
+)
 from models import resolve_model_name
 
 
@@ -37,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         help="token cache (default $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
     )
     args = parser.parse_args(argv)
+    output = args.output or default_counts_path(args.model_name_or_path, args.dataset, args.task)
+    check_output_file(output, "--output")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))
     if args.task:
         pairs = load_pairs(args.task, args.split, args.data_dir)
@@ -47,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
             args.dataset, args.split, tokenizer, args.max_length, cache_dir=args.cache_dir
         )
         counts = count_ids(encoded, len(tokenizer))
-    output = args.output or default_counts_path(args.model_name_or_path, args.dataset, args.task)
+    what = f"--task {args.task} split {args.split}" if args.task else f"--dataset {args.dataset}"
+    check_counted(counts, what if args.task else f"{what} (split {args.split})")
     save_counts(counts, output)
     print(f"counted {int(counts.sum())} tokens ({int((counts > 0).sum())} distinct) → {output}")
 

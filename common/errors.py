@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -46,6 +48,10 @@ def exit_on_usage_error(
     def decorate(function: Callable[..., R]) -> Callable[..., R]:
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
+            if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+                # past a file-size limit, a write fails with EFBIG (reported with its path by
+                # common.files) instead of the signal killing the process without a word
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             try:
                 return function(*args, **kwargs)
             except (ValueError, FileNotFoundError) as error:

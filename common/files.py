@@ -1,27 +1,71 @@
 """Files written so that a crash never leaves a half-written one: a temporary sibling, then a
-rename."""
+rename. A failed write (disk full, file-size limit, read-only folder) removes the temporary
+copy, leaves the previous file as it was and raises ``WriteError``: one line naming the path."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from common.errors import UsageError
+
+ADVICE = {
+    errno.ENOSPC: "the disk is full: free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is exceeded: free space or write elsewhere",
+    errno.EFBIG: "the file-size limit (ulimit -f) was reached: raise it or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "permission denied: write elsewhere or fix the permissions",
+    errno.EPERM: "permission denied: write elsewhere or fix the permissions",
+    errno.ENOTDIR: "a file stands where a folder is needed: write elsewhere",
+}
+
+
+class WriteError(UsageError):
+    """Writing an output failed; the previous file (if any) is intact."""
+
+
+def write_error(path: Path, error: BaseException, kept: bool = True) -> WriteError:
+    """The one-line error of a failed write of ``path`` (``kept``: the previous copy is intact)."""
+    code = getattr(error, "errno", None)
+    why = getattr(error, "strerror", None) or (str(error).splitlines() or [type(error).__name__])[0]
+    advice = ADVICE.get(code, "check the disk and the permissions, or write elsewhere")
+    tail = "; the previous copy is unchanged" if kept else ""
+    return WriteError(f"cannot write {path} ({why}): {advice}{tail}")
+
+
+def _is_write_failure(error: BaseException) -> bool:
+    """OSErrors, and the RuntimeErrors torch.save / safetensors raise when the disk fails."""
+    if isinstance(error, OSError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(
+        marker in text
+        for marker in ("PytorchStreamWriter", "unexpected pos", "file write failed",
+                       "No space left", "File too large", "Read-only file system")
+    )  # fmt: skip
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; on success it replaces ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         tmp.replace(path)
+    except (OSError, RuntimeError) as error:
+        if not _is_write_failure(error):
+            raise
+        raise write_error(path, error) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -42,18 +86,47 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     A crash at any point leaves either the old ``path`` or ``.<name>.old`` loadable.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     old = path.parent / f".{path.name}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as error:
+        raise write_error(path, error) from None
     try:
         yield tmp
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, (OSError, RuntimeError)) and _is_write_failure(error):
+            raise write_error(path, error) from None
         raise
-    if path.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        path.rename(old)
-    tmp.rename(path)
+    try:
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+        tmp.rename(path)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(path, error) from None
     shutil.rmtree(old, ignore_errors=True)
+
+
+def read_text(path: str | Path, what: str = "") -> str:
+    """UTF-8 text of ``path``; undecodable bytes are reported with the file, line and byte
+    offset (``what`` names the flag, e.g. ``--dataset``)."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise decode_error(path, data, error, what) from None
+
+
+def decode_error(path: Path, data: bytes, error: UnicodeDecodeError, what: str = "") -> UsageError:
+    line = data[: error.start].count(b"\n") + 1
+    prefix = f"{what} " if what else ""
+    return UsageError(
+        f"{prefix}{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+        f"{error.start}); convert the file to UTF-8"
+    )

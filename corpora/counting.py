@@ -73,9 +73,17 @@ def load_counts(
         )
     try:
         counts = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as error:
+    except pickle.UnpicklingError:
+        # never repeat torch's advice to pass weights_only=False: that would run the file's code
         raise UsageError(
-            f"{argument} {path}: not a tensor file written by word_freq.py ({error})"
+            f"{argument} {path}: not a tensor file written by word_freq.py (it holds something "
+            "other than tensors, or is not a torch file); rerun word_freq.py"
+        ) from None
+    except Exception as error:  # noqa: BLE001 (a text or torn file: RuntimeError, EOFError...)
+        why = (str(error).splitlines() or [type(error).__name__])[0][:150]
+        raise UsageError(
+            f"{argument} {path}: not a tensor file written by word_freq.py ({why}); rerun "
+            "word_freq.py"
         ) from None
     if not isinstance(counts, torch.Tensor) or counts.dim() != 1 or counts.is_floating_point():
         raise UsageError(f"{argument} {path}: expected a 1-d integer tensor of token counts")
@@ -87,7 +95,22 @@ def load_counts(
         )
     if (counts < 0).any():
         raise UsageError(f"{argument} {path}: negative counts; the file is damaged")
+    if int(counts.sum()) == 0:
+        raise UsageError(
+            f"{argument} {path}: every count is zero (was it counted from an empty dataset?); "
+            "rerun word_freq.py on the training split"
+        )
     return counts.to(torch.int64)
+
+
+def check_counted(counts: torch.Tensor, source: str) -> None:
+    """word_freq.py's check before it writes: an empty or whitespace-only split counts
+    nothing, and all-zero counts would silently turn the spindle schedule off."""
+    if int(counts.sum()) == 0:
+        raise UsageError(
+            f"{source} has no tokens (empty or whitespace only); nothing to count, and all-zero "
+            "counts would turn the spindle schedule off: pass the training data"
+        )
 
 
 def length_histogram(encoded: datasets.Dataset, max_length: int) -> torch.Tensor:

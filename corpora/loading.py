@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from transformers import PreTrainedTokenizerBase
 
 from common.errors import UsageError
+from common.files import read_text
 from common.hub import hub_reachable
 from corpora import toy, wiki
 
@@ -55,8 +56,15 @@ def download_command(repo: str, revision: str, folder: str = "lm1b") -> str:
 def jsonl_records(path: Path, fields: tuple[str, ...]) -> Iterator[dict]:
     """The JSON objects of a .jsonl file (blank lines skipped), each with string ``fields``; a
     bad line is reported with the file and line number."""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UsageError(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column "
+                    f"{error.start + 1}); convert the file to UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -78,7 +86,7 @@ def jsonl_records(path: Path, fields: tuple[str, ...]) -> Iterator[dict]:
 
 def _from_file(path: Path) -> datasets.Dataset:
     if path.suffix == ".txt":
-        texts = path.read_text(encoding="utf-8").splitlines()
+        texts = read_text(path, "--dataset").splitlines()
         return datasets.Dataset.from_dict({"text": [t for t in texts if t.strip()]})
     if path.suffix in (".jsonl", ".json"):
         for _ in jsonl_records(path, ("text",)):

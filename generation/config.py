@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.checks import check_number, check_seed
 from common.errors import UsageError
 from diffusion import SAMPLERS, Sampler, make_sampler
 
@@ -28,6 +29,15 @@ class SamplingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_number("--temperature", self.temperature, 0, 1e6, low_open=True)
+        check_number("--topp", self.topp, 0, 1, low_open=True, note="1 = off")
+        check_number("--topk", self.topk, 0, 2**31, note="0 = off")
+        check_seed("--seed", self.seed)
+        if self.sampling_steps is not None:
+            check_number(
+                "--num_steps", self.sampling_steps, 1, 10**7, note="T'; omit it for the training T"
+            )
+        check_number("--step_size", self.step_size, 1, 10**7)
         self.sampler_object()  # the sampler validates its name and filters (ParameterError)
         steps = self.sampling_steps
         if self.step_size < 1 or (steps is not None and (steps < 1 or steps % self.step_size)):

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
 from common.errors import UsageError
-from diffusion import OBJECTIVES, AbsorbingDiffusion, NoiseSchedule, token_information
+from common.files import read_text
+from conditional_data.tasks import TASKS
+from diffusion import (
+    BASE_SCHEDULES,
+    OBJECTIVES,
+    AbsorbingDiffusion,
+    NoiseSchedule,
+    token_information,
+)
 from models.time_embedding import TIMESTEPS
 
 FORMAT = "diffusionbert-checkpoint/1"
@@ -72,11 +81,22 @@ class DiffusionConfig:
 
     @classmethod
     def load(cls, path: Path) -> DiffusionConfig:
+        """The settings of a checkpoint folder, every key present and of its type (a value that
+        cannot be right is reported with the file, never as a flag)."""
+        path = Path(path)
+        damaged = "re-save the folder from its run's last/ or retrain"
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_text(path))
         except json.JSONDecodeError as error:
-            message = f"{path} is not valid JSON ({error}); the checkpoint is damaged"
+            message = f"{path} is not valid JSON ({error}); the checkpoint is damaged: {damaged}"
             raise UsageError(message) from None
+        except OSError as error:
+            raise UsageError(f"{path}: cannot be read ({error.strerror})") from None
+        if not isinstance(data, dict):
+            raise UsageError(
+                f"{path}: expected a JSON object of settings, found a {type(data).__name__}; "
+                f"the checkpoint is damaged: {damaged}"
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown or data.get("format") != FORMAT:
@@ -84,4 +104,54 @@ class DiffusionConfig:
                 f"{path}: not a {FORMAT} settings file (format={data.get('format')!r}, unknown "
                 f"keys {unknown}); was it written by this project's main.py?"
             )
-        return cls(**data)
+        data = dict(data)
+        if "task" not in data and "max_target_length" not in data:
+            data.update(task=None, max_target_length=0)  # written before seq2seq existed
+        missing = sorted(known - set(data))
+        if missing:
+            raise UsageError(
+                f"{path}: keys {', '.join(missing)} are missing; the checkpoint is damaged: "
+                f"{damaged}"
+            )
+        for name, value in data.items():
+            problem = _bad_value(name, value)
+            if problem:
+                raise UsageError(f"{path}: {name}={value!r} {problem}; {damaged}")
+        try:
+            return cls(**data)
+        except ValueError as error:
+            message = str(error).replace("--", "")
+            raise UsageError(f"{path}: {message} (a setting saved in the checkpoint)") from None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad_value(name: str, value: object) -> str | None:
+    """Why ``value`` cannot be the setting ``name`` (None when it can)."""
+    if name in ("schedule", "timestep", "objective", "format"):
+        choices = {"schedule": BASE_SCHEDULES, "timestep": TIMESTEPS, "objective": OBJECTIVES}
+        if not isinstance(value, str):
+            return "must be a string"
+        if name in choices and value not in choices[name]:
+            return f"is not one of {', '.join(choices[name])}"
+    elif name in ("num_steps", "max_length"):
+        if not _is_int(value) or value < 1:
+            return "must be an integer ≥ 1"
+    elif name == "max_target_length":
+        if not _is_int(value) or value < 0:
+            return "must be an integer ≥ 0"
+    elif name in ("word_freq_lambda", "hybrid_lambda"):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < 0:
+            return "must be a finite number ≥ 0"
+    elif name == "allow_nonmonotone_lambda":
+        if not isinstance(value, bool):
+            return "must be true or false"
+    elif name == "task" and value is not None:
+        if not isinstance(value, str):
+            return "must be a task name or null"
+        if value not in TASKS:
+            return f"is not a known task ({', '.join(TASKS)})"
+    return None

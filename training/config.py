@@ -28,7 +28,17 @@ RESUME_LOCKED = (
     "from_scratch",
     "lr_schedule",
     "warmup_steps",
+    "lr",
+    "weight_decay",
+    "max_grad_norm",
+    "allow_nonmonotone_lambda",
+    "eval_step_size",
+    "bf16",
 )
+# Free to change on resume: how long (epochs, max_steps), how often to log, evaluate and save
+# (logging_steps, eval_steps, save_steps, keep_last), eval_batch_size, where (output_dir,
+# fitlog_dir, cache_dir, device) and the path of --word_freq_file (its counts are compared with
+# the checkpoint's by content).
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from training.data import fetch
 from training.loggers import Logger
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
+from training.run_dir import forget_checkpoints, owned_checkpoints, record_checkpoint
 
 MAX_BAD_STEPS = 20
 
@@ -269,6 +270,8 @@ class Trainer:
             if step % t.save_every == 0 or step == self.max_steps or signal is not None:
                 self.save(output_dir / "last", with_state=True)
                 if t.keep_last > 0:
+                    if self.rank == 0:  # recorded first: a kill mid-save leaves nothing unowned
+                        record_checkpoint(output_dir, step)
                     self.save(output_dir / f"checkpoint-{step}", with_state=True)
                     if self.rank == 0:
                         prune_checkpoints(output_dir, t.keep_last)
@@ -310,10 +313,11 @@ def _mean_record(window: list[dict], step: int, skipped: int, elapsed: float) ->
 
 
 def prune_checkpoints(output_dir: Path, keep_last: int) -> None:
-    """Keep the ``keep_last`` newest ``checkpoint-<step>`` folders."""
-    numbered = sorted(
-        (p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-        key=lambda p: int(p.name.split("-")[-1]),
-    )
-    for old in numbered[: max(0, len(numbered) - keep_last)]:
-        shutil.rmtree(old, ignore_errors=True)
+    """Keep the ``keep_last`` newest ``checkpoint-<step>`` folders among those this run wrote
+    (``training.run_dir.record_checkpoint``); folders it did not write are never touched."""
+    owned = owned_checkpoints(output_dir)
+    old = owned[: max(0, len(owned) - keep_last)]
+    for step in old:
+        shutil.rmtree(output_dir / f"checkpoint-{step}", ignore_errors=True)
+    if old:
+        forget_checkpoints(output_dir, old)

@@ -1,0 +1,211 @@
+"""A run folder (``--output_dir``) belongs to one run.
+
+- ``claim``: an advisory lock (``fcntl.flock`` on ``<output_dir>/.lock``), held for the run's
+  life and released by the kernel on any exit (a dead run's lock is free); a second run on the
+  folder stops at once. A new run refuses a folder that already holds a run (``last/``,
+  ``best/``, ``train_log.jsonl``) unless it resumes or passes ``--overwrite``, which removes the
+  earlier run's files (only those the run layout names and the step copies it recorded).
+  Temporary folders and files of dead processes (``.<name>.tmp-<pid>``) are removed.
+- ``record_checkpoint`` / ``owned_checkpoints``: the ``checkpoint-<step>`` copies this run wrote
+  (``<output_dir>/checkpoints.json``), the only ones ``--keep_last`` pruning deletes.
+- ``repair_log``: a torn last line of ``train_log.jsonl`` (a kill mid-write) is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from common.errors import UsageError
+from common.files import read_text, write_json, write_text
+
+LOCK = ".lock"
+RECORD = "checkpoints.json"
+LOG = "train_log.jsonl"
+RUN_FILES = ("last", "best", LOG)
+# the copies a crash mid-save leaves besides the run files
+RUN_LEFTOVERS = (".last.old", ".best.old")
+TMP = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+class RunLock:
+    """The open lock file; ``release`` (or process exit) frees the folder."""
+
+    def __init__(self, path: Path, handle):
+        self.path, self.handle = path, handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lock(output_dir: Path) -> RunLock:
+    path = Path(output_dir) / LOCK
+    try:
+        handle = path.open("a+")
+    except OSError as error:
+        raise UsageError(
+            f"--output_dir {output_dir}: cannot create {path} ({error.strerror}); pass a "
+            "writable --output_dir"
+        ) from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        handle.close()
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise UsageError(
+                f"--output_dir {output_dir} is in use by another run (it holds {path}); wait "
+                "for it to end or pass another --output_dir"
+            ) from None
+        raise UsageError(
+            f"--output_dir {output_dir}: cannot lock {path} ({error.strerror})"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return RunLock(path, handle)
+
+
+def existing_run(output_dir: Path) -> list[str]:
+    """The files of an earlier run in ``output_dir``."""
+    output_dir = Path(output_dir)
+    names = [n for n in (*RUN_FILES, *RUN_LEFTOVERS) if (output_dir / n).exists()]
+    return names + [f"checkpoint-{s}" for s in owned_checkpoints(output_dir)]
+
+
+def claim(output_dir: Path, resume_dir: Path | None, overwrite: bool) -> RunLock:
+    """Lock ``output_dir`` for this run (see the module doc); the caller releases it.
+
+    A resume continues the run in ``output_dir`` only when it resumes from that folder's own
+    checkpoint (``<output_dir>/last``, ``checkpoint-<step>``...); resuming another run's
+    checkpoint into a folder that holds a run would mix the two.
+    """
+    output_dir = Path(output_dir)
+    held = lock(output_dir)
+    try:
+        remove_stale_temporaries(output_dir)
+        found = existing_run(output_dir)
+        own = resume_dir is not None and _same(Path(resume_dir).parent, output_dir)
+        if found and not own:
+            if not overwrite:
+                raise UsageError(
+                    f"--output_dir {output_dir} already holds a run ({', '.join(found)}); "
+                    f"continue it with --resume_from {output_dir / 'last'} (a checkpoint of "
+                    "that run), pass another "
+                    "--output_dir, or --overwrite true to replace it"
+                )
+            for name in found:
+                target = output_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink(missing_ok=True)
+            (output_dir / RECORD).unlink(missing_ok=True)
+    except BaseException:
+        held.release()
+        raise
+    return held
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(output_dir: Path) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>`` folders and files whose process is gone (or is this one,
+    left by an earlier run in the same process); returns what was removed."""
+    removed = []
+    for entry in Path(output_dir).iterdir():
+        match = TMP.match(entry.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def owned_checkpoints(output_dir: Path) -> list[int]:
+    """The steps of the ``checkpoint-<step>`` copies this run wrote, oldest first."""
+    path = Path(output_dir) / RECORD
+    if not path.is_file():
+        return []
+    try:
+        steps = json.loads(read_text(path, "--output_dir")).get("steps", [])
+    except (ValueError, AttributeError):
+        raise UsageError(
+            f"{path} is damaged (it lists the checkpoint-<step> folders this run wrote); delete "
+            "it (pruning then keeps every checkpoint-<step> folder) and rerun"
+        ) from None
+    if not isinstance(steps, list) or not all(isinstance(s, int) for s in steps):
+        raise UsageError(f"{path}: 'steps' must be a list of integers; delete the file and rerun")
+    return sorted(set(steps))
+
+
+def record_checkpoint(output_dir: Path, step: int) -> None:
+    steps = sorted(set(owned_checkpoints(output_dir)) | {step})
+    write_json(Path(output_dir) / RECORD, {"steps": steps})
+
+
+def forget_checkpoints(output_dir: Path, steps: list[int]) -> None:
+    kept = [s for s in owned_checkpoints(output_dir) if s not in set(steps)]
+    write_json(Path(output_dir) / RECORD, {"steps": kept})
+
+
+def repair_log(path: Path) -> None:
+    """Before a resume: drop a torn last line of ``train_log.jsonl`` (a kill mid-write); a
+    damaged line elsewhere is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = read_text(path, "--output_dir").splitlines()
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError
+        except ValueError:
+            if number == len(lines):
+                break  # torn by a kill mid-write: the step is logged again after the resume
+            raise UsageError(
+                f"{path}:{number}: not a JSON record; the log is damaged: delete or fix the line"
+            ) from None
+        kept.append(line)
+    if len(kept) != sum(1 for line in lines if line.strip()):
+        write_text(path, "".join(f"{line}\n" for line in kept))
