@@ -1,0 +1,59 @@
+"""Progress bars that stay readable: on stderr, only where asked, no carriage-return floods.
+
+On a terminal a bar is a normal tqdm bar. Off a terminal (CI logs, ``> log 2>&1``) it prints
+a plain line at most every ``PLAIN_INTERVAL_S`` seconds and one at the end. ``--quiet`` (see
+``common.cli.Parser.quiet``) calls ``set_quiet(True)``: no bars at all.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from tqdm.auto import tqdm
+
+PLAIN_INTERVAL_S = 30.0
+_settings = {"quiet": False}
+
+
+def set_quiet(quiet: bool) -> None:
+    _settings["quiet"] = bool(quiet)
+
+
+def is_quiet() -> bool:
+    return _settings["quiet"]
+
+
+class _PlainLines:
+    """A tqdm output file that turns each ``\\r`` redraw into one plain line."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        for part in text.replace("\r", "\n").split("\n"):
+            if part.strip():
+                self.stream.write(part.rstrip() + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress(total: int | None, desc: str, unit: str = "it", enabled: bool = True, **kwargs):
+    """A tqdm bar on stderr; disabled when ``enabled`` is false (other ranks) or quiet."""
+    stream = sys.stderr
+    if not enabled or is_quiet():
+        return tqdm(total=total, desc=desc, unit=unit, disable=True, **kwargs)
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        kwargs.setdefault("mininterval", PLAIN_INTERVAL_S)
+        kwargs.setdefault("ascii", True)
+        return tqdm(
+            total=total, desc=desc, unit=unit, file=_PlainLines(stream), dynamic_ncols=False,
+            ncols=100, **kwargs,
+        )  # fmt: skip
+    return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True, **kwargs)
+
+
+def write(message: str) -> None:
+    """A line on stdout that does not break a bar."""
+    tqdm.write(message, file=sys.stdout)
