@@ -52,6 +52,11 @@ def build_parser() -> Parser:
     return p  # fmt: skip
 
 
+def process_path(output: Path) -> Path:
+    """Where --show_process saves its frames."""
+    return output.with_name(output.name + ".process.json")
+
+
 @exit_on_usage_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -98,15 +103,24 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     if args.show_process:
-        shown = None
+        shown, frames = None, []
         for step, ids in result.process:
             text = ckpt.tokenizer.decode(ids)
+            frames.append({"step": step, "tokens": ckpt.tokenizer.convert_ids_to_tokens(ids),
+                           "text": text})  # fmt: skip
             if text != shown:
                 print(f"t={step:5d}  {text}")
                 shown = text
+        write_json(process_path(output), {
+            "checkpoint": str(ckpt.path), "num_steps": num_steps, "step_size": args.step_size,
+            "sampler": args.sampler, "seed": args.seed,
+            "note": "the first sample's x0 prediction (argmax) before each step s → s − step_size",
+            "frames": frames,
+        })  # fmt: skip
+    frames = f", frames in {process_path(output)}" if args.show_process else ""
     print(f"{args.num_samples} samples ({tokens} tokens) in {wall:.1f} s, {result.calls} network "
           f"calls, {tokens / wall:.1f} tokens/s → {output} (settings in "
-          f"{output}.json)")  # fmt: skip
+          f"{output}.json{frames})")  # fmt: skip
     for text in texts[:3]:
         print(f"  {text}")
 

@@ -54,6 +54,18 @@ def progress(total: int | None, desc: str, unit: str = "it", enabled: bool = Tru
     return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True, **kwargs)
 
 
+class CallCounter:
+    """A denoiser (any callable) that moves ``bar`` by one per network call."""
+
+    def __init__(self, denoiser: Any, bar: Any):
+        self.denoiser, self.bar = denoiser, bar
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.denoiser(*args, **kwargs)
+        self.bar.update(1)
+        return out
+
+
 def write(message: str) -> None:
     """A line on stdout that does not break a bar."""
     tqdm.write(message, file=sys.stdout)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from common.errors import UsageError
+from common.progress import CallCounter, progress
 from diffusion import sample
 from generation.config import SamplingConfig
 from models.checkpoint import Checkpoint
@@ -64,7 +65,11 @@ def generate(
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     lengths_generator = torch.Generator().manual_seed(sampling.seed)
     out = Generation()
-    for start in tqdm(range(0, num_samples, batch_size), desc="sampling", unit="batch"):
+    per_batch = semi_ar_windows * (num_steps // sampling.step_size)
+    bar = progress(-(-num_samples // batch_size) * per_batch, "sampling", "step")
+    denoiser = CallCounter(ckpt.model, bar)
+    done_tokens, started = 0, time.perf_counter()
+    for batch_index, start in enumerate(range(0, num_samples, batch_size)):
         n = min(batch_size, num_samples - start)
         if length > 0:
             lengths = torch.full((n,), length)
@@ -87,7 +92,7 @@ def generate(
                 target = torch.zeros_like(target)
                 target[:, keep:] = True
             result = sample(
-                diffusion, ckpt.model, xt, target, sampler, num_steps, sampling.step_size,
+                diffusion, denoiser, xt, target, sampler, num_steps, sampling.step_size,
                 generator, record_history=show_process and start == 0,
             )  # fmt: skip
             batch_calls += result.calls
@@ -99,4 +104,9 @@ def generate(
         out.calls_per_batch.append(batch_calls)
         for row, n_tokens in zip(rows.cpu(), lengths.tolist(), strict=True):
             out.ids.append(row[:n_tokens].tolist() if semi_ar_windows == 1 else row.tolist())
+            done_tokens += len(out.ids[-1])
+        bar.update((batch_index + 1) * per_batch - bar.n)  # steps that needed no call
+        speed = done_tokens / max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix(calls=out.calls, tokens_per_s=f"{speed:.1f}")
+    bar.close()
     return out
