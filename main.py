@@ -233,7 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     if state is not None:
         trainer.load_state_dict(state)
     if rank == 0 and args.fitlog_dir:
-        loggers.append(FitlogLogger(args.fitlog_dir))
+        loggers.append(
+            FitlogLogger(
+                args.fitlog_dir, out, state["step"] if state else None,
+                resume_dir.parent if resume_dir else None,
+            )
+        )  # fmt: skip
     for logger in loggers:
         logger.hyper(vars(args))
     if rank == 0:

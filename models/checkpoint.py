@@ -11,6 +11,7 @@ for resume ``training_state.pt`` (tensors and plain Python values only, loaded w
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from transformers import (
 from common.errors import UsageError
 from common.files import atomic_directory
 from diffusion import AbsorbingDiffusion
+from models.card import CARD, TRAINING_ARGS, model_card, training_args
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
 
@@ -122,7 +124,11 @@ def save_checkpoint(
     counts: torch.Tensor | None,
     training_state: dict | None = None,
     lengths: torch.Tensor | None = None,
+    run: dict | None = None,
 ) -> None:
+    """Write the folder atomically; with ``run`` (``args``: the flags, ``resolved``,
+    ``step``, ``best_dev_nats_per_token``) also ``training_args.json`` and the model card
+    ``README.md``. Files get the user's umask (safetensors alone would write 0600)."""
     with atomic_directory(path) as tmp:
         model.mlm.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -139,6 +145,20 @@ def save_checkpoint(
             save_file(state, tmp / TIME)
         if training_state is not None:
             torch.save(training_state, tmp / TRAINING_STATE)
+        if run is not None:
+            (tmp / TRAINING_ARGS).write_text(training_args(run), encoding="utf-8")
+            (tmp / CARD).write_text(model_card(config, run, path.name), encoding="utf-8")
+        apply_umask(tmp)
+
+
+def apply_umask(folder: Path) -> None:
+    """Give ``folder`` and the files in it the modes ``open``/``mkdir`` would under the
+    current umask (0644 and 0755 under umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for item in folder.rglob("*"):
+        item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
 
 
 def resolve_checkpoint_dir(path: str | Path, argument: str = "--checkpoint") -> Path:
