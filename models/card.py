@@ -51,6 +51,7 @@ def model_card(config: DiffusionConfig, run: dict[str, Any], folder: str) -> str
         if config.task
         else "unconditional DiffusionBERT"
     )
+    article = "An" if kind.startswith("unconditional") else "A"
     if config.task:
         usage = (
             f"python predict_downstream_condition.py --checkpoint {folder} --task {config.task} "
@@ -73,9 +74,9 @@ def model_card(config: DiffusionConfig, run: dict[str, Any], folder: str) -> str
 
 # DiffusionBERT denoiser ({model}, {dataset})
 
-A {kind}: absorbing-state discrete diffusion (He et al., 2022, "DiffusionBERT: Improving
-Generative Masked Language Models with Diffusion Models") with a BERT denoiser, trained from
-`{model}` on `{dataset}`.
+{article} {kind}: absorbing-state discrete diffusion (He et al., 2022, "DiffusionBERT:
+Improving Generative Masked Language Models with Diffusion Models") with a BERT denoiser,
+trained from `{model}` on `{dataset}`.
 
 > **Plain `transformers` sees only the masked LM.** `AutoModelForMaskedLM.from_pretrained`
 > loads the BERT weights of this folder and nothing else: not the noise schedule
