@@ -104,17 +104,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.show_process:
         shown, frames = None, []
-        for step, ids in result.process:
+        for step, ids, masked in result.process:
             text = ckpt.tokenizer.decode(ids)
             frames.append({"step": step, "tokens": ckpt.tokenizer.convert_ids_to_tokens(ids),
-                           "text": text})  # fmt: skip
+                           "masked": masked, "text": text})  # fmt: skip
             if text != shown:
                 print(f"t={step:5d}  {text}")
                 shown = text
         write_json(process_path(output), {
             "checkpoint": str(ckpt.path), "num_steps": num_steps, "step_size": args.step_size,
             "sampler": args.sampler, "seed": args.seed,
-            "note": "the first sample's x0 prediction (argmax) before each step s → s − step_size",
+            "note": "the first sample before each step s → s − step_size: tokens = x_t with "
+                    "the argmax x0 prediction at the masked positions; masked = which "
+                    "positions are [MASK] in x_t (null where the sampler made no call)",
             "frames": frames,
         })  # fmt: skip
     frames = f", frames in {process_path(output)}" if args.show_process else ""

@@ -17,12 +17,26 @@ from models.checkpoint import Checkpoint
 @dataclass
 class Generation:
     """Generated ids per sample (no padding), network calls, and the x0 predictions of the
-    first sample at each step (``--show_process``)."""
+    first sample at each step (``--show_process``): (step, prediction, masked), ``masked``
+    the positions still [MASK] in x_t (None at a step the sampler made no call)."""
 
     ids: list[list[int]] = field(default_factory=list)
     calls: int = 0
     calls_per_batch: list[int] = field(default_factory=list)
-    process: list[tuple[int, list[int]]] = field(default_factory=list)
+    process: list[tuple[int, list[int], list[bool] | None]] = field(default_factory=list)
+
+
+class MaskRecorder:
+    """A denoiser that notes, per step, which positions of the first row are masked."""
+
+    def __init__(self, denoiser, num_steps: int):
+        self.denoiser, self.num_steps = denoiser, num_steps
+        self.first_row: dict[int, list[bool]] = {}
+
+    def __call__(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        step = round(float(u[0]) * self.num_steps)
+        self.first_row[step] = masked[0].tolist()
+        return self.denoiser(xt, u, masked)
 
 
 def draw_lengths(length_counts: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -91,15 +105,18 @@ def generate(
                 xt = torch.cat([rows[:, rows.shape[1] - keep :], fresh], dim=1)
                 target = torch.zeros_like(target)
                 target[:, keep:] = True
+            record = show_process and start == 0
+            masks = MaskRecorder(denoiser, num_steps) if record else denoiser
             result = sample(
-                diffusion, denoiser, xt, target, sampler, num_steps, sampling.step_size,
-                generator, record_history=show_process and start == 0,
+                diffusion, masks, xt, target, sampler, num_steps, sampling.step_size,
+                generator, record_history=record,
             )  # fmt: skip
             batch_calls += result.calls
             new = result.x0 if window == 0 else result.x0[:, keep:]
             rows = new if rows is None else torch.cat([rows, new], dim=1)
-            if show_process and start == 0:
-                out.process += [(s, pred[0].tolist()) for s, pred in result.history]
+            if record:
+                out.process += [(s, pred[0].tolist(), masks.first_row.get(s))
+                                for s, pred in result.history]  # fmt: skip
         out.calls += batch_calls
         out.calls_per_batch.append(batch_calls)
         for row, n_tokens in zip(rows.cpu(), lengths.tolist(), strict=True):
