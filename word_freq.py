@@ -16,6 +16,7 @@ from transformers import AutoTokenizer
 
 from common.cli import Parser, choices
 from common.errors import exit_on_usage_error
+from common.progress import set_quiet
 from conditional_data import TASKS, load_pairs
 from corpora.cache import cached_token_ids
 from corpora.counting import count_ids, count_tokens, default_counts_path, save_counts
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_on_usage_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    set_quiet(False)  # off a terminal: no carriage-return floods from datasets' bars
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))
     if args.task:
         pairs = load_pairs(args.task, args.split, args.data_dir)

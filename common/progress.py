@@ -17,7 +17,18 @@ _settings = {"quiet": False}
 
 
 def set_quiet(quiet: bool) -> None:
+    """Scripts call this once after parsing: ``quiet`` turns every bar off. Quiet or off a
+    terminal, the bars of ``datasets`` (tokenising, saving) are turned off too: they would
+    flood a log with carriage returns."""
     _settings["quiet"] = bool(quiet)
+    if quiet or not _is_terminal(sys.stderr):
+        import datasets
+
+        datasets.disable_progress_bars()
+
+
+def _is_terminal(stream: Any) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
 
 
 def is_quiet() -> bool:
@@ -44,8 +55,9 @@ def progress(total: int | None, desc: str, unit: str = "it", enabled: bool = Tru
     stream = sys.stderr
     if not enabled or is_quiet():
         return tqdm(total=total, desc=desc, unit=unit, disable=True, **kwargs)
-    if not (hasattr(stream, "isatty") and stream.isatty()):
+    if not _is_terminal(stream):
         kwargs.setdefault("mininterval", PLAIN_INTERVAL_S)
+        kwargs.setdefault("maxinterval", PLAIN_INTERVAL_S)
         kwargs.setdefault("ascii", True)
         return tqdm(
             total=total, desc=desc, unit=unit, file=_PlainLines(stream), dynamic_ncols=False,
