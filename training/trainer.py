@@ -290,7 +290,7 @@ class Trainer:
                 logged.append(record["loss"])
                 progress.set_postfix(
                     loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
-                    tok_s=f"{record['tokens_per_s']:.0f}",
+                    tok_s=f"{record['tokens_per_s']:.0f}", refresh=False,
                 )  # fmt: skip
                 window = []
             if step % t.eval_steps == 0 or step == self.max_steps:
