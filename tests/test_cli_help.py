@@ -98,3 +98,27 @@ def test_bad_values_are_one_line_naming_the_flag(capsys):
         err = capsys.readouterr().err
         assert stop.value.code == 2 and message in err, err
         assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_bars_off_a_terminal_are_plain_lines(monkeypatch):
+    import io
+    import sys
+
+    from common import progress
+
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    progress.set_quiet(False)
+    bar = progress.progress(50, "sampling", "step")
+    for _ in range(50):
+        bar.update(1)
+    bar.close()
+    text = stream.getvalue()
+    assert "\r" not in text and text.endswith("\n") and "50/50" in text
+    assert len(text.splitlines()) <= 3  # start, end: not one line per update
+    progress.set_quiet(True)
+    quiet = progress.progress(5, "x", "step")
+    quiet.update(5)
+    quiet.close()
+    progress.set_quiet(False)
+    assert stream.getvalue() == text
