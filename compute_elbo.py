@@ -30,21 +30,36 @@ def build_parser() -> Parser:
     a("--checkpoint", required=True, help="a folder written by main.py (best/ or last/)")
     a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or folder")
     a("--split", default="test", help="the dataset split to bound")
-    a("--bound", default="discrete", choices=choices(BOUNDS),
-      help="discrete: the T-step bound; continuous: the T → ∞ bound, Monte Carlo in t")
-    a("--eval_step_size", type=int, default=None, help="discrete bound: every N-th t "
-      "(default: T / 128)")
+    a(
+        "--bound",
+        default="discrete",
+        choices=choices(BOUNDS),
+        help="discrete: the T-step bound; continuous: the T → ∞ bound, Monte Carlo in t",
+    )
+    a(
+        "--eval_step_size",
+        type=int,
+        default=None,
+        help="discrete bound: every N-th t (default: T / 128)",
+    )
     a("--mc_samples", type=int, default=8, help="continuous bound: draws per sequence")
-    a("--protocol", default="exact", choices=choices(PROTOCOLS),
-      help="exact, or official: the reference code's figure (not a bound)")
+    a(
+        "--protocol",
+        default="exact",
+        choices=choices(PROTOCOLS),
+        help="exact, or official: the reference code's figure (not a bound)",
+    )
     a("--max_examples", type=int, default=None, help="first N sequences (default: all)")
     a("--batch_size", type=int, default=32, help="sequences per network call")
     a("--seed", type=int, default=0, help="seeds the noise draws")
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
-    a("--json", default=None,
-      help="also write the figures, with nats per t bucket, to this file (default: none)")
+    a(
+        "--json",
+        default=None,
+        help="also write the figures, with nats per t bucket, to this file (default: none)",
+    )
     p.quiet()
-    return p  # fmt: skip
+    return p
 
 
 @exit_on_usage_error(flags={"step_size": "--eval_step_size"})

@@ -32,14 +32,22 @@ def build_parser() -> Parser:
     a("--references", default=None, help="reference texts, one per line")
     a("--dataset", default=None, help="references from a dataset (toy, lm1b, file)")
     a("--split", default="test", help="the --dataset split")
-    a("--mode", default="unconditional", choices=choices(MODES),
-      help="conditional: --references aligned line by line with --generated")
+    a(
+        "--mode",
+        default="unconditional",
+        choices=choices(MODES),
+        help="conditional: --references aligned line by line with --generated",
+    )
     a("--candidates", default=None, help="conditional: jsonl of candidate sets")
-    a("--bleu_convention", default="diffuseq", choices=choices(text_metrics.BLEU_CONVENTIONS),
-      help="diffuseq: DiffuSeq's argument order (its published numbers); standard: the usual")
+    a(
+        "--bleu_convention",
+        default="diffuseq",
+        choices=choices(text_metrics.BLEU_CONVENTIONS),
+        help="diffuseq: DiffuSeq's argument order (its published numbers); standard: the usual",
+    )
     a("--gen_ppl_model", default=None, help="causal LM folder or hub name for gen. PPL")
     a("--json", default=None, help="also write the figures to this file")
-    return p  # fmt: skip
+    return p
 
 
 def read_lines(path: str, argument: str) -> list[str]:

@@ -50,62 +50,94 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_parser() -> Parser:
     p = Parser(description=__doc__)
     a = p.flag
-    a("--model_name_or_path", default="minilm-l6",
-      help="the BERT to start from: minilm-l6 (embedded), a local folder or a hub name")
+    a(
+        "--model_name_or_path",
+        default="minilm-l6",
+        help="the BERT to start from: minilm-l6 (embedded), a local folder or a hub name",
+    )
     a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or a dataset folder")
-    a("--task", default=None, choices=choices(TASKS),
-      help="seq2seq task (default: none, unconditional training)")
+    a(
+        "--task",
+        default=None,
+        choices=choices(TASKS),
+        help="seq2seq task (default: none, unconditional training)",
+    )
     a("--data_dir", default=None, help="seq2seq: the task's DiffuSeq folder")
     a("--max_target_length", type=int, default=64, help="seq2seq: target positions")
     a("--lr", type=float, default=5e-5, help="peak learning rate (AdamW)")
     a("--epochs", type=int, default=3, help="passes over the training split (see --max_steps)")
-    a("--max_steps", type=int, default=-1,
-      help="optimizer steps; overrides --epochs if > 0")
+    a("--max_steps", type=int, default=-1, help="optimizer steps; overrides --epochs if > 0")
     a("--batch_size", type=int, default=64, help="sequences per process per micro-batch")
-    a("--accumulation_steps", type=int, default=1,
-      help="micro-batches per optimizer step (gradient accumulation)")
+    a(
+        "--accumulation_steps",
+        type=int,
+        default=1,
+        help="micro-batches per optimizer step (gradient accumulation)",
+    )
     a("--word_freq_lambda", type=float, default=0.3, help="spindle λ; 0 = no spindle")
-    p.boolean("--allow_nonmonotone_lambda",
-              help="accept a λ for which ᾱ_t would increase in t")
-    a("--word_freq_file", default=None,
-      help="token counts from word_freq.py (default: word_freq/<model>_<dataset>.pt)")
+    p.boolean("--allow_nonmonotone_lambda", help="accept a λ for which ᾱ_t would increase in t")
+    a(
+        "--word_freq_file",
+        default=None,
+        help="token counts from word_freq.py (default: word_freq/<model>_<dataset>.pt)",
+    )
     a("--num_steps", type=int, default=2048, help="diffusion steps T")
-    a("--schedule", default="mutual", choices=choices(BASE_SCHEDULES),
-      help="base noise schedule")
-    a("--timestep", default="none", choices=choices(TIMESTEPS),
-      help="how the denoiser sees t: ignored, a time token, or per layer")
+    a("--schedule", default="mutual", choices=choices(BASE_SCHEDULES), help="base noise schedule")
+    a(
+        "--timestep",
+        default="none",
+        choices=choices(TIMESTEPS),
+        help="how the denoiser sees t: ignored, a time token, or per layer",
+    )
     a("--objective", default="d3pm", choices=choices(OBJECTIVES), help="training loss")
-    a("--hybrid_lambda", type=float, default=1e-2,
-      help="d3pm: weight of the auxiliary cross-entropy")
+    a(
+        "--hybrid_lambda",
+        type=float,
+        default=1e-2,
+        help="d3pm: weight of the auxiliary cross-entropy",
+    )
     p.boolean("--per_sequence_t", help="d3pm: one t per sequence instead of per batch")
     p.boolean("--from_scratch", help="random weights with the model's config")
     a("--max_length", type=int, default=128, help="tokens per sequence, without [CLS]/[SEP]")
-    a("--dev_size", type=float, default=1000,
-      help="held-out sequences (a fraction if < 1)")
+    a("--dev_size", type=float, default=1000, help="held-out sequences (a fraction if < 1)")
     a("--eval_steps", type=int, default=2000, help="dev bound every N optimizer steps")
-    a("--eval_step_size", type=int, default=4,
-      help="discrete dev bound (linear schedule): every N-th t")
+    a(
+        "--eval_step_size",
+        type=int,
+        default=4,
+        help="discrete dev bound (linear schedule): every N-th t",
+    )
     a("--eval_batch_size", type=int, default=64, help="sequences per dev batch")
     a("--logging_steps", type=int, default=100, help="a log record every N steps")
-    a("--save_steps", type=int, default=None,
-      help="save last/ every N steps (default: --eval_steps)")
+    a(
+        "--save_steps",
+        type=int,
+        default=None,
+        help="save last/ every N steps (default: --eval_steps)",
+    )
     a("--keep_last", type=int, default=0, help="also keep N step-numbered checkpoints")
-    a("--lr_schedule", default="invsqrt", choices=choices(LR_SCHEDULES),
-      help="learning-rate schedule after warm-up")
+    a(
+        "--lr_schedule",
+        default="invsqrt",
+        choices=choices(LR_SCHEDULES),
+        help="learning-rate schedule after warm-up",
+    )
     a("--warmup_steps", type=int, default=10000, help="linear warm-up steps")
     a("--weight_decay", type=float, default=0.0, help="AdamW weight decay")
     a("--max_grad_norm", type=float, default=0.0, help="0 = no clipping (reference)")
     p.boolean("--bf16", default=True, help="bf16 autocast on CUDA")
     a("--seed", type=int, default=42, help="seeds the weights, data order and noise")
-    a("--output_dir", default="outputs/run",
-      help="where best/, last/ and train_log.jsonl go")
-    a("--cache_dir", default=None,
-      help="token-id cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)")
+    a("--output_dir", default="outputs/run", help="where best/, last/ and train_log.jsonl go")
+    a(
+        "--cache_dir",
+        default=None,
+        help="token-id cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
+    )
     a("--resume_from", default=None, help="<output_dir>/last of an earlier run")
     a("--fitlog_dir", default="logs", help="fitlog folder; '' disables fitlog")
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     p.quiet()
-    return p  # fmt: skip
+    return p
 
 
 def check_args(args: argparse.Namespace) -> None:

@@ -29,27 +29,44 @@ def build_parser() -> Parser:
     a = p.flag
     a("--checkpoint", required=True, help="a folder written by main.py (best/ or last/)")
     a("--num_samples", type=int, default=16, help="samples to write")
-    a("--length", type=int, default=0,
-      help="tokens per sample; 0 = drawn from the training length histogram")
+    a(
+        "--length",
+        type=int,
+        default=0,
+        help="tokens per sample; 0 = drawn from the training length histogram",
+    )
     a("--batch_size", type=int, default=16, help="samples per network call")
     a("--num_steps", type=int, default=None, help="T' (default: training T)")
     a("--step_size", type=int, default=1, help="t moves by this many steps per call")
     a("--topk", type=int, default=0, help="sample from the k most likely tokens; 0 = off")
     a("--topp", type=float, default=1.0, help="nucleus sampling mass; 1 = off")
     a("--temperature", type=float, default=1.0, help="softmax temperature of the x0 prediction")
-    a("--sampler", default="ancestral", choices=choices(SAMPLERS),
-      help="ancestral: every step; cached: skip calls while nothing is unmasked")
-    a("--semi_ar_windows", type=int, default=1,
-      help="semi-autoregressive: generate in N left-to-right windows")
+    a(
+        "--sampler",
+        default="ancestral",
+        choices=choices(SAMPLERS),
+        help="ancestral: every step; cached: skip calls while nothing is unmasked",
+    )
+    a(
+        "--semi_ar_windows",
+        type=int,
+        default=1,
+        help="semi-autoregressive: generate in N left-to-right windows",
+    )
     a("--seed", type=int, default=0, help="seeds the noise of sampling")
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
-    a("--output", default="samples.txt",
-      help="one sample per line; settings and speed go to <output>.json")
-    p.boolean("--show_process",
-              help="print the first sample step by step and save the frames to "
-                   "<output>.process.json (drawn by python -m evaluation.plots)")
+    a(
+        "--output",
+        default="samples.txt",
+        help="one sample per line; settings and speed go to <output>.json",
+    )
+    p.boolean(
+        "--show_process",
+        help="print the first sample step by step and save the frames to "
+        "<output>.process.json (drawn by python -m evaluation.plots)",
+    )
     p.quiet()
-    return p  # fmt: skip
+    return p
 
 
 def process_path(output: Path) -> Path:
@@ -80,7 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     result = generate(
-        ckpt, args.num_samples, args.length, args.batch_size, sampling, args.semi_ar_windows,
+        ckpt,
+        args.num_samples,
+        args.length,
+        args.batch_size,
+        sampling,
+        args.semi_ar_windows,
         args.show_process,
     )
     wall = time.perf_counter() - started

@@ -40,21 +40,29 @@ def build_parser() -> Parser:
     a("--mbr_size", type=int, default=10, help="candidates per source")
     a("--num_steps", type=int, default=None, help="T' (default: training T)")
     a("--step_size", type=int, default=1, help="t moves by this many steps per call")
-    a("--sampler", default="ancestral", choices=choices(SAMPLERS),
-      help="ancestral: every step; cached: skip calls while nothing is unmasked")
+    a(
+        "--sampler",
+        default="ancestral",
+        choices=choices(SAMPLERS),
+        help="ancestral: every step; cached: skip calls while nothing is unmasked",
+    )
     a("--topk", type=int, default=0, help="sample from the k most likely tokens; 0 = off")
     a("--topp", type=float, default=1.0, help="nucleus sampling mass; 1 = off")
     a("--temperature", type=float, default=1.0, help="softmax temperature of the x0 prediction")
     a("--cfg_weight", type=float, default=0.0, help="SMDM guidance w; 0 = off")
     a("--max_target_length", type=int, default=None, help="default: the checkpoint's")
     a("--batch_size", type=int, default=64, help="rows (source × candidate) per call")
-    a("--bleu_convention", default="diffuseq", choices=choices(text_metrics.BLEU_CONVENTIONS),
-      help="diffuseq: DiffuSeq's argument order (its published numbers); standard: the usual")
+    a(
+        "--bleu_convention",
+        default="diffuseq",
+        choices=choices(text_metrics.BLEU_CONVENTIONS),
+        help="diffuseq: DiffuSeq's argument order (its published numbers); standard: the usual",
+    )
     a("--seed", type=int, default=0, help="seeds the noise of sampling")
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     a("--output_dir", default=None, help="default: <checkpoint>/../generation")
     p.quiet()
-    return p  # fmt: skip
+    return p
 
 
 def check_args(args: argparse.Namespace) -> None:

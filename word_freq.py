@@ -26,19 +26,33 @@ from models import resolve_model_name
 def build_parser() -> Parser:
     p = Parser(description=__doc__)
     a = p.flag
-    a("--model_name_or_path", default="minilm-l6",
-      help="whose tokenizer counts: minilm-l6 (embedded), a local folder or a hub name")
+    a(
+        "--model_name_or_path",
+        default="minilm-l6",
+        help="whose tokenizer counts: minilm-l6 (embedded), a local folder or a hub name",
+    )
     a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or a dataset folder")
-    a("--task", default=None, choices=choices(TASKS),
-      help="seq2seq task: count its targets (default: none)")
+    a(
+        "--task",
+        default=None,
+        choices=choices(TASKS),
+        help="seq2seq task: count its targets (default: none)",
+    )
     a("--data_dir", default=None, help="the task's DiffuSeq folder")
     a("--split", default="train", help="the split to count")
-    a("--output", type=Path, default=None,
-      help="the counts file (default: word_freq/<model>_<dataset>.pt, main.py's default)")
+    a(
+        "--output",
+        type=Path,
+        default=None,
+        help="the counts file (default: word_freq/<model>_<dataset>.pt, main.py's default)",
+    )
     a("--max_length", type=int, default=128, help="truncation, as main.py's --max_length")
-    a("--cache_dir", default=None,
-      help="token cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)")
-    return p  # fmt: skip
+    a(
+        "--cache_dir",
+        default=None,
+        help="token cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
+    )
+    return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

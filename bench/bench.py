@@ -236,7 +236,7 @@ def build_parser() -> Parser:
     a("--repeats", type=int, default=5, help="timed repetitions (the median is reported)")
     a("--threads", type=int, default=2, help="torch CPU threads")
     p.boolean("--compile", help="torch.compile the encoder")
-    return p  # fmt: skip
+    return p
 
 
 def main() -> None:

@@ -141,7 +141,7 @@ def build_parser() -> Parser:
     a("--steps", type=int, default=2000, help="timed micro-batches")
     a("--dev_size", type=int, default=1000, help="held-out rows, as main.py's default")
     a("--write", type=Path, default=None, help=argparse.SUPPRESS)
-    return p  # fmt: skip
+    return p
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,7 +37,7 @@ def build_parser() -> Parser:
     a("--steps", default="64,512,2048", help="comma-separated numbers of sampling steps T'")
     a("--repeats", type=int, default=3, help="timed repetitions (the median is reported)")
     a("--threads", type=int, default=2, help="torch CPU threads")
-    return p  # fmt: skip
+    return p
 
 
 def main() -> None:

@@ -233,14 +233,26 @@ def build_parser() -> Parser:
     a = p.flag
     a("--out", type=Path, default=None, help="where the PNGs go (default: RUN_DIR/plots)")
     a("--checkpoint", type=Path, default=None, help="for spindle.png (default: RUN_DIR/best)")
-    a("--elbo", type=Path, default=None,
-      help="compute_elbo.py --json output (default: RUN_DIR/elbo_*.json, if any)")
-    a("--process", type=Path, default=None,
-      help="predict.py --show_process frames (default: RUN_DIR/*.process.json, if any)")
-    a("--bench", type=Path, default=None,
-      help="bench/sample.py results (default: none; e.g. bench/results/sample_sweep.jsonl)")
+    a(
+        "--elbo",
+        type=Path,
+        default=None,
+        help="compute_elbo.py --json output (default: RUN_DIR/elbo_*.json, if any)",
+    )
+    a(
+        "--process",
+        type=Path,
+        default=None,
+        help="predict.py --show_process frames (default: RUN_DIR/*.process.json, if any)",
+    )
+    a(
+        "--bench",
+        type=Path,
+        default=None,
+        help="bench/sample.py results (default: none; e.g. bench/results/sample_sweep.jsonl)",
+    )
     a("--rows", type=int, default=8, help="sampling.png: steps shown")
-    return p  # fmt: skip
+    return p
 
 
 def _first(pattern: str, folder: Path) -> Path | None:

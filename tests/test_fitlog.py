@@ -35,9 +35,7 @@ def test_dashboard_files_across_a_resume(tiny_bert, toy_txt, tmp_path, capsys):
     assert len(records) == 1
     record = records[0]
     assert (out / RECORD_POINTER).read_text().strip() == str(record.resolve())
-    assert json.loads((record / "progress.log").read_text().splitlines()[0]) == {
-        "total_steps": 4
-    }
+    assert json.loads((record / "progress.log").read_text().splitlines()[0]) == {"total_steps": 4}
     stdout = train(tiny_bert, toy_txt, out, logs, 8, capsys, "--resume_from", str(out / "last"))
     assert "resumed from step 4 of 8" in stdout
     assert [p for p in logs.iterdir() if p.name.startswith("log_")] == records
