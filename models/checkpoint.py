@@ -151,11 +151,24 @@ def save_checkpoint(
         apply_umask(tmp)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``os.umask`` can
+    only be read by setting it, which would race with threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def apply_umask(folder: Path) -> None:
     """Give ``folder`` and the files in it the modes ``open``/``mkdir`` would under the
     current umask (0644 and 0755 under umask 022)."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
     folder.chmod(0o777 & ~umask)
     for item in folder.rglob("*"):
         item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
