@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 
 from common.checks import check_number, check_output_file, check_seed
+from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
+from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from corpora import load_texts, tokenize_texts
 from diffusion import PROTOCOLS, check_step_size
@@ -20,26 +22,52 @@ from models import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True, help="a folder written by main.py")
-    p.add_argument("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or folder")
-    p.add_argument("--split", default="test")
-    p.add_argument("--bound", default="discrete", help=", ".join(BOUNDS))
-    p.add_argument("--eval_step_size", type=int, default=None, help="default: T / 128")
-    p.add_argument("--mc_samples", type=int, default=8, help="continuous bound: draws per sequence")
-    p.add_argument("--protocol", default="exact", help=", ".join(PROTOCOLS))
-    p.add_argument("--max_examples", type=int, default=None)
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    p.add_argument("--json", default=None, help="also write the figures to this file")
-    return p.parse_args(argv)
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
+    a("--checkpoint", required=True, help="a folder written by main.py (best/ or last/)")
+    a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or folder")
+    a("--split", default="test", help="the dataset split to bound")
+    a(
+        "--bound",
+        default="discrete",
+        choices=choices(BOUNDS),
+        help="discrete: the T-step bound; continuous: the T → ∞ bound, Monte Carlo in t",
+    )
+    a(
+        "--eval_step_size",
+        type=int,
+        default=None,
+        help="discrete bound: every N-th t (default: T / 128)",
+    )
+    a("--mc_samples", type=int, default=8, help="continuous bound: draws per sequence")
+    a(
+        "--protocol",
+        default="exact",
+        choices=choices(PROTOCOLS),
+        help="exact, or official: the reference code's figure (not a bound)",
+    )
+    a("--max_examples", type=int, default=None, help="first N sequences (default: all)")
+    a("--batch_size", type=int, default=32, help="sequences per network call")
+    a("--seed", type=int, default=0, help="seeds the noise draws")
+    a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    a(
+        "--json",
+        default=None,
+        help="also write the figures, with nats per t bucket, to this file (default: none)",
+    )
+    p.quiet()
+    return p
 
 
 @exit_on_usage_error(flags={"step_size": "--eval_step_size"})
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
+    set_quiet(args.quiet)
     if args.bound not in BOUNDS:
         raise UsageError(f"--bound {args.bound!r} is unknown: choose one of {', '.join(BOUNDS)}")
     if args.protocol not in PROTOCOLS:

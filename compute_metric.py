@@ -13,6 +13,7 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from common.checks import check_output_file
+from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import read_text, write_json
 from corpora import load_texts, toy
@@ -22,17 +23,32 @@ MODES = ("unconditional", "conditional")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--generated", required=True, help="one text per line")
-    p.add_argument("--references", default=None, help="one text per line")
-    p.add_argument("--dataset", default=None, help="references from a dataset (toy, lm1b, file)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--mode", default="unconditional", help=", ".join(MODES))
-    p.add_argument("--candidates", default=None, help="conditional: jsonl of candidate sets")
-    p.add_argument("--bleu_convention", default="diffuseq", help="diffuseq or standard")
-    p.add_argument("--gen_ppl_model", default=None, help="causal LM folder or hub name")
-    p.add_argument("--json", default=None)
-    return p.parse_args(argv)
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
+    a("--generated", required=True, help="generated texts, one per line")
+    a("--references", default=None, help="reference texts, one per line")
+    a("--dataset", default=None, help="references from a dataset (toy, lm1b, file)")
+    a("--split", default="test", help="the --dataset split")
+    a(
+        "--mode",
+        default="unconditional",
+        choices=choices(MODES),
+        help="conditional: --references aligned line by line with --generated",
+    )
+    a("--candidates", default=None, help="conditional: jsonl of candidate sets")
+    a(
+        "--bleu_convention",
+        default="diffuseq",
+        choices=choices(text_metrics.BLEU_CONVENTIONS),
+        help="diffuseq: DiffuSeq's argument order (its published numbers); standard: the usual",
+    )
+    a("--gen_ppl_model", default=None, help="causal LM folder or hub name for gen. PPL")
+    a("--json", default=None, help="also write the figures to this file")
+    return p
 
 
 def read_lines(path: str, argument: str) -> list[str]:

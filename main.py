@@ -18,10 +18,12 @@ import torch.distributed as dist
 from transformers import AutoConfig, AutoTokenizer
 
 from common.checks import TRAINING_SEED_LIMIT, check_number, check_output_dir, check_seed
+from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import ADVICE, write_error
+from common.progress import set_quiet
 from common.runtime import quiet_transformers
-from conditional_data import get_task
+from conditional_data import TASKS, get_task
 from corpora.counting import default_counts_path, length_histogram, load_counts
 from diffusion import BASE_SCHEDULES, OBJECTIVES, check_step_size
 from models import (
@@ -44,94 +46,102 @@ from training.run_dir import claim, existing_run, repair_log
 from training.trainer import Trainer
 
 
-def boolean(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    a = p.add_argument
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
     a(
         "--model_name_or_path",
         default="minilm-l6",
-        help="minilm-l6, a folder or a hub name",
+        help="the BERT to start from: minilm-l6 (embedded), a local folder or a hub name",
     )
+    a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or a dataset folder")
     a(
-        "--dataset",
-        default="toy",
-        help="toy, lm1b, a .txt/.jsonl file or a dataset folder",
+        "--task",
+        default=None,
+        choices=choices(TASKS),
+        help="seq2seq task (default: none, unconditional training)",
     )
-    a("--task", default=None, help="seq2seq task (toy, qqp, QT, wiki_alignment, CC)")
     a("--data_dir", default=None, help="seq2seq: the task's DiffuSeq folder")
     a("--max_target_length", type=int, default=64, help="seq2seq: target positions")
-    a("--lr", type=float, default=5e-5)
-    a("--epochs", type=int, default=3)
+    a("--lr", type=float, default=5e-5, help="peak learning rate (AdamW)")
+    a("--epochs", type=int, default=3, help="passes over the training split (see --max_steps)")
+    a("--max_steps", type=int, default=-1, help="optimizer steps; overrides --epochs if > 0")
+    a("--batch_size", type=int, default=64, help="sequences per process per micro-batch")
     a(
-        "--max_steps",
+        "--accumulation_steps",
         type=int,
-        default=-1,
-        help="optimizer steps; overrides --epochs if > 0",
+        default=1,
+        help="micro-batches per optimizer step (gradient accumulation)",
     )
-    a(
-        "--batch_size",
-        type=int,
-        default=64,
-        help="sequences per process per micro-batch",
-    )
-    a("--accumulation_steps", type=int, default=1)
     a("--word_freq_lambda", type=float, default=0.3, help="spindle λ; 0 = no spindle")
-    a("--allow_nonmonotone_lambda", type=boolean, default=False)
+    p.boolean("--allow_nonmonotone_lambda", help="accept a λ for which ᾱ_t would increase in t")
     a(
         "--word_freq_file",
         default=None,
-        help="from word_freq.py (default: its default path)",
+        help="token counts from word_freq.py (default: word_freq/<model>_<dataset>.pt)",
     )
     a("--num_steps", type=int, default=2048, help="diffusion steps T")
-    a("--schedule", default="mutual", choices=None, help=", ".join(BASE_SCHEDULES))
-    a("--timestep", default="none", help=", ".join(TIMESTEPS))
-    a("--objective", default="d3pm", help=", ".join(OBJECTIVES))
-    a("--hybrid_lambda", type=float, default=1e-2)
-    a("--per_sequence_t", type=boolean, default=False, help="d3pm: one t per sequence")
-    a("--from_scratch", type=boolean, default=False)
-    a("--max_length", type=int, default=128)
+    a("--schedule", default="mutual", choices=choices(BASE_SCHEDULES), help="base noise schedule")
     a(
-        "--dev_size",
-        type=float,
-        default=1000,
-        help="held-out sequences (a fraction if < 1)",
+        "--timestep",
+        default="none",
+        choices=choices(TIMESTEPS),
+        help="how the denoiser sees t: ignored, a time token, or per layer",
     )
-    a("--eval_steps", type=int, default=2000)
+    a("--objective", default="d3pm", choices=choices(OBJECTIVES), help="training loss")
+    a(
+        "--hybrid_lambda",
+        type=float,
+        default=1e-2,
+        help="d3pm: weight of the auxiliary cross-entropy",
+    )
+    p.boolean("--per_sequence_t", help="d3pm: one t per sequence instead of per batch")
+    p.boolean("--from_scratch", help="random weights with the model's config")
+    a("--max_length", type=int, default=128, help="tokens per sequence, without [CLS]/[SEP]")
+    a("--dev_size", type=float, default=1000, help="held-out sequences (a fraction if < 1)")
+    a("--eval_steps", type=int, default=2000, help="dev bound every N optimizer steps")
     a(
         "--eval_step_size",
         type=int,
         default=4,
-        help="discrete dev bound (linear schedule)",
+        help="discrete dev bound (linear schedule): every N-th t",
     )
-    a("--eval_batch_size", type=int, default=64)
-    a("--logging_steps", type=int, default=100)
-    a("--save_steps", type=int, default=None, help="default: --eval_steps")
+    a("--eval_batch_size", type=int, default=64, help="sequences per dev batch")
+    a("--logging_steps", type=int, default=100, help="a log record every N steps")
+    a(
+        "--save_steps",
+        type=int,
+        default=None,
+        help="save last/ every N steps (default: --eval_steps)",
+    )
     a("--keep_last", type=int, default=0, help="also keep N step-numbered checkpoints")
-    a("--lr_schedule", default="invsqrt", help=", ".join(LR_SCHEDULES))
-    a("--warmup_steps", type=int, default=10000)
-    a("--weight_decay", type=float, default=0.0)
+    a(
+        "--lr_schedule",
+        default="invsqrt",
+        choices=choices(LR_SCHEDULES),
+        help="learning-rate schedule after warm-up",
+    )
+    a("--warmup_steps", type=int, default=10000, help="linear warm-up steps")
+    a("--weight_decay", type=float, default=0.0, help="AdamW weight decay")
     a("--max_grad_norm", type=float, default=0.0, help="0 = no clipping (reference)")
-    a("--bf16", type=boolean, default=True, help="bf16 autocast on CUDA")
-    a("--seed", type=int, default=42)
-    a("--output_dir", default="outputs/run")
+    p.boolean("--bf16", default=True, help="bf16 autocast on CUDA")
+    a("--seed", type=int, default=42, help="seeds the weights, data order and noise")
+    a("--output_dir", default="outputs/run", help="where best/, last/ and train_log.jsonl go")
     a(
         "--cache_dir",
         default=None,
         help="token-id cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
     )
     a("--resume_from", default=None, help="<output_dir>/last of an earlier run")
-    a("--overwrite", type=boolean, default=False, help="replace the run already in --output_dir")
+    p.boolean("--overwrite", help="replace the run already in --output_dir")
     a("--fitlog_dir", default="logs", help="fitlog folder; '' disables fitlog")
-    a("--device", default="auto", help="auto, cpu, cuda")
-    return p.parse_args(argv)
+    a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    p.quiet()
+    return p
 
 
 # Upper bounds that catch a typo before it allocates or runs for ages.
@@ -285,6 +295,7 @@ def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
+    set_quiet(args.quiet)
     check_args(args)
     config = diffusion_config(args)
     resume_dir, state = resume_state(args)
@@ -359,7 +370,12 @@ def train(args: argparse.Namespace, config: DiffusionConfig, resume_dir, state) 
     if state is not None:
         load_resumed_state(trainer, state, resume_dir)
     if rank == 0 and args.fitlog_dir:
-        loggers.append(FitlogLogger(args.fitlog_dir))
+        loggers.append(
+            FitlogLogger(
+                args.fitlog_dir, out, state["step"] if state else None,
+                resume_dir.parent if resume_dir else None,
+            )
+        )  # fmt: skip
     for logger in loggers:
         logger.hyper(vars(args))
     if rank == 0:

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 from common.checks import check_number, check_output_file
+from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
+from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from diffusion import SAMPLERS
 from generation.config import SamplingConfig
@@ -20,25 +22,57 @@ from models import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True, help="a folder written by main.py")
-    p.add_argument("--num_samples", type=int, default=16)
-    p.add_argument("--length", type=int, default=0, help="tokens per sample; 0 = drawn from "
-                   "the training length histogram")  # fmt: skip
-    p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--num_steps", type=int, default=None, help="T' (default: training T)")
-    p.add_argument("--step_size", type=int, default=1)
-    p.add_argument("--topk", type=int, default=0, help="0 = off")
-    p.add_argument("--topp", type=float, default=1.0, help="1 = off")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--sampler", default="ancestral", help=", ".join(SAMPLERS))
-    p.add_argument("--semi_ar_windows", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    p.add_argument("--output", default="samples.txt")
-    p.add_argument("--show_process", action="store_true", help="print the first sample's x0 "
-                   "predictions step by step")  # fmt: skip
-    return p.parse_args(argv)
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
+    a("--checkpoint", required=True, help="a folder written by main.py (best/ or last/)")
+    a("--num_samples", type=int, default=16, help="samples to write")
+    a(
+        "--length",
+        type=int,
+        default=0,
+        help="tokens per sample; 0 = drawn from the training length histogram",
+    )
+    a("--batch_size", type=int, default=16, help="samples per network call")
+    a("--num_steps", type=int, default=None, help="T' (default: training T)")
+    a("--step_size", type=int, default=1, help="t moves by this many steps per call")
+    a("--topk", type=int, default=0, help="sample from the k most likely tokens; 0 = off")
+    a("--topp", type=float, default=1.0, help="nucleus sampling mass; 1 = off")
+    a("--temperature", type=float, default=1.0, help="softmax temperature of the x0 prediction")
+    a(
+        "--sampler",
+        default="ancestral",
+        choices=choices(SAMPLERS),
+        help="ancestral: every step; cached: skip calls while nothing is unmasked",
+    )
+    a(
+        "--semi_ar_windows",
+        type=int,
+        default=1,
+        help="semi-autoregressive: generate in N left-to-right windows",
+    )
+    a("--seed", type=int, default=0, help="seeds the noise of sampling")
+    a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    a(
+        "--output",
+        default="samples.txt",
+        help="one sample per line; settings and speed go to <output>.json",
+    )
+    p.boolean(
+        "--show_process",
+        help="print the first sample step by step and save the frames to "
+        "<output>.process.json (drawn by python -m evaluation.plots)",
+    )
+    p.quiet()
+    return p
+
+
+def process_path(output: Path) -> Path:
+    """Where --show_process saves its frames."""
+    return output.with_name(output.name + ".process.json")
 
 
 MAX_SAMPLES = 10**7
@@ -49,6 +83,7 @@ MAX_BATCH = 2**16
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
+    set_quiet(args.quiet)
     sampling = SamplingConfig.from_namespace(args)
     for name in ("num_samples", "batch_size", "semi_ar_windows"):
         if getattr(args, name) < 1:
@@ -99,15 +134,26 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     if args.show_process:
-        shown = None
-        for step, ids in result.process:
+        shown, frames = None, []
+        for step, ids, masked in result.process:
             text = ckpt.tokenizer.decode(ids)
+            frames.append({"step": step, "tokens": ckpt.tokenizer.convert_ids_to_tokens(ids),
+                           "masked": masked, "text": text})  # fmt: skip
             if text != shown:
                 print(f"t={step:5d}  {text}")
                 shown = text
+        write_json(process_path(output), {
+            "checkpoint": str(ckpt.path), "num_steps": num_steps, "step_size": args.step_size,
+            "sampler": args.sampler, "seed": args.seed,
+            "note": "the first sample before each step s → s − step_size: tokens = x_t with "
+                    "the argmax x0 prediction at the masked positions; masked = which "
+                    "positions are [MASK] in x_t (null where the sampler made no call)",
+            "frames": frames,
+        })  # fmt: skip
+    frames = f", frames in {process_path(output)}" if args.show_process else ""
     print(f"{args.num_samples} samples ({tokens} tokens) in {wall:.1f} s, {result.calls} network "
           f"calls, {tokens / wall:.1f} tokens/s → {output} (settings in "
-          f"{output}.json)")  # fmt: skip
+          f"{output}.json{frames})")  # fmt: skip
     for text in texts[:3]:
         print(f"  {text}")
 

@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 from common.checks import check_number, check_output_dir
+from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
+from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
-from conditional_data import encode_sources, get_task, load_pairs
+from conditional_data import TASKS, encode_sources, get_task, load_pairs
 from diffusion import SAMPLERS
 from evaluation import text_metrics
 from generation.config import SamplingConfig
@@ -25,28 +27,43 @@ from models import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    a = p.add_argument
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
     a("--checkpoint", required=True, help="a folder written by main.py --task")
-    a("--task", default=None, help="default: the checkpoint's task")
+    a("--task", default=None, choices=choices(TASKS), help="default: the checkpoint's task")
     a("--data_dir", default=None, help="the task's DiffuSeq folder (not needed for toy)")
     a("--split", default="test", help="train, valid or test")
     a("--max_examples", type=int, default=0, help="first N sources; 0 = all")
     a("--mbr_size", type=int, default=10, help="candidates per source")
     a("--num_steps", type=int, default=None, help="T' (default: training T)")
-    a("--step_size", type=int, default=1)
-    a("--sampler", default="ancestral", help=", ".join(SAMPLERS))
-    a("--topk", type=int, default=0, help="0 = off")
-    a("--topp", type=float, default=1.0, help="1 = off")
-    a("--temperature", type=float, default=1.0)
+    a("--step_size", type=int, default=1, help="t moves by this many steps per call")
+    a(
+        "--sampler",
+        default="ancestral",
+        choices=choices(SAMPLERS),
+        help="ancestral: every step; cached: skip calls while nothing is unmasked",
+    )
+    a("--topk", type=int, default=0, help="sample from the k most likely tokens; 0 = off")
+    a("--topp", type=float, default=1.0, help="nucleus sampling mass; 1 = off")
+    a("--temperature", type=float, default=1.0, help="softmax temperature of the x0 prediction")
     a("--cfg_weight", type=float, default=0.0, help="SMDM guidance w; 0 = off")
     a("--max_target_length", type=int, default=None, help="default: the checkpoint's")
     a("--batch_size", type=int, default=64, help="rows (source × candidate) per call")
-    a("--bleu_convention", default="diffuseq", help="diffuseq or standard")
-    a("--seed", type=int, default=0)
-    a("--device", default="auto", help="auto, cpu, cuda")
+    a(
+        "--bleu_convention",
+        default="diffuseq",
+        choices=choices(text_metrics.BLEU_CONVENTIONS),
+        help="diffuseq: DiffuSeq's argument order (its published numbers); standard: the usual",
+    )
+    a("--seed", type=int, default=0, help="seeds the noise of sampling")
+    a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     a("--output_dir", default=None, help="default: <checkpoint>/../generation")
-    return p.parse_args(argv)
+    p.quiet()
+    return p
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -81,6 +98,7 @@ MAX_MBR = 1024
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
+    set_quiet(args.quiet)
     check_args(args)
     sampling = SamplingConfig.from_namespace(args)
     device = pick_device(args.device)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bash run.sh              the embedded offline demo: MiniLM-L6 on the toy corpus, spindle
-#                          schedule, CPU, under 10 minutes (outputs in outputs/demo)
+#                          schedule, CPU, under 10 minutes (outputs in outputs/demo, pictures
+#                          in outputs/demo/plots)
 # bash run.sh lm1b [ARGS]  the paper's LM1B configuration (bert-base-uncased, T=2048, λ=0.3,
 #                          hybrid 0.01) under torchrun --nproc_per_node ${NGPU:-1}; MODEL and
 #                          DATASET override the backbone and the data (a local copy)
@@ -25,12 +26,16 @@ demo)
   python3 compute_elbo.py --checkpoint "$out/best" --dataset toy --split validation \
     --bound continuous --mc_samples 4 --max_examples 256 --json "$out/elbo_validation.json"
   python3 predict.py --checkpoint "$out/best" --num_samples 32 --batch_size 32 --num_steps 64 \
-    --output "$out/samples.txt"
+    --output "$out/samples.txt" --show_process
   python3 compute_metric.py --generated "$out/samples.txt" --dataset toy --split test \
     --json "$out/metrics.json"
-  echo "demo: checkpoints in $out/best and $out/last, training log $out/train_log.jsonl," \
-    "fitlog in logs/ (fitlog log logs), samples $out/samples.txt, bound" \
-    "$out/elbo_validation.json, metrics $out/metrics.json"
+  python3 -m evaluation.plots "$out" --elbo "$out/elbo_validation.json" \
+    --process "$out/samples.txt.process.json" --bench bench/results/sample_sweep.jsonl \
+    --out "$out/plots"
+  echo "demo: checkpoints in $out/best and $out/last (each with a model card README.md and" \
+    "training_args.json), training log $out/train_log.jsonl, fitlog in logs/" \
+    "(fitlog log logs --ip 127.0.0.1), samples $out/samples.txt, bound" \
+    "$out/elbo_validation.json, metrics $out/metrics.json, pictures $out/plots/"
   ;;
 ablation)
   nice -n 10 python3 bench/ablation.py "$@"

@@ -15,8 +15,10 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from common.checks import check_output_file
+from common.cli import Parser, choices
 from common.errors import exit_on_usage_error
-from conditional_data import load_pairs
+from common.progress import set_quiet
+from conditional_data import TASKS, load_pairs
 from corpora.cache import cached_token_ids
 from corpora.counting import (
     check_counted,
@@ -28,22 +30,46 @@ from corpora.counting import (
 from models import resolve_model_name
 
 
-@exit_on_usage_error
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model_name_or_path", default="minilm-l6")
-    parser.add_argument("--dataset", default="toy")
-    parser.add_argument("--task", default=None, help="seq2seq task: count its targets")
-    parser.add_argument("--data_dir", default=None, help="the task's DiffuSeq folder")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--max_length", type=int, default=128, help="as main.py's")
-    parser.add_argument(
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
+    a(
+        "--model_name_or_path",
+        default="minilm-l6",
+        help="whose tokenizer counts: minilm-l6 (embedded), a local folder or a hub name",
+    )
+    a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or a dataset folder")
+    a(
+        "--task",
+        default=None,
+        choices=choices(TASKS),
+        help="seq2seq task: count its targets (default: none)",
+    )
+    a("--data_dir", default=None, help="the task's DiffuSeq folder")
+    a("--split", default="train", help="the split to count")
+    a(
+        "--output",
+        type=Path,
+        default=None,
+        help="the counts file (default: word_freq/<model>_<dataset>.pt, main.py's default)",
+    )
+    a("--max_length", type=int, default=128, help="truncation, as main.py's --max_length")
+    a(
         "--cache_dir",
         default=None,
-        help="token cache (default $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
+        help="token cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
     )
-    args = parser.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+@exit_on_usage_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    set_quiet(False)  # off a terminal: no carriage-return floods from datasets' bars
     output = args.output or default_counts_path(args.model_name_or_path, args.dataset, args.task)
     check_output_file(output, "--output")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))

@@ -34,6 +34,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli import Parser  # noqa: E402
 from diffusion import (  # noqa: E402
     AbsorbingDiffusion,
     NoiseSchedule,
@@ -220,6 +221,24 @@ def in_subprocess(config: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
+    a("--mode", choices=list(CONFIGS), required=True, help="what to time (data: bench/data.py)")
+    a("--config", default=None, help=argparse.SUPPRESS)
+    a("--device", default="cpu", help="cpu, cuda or cuda:N")
+    a("--preset", choices=list(PRESETS), default="minilm", help="the denoiser to time")
+    a("--batch_size", type=int, default=8, help="sequences per call")
+    a("--length", type=int, default=64, help="tokens per sequence")
+    a("--num_steps", type=int, default=2048, help="diffusion steps T")
+    a("--step_size", type=int, default=16, help="discrete bound / sampling: every N-th t")
+    a("--word_freq_lambda", type=float, default=0.3, help="spindle λ")
+    a("--repeats", type=int, default=5, help="timed repetitions (the median is reported)")
+    a("--threads", type=int, default=2, help="torch CPU threads")
+    p.boolean("--compile", help="torch.compile the encoder")
+    return p
+
+
 def main() -> None:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--mode")
@@ -232,20 +251,7 @@ def main() -> None:
         spec.loader.exec_module(module)
         module.main(rest)
         return
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=list(CONFIGS), required=True)
-    p.add_argument("--config", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--preset", choices=list(PRESETS), default="minilm")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--length", type=int, default=64)
-    p.add_argument("--num_steps", type=int, default=2048)
-    p.add_argument("--step_size", type=int, default=16)
-    p.add_argument("--word_freq_lambda", type=float, default=0.3)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--compile", action="store_true", help="torch.compile the encoder")
-    args = p.parse_args()
+    args = build_parser().parse_args()
     if args.config:
         print(json.dumps(run_config(args, args.config)))
         return

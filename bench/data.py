@@ -38,6 +38,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli import Parser  # noqa: E402
+
 VOCAB = 30522
 MAX_LENGTH = 128
 MICRO_BATCH = 128
@@ -132,13 +134,18 @@ def append_atomically(path: Path, record: dict) -> None:
     tmp.replace(path)
 
 
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
+    a("--num_examples", type=int, default=30_000_000, help="rows of the synthetic token table")
+    a("--steps", type=int, default=2000, help="timed micro-batches")
+    a("--dev_size", type=int, default=1000, help="held-out rows, as main.py's default")
+    a("--write", type=Path, default=None, help=argparse.SUPPRESS)
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--num_examples", type=int, default=30_000_000)
-    p.add_argument("--steps", type=int, default=2000, help="timed micro-batches")
-    p.add_argument("--dev_size", type=int, default=1000, help="as main.py's default")
-    p.add_argument("--write", type=Path, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.write is not None:
         write(args.write, args.num_examples)
         return

@@ -7,7 +7,6 @@ Prints a table and appends JSON lines to bench/results/sample_sweep.jsonl.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -22,21 +21,27 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli import Parser  # noqa: E402
 from generation.config import SamplingConfig  # noqa: E402
 from generation.unconditional import generate  # noqa: E402
 from models import load_checkpoint  # noqa: E402
 
 
+def build_parser() -> Parser:
+    p = Parser(description=__doc__)
+    a = p.flag
+    a("--checkpoint", default="outputs/demo/best", help="a folder written by main.py")
+    a("--device", default="cpu", help="cpu, cuda or cuda:N")
+    a("--num_samples", type=int, default=8, help="samples per call")
+    a("--length", type=int, default=0, help="tokens per sample; 0: lengths from the checkpoint")
+    a("--steps", default="64,512,2048", help="comma-separated numbers of sampling steps T'")
+    a("--repeats", type=int, default=3, help="timed repetitions (the median is reported)")
+    a("--threads", type=int, default=2, help="torch CPU threads")
+    return p
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default="outputs/demo/best")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--num_samples", type=int, default=8)
-    p.add_argument("--length", type=int, default=0, help="0: lengths from the checkpoint")
-    p.add_argument("--steps", default="64,512,2048")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    args = build_parser().parse_args()
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint, args.device)
     warm_up = SamplingConfig(sampling_steps=8)

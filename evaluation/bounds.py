@@ -9,12 +9,96 @@ import math
 from collections.abc import Iterable
 
 import torch
-from tqdm.auto import tqdm
 
+from common.progress import progress as progress_bar
 from diffusion import AbsorbingDiffusion, continuous_nelbo, discrete_nelbo
+from diffusion.elbo import continuous_integrand
+from diffusion.kl import masked_kl
 from diffusion.types import Denoiser
 
 BOUNDS = ("discrete", "continuous")
+CONTINUOUS_EPS = 1e-3  # continuous_nelbo's default eps
+TERM_BUCKETS = 16
+
+
+def calls_per_batch(bound: str, num_steps: int, step_size: int, mc_samples: int) -> int:
+    """Network calls one batch of ``sequence_nelbo`` makes."""
+    return num_steps // step_size if bound == "discrete" else mc_samples + 1
+
+
+class Terms:
+    """The bound of a set split by time: nats (summed over sequences) per t bucket.
+
+    ``TermRecorder`` adds each network call's term; ``figures(tokens)`` divides by the
+    number of target tokens, so the buckets and ``reconstruction`` add up to the
+    given-length ``nats_per_token`` (the same draws, not new ones).
+    """
+
+    def __init__(self, buckets: int = TERM_BUCKETS):
+        self.edges = torch.linspace(0.0, 1.0, buckets + 1, dtype=torch.float64)
+        self.nats = torch.zeros(buckets, dtype=torch.float64)
+        self.draws = torch.zeros(buckets, dtype=torch.int64)
+        self.reconstruction = 0.0
+
+    def add(self, u: torch.Tensor, nats: torch.Tensor, weight: float) -> None:
+        """u (B,) times of the call's rows, nats (B,) their terms, scaled by ``weight``."""
+        index = torch.bucketize(u.double().cpu(), self.edges[1:-1], right=True)
+        self.nats.index_add_(0, index, nats.double().cpu() * weight)
+        self.draws.index_add_(0, index, torch.ones_like(index))
+
+    def figures(self, tokens: int) -> dict:
+        return {
+            "t_low": self.edges[:-1].tolist(),
+            "t_high": self.edges[1:].tolist(),
+            "nats_per_token": (self.nats / tokens).tolist(),
+            "draws": self.draws.tolist(),
+            "reconstruction_nats_per_token": self.reconstruction / tokens,
+            "note": "t = u in [0, 1]; the buckets plus reconstruction sum to the given-length "
+            "nats_per_token",
+        }
+
+
+class TermRecorder:
+    """A denoiser that passes every call through, counts it on a progress bar and, with
+    ``terms``, records that call's term of the bound for the batch of ``x0``."""
+
+    def __init__(self, diffusion, denoiser, bound, step_size, mc_samples, bar, terms=None):
+        self.diffusion, self.denoiser, self.bound = diffusion, denoiser, bound
+        self.step_size, self.mc_samples, self.bar, self.terms = step_size, mc_samples, bar, terms
+        self.x0 = self.target_mask = None
+        self.call = 0
+
+    def batch(self, x0: torch.Tensor, target_mask: torch.Tensor) -> None:
+        self.x0, self.target_mask, self.call = x0, target_mask, 0
+
+    def __call__(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        log_probs = self.denoiser(xt, u, masked)
+        self.call += 1
+        self.bar.update(1)
+        if self.terms is not None:
+            self._record(xt, u, masked, log_probs)
+        return log_probs
+
+    def _record(self, xt, u, masked, log_probs) -> None:
+        diffusion, x0, target_mask = self.diffusion, self.x0, self.target_mask
+        rows = masked.nonzero(as_tuple=True)[0]
+        per_row = torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
+        if self.bound == "discrete":
+            T = diffusion.num_steps
+            u_t = ((u * T).round() - self.step_size).clamp_min(0.0) / T
+            kl, _ = masked_kl(diffusion, u_t, u, x0, xt, target_mask, masked, log_probs)
+            per_row.index_add_(0, rows, kl.to(torch.float64))
+            if u_t.max().item() <= 0.0:
+                self.terms.reconstruction += per_row.sum().item()
+            else:
+                self.terms.add(u_t, per_row, 1.0)
+        elif self.call <= self.mc_samples:
+            rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
+            per_row.index_add_(0, rows, rate.to(torch.float64))
+            self.terms.add(u, per_row, (1.0 - CONTINUOUS_EPS) / self.mc_samples)
+        else:
+            target = x0[masked].unsqueeze(-1)
+            self.terms.reconstruction += -log_probs.gather(-1, target).double().sum().item()
 
 
 def sequence_nelbo(
@@ -52,27 +136,31 @@ def sequence_bounds(
     device: torch.device | str = "cpu",
     progress: bool = False,
     total: int | None = None,
+    terms: Terms | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence NELBO draws (N, K) float64 and target-token counts (N,), on the CPU.
 
-    ``batches`` yields (x0 (B, L), target_mask (B, L)); deterministic for a seed.
+    ``batches`` yields (x0 (B, L), target_mask (B, L)); deterministic for a seed. With
+    ``progress`` a bar counts network calls (``total`` batches known: with an ETA); with
+    ``terms`` each call's term of the bound is added to it (``Terms``).
     """
     generator = torch.Generator(device=device).manual_seed(seed)
     values, tokens = [], []
-    for x0_cpu, mask_cpu in tqdm(batches, total=total, disable=not progress, desc="bound"):
-        x0, target_mask = x0_cpu.to(device), mask_cpu.to(device)
-        nelbo = sequence_nelbo(
-            diffusion,
-            denoiser,
-            x0,
-            target_mask,
-            bound,
-            step_size,
-            mc_samples,
-            generator,
-        )
-        values.append(nelbo.cpu())
-        tokens.append(target_mask.sum(-1).cpu())
+    per_batch = calls_per_batch(bound, diffusion.num_steps, step_size, mc_samples)
+    bar = progress_bar(
+        total * per_batch if total is not None else None, "bound", "call", enabled=progress
+    )
+    recorder = TermRecorder(diffusion, denoiser, bound, step_size, mc_samples, bar, terms)
+    with bar:
+        for x0_cpu, mask_cpu in batches:
+            x0, target_mask = x0_cpu.to(device), mask_cpu.to(device)
+            recorder.batch(x0, target_mask)
+            nelbo = sequence_nelbo(
+                diffusion, recorder, x0, target_mask, bound, step_size, mc_samples, generator
+            )
+            values.append(nelbo.cpu())
+            tokens.append(target_mask.sum(-1).cpu())
+            bar.set_postfix(sequences=sum(len(v) for v in values), refresh=False)
     return torch.cat(values), torch.cat(tokens)
 
 

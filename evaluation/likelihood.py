@@ -9,7 +9,7 @@ import torch
 
 from corpora import toy
 from corpora.collate import collate
-from evaluation.bounds import length_nll, sequence_bounds, summarise
+from evaluation.bounds import Terms, length_nll, sequence_bounds, summarise
 from evaluation.report import NOT_A_BOUND
 from models.checkpoint import Checkpoint
 
@@ -40,9 +40,10 @@ def likelihood_record(
     diffusion = ckpt.diffusion(protocol)
     pad = ckpt.tokenizer.pad_token_id
     batches = (collate(ids[i : i + batch_size], pad) for i in range(0, len(ids), batch_size))
+    terms = Terms()
     values, tokens = sequence_bounds(
         diffusion, ckpt.model, batches, bound, step_size, mc_samples, seed, device,
-        progress=True, total=math.ceil(len(ids) / batch_size),
+        progress=True, total=math.ceil(len(ids) / batch_size), terms=terms,
     )  # fmt: skip
     words = torch.tensor(num_words)
     record = {
@@ -56,6 +57,7 @@ def likelihood_record(
         "note": None if diffusion.valid_bound else NOT_A_BOUND,
         "seed": seed,
         "given_length": summarise(values, tokens, words),
+        "terms": terms.figures(int(tokens.sum().item())),
     }
     if ckpt.lengths is not None:
         record["full_sequence"] = summarise(values, tokens, words, length_nll(ckpt.lengths, tokens))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
+from common.progress import CallCounter, progress
 from corpora.collate import collate
 from diffusion import GuidedDenoiser, sample
 from generation.config import SamplingConfig
@@ -63,12 +64,17 @@ def generate_candidates(
     rows = [(i, k) for i in range(len(sources)) for k in range(mbr_size)]
     out = Candidates(ids=[[] for _ in sources])
     stop = {tok.sep_token_id, tok.pad_token_id}
-    for start in tqdm(range(0, len(rows), batch_size), desc="sampling", unit="batch"):
+    per_batch = num_steps // sampling.step_size
+    bar = progress(-(-len(rows) // batch_size) * per_batch, "sampling", "step")
+    done_tokens, started = 0, time.perf_counter()
+    for batch_index, start in enumerate(range(0, len(rows), batch_size)):
         chunk = [sources[i] for i, _ in rows[start : start + batch_size]]
         xT, target_mask = conditional_batch(chunk, width, tok.mask_token_id, tok.pad_token_id)
         xT, target_mask = xT.to(device), target_mask.to(device)
         source_mask = (xT != tok.pad_token_id) & ~target_mask
-        denoiser = GuidedDenoiser(ckpt.model, source_mask, tok.mask_token_id, cfg_weight)
+        denoiser = CallCounter(
+            GuidedDenoiser(ckpt.model, source_mask, tok.mask_token_id, cfg_weight), bar
+        )
         result = sample(
             diffusion, denoiser, xT, target_mask, sampler, num_steps, sampling.step_size, generator
         )
@@ -77,4 +83,9 @@ def generate_candidates(
         for row, (i, _) in enumerate(rows[start : start + batch_size]):
             begin = len(sources[i])
             out.ids[i].append(cut_target(x0[row][begin : begin + width], stop))
+            done_tokens += len(out.ids[i][-1])
+        bar.update((batch_index + 1) * per_batch - bar.n)  # steps that needed no call
+        speed = done_tokens / max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix(calls=out.calls, tokens_per_s=f"{speed:.1f}")
+    bar.close()
     return out

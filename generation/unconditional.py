@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from common.errors import UsageError
+from common.progress import CallCounter, progress
 from diffusion import sample
 from generation.config import SamplingConfig
 from models.checkpoint import Checkpoint
@@ -16,12 +17,26 @@ from models.checkpoint import Checkpoint
 @dataclass
 class Generation:
     """Generated ids per sample (no padding), network calls, and the x0 predictions of the
-    first sample at each step (``--show_process``)."""
+    first sample at each step (``--show_process``): (step, prediction, masked), ``masked``
+    the positions still [MASK] in x_t (None at a step the sampler made no call)."""
 
     ids: list[list[int]] = field(default_factory=list)
     calls: int = 0
     calls_per_batch: list[int] = field(default_factory=list)
-    process: list[tuple[int, list[int]]] = field(default_factory=list)
+    process: list[tuple[int, list[int], list[bool] | None]] = field(default_factory=list)
+
+
+class MaskRecorder:
+    """A denoiser that notes, per step, which positions of the first row are masked."""
+
+    def __init__(self, denoiser, num_steps: int):
+        self.denoiser, self.num_steps = denoiser, num_steps
+        self.first_row: dict[int, list[bool]] = {}
+
+    def __call__(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        step = round(float(u[0]) * self.num_steps)
+        self.first_row[step] = masked[0].tolist()
+        return self.denoiser(xt, u, masked)
 
 
 def draw_lengths(length_counts: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -64,7 +79,11 @@ def generate(
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     lengths_generator = torch.Generator().manual_seed(sampling.seed)
     out = Generation()
-    for start in tqdm(range(0, num_samples, batch_size), desc="sampling", unit="batch"):
+    per_batch = semi_ar_windows * (num_steps // sampling.step_size)
+    bar = progress(-(-num_samples // batch_size) * per_batch, "sampling", "step")
+    denoiser = CallCounter(ckpt.model, bar)
+    done_tokens, started = 0, time.perf_counter()
+    for batch_index, start in enumerate(range(0, num_samples, batch_size)):
         n = min(batch_size, num_samples - start)
         if length > 0:
             lengths = torch.full((n,), length)
@@ -86,17 +105,25 @@ def generate(
                 xt = torch.cat([rows[:, rows.shape[1] - keep :], fresh], dim=1)
                 target = torch.zeros_like(target)
                 target[:, keep:] = True
+            record = show_process and start == 0
+            masks = MaskRecorder(denoiser, num_steps) if record else denoiser
             result = sample(
-                diffusion, ckpt.model, xt, target, sampler, num_steps, sampling.step_size,
-                generator, record_history=show_process and start == 0,
+                diffusion, masks, xt, target, sampler, num_steps, sampling.step_size,
+                generator, record_history=record,
             )  # fmt: skip
             batch_calls += result.calls
             new = result.x0 if window == 0 else result.x0[:, keep:]
             rows = new if rows is None else torch.cat([rows, new], dim=1)
-            if show_process and start == 0:
-                out.process += [(s, pred[0].tolist()) for s, pred in result.history]
+            if record:
+                out.process += [(s, pred[0].tolist(), masks.first_row.get(s))
+                                for s, pred in result.history]  # fmt: skip
         out.calls += batch_calls
         out.calls_per_batch.append(batch_calls)
         for row, n_tokens in zip(rows.cpu(), lengths.tolist(), strict=True):
             out.ids.append(row[:n_tokens].tolist() if semi_ar_windows == 1 else row.tolist())
+            done_tokens += len(out.ids[-1])
+        bar.update((batch_index + 1) * per_batch - bar.n)  # steps that needed no call
+        speed = done_tokens / max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix(calls=out.calls, tokens_per_s=f"{speed:.1f}")
+    bar.close()
     return out

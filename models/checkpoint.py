@@ -12,6 +12,7 @@ for resume ``training_state.pt`` (tensors and plain Python values only, loaded w
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from transformers import (
 from common.errors import UsageError
 from common.files import atomic_directory, read_text
 from diffusion import AbsorbingDiffusion
+from models.card import CARD, TRAINING_ARGS, model_card, training_args
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
 
@@ -125,7 +127,11 @@ def save_checkpoint(
     counts: torch.Tensor | None,
     training_state: dict | None = None,
     lengths: torch.Tensor | None = None,
+    run: dict | None = None,
 ) -> None:
+    """Write the folder atomically; with ``run`` (``args``: the flags, ``resolved``,
+    ``step``, ``best_dev_nats_per_token``) also ``training_args.json`` and the model card
+    ``README.md``. Files get the user's umask (safetensors alone would write 0600)."""
     with atomic_directory(path) as tmp:
         model.mlm.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -142,6 +148,33 @@ def save_checkpoint(
             save_file(state, tmp / TIME)
         if training_state is not None:
             torch.save(training_state, tmp / TRAINING_STATE)
+        if run is not None:
+            (tmp / TRAINING_ARGS).write_text(training_args(run), encoding="utf-8")
+            (tmp / CARD).write_text(model_card(config, run, path.name), encoding="utf-8")
+        apply_umask(tmp)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``os.umask`` can
+    only be read by setting it, which would race with threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def apply_umask(folder: Path) -> None:
+    """Give ``folder`` and the files in it the modes ``open``/``mkdir`` would under the
+    current umask (0644 and 0755 under umask 022)."""
+    umask = current_umask()
+    folder.chmod(0o777 & ~umask)
+    for item in folder.rglob("*"):
+        item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
 
 
 def resolve_checkpoint_dir(path: str | Path, argument: str = "--checkpoint") -> Path:

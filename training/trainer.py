@@ -14,9 +14,10 @@ import datasets
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from common.progress import progress as progress_bar
+from common.progress import write as print_line
 from diffusion import AbsorbingDiffusion, Noise, antithetic, d3pm_loss, mdlm_loss
 from evaluation.bounds import estimate_bound
 from models.checkpoint import save_checkpoint
@@ -133,6 +134,7 @@ class Trainer:
         self.model.train()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         scored = torch.zeros((), dtype=torch.float64, device=self.device)
+        tokens = torch.zeros((), dtype=torch.float64, device=self.device)
         for micro in range(self.plan.accumulation):
             rows = self.plan.indices(self.step, micro, self.rank)
             x0, target_mask = fetch(self.train_set, rows, self.tokenizer.pad_token_id)
@@ -147,7 +149,9 @@ class Trainer:
                 (out.loss / self.plan.accumulation).backward()
             total += out.total.to(torch.float64)
             scored += out.num_masked
-        stats = torch.stack([total, scored, (~torch.isfinite(total)).to(torch.float64)])
+            tokens += target_mask.sum()
+        bad = (~torch.isfinite(total)).to(torch.float64)
+        stats = torch.stack([total, scored, bad, tokens])
         if self.world_size > 1:
             dist.all_reduce(stats)
         if stats[2] > 0:
@@ -174,6 +178,7 @@ class Trainer:
             "loss": stats[0].item() / sequences,
             "loss_per_token": stats[0].item() / max(stats[1].item(), 1.0),
             "lr": self.scheduler.get_last_lr()[0],
+            "tokens": stats[3].item(),
         }
 
     def evaluate(self, dev_set: datasets.Dataset) -> dict:
@@ -230,9 +235,21 @@ class Trainer:
         ``with_state``, since the RNG states are gathered)."""
         state = self.state_dict() if with_state else None
         if self.rank == 0:
+            run = {
+                "args": self.run_args,
+                "resolved": {
+                    "max_steps": self.max_steps,
+                    "global_batch": self.plan.global_batch,
+                    "save_steps": self.train.save_every,
+                    "world_size": self.world_size,
+                },
+                "step": self.step,
+                "best_dev_nats_per_token": self.best,
+            }
             save_checkpoint(
-                path, self.model, self.tokenizer, self.config, self.counts, state, self.lengths
-            )
+                path, self.model, self.tokenizer, self.config, self.counts, state, self.lengths,
+                run,
+            )  # fmt: skip
 
     def fit(
         self,
@@ -248,24 +265,38 @@ class Trainer:
         ``last/`` saved and the result returned."""
         t, output_dir = self.train, Path(output_dir)
         window, logged, started = [], [], time.time()
-        progress = tqdm(
-            total=self.max_steps, initial=self.step, disable=self.rank != 0, desc="training"
+        first = self.step
+        if self.rank == 0 and first > 0:
+            print_line(f"resumed from step {first} of {self.max_steps}")
+        for logger in loggers:
+            logger.start(first, self.max_steps)
+        progress = progress_bar(
+            self.max_steps, "training", "step", enabled=self.rank == 0, initial=first
         )
+        tick, tokens = time.time(), 0.0
         while self.step < self.max_steps:
             result = self.train_step()
             progress.update(1)
             if result is not None:
                 window.append(result)
+                tokens += result["tokens"]
             step = self.step
             if step % t.logging_steps == 0 and window and self.rank == 0:
-                record = _mean_record(window, step, self.skipped_steps, time.time() - started)
+                now = time.time()
+                record = _mean_record(window, step, self.skipped_steps, now - started)
+                record["tokens_per_s"] = round(tokens / max(now - tick, 1e-9), 1)
+                tick, tokens = now, 0.0
                 for logger in loggers:
                     logger.train(record)
                 logged.append(record["loss"])
-                progress.set_postfix(loss=f"{record['loss']:.4f}")
+                progress.set_postfix(
+                    loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
+                    tok_s=f"{record['tokens_per_s']:.0f}", refresh=False,
+                )  # fmt: skip
                 window = []
             if step % t.eval_steps == 0 or step == self.max_steps:
                 self._evaluate_and_keep_best(dev_set, output_dir, loggers)
+                tick = time.time()  # tokens/s counts training time only
             signal = stop()
             if step % t.save_every == 0 or step == self.max_steps or signal is not None:
                 self.save(output_dir / "last", with_state=True)
@@ -276,6 +307,7 @@ class Trainer:
                     if self.rank == 0:
                         prune_checkpoints(output_dir, t.keep_last)
             if signal is not None:
+                progress.close()
                 return FitResult(self.step, logged, self.best, signal)
         progress.close()
         for logger in loggers:
@@ -289,7 +321,7 @@ class Trainer:
         if self.rank == 0:
             for logger in loggers:
                 logger.dev(self.step, dev)
-            tqdm.write(
+            print_line(
                 f"step {self.step}: dev {dev['nats_per_token']:.4f} nats/token "
                 f"(ppl {dev['ppl_per_token']:.2f}, {dev['bound']} bound)"
             )

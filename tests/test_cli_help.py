@@ -1,0 +1,124 @@
+"""--help is the reference: every flag of every script has help text and shows its default;
+fixed sets are argparse choices read from the registries; booleans share one convention."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from common.cli import BooleanFlag, Parser
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "compute_elbo",
+           "compute_metric", "evaluation.plots"]  # fmt: skip
+BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py"]
+
+
+def parser_of(name: str) -> argparse.ArgumentParser:
+    if name.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(name).stem + "_help", REPO / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(name)
+    return module.build_parser()
+
+
+@pytest.mark.parametrize("name", SCRIPTS + BENCH)
+def test_every_flag_has_help_and_shows_its_default(name):
+    parser = parser_of(name)
+    assert isinstance(parser, Parser)
+    text = parser.format_help()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+            continue
+        flag = action.option_strings[0] if action.option_strings else action.dest
+        assert action.help, f"{name}: {flag} has no help text"
+        if action.option_strings and not action.required:
+            formatter = parser._get_formatter()
+            assert "default" in formatter._get_help_string(action), f"{name}: {flag}"
+    assert "(default:" in text
+
+
+def test_registries_are_the_choices():
+    from conditional_data import TASKS
+    from diffusion import BASE_SCHEDULES, OBJECTIVES, PROTOCOLS, SAMPLERS
+    from evaluation.bounds import BOUNDS
+    from models import TIMESTEPS
+    from training.optim import LR_SCHEDULES
+
+    def choices(script, flag):
+        parser = parser_of(script)
+        return next(a.choices for a in parser._actions if flag in a.option_strings)
+
+    assert choices("main", "--schedule") == list(BASE_SCHEDULES)
+    assert choices("main", "--timestep") == list(TIMESTEPS)
+    assert choices("main", "--objective") == list(OBJECTIVES)
+    assert choices("main", "--lr_schedule") == list(LR_SCHEDULES)
+    assert choices("main", "--task") == list(TASKS)
+    assert choices("predict", "--sampler") == list(SAMPLERS)
+    assert choices("compute_elbo", "--bound") == list(BOUNDS)
+    assert choices("compute_elbo", "--protocol") == list(PROTOCOLS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "value"),
+    [([], False), (["--from_scratch"], True), (["--from_scratch", "true"], True),
+     (["--from_scratch", "false"], False), (["--no-from_scratch"], False),
+     (["--from_scratch", "1"], True)],
+)  # fmt: skip
+def test_booleans_take_both_spellings(argv, value):
+    assert parser_of("main").parse_args(argv).from_scratch is value
+
+
+def test_every_boolean_uses_the_one_convention():
+    for name in SCRIPTS + BENCH:
+        for action in parser_of(name)._actions:
+            if action.nargs == 0 and not isinstance(action, argparse._HelpAction):
+                pytest.fail(f"{name}: {action.option_strings} is a plain switch")
+            if action.type is bool:
+                pytest.fail(f"{name}: {action.option_strings} uses type=bool")
+    show = next(a for a in parser_of("predict")._actions if "--show_process" in a.option_strings)
+    assert isinstance(show, BooleanFlag)
+
+
+def test_bad_values_are_one_line_naming_the_flag(capsys):
+    for argv, message in (
+        (["--timestep", "clock"], "--timestep 'clock' is unknown: choose one of none"),
+        (["--from_scratch", "maybe"], "--from_scratch expected true or false, got 'maybe'"),
+        (["--no-bf16", "yes"], "--no-bf16 takes no value"),
+        (["--lr", "fast"], "--lr: invalid float value: 'fast'"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            parser_of("main").parse_args(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err, err
+        assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_bars_off_a_terminal_are_plain_lines(monkeypatch):
+    import io
+    import sys
+
+    from common import progress
+
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    progress.set_quiet(False)
+    bar = progress.progress(50, "sampling", "step")
+    for _ in range(50):
+        bar.update(1)
+    bar.close()
+    text = stream.getvalue()
+    assert "\r" not in text and text.endswith("\n") and "50/50" in text
+    assert len(text.splitlines()) <= 3  # start, end: not one line per update
+    progress.set_quiet(True)
+    quiet = progress.progress(5, "x", "step")
+    quiet.update(5)
+    quiet.close()
+    progress.set_quiet(False)
+    assert stream.getvalue() == text

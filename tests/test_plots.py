@@ -1,0 +1,150 @@
+"""Pictures: each is written, and the data it draws is the data of its source file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from evaluation import plots
+from evaluation.bounds import Terms, sequence_bounds, summarise
+from models import load_checkpoint
+from tests.enumeration import L, TinyNet, make_diffusion
+from tests.test_cli import run_main
+
+
+@pytest.mark.parametrize(("bound", "lam"), [("discrete", 0.3), ("continuous", 0.3),
+                                            ("continuous", 0.0)])  # fmt: skip
+def test_the_terms_add_up_to_the_bound(bound, lam):
+    """The per-t export of compute_elbo.py --json splits the very draws that are totalled."""
+    diffusion = make_diffusion(lam, 16)
+    x0 = torch.tensor([[2, 0], [5, 1], [4, 4]]).repeat(20, 1)
+    target = torch.ones_like(x0, dtype=torch.bool)
+    target[::3, 1] = False
+    terms = Terms()
+    values, tokens = sequence_bounds(
+        diffusion, TinyNet(), [(x0[:30], target[:30]), (x0[30:], target[30:])], bound, 2, 3,
+        seed=0, terms=terms,
+    )  # fmt: skip
+    plain, _ = sequence_bounds(
+        diffusion, TinyNet(), [(x0[:30], target[:30]), (x0[30:], target[30:])], bound, 2, 3,
+        seed=0,
+    )  # fmt: skip
+    assert torch.equal(values, plain)
+    figures = terms.figures(int(tokens.sum()))
+    total = sum(figures["nats_per_token"]) + figures["reconstruction_nats_per_token"]
+    assert total == pytest.approx(summarise(values, tokens)["nats_per_token"], rel=1e-9)
+    assert len(figures["t_low"]) == len(figures["nats_per_token"]) == 16
+    assert x0.shape[1] == L
+
+
+@pytest.fixture(scope="module")
+def demo_like(tiny_bert, toy_txt, tmp_path_factory):
+    """A tiny spindle run with every source file the plots read: train_log.jsonl, best/,
+    compute_elbo.py --json, predict.py --show_process, a bench sweep."""
+    capsys = _Capture()
+    out = tmp_path_factory.mktemp("plots-run")
+    code, _, err = run_main("word_freq.py", "--model_name_or_path", str(tiny_bert), "--dataset",
+                            str(toy_txt), "--max_length", "24", "--output",
+                            str(out / "freq.pt"), capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_main(
+        "main.py", "--model_name_or_path", str(tiny_bert), "--from_scratch", "--dataset",
+        str(toy_txt), "--word_freq_file", str(out / "freq.pt"), "--word_freq_lambda", "0.3",
+        "--batch_size", "8", "--max_length", "24", "--dev_size", "16", "--num_steps", "64",
+        "--lr", "2e-3", "--warmup_steps", "2", "--logging_steps", "2", "--eval_steps", "3",
+        "--max_steps", "6", "--output_dir", str(out), "--fitlog_dir", "", "--quiet",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_main("compute_elbo.py", "--checkpoint", str(out / "best"), "--dataset",
+                            str(toy_txt), "--split", "train", "--bound", "continuous",
+                            "--mc_samples", "2", "--max_examples", "8", "--quiet", "--json",
+                            str(out / "elbo_validation.json"), capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_main("predict.py", "--checkpoint", str(out / "best"), "--num_samples", "2",
+                            "--batch_size", "2", "--num_steps", "16", "--length", "6",
+                            "--show_process", "--output", str(out / "samples.txt"), "--quiet",
+                            capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    sweep = [
+        {"date": "2026-01-01T00:00:00+00:00", "machine": "old", "num_steps": 64,
+         "sampler": "ancestral", "samples_per_s": 9.0, "calls_per_sample": 64},
+    ] + [
+        {"date": "2026-02-01T00:00:00+00:00", "machine": "m", "num_steps": n, "sampler": s,
+         "samples_per_s": 100.0 / n / (1 if s == "ancestral" else 0.6),
+         "calls_per_sample": n if s == "ancestral" else n // 2}
+        for n in (64, 512) for s in ("ancestral", "cached")
+    ]  # fmt: skip
+    (out / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sweep))
+    return out
+
+
+class _Capture:
+    """capsys for a module-scoped fixture: run_main only needs readouterr()."""
+
+    def readouterr(self):
+        return "", ""
+
+
+def test_the_entry_point_writes_every_picture(demo_like, tmp_path, capsys):
+    code, stdout, err = run_main("evaluation.plots", str(demo_like), "--bench",
+                                 str(demo_like / "sweep.jsonl"), "--out", str(tmp_path),
+                                 capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    for name in ("training", "spindle", "elbo_terms", "sampling", "bench_sampling"):
+        png = tmp_path / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
+        assert str(png) in stdout
+
+
+def test_each_picture_draws_its_source(demo_like, tmp_path):
+    log = [json.loads(line) for line in (demo_like / "train_log.jsonl").read_text().splitlines()]
+    drawn = plots.plot_training(demo_like / "train_log.jsonl", tmp_path / "t.png")
+    assert drawn["step"] == [r["step"] for r in log if "loss" in r] == [2, 4, 6]
+    assert drawn["loss"] == [r["loss"] for r in log if "loss" in r]
+    assert drawn["lr"] == [r["lr"] for r in log if "loss" in r]
+    assert drawn["dev_nats_per_token"] == [r["dev_nats_per_token"] for r in log
+                                           if "dev_nats_per_token" in r]  # fmt: skip
+
+    spindle = plots.plot_spindle(demo_like / "best", tmp_path / "s.png")
+    ckpt = load_checkpoint(demo_like / "best")
+    schedule = ckpt.config.noise_schedule()
+    u = torch.tensor(spindle["u"], dtype=torch.float64)
+    assert spindle["plain"] == schedule.base_alpha_bar(u).tolist()
+    tokens = spindle["tokens"]
+    assert tokens["most frequent"]["count"] == int(ckpt.counts.max())
+    assert tokens["rarest"]["count"] == int(ckpt.counts[ckpt.counts > 0].min())
+    frequent = torch.tensor(tokens["most frequent"]["alpha_bar"])
+    rare = torch.tensor(tokens["rarest"]["alpha_bar"])
+    middle = len(u) // 2
+    assert frequent[middle] > spindle["plain"][middle] > rare[middle]  # frequent kept longer
+    assert frequent[0] == rare[0] == 1.0
+
+    elbo = json.loads((demo_like / "elbo_validation.json").read_text())
+    terms = plots.plot_elbo_terms(demo_like / "elbo_validation.json", tmp_path / "e.png")
+    assert terms["nats_per_token"] == elbo["terms"]["nats_per_token"]
+    assert sum(terms["nats_per_token"]) + terms["reconstruction_nats_per_token"] == pytest.approx(
+        elbo["given_length"]["nats_per_token"], rel=1e-6
+    )
+
+    process = json.loads((demo_like / "samples.txt.process.json").read_text())
+    strip = plots.plot_sampling(demo_like / "samples.txt.process.json", tmp_path / "p.png", 4)
+    assert process["num_steps"] == 16 and len(process["frames"]) >= 4
+    assert strip["steps"][0] == process["frames"][0]["step"] == 16
+    assert strip["steps"][-1] == process["frames"][-1]["step"]
+    assert strip["tokens"][0] == process["frames"][0]["tokens"]
+    assert strip["masked"][0] == [True] * 6 and strip["masked"][-1].count(True) < 6
+    assert strip["masked"] == [f["masked"] for f in process["frames"] if f["step"] in
+                               strip["steps"]]  # fmt: skip
+
+    bench = plots.plot_bench(demo_like / "sweep.jsonl", tmp_path / "b.png")
+    assert bench["machine"] == "m"
+    assert bench["samplers"]["cached"]["num_steps"] == [64, 512]
+    assert bench["samplers"]["ancestral"]["calls_per_sample"] == [64, 512]
+
+
+def test_a_missing_run_is_one_line(tmp_path, capsys):
+    code, _, err = run_main("evaluation.plots", str(tmp_path / "nope"), capsys=capsys)
+    assert code == 2 and "no such folder" in err and err.count("\n") == 1
