@@ -5,6 +5,9 @@ python main.py --task toy ...   (seq2seq: [CLS] source target [SEP], only the ta
 torchrun --nproc_per_node N main.py ...   (DDP; one process works without torchrun)
 """
 
+# Over 300 lines because of its ~45 flags, each with help text; the logic it wires lives in
+# training/ (Trainer.fit, resume checks, the run folder) and models/.
+
 from __future__ import annotations
 
 import argparse
@@ -31,16 +34,20 @@ from models import (
     DiffusionConfig,
     build_model,
     load_checkpoint,
-    load_training_state,
-    resolve_checkpoint_dir,
     resolve_model_name,
 )
-from models.checkpoint import STATISTICS, TRAINING_STATE, check_lengths
-from training.config import TrainingConfig, resume_differences
+from models.checkpoint import check_lengths
+from training.config import TrainingConfig
 from training.data import training_data
 from training.distributed import setup_distributed, teardown_distributed
 from training.loggers import FitlogLogger, JsonlLog
 from training.optim import LR_SCHEDULES
+from training.resume import (
+    check_finite_weights,
+    check_resumed_counts,
+    load_resumed_state,
+    resume_state,
+)
 from training.rng import seed_everything
 from training.run_dir import claim, existing_run, repair_log
 from training.trainer import Trainer
@@ -218,79 +225,6 @@ def diffusion_config(args: argparse.Namespace) -> DiffusionConfig:
     return config
 
 
-def resume_state(args: argparse.Namespace) -> tuple[Path | None, dict | None]:
-    """The folder and training state to resume from, checked against the new settings."""
-    if not args.resume_from:
-        return None, None
-    resume_dir = resolve_checkpoint_dir(args.resume_from, "--resume_from")
-    state = load_training_state(resume_dir)
-    changed = resume_differences(state["args"], vars(args))
-    if changed:
-        listed = "; ".join(f"--{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items())
-        raise UsageError(
-            f"--resume_from {resume_dir}: settings differ from that run: {listed}. "
-            "Resume with the original settings or start a new --output_dir"
-        )
-    return resume_dir, state
-
-
-def check_resumed_counts(resume_dir: Path, saved: torch.Tensor | None, counts) -> None:
-    """The token counts of this run (--word_freq_file) are the ones the run started with."""
-    same = (saved is None) == (counts is None) and (
-        saved is None or (saved.shape == counts.shape and torch.equal(saved, counts))
-    )
-    if not same:
-        raise UsageError(
-            f"--word_freq_file: its counts differ from those the run was trained with "
-            f"({resume_dir / STATISTICS}); resuming would change the spindle schedule mid-run. "
-            "Pass the original --word_freq_file or start a new --output_dir"
-        )
-
-
-def load_resumed_state(trainer: Trainer, state: dict, resume_dir: Path) -> None:
-    """``trainer.load_state_dict(state)``, with a state that does not fit this run (another
-    model, another number of processes) reported as one line naming the file."""
-    file = resume_dir / TRAINING_STATE
-    world = trainer.world_size
-    if len(state["rng"]) != world:
-        raise UsageError(
-            f"{file}: written by a run of {len(state['rng'])} process(es), resumed with {world}; "
-            "resume with the same number of processes (the batch and the RNG states depend on it)"
-        )
-    params = [p for group in trainer.optimizer.param_groups for p in group["params"]]
-    saved = state["optimizer"].get("state", {})
-    groups = state["optimizer"].get("param_groups", [])
-    count = sum(len(g.get("params", [])) for g in groups if isinstance(g, dict))
-    wrong = count != len(params) or any(
-        isinstance(entry, dict)
-        and isinstance(entry.get(key), torch.Tensor)
-        and (not isinstance(index, int) or index >= len(params) or
-             entry[key].shape != params[index].shape)
-        for index, entry in saved.items()
-        for key in ("exp_avg", "exp_avg_sq")
-    )  # fmt: skip
-    if wrong:
-        raise UsageError(
-            f"{file}: the optimizer state does not fit the model ({count} parameters saved, "
-            f"{len(params)} in the model, or other shapes); the folder mixes files of different "
-            "runs: resume from that run's own last/ or start a new --output_dir"
-        )
-    try:
-        trainer.load_state_dict(state)
-    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:
-        raise UsageError(f"{file}: cannot be resumed from ({error}); the file is damaged") from None
-
-
-def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
-    """A run whose weights turned NaN/inf did not succeed, whatever its loss said."""
-    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-    if bad:
-        raise FloatingPointError(
-            f"the weights are NaN/inf after training ({len(bad)} tensors, e.g. {bad[0]}); the "
-            f"checkpoints in {out} are unusable: lower --lr or set --max_grad_norm"
-        )
-
-
 @exit_on_usage_error(flags={"step_size": "--eval_step_size"})
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -298,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     set_quiet(args.quiet)
     check_args(args)
     config = diffusion_config(args)
-    resume_dir, state = resume_state(args)
+    resume_dir, state = resume_state(args.resume_from, vars(args))
     rank0 = os.environ.get("RANK", "0") == "0"
     out = Path(args.output_dir)
     if rank0:

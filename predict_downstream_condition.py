@@ -94,7 +94,7 @@ def check_args(args: argparse.Namespace) -> None:
 MAX_MBR = 1024
 
 
-@exit_on_usage_error
+@exit_on_usage_error(flags={"weight": "--cfg_weight"})
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()

@@ -107,7 +107,7 @@ def spindle_curves(checkpoint: Path, points: int = 201) -> dict:
     picks = {"most frequent": order[0], "median": order[len(order) // 2], "rarest": order[-1]}
     for label, token in picks.items():
         w = torch.full((points, 1), float(h[token]) - mean, dtype=torch.float64)
-        alpha = schedule.alpha_bar(u, w, discrete=False).squeeze(-1)
+        alpha = schedule.alpha_bar(u, w).squeeze(-1)
         drawn["tokens"][label] = {
             "id": int(token),
             "token": tokenizer.convert_ids_to_tokens(int(token)),

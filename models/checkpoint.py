@@ -11,7 +11,6 @@ for resume ``training_state.pt`` (tensors and plain Python values only, loaded w
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import (
     AutoConfig,
     AutoModelForMaskedLM,
@@ -28,18 +27,26 @@ from transformers import (
 )
 
 from common.errors import UsageError
-from common.files import atomic_directory, read_text
+from common.files import atomic_directory
 from diffusion import AbsorbingDiffusion
 from models.card import CARD, TRAINING_ARGS, model_card, training_args
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
-
-SETTINGS = "diffusion_config.json"
-STATISTICS = "corpus_statistics.safetensors"
-TIME = "time_embedding.safetensors"
-TRAINING_STATE = "training_state.pt"
-TOKENIZER = "tokenizer.json"
-REQUIRED = ("config.json", "model.safetensors", "tokenizer_config.json", SETTINGS)
+from models.folder_checks import (
+    REQUIRED,
+    SETTINGS,
+    STATISTICS,
+    TIME,
+    TOKENIZER,
+    TRAINING_STATE,
+    check_json_files,
+    damaged,
+    fallback,
+    load_mlm,
+    load_statistics,
+    load_tensors,
+    one_line,
+)
 
 
 @dataclass
@@ -192,142 +199,9 @@ def resolve_checkpoint_dir(path: str | Path, argument: str = "--checkpoint") -> 
     if missing:
         raise UsageError(
             f"{argument} {path} is incomplete: {', '.join(missing)} missing. Pass a folder "
-            f"written by main.py (<output_dir>/best or <output_dir>/last){_fallback(path)}"
+            f"written by main.py (<output_dir>/best or <output_dir>/last){fallback(path)}"
         )
     return path
-
-
-def _fallback(path: Path) -> str:
-    """Advice for a damaged folder: its ``.old`` copy when one exists."""
-    old = path.parent / f".{path.name}.old"
-    if path.name.startswith(".") or not old.is_dir():
-        return "; re-save the folder from its run's last/ or retrain"
-    return f"; the folder is damaged: use {old} (the copy before the last save)"
-
-
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _damaged(file: Path, what: str) -> UsageError:
-    return UsageError(f"{file}: {what}{_fallback(file.parent)}")
-
-
-def _load_tensors(file: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(file)
-    except Exception as error:  # noqa: BLE001 (safetensors' own SafetensorError, OSError...)
-        raise _damaged(file, f"cannot be read ({_one_line(error)})") from None
-
-
-def _load_mlm(path: Path) -> torch.nn.Module:
-    """The masked LM of a folder; a torn file or a config that does not match the weights is
-    one error naming the file (transformers would otherwise warn and initialise at random)."""
-    try:
-        mlm, info = AutoModelForMaskedLM.from_pretrained(
-            path, output_loading_info=True, ignore_mismatched_sizes=True
-        )
-    except Exception as error:  # noqa: BLE001 (transformers raises many kinds on a bad folder)
-        file = (
-            "config.json"
-            if isinstance(error, (OSError, ValueError, KeyError))
-            and ("config" in str(error).lower())
-            else "model.safetensors"
-        )
-        raise _damaged(path / file, f"cannot be loaded ({_one_line(error)})") from None
-    wrong = {k: v for k, v in info.items() if k != "error_msgs" and v}
-    if wrong or info.get("error_msgs"):
-        listed = "; ".join(f"{k.replace('_keys', '')}: {_names(v)}" for k, v in wrong.items())
-        raise _damaged(
-            path / "model.safetensors",
-            f"the weights do not match config.json ({listed or info['error_msgs'][0]})",
-        )
-    return mlm
-
-
-def _names(keys) -> str:
-    """A few parameter names of a loading-info list (entries may be (name, shapes) tuples)."""
-    names = sorted(str(k[0] if isinstance(k, tuple) else k) for k in keys)
-    shown = ", ".join(names[:3])
-    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-
-
-def _check_counts(file: Path, name: str, values: torch.Tensor, size: int | None) -> None:
-    if (
-        values.dim() != 1
-        or values.is_floating_point()
-        or values.is_complex()
-        or (values.dtype == torch.bool)
-    ):
-        finite = (
-            ""
-            if not values.is_floating_point()
-            else ("" if torch.isfinite(values).all() else ", with NaN/inf")
-        )
-        raise _damaged(
-            file, f"{name} must be a 1-d integer tensor of counts, found {values.dtype} "
-            f"{tuple(values.shape)}{finite}"
-        )  # fmt: skip
-    if size is not None and values.numel() != size:
-        raise _damaged(file, f"{name} has {values.numel()} entries, expected {size}")
-    if (values < 0).any():
-        raise _damaged(file, f"{name} has negative counts")
-
-
-def _load_statistics(path: Path, config: DiffusionConfig, vocab: int, tokens: int) -> dict:
-    file = path / STATISTICS
-    if not file.is_file():
-        return {}
-    statistics = _load_tensors(file)
-    counts, lengths = statistics.get("token_counts"), statistics.get("length_counts")
-    if counts is not None:
-        if counts.dim() == 1 and counts.numel() != vocab:
-            raise UsageError(
-                f"{file} has {counts.numel()} entries, the model's vocabulary {vocab}: the "
-                "folder mixes files of different models"
-            )
-        _check_counts(file, "token_counts", counts, vocab)
-        if config.word_freq_lambda > 0 and int(counts.sum()) == 0:
-            raise _damaged(file, "token_counts are all zero, but the spindle schedule (λ > 0) "
-                           "needs the training split's counts")  # fmt: skip
-        if tokens < vocab and int(counts[tokens:].sum()) > 0:
-            raise _damaged(
-                path / TOKENIZER,
-                f"the tokenizer has {tokens} tokens but the training counts use ids up to "
-                f"{int(counts.nonzero().max())}: not the tokenizer the model was trained with",
-            )
-    if lengths is not None:
-        _check_counts(file, "length_counts", lengths, None)
-        if lengths.numel() > config.max_length + 1 and int(lengths[config.max_length + 1 :].sum()):
-            raise _damaged(
-                file,
-                f"length_counts counts sequences longer than max_length {config.max_length} "
-                f"of {path / SETTINGS}",
-            )
-        if int(lengths.sum()) == 0:
-            raise _damaged(file, "length_counts are all zero")
-        statistics["length_counts"] = lengths[: config.max_length + 1]
-    return statistics
-
-
-JSON_FILES = ("config.json", TOKENIZER, "tokenizer_config.json", "special_tokens_map.json")
-
-
-def _check_json_files(path: Path) -> None:
-    """The Hugging Face JSON files of a folder are UTF-8 JSON objects (transformers' own errors
-    would not say which file)."""
-    for name in JSON_FILES:
-        file = path / name
-        if not file.is_file():
-            continue
-        try:
-            data = json.loads(read_text(file))
-        except json.JSONDecodeError as error:
-            raise _damaged(file, f"is not valid JSON ({error})") from None
-        if not isinstance(data, dict):
-            raise _damaged(file, f"expected a JSON object, found a {type(data).__name__}")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
@@ -335,23 +209,23 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     every file checked: a damaged one is one ``UsageError`` naming it."""
     path = resolve_checkpoint_dir(path)
     config = DiffusionConfig.load(path / SETTINGS)
-    _check_json_files(path)
+    check_json_files(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as error:  # noqa: BLE001 (tokenizers raises its own exception types)
-        raise _damaged(path / TOKENIZER, f"cannot be loaded ({_one_line(error)})") from None
-    mlm = _load_mlm(path)
+        raise damaged(path / TOKENIZER, f"cannot be loaded ({one_line(error)})") from None
+    mlm = load_mlm(path)
     model = denoiser_from(mlm, tokenizer, config, str(path))
     vocab = model.mlm.config.vocab_size
     if model.time is not None:
         if not (path / TIME).is_file():
             raise UsageError(f"{path}: {TIME} is missing for timestep {config.timestep!r}"
-                             f"{_fallback(path)}")  # fmt: skip
+                             f"{fallback(path)}")  # fmt: skip
         try:
-            model.time.load_state_dict(_load_tensors(path / TIME))
+            model.time.load_state_dict(load_tensors(path / TIME))
         except RuntimeError as error:
-            raise _damaged(path / TIME, f"does not fit the model ({_one_line(error)})") from None
-    statistics = _load_statistics(path, config, vocab, len(tokenizer))
+            raise damaged(path / TIME, f"does not fit the model ({one_line(error)})") from None
+    statistics = load_statistics(path, config, vocab, len(tokenizer))
     counts = statistics.get("token_counts")
     if counts is None and config.word_freq_lambda > 0:
         raise UsageError(f"{path}: {STATISTICS} is missing but the spindle schedule needs it")
@@ -382,19 +256,19 @@ def load_training_state(path: Path) -> dict:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # torch's message suggests weights_only=False, which would run the file's code: never
-        raise _damaged(
+        raise damaged(
             file, "holds Python objects besides tensors and plain values, which are not loaded "
             "(they could run code); it was not written by main.py"
         ) from None  # fmt: skip
     except Exception as error:  # noqa: BLE001 (a torn zip raises RuntimeError, EOFError...)
-        raise _damaged(file, f"cannot be read ({_one_line(error)})") from None
+        raise damaged(file, f"cannot be read ({one_line(error)})") from None
     if not isinstance(state, dict):
-        raise _damaged(file, f"expected a dict of training state, found {type(state).__name__}")
+        raise damaged(file, f"expected a dict of training state, found {type(state).__name__}")
     for key, kind in STATE_KEYS.items():
         if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
-            raise _damaged(file, f"{key!r} is missing or not a {kind.__name__}")
+            raise damaged(file, f"{key!r} is missing or not a {kind.__name__}")
     if state["step"] < 0 or not ("best" in state and (
         state["best"] is None or isinstance(state["best"], float)
     )):  # fmt: skip
-        raise _damaged(file, "'step' or 'best' is out of range")
+        raise damaged(file, "'step' or 'best' is out of range")
     return state

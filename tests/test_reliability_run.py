@@ -14,8 +14,7 @@ import torch
 from models.checkpoint import TRAINING_STATE
 from tests.test_cli import run_main, train_args
 from training import run_dir
-from training.run_dir import lock
-from training.trainer import prune_checkpoints
+from training.run_dir import lock, prune_checkpoints
 
 
 @pytest.fixture(scope="module")

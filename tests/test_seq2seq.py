@@ -198,8 +198,9 @@ def test_guidance_combines_conditional_and_source_masked_predictions(tiny_bert, 
     assert torch.allclose(guided, expected.log_softmax(-1), atol=1e-5)
     assert torch.isneginf(guided[:, tokenizer.mask_token_id]).all()
     assert not torch.allclose(guided, plain, atol=1e-3)
-    with pytest.raises(ValueError, match="--cfg_weight must be ≥ 0"):
+    with pytest.raises(ValueError, match=r"weight \(guidance\) must be ≥ 0") as error:
         GuidedDenoiser(model, source_mask, 103, -1.0)
+    assert error.value.parameter == "weight"
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.5])

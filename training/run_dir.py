@@ -209,3 +209,14 @@ def repair_log(path: Path) -> None:
         kept.append(line)
     if len(kept) != sum(1 for line in lines if line.strip()):
         write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def prune_checkpoints(output_dir: Path, keep_last: int) -> None:
+    """Keep the ``keep_last`` newest ``checkpoint-<step>`` folders among those this run wrote
+    (``training.run_dir.record_checkpoint``); folders it did not write are never touched."""
+    owned = owned_checkpoints(output_dir)
+    old = owned[: max(0, len(owned) - keep_last)]
+    for step in old:
+        shutil.rmtree(output_dir / f"checkpoint-{step}", ignore_errors=True)
+    if old:
+        forget_checkpoints(output_dir, old)

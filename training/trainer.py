@@ -1,10 +1,12 @@
 """The trainer: one optimizer step of diffusion training, dev evaluation, and the loop
-(``fit``) that owns steps, logging, evaluation, best tracking, saving and pruning."""
+(``fit``) that owns steps, logging, evaluation, best tracking, saving and pruning.
+
+Over 300 lines on purpose: one class with one job, whose loop a reader follows top to
+bottom (nanoGPT's train.py is the model); splitting it would scatter the loop."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from training.data import fetch
 from training.loggers import Logger
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
-from training.run_dir import forget_checkpoints, owned_checkpoints, record_checkpoint
+from training.run_dir import prune_checkpoints, record_checkpoint
 
 MAX_BAD_STEPS = 20
 
@@ -342,14 +344,3 @@ def _mean_record(window: list[dict], step: int, skipped: int, elapsed: float) ->
         "skipped_steps": skipped,
         "elapsed_s": round(elapsed, 2),
     }
-
-
-def prune_checkpoints(output_dir: Path, keep_last: int) -> None:
-    """Keep the ``keep_last`` newest ``checkpoint-<step>`` folders among those this run wrote
-    (``training.run_dir.record_checkpoint``); folders it did not write are never touched."""
-    owned = owned_checkpoints(output_dir)
-    old = owned[: max(0, len(owned) - keep_last)]
-    for step in old:
-        shutil.rmtree(output_dir / f"checkpoint-{step}", ignore_errors=True)
-    if old:
-        forget_checkpoints(output_dir, old)
