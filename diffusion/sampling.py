@@ -8,18 +8,21 @@ import torch
 
 from diffusion.errors import check_step_size
 from diffusion.process import AbsorbingDiffusion
-from diffusion.samplers import Sampler
+from diffusion.samplers import RowCache, Sampler
 from diffusion.types import Denoiser
 
 
 @dataclass
 class SamplingResult:
     """x0: (B, L) final ids; calls: network calls made; history: (step, x0-prediction) pairs,
-    each prediction (B, L) with the argmax of p_θ at the masked positions."""
+    each prediction (B, L) with the argmax of p_θ at the masked positions; row_forwards: rows
+    the network was run on, summed over calls (B per call, except for a ``per_row`` sampler,
+    which forwards only the rows that changed; a guided row counts once)."""
 
     x0: torch.Tensor
     calls: int
     history: list[tuple[int, torch.Tensor]]
+    row_forwards: int = 0
 
 
 def sample(
@@ -51,6 +54,9 @@ def sample(
     diffusion = replace(diffusion, protocol=sampler.protocol())
     xt = xT.clone()
     batch = xt.shape[0]
+    if sampler.per_row:
+        return _sample_per_row(diffusion, denoiser, xt, target_mask, sampler, num_steps,
+                               step_size, generator, record_history)  # fmt: skip
     calls, history = 0, []
     log_probs: torch.Tensor | None = None
     new: torch.Tensor | None = None
@@ -72,4 +78,37 @@ def sample(
             history.append((s, prediction))
         xt = xt.clone()
         xt[masked] = new
-    return SamplingResult(xt, calls, history)
+    return SamplingResult(xt, calls, history, calls * batch)
+
+
+def _sample_per_row(
+    diffusion: AbsorbingDiffusion,
+    denoiser: Denoiser,
+    xt: torch.Tensor,
+    target_mask: torch.Tensor,
+    sampler: Sampler,
+    num_steps: int,
+    step_size: int,
+    generator: torch.Generator | None,
+    record_history: bool,
+) -> SamplingResult:
+    """``sample``'s loop for a ``per_row`` sampler: p_θ kept per row in a ``RowCache``."""
+    batch, history = xt.shape[0], []
+    cache = RowCache(sampler, diffusion, target_mask, keep_argmax=record_history)
+    for s in range(num_steps, 0, -step_size):
+        masked = (xt == diffusion.mask_id) & target_mask
+        if not masked.any():
+            break
+        u_s = torch.full((batch,), s / num_steps, dtype=torch.float64, device=xt.device)
+        u_t = torch.full(
+            (batch,), (s - step_size) / num_steps, dtype=torch.float64, device=xt.device
+        )
+        cache.update(denoiser, xt, u_s, masked)
+        new = sampler.cached_step(diffusion, xt, target_mask, masked, cache, u_t, u_s, generator)
+        if record_history:
+            prediction = xt.clone()
+            prediction[masked] = cache.prediction(masked)
+            history.append((s, prediction))
+        xt = xt.clone()
+        xt[masked] = new
+    return SamplingResult(xt, cache.calls, history, cache.row_forwards)

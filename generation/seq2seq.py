@@ -16,10 +16,13 @@ from models.checkpoint import Checkpoint
 @dataclass
 class Candidates:
     """``ids[i]``: the target ids of every candidate of source i, each cut at its end;
-    ``calls``: network calls (a guided call counts once: it runs as one doubled batch)."""
+    ``calls``: network calls (a guided call counts once: it runs as one doubled batch);
+    ``row_forwards``: rows (source × candidate) the network ran on, summed over calls (a
+    guided row counts once)."""
 
     ids: list[list[list[int]]] = field(default_factory=list)
     calls: int = 0
+    row_forwards: int = 0
 
 
 def conditional_batch(
@@ -73,6 +76,7 @@ def generate_candidates(
             diffusion, denoiser, xT, target_mask, sampler, num_steps, sampling.step_size, generator
         )
         out.calls += result.calls
+        out.row_forwards += result.row_forwards
         x0 = result.x0.cpu().tolist()  # one device-to-host copy per batch
         for row, (i, _) in enumerate(rows[start : start + batch_size]):
             begin = len(sources[i])

@@ -15,12 +15,14 @@ from models.checkpoint import Checkpoint
 
 @dataclass
 class Generation:
-    """Generated ids per sample (no padding), network calls, and the x0 predictions of the
-    first sample at each step (``--show_process``)."""
+    """Generated ids per sample (no padding), network calls, row forwards (rows the network
+    ran on, summed over calls and windows), and the x0 predictions of the first sample at
+    each step (``--show_process``)."""
 
     ids: list[list[int]] = field(default_factory=list)
     calls: int = 0
     calls_per_batch: list[int] = field(default_factory=list)
+    row_forwards: int = 0
     process: list[tuple[int, list[int]]] = field(default_factory=list)
 
 
@@ -91,6 +93,7 @@ def generate(
                 generator, record_history=show_process and start == 0,
             )  # fmt: skip
             batch_calls += result.calls
+            out.row_forwards += result.row_forwards
             new = result.x0 if window == 0 else result.x0[:, keep:]
             rows = new if rows is None else torch.cat([rows, new], dim=1)
             if show_process and start == 0:
