@@ -17,12 +17,13 @@ from models.checkpoint import Checkpoint
 class Generation:
     """Generated ids per sample (no padding), network calls, row forwards (rows the network
     ran on, summed over calls and windows), and the x0 predictions of the first sample at
-    each step (``--show_process``)."""
+    each step (``--show_process``); ``sampler``: the sampler used (``auto`` resolved)."""
 
     ids: list[list[int]] = field(default_factory=list)
     calls: int = 0
     calls_per_batch: list[int] = field(default_factory=list)
     row_forwards: int = 0
+    sampler: str = ""
     process: list[tuple[int, list[int]]] = field(default_factory=list)
 
 
@@ -52,7 +53,7 @@ def generate(
     """
     device = next(ckpt.model.parameters()).device
     tok = ckpt.tokenizer
-    sampling.check_model(ckpt.config.timestep)
+    sampling = sampling.for_model(ckpt.config.timestep)  # resolves ``auto``
     num_steps = sampling.steps(ckpt.config.num_steps)
     sampler = sampling.sampler_object()
     if length > ckpt.config.max_length:
@@ -65,7 +66,7 @@ def generate(
     diffusion = ckpt.diffusion("exact")
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     lengths_generator = torch.Generator().manual_seed(sampling.seed)
-    out = Generation()
+    out = Generation(sampler=sampling.sampler)
     for start in tqdm(range(0, num_samples, batch_size), desc="sampling", unit="batch"):
         n = min(batch_size, num_samples - start)
         if length > 0:

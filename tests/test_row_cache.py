@@ -293,3 +293,14 @@ def test_spindle_rates_from_the_cache_are_the_process_rates():
     ours = cache.candidate_rate(u_t, u_s, xs, target, masked, candidate)
     theirs = diffusion.candidate_rate(u_t, u_s, xs, target, masked, probs, candidate)
     assert torch.equal(ours, theirs)
+
+
+def test_auto_picks_rowcache_for_a_time_agnostic_checkpoint():
+    auto = SamplingConfig(sampler="auto", temperature=0.8)
+    assert auto.for_model("none") == SamplingConfig(sampler="rowcache", temperature=0.8)
+    for timestep in ("layerwise", "token"):
+        auto.check_model(timestep)  # never refused
+        assert auto.for_model(timestep).sampler == "ancestral"
+    assert SamplingConfig(sampler="cached").for_model("none").sampler == "cached"
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingConfig(sampler="auto", temperature=0.0)
