@@ -199,13 +199,17 @@ def run_config(args, name: str) -> dict:
                                    args.num_steps, args.step_size, generator=g)  # fmt: skip
 
     with torch.no_grad(), autocast:
-        work()  # records the calls that the replay repeats
-        times = interleaved({"total": work, "bare": replay.replay}, device, args.repeats,
-                            args.warmup)  # fmt: skip
-    total, bare = statistics.median(times["total"]), statistics.median(times["bare"])
-    out = {"seconds": total, "network_seconds": bare,
-           "ratio": paired_ratio(times["total"], times["bare"]),
-           "network_calls": len(replay.calls), "peak_gib": peak_memory(device)}  # fmt: skip
+        if args.no_replay:  # timed alone: for runs too long to repeat
+            times = interleaved({"total": work}, device, args.repeats, args.warmup)
+        else:
+            work()  # records the calls that the replay repeats
+            times = interleaved({"total": work, "bare": replay.replay}, device, args.repeats,
+                                args.warmup)  # fmt: skip
+    out = {"seconds": statistics.median(times["total"]), "network_calls": len(replay.calls),
+           "peak_gib": peak_memory(device)}  # fmt: skip
+    if not args.no_replay:
+        out["network_seconds"] = statistics.median(times["bare"])
+        out["ratio"] = paired_ratio(times["total"], times["bare"])
     if args.mode == "sample":
         out["calls_per_sample"] = result["out"].calls
         out["row_forwards_per_sample"] = result["out"].row_forwards / x0.shape[0]
@@ -247,6 +251,8 @@ def main() -> None:
     p.add_argument("--word_freq_lambda", type=float, default=0.3)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1, help="elbo/sample: warm-up rounds")
+    p.add_argument("--no_replay", action="store_true", help="elbo/sample: time the run alone, "
+                   "without replaying its network calls (no ratio)")  # fmt: skip
     p.add_argument("--samplers", default=None, help="sample mode: a comma-separated subset of "
                    + ",".join(CONFIGS["sample"]))  # fmt: skip
     p.add_argument("--threads", type=int, default=2)
