@@ -304,3 +304,28 @@ def test_auto_picks_rowcache_for_a_time_agnostic_checkpoint():
     assert SamplingConfig(sampler="cached").for_model("none").sampler == "cached"
     with pytest.raises(ValueError, match="temperature"):
         SamplingConfig(sampler="auto", temperature=0.0)
+
+
+def test_predict_sidecar_reports_row_forwards(tiny_checkpoint, tmp_path):
+    import json
+
+    import predict
+    from models.checkpoint import save_checkpoint
+
+    ckpt = tiny_checkpoint()
+    folder = tmp_path / "ckpt"
+    save_checkpoint(folder, ckpt.model, ckpt.tokenizer, ckpt.config, ckpt.counts,
+                    lengths=ckpt.lengths)  # fmt: skip
+    meta = {}
+    for name in ("ancestral", "rowcache", "auto"):
+        out = tmp_path / f"{name}.txt"
+        predict.main(["--checkpoint", str(folder), "--num_samples", "5", "--batch_size", "2",
+                      "--length", "5", "--num_steps", "16", "--seed", "1", "--device", "cpu",
+                      "--sampler", name, "--output", str(out)])  # fmt: skip
+        meta[name] = json.loads(out.with_name(out.name + ".json").read_text())
+        meta[name]["text"] = out.read_text()
+    a, r, auto = meta["ancestral"], meta["rowcache"], meta["auto"]
+    assert a["text"] == r["text"] == auto["text"]
+    assert auto["sampler_used"] == "rowcache" and a["sampler_used"] == "ancestral"
+    assert r["row_forwards_per_sample"] <= 1 + 5 < a["row_forwards_per_sample"]
+    assert r["row_forwards"] == auto["row_forwards"] == 5 * r["row_forwards_per_sample"]
