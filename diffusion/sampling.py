@@ -43,6 +43,8 @@ def sample(
         target_mask: (B, L) bool, the positions to generate.
         sampler: the step rule and its filters (``make_sampler``); its steps use the sampler's
             protocol, whatever ``diffusion.protocol`` is.
+            A ``per_row`` sampler (``rowcache``) keeps p_θ per row and forwards only the rows
+            that changed since their last forward (``RowCache``).
         num_steps: the number of sampling steps T'; time u = t / T'. This is not the training
             T: any T' works for a network that takes u in [0, 1].
         step_size: stride S, a divisor of ``num_steps`` (ParameterError("step_size") otherwise).
