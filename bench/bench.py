@@ -2,7 +2,7 @@
 
 python bench/bench.py --mode train      # d3pm and mdlm step vs a plain masked-LM step
 python bench/bench.py --mode elbo       # discrete NELBO vs the network calls it needs
-python bench/bench.py --mode sample     # ancestral / cached sampling vs their network calls
+python bench/bench.py --mode sample     # ancestral / cached / rowcache vs their network calls
 python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
 python bench/bench.py --mode data       # host cost of the data pipeline (bench/data.py)
 Add --device cuda --preset bert-base on a GPU, and --compile to torch.compile the encoder (in
@@ -51,7 +51,7 @@ PRESETS = {"minilm": "minilm-l6", "bert-base": "bert-base-uncased"}
 CONFIGS = {
     "train": ["plain", "d3pm", "mdlm"],
     "elbo": ["elbo"],
-    "sample": ["ancestral", "cached"],
+    "sample": ["ancestral", "cached", "rowcache"],
     "construct": ["construct"],
 }
 
@@ -200,15 +200,22 @@ def run_config(args, name: str) -> dict:
                                    args.num_steps, args.step_size, generator=g)  # fmt: skip
 
     with torch.no_grad(), autocast:
-        work()  # records the calls that the replay repeats
-        times = interleaved({"total": work, "bare": replay.replay}, device, args.repeats, 1)
-    total, bare = statistics.median(times["total"]), statistics.median(times["bare"])
-    out = {"seconds": total, "network_seconds": bare,
-           "ratio": paired_ratio(times["total"], times["bare"]),
-           "network_calls": len(replay.calls), "peak_gib": peak_memory(device)}  # fmt: skip
+        if not args.replay:  # timed alone: for runs too long to repeat
+            times = interleaved({"total": work}, device, args.repeats, args.warmup)
+        else:
+            work()  # records the calls that the replay repeats
+            times = interleaved({"total": work, "bare": replay.replay}, device, args.repeats,
+                                args.warmup)  # fmt: skip
+    out = {"seconds": statistics.median(times["total"]), "network_calls": len(replay.calls),
+           "peak_gib": peak_memory(device)}  # fmt: skip
+    if args.replay:
+        out["network_seconds"] = statistics.median(times["bare"])
+        out["ratio"] = paired_ratio(times["total"], times["bare"])
     if args.mode == "sample":
         out["calls_per_sample"] = result["out"].calls
+        out["row_forwards_per_sample"] = result["out"].row_forwards / x0.shape[0]
         out["tokens_per_s"] = x0.numel() / out["seconds"]
+        out["samples"] = result["out"].x0.cpu().tolist()
     return out
 
 
@@ -234,6 +241,11 @@ def build_parser() -> Parser:
     a("--step_size", type=int, default=16, help="discrete bound / sampling: every N-th t")
     a("--word_freq_lambda", type=float, default=0.3, help="spindle λ")
     a("--repeats", type=int, default=5, help="timed repetitions (the median is reported)")
+    a("--warmup", type=int, default=1, help="elbo/sample: warm-up rounds")
+    p.boolean("--replay", default=True, help="elbo/sample: also replay the run's network calls "
+              "for the ratio (--no-replay: time the run alone)")  # fmt: skip
+    a("--samplers", default=None, help="sample mode: a comma-separated subset of "
+      + ",".join(CONFIGS["sample"]))  # fmt: skip
     a("--threads", type=int, default=2, help="torch CPU threads")
     p.boolean("--compile", help="torch.compile the encoder")
     return p
@@ -255,7 +267,15 @@ def main() -> None:
     if args.config:
         print(json.dumps(run_config(args, args.config)))
         return
-    rows = [{"config": name, **in_subprocess(name)} for name in CONFIGS[args.mode]]
+    names = CONFIGS[args.mode]
+    if args.mode == "sample" and args.samplers:
+        names = args.samplers.split(",")
+    rows = [{"config": name, **in_subprocess(name)} for name in names]
+    if args.mode == "sample":  # the same seed: the same samples as ancestral (when it ran)
+        first, reference = rows[0], rows[0]["samples"]
+        for row in rows:
+            row["identical_to_" + first["config"]] = row.pop("samples") == reference
+            row["speedup_vs_" + first["config"]] = first["seconds"] / row["seconds"]
     if args.mode == "train":
         times = in_subprocess("timing")
         for row in rows:
@@ -276,7 +296,7 @@ def main() -> None:
     print(f"{'config':10}" + "".join(f"{k:>16}" for k in keys))
     for row in rows:
         cells = "".join(
-            f"{row[k]:>16.4f}" if isinstance(row.get(k), float) else f"{row.get(k, ''):>16}"
+            f"{row[k]:>16.4f}" if isinstance(row.get(k), float) else f"{row.get(k, '')!s:>16}"
             for k in keys
         )  # fmt: skip
         print(f"{row['config']:10}{cells}")

@@ -1,5 +1,5 @@
-"""Sampling speed of a checkpoint: samples/s and network calls per sample, ancestral vs cached,
-for several numbers of steps T'.
+"""Sampling speed of a checkpoint: samples/s, network calls and row forwards per sample,
+ancestral vs cached vs rowcache, for several numbers of steps T'.
 
 python bench/sample.py --checkpoint outputs/demo/best      # CPU, the demo checkpoint
 Prints a table and appends JSON lines to bench/results/sample_sweep.jsonl.
@@ -37,6 +37,8 @@ def build_parser() -> Parser:
     a("--steps", default="64,512,2048", help="comma-separated numbers of sampling steps T'")
     a("--repeats", type=int, default=3, help="timed repetitions (the median is reported)")
     a("--threads", type=int, default=2, help="torch CPU threads")
+    a("--samplers", default="ancestral,cached,rowcache", help="comma-separated samplers")
+    a("--step_size", type=int, default=1, help="steps of T' per network call")
     return p
 
 
@@ -48,22 +50,28 @@ def main() -> None:
     generate(ckpt, args.num_samples, args.length, args.num_samples, warm_up)
     rows = []
     for num_steps in [int(s) for s in args.steps.split(",")]:
-        for sampler in ("ancestral", "cached"):
+        reference = None
+        for sampler in args.samplers.split(","):
             times, calls = [], 0
             for _ in range(args.repeats):
                 if args.device == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-                sampling = SamplingConfig(sampler=sampler, sampling_steps=num_steps, seed=0)
+                sampling = SamplingConfig(sampler=sampler, sampling_steps=num_steps,
+                                          step_size=args.step_size, seed=0)  # fmt: skip
                 out = generate(ckpt, args.num_samples, args.length, args.num_samples, sampling)
                 if args.device == "cuda":
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - start)
                 calls = out.calls
             seconds = statistics.median(times)
+            reference = reference or (sampler, out.ids, seconds)
             rows.append({"num_steps": num_steps, "sampler": sampler, "seconds": seconds,
                          "samples_per_s": args.num_samples / seconds,
-                         "calls_per_sample": calls})  # fmt: skip
+                         "calls_per_sample": calls,
+                         "row_forwards_per_sample": out.row_forwards / args.num_samples,
+                         f"speedup_vs_{reference[0]}": reference[2] / seconds,
+                         f"identical_to_{reference[0]}": out.ids == reference[1]})  # fmt: skip
     stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads",
              "command": " ".join(["python", "bench/sample.py", *sys.argv[1:]]),
@@ -72,10 +80,14 @@ def main() -> None:
     with results.open("a") as f:
         for row in rows:
             f.write(json.dumps({**stamp, **row}) + "\n")
-    print(f"{'T_prime':>8} {'sampler':>10} {'seconds':>10} {'samples/s':>10} {'calls/sample':>13}")
+    print(f"{'T_prime':>8} {'sampler':>10} {'seconds':>10} {'samples/s':>10} {'calls/sample':>13}"
+          f" {'rows/sample':>12} {'speedup':>8} {'identical':>9}")  # fmt: skip
     for r in rows:
+        speedup = next(v for k, v in r.items() if k.startswith("speedup_vs_"))
+        same = next(v for k, v in r.items() if k.startswith("identical_to_"))
         print(f"{r['num_steps']:>8} {r['sampler']:>10} {r['seconds']:>10.2f} "
-              f"{r['samples_per_s']:>10.3f} {r['calls_per_sample']:>13}")  # fmt: skip
+              f"{r['samples_per_s']:>10.3f} {r['calls_per_sample']:>13} "
+              f"{r['row_forwards_per_sample']:>12.1f} {speedup:>8.2f} {same!s:>9}")  # fmt: skip
     print(f"appended to {results}")
 
 

@@ -26,6 +26,11 @@ class GuidedDenoiser:
         self.denoiser, self.source_mask = denoiser, source_mask
         self.mask_id, self.weight = mask_id, weight
 
+    def select_rows(self, rows: torch.Tensor) -> GuidedDenoiser:
+        """The guided denoiser of a sub-batch: these rows (indices into the batch) with their
+        own source masks (what ``diffusion.samplers.RowCache`` forwards)."""
+        return GuidedDenoiser(self.denoiser, self.source_mask[rows], self.mask_id, self.weight)
+
     def __call__(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """(N, V) guided log-probabilities at the ``masked`` positions of xt (B, L)."""
         if self.weight == 0:

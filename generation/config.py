@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from common.checks import check_number, check_seed
 from common.errors import UsageError
 from diffusion import SAMPLERS, Sampler, make_sampler
+
+AUTO = "auto"  # ``rowcache`` for a time-agnostic checkpoint, ``ancestral`` for any other
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,10 @@ class SamplingConfig:
     ``sampling_steps`` is T', the number of steps of the sampling chain (the scripts' flag
     ``--num_steps``); None means the checkpoint's training T. It is never the training T
     itself: a model trained with T = 2048 can be sampled with T' = 64. Each network call
-    advances ``step_size`` steps of T'.
+    advances ``step_size`` steps of T'. ``sampler`` is a name in ``diffusion.SAMPLERS`` or
+    ``auto``: ``rowcache`` for a time-agnostic checkpoint (the same samples as ``ancestral``
+    at a cost that follows the tokens, not the steps), else ``ancestral``
+    (``for_model`` resolves it).
     """
 
     sampler: str = "ancestral"
@@ -38,7 +43,8 @@ class SamplingConfig:
                 "--num_steps", self.sampling_steps, 1, 10**7, note="T'; omit it for the training T"
             )
         check_number("--step_size", self.step_size, 1, 10**7)
-        self.sampler_object()  # the sampler validates its name and filters (ParameterError)
+        name = "ancestral" if self.sampler == AUTO else self.sampler
+        make_sampler(name, self.temperature, self.topk, self.topp)  # ParameterError if bad
         steps = self.sampling_steps
         if self.step_size < 1 or (steps is not None and (steps < 1 or steps % self.step_size)):
             raise UsageError(
@@ -69,12 +75,23 @@ class SamplingConfig:
         return steps
 
     def sampler_object(self) -> Sampler:
-        """The diffusion sampler with these filters."""
+        """The diffusion sampler with these filters (``auto``: resolve it with ``for_model``
+        first)."""
         return make_sampler(self.sampler, self.temperature, self.topk, self.topp)
 
+    def for_model(self, timestep: str) -> SamplingConfig:
+        """These settings for a checkpoint with this ``--timestep``: ``auto`` resolved, and a
+        sampler that reuses p_θ across steps refused for a time-conditioned network."""
+        if self.sampler == AUTO:
+            return replace(self, sampler="rowcache" if timestep == "none" else "ancestral")
+        self.check_model(timestep)
+        return self
+
     def check_model(self, timestep: str) -> None:
-        """The ``cached`` sampler reuses p_θ(x0 | x_t) across steps: exact only for a
-        time-agnostic network."""
+        """The ``cached`` and ``rowcache`` samplers reuse p_θ(x0 | x_t) across steps: exact
+        only for a time-agnostic network. ``auto`` always fits."""
+        if self.sampler == AUTO:
+            return
         if SAMPLERS[self.sampler].time_agnostic_only and timestep != "none":
             raise UsageError(
                 f"--sampler {self.sampler} reuses p_θ(x0 | x_t) across steps, which is only exact "

@@ -17,10 +17,14 @@ from models.checkpoint import Checkpoint
 @dataclass
 class Candidates:
     """``ids[i]``: the target ids of every candidate of source i, each cut at its end;
-    ``calls``: network calls (a guided call counts once: it runs as one doubled batch)."""
+    ``calls``: network calls (a guided call counts once: it runs as one doubled batch);
+    ``row_forwards``: rows (source × candidate) the network ran on, summed over calls (a
+    guided row counts once); ``sampler``: the sampler used (``auto`` resolved)."""
 
     ids: list[list[list[int]]] = field(default_factory=list)
     calls: int = 0
+    row_forwards: int = 0
+    sampler: str = ""
 
 
 def conditional_batch(
@@ -53,7 +57,7 @@ def generate_candidates(
     """``mbr_size`` samples of the target for every source (prompted ids), ``batch_size``
     rows per network call; the last batch may be partial. Deterministic for a seed and a
     batch size."""
-    sampling.check_model(ckpt.config.timestep)
+    sampling = sampling.for_model(ckpt.config.timestep)  # resolves ``auto``
     num_steps = sampling.steps(ckpt.config.num_steps)
     sampler = sampling.sampler_object()
     device = next(ckpt.model.parameters()).device
@@ -62,7 +66,7 @@ def generate_candidates(
     diffusion = ckpt.diffusion("exact")
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     rows = [(i, k) for i in range(len(sources)) for k in range(mbr_size)]
-    out = Candidates(ids=[[] for _ in sources])
+    out = Candidates(ids=[[] for _ in sources], sampler=sampling.sampler)
     stop = {tok.sep_token_id, tok.pad_token_id}
     per_batch = num_steps // sampling.step_size
     bar = progress(-(-len(rows) // batch_size) * per_batch, "sampling", "step")
@@ -79,6 +83,7 @@ def generate_candidates(
             diffusion, denoiser, xT, target_mask, sampler, num_steps, sampling.step_size, generator
         )
         out.calls += result.calls
+        out.row_forwards += result.row_forwards
         x0 = result.x0.cpu().tolist()  # one device-to-host copy per batch
         for row, (i, _) in enumerate(rows[start : start + batch_size]):
             begin = len(sources[i])

@@ -16,27 +16,17 @@ from models.checkpoint import Checkpoint
 
 @dataclass
 class Generation:
-    """Generated ids per sample (no padding), network calls, and the x0 predictions of the
-    first sample at each step (``--show_process``): (step, prediction, masked), ``masked``
-    the positions still [MASK] in x_t (None at a step the sampler made no call)."""
+    """Generated ids per sample (no padding), network calls, row forwards (rows the network
+    ran on, summed over calls and windows), the sampler used (``auto`` resolved), and the x0
+    predictions of the first sample at each step (``--show_process``): (step, prediction,
+    masked), ``masked`` the positions still [MASK] in x_t."""
 
     ids: list[list[int]] = field(default_factory=list)
     calls: int = 0
     calls_per_batch: list[int] = field(default_factory=list)
-    process: list[tuple[int, list[int], list[bool] | None]] = field(default_factory=list)
-
-
-class MaskRecorder:
-    """A denoiser that notes, per step, which positions of the first row are masked."""
-
-    def __init__(self, denoiser, num_steps: int):
-        self.denoiser, self.num_steps = denoiser, num_steps
-        self.first_row: dict[int, list[bool]] = {}
-
-    def __call__(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        step = round(float(u[0]) * self.num_steps)
-        self.first_row[step] = masked[0].tolist()
-        return self.denoiser(xt, u, masked)
+    row_forwards: int = 0
+    sampler: str = ""
+    process: list[tuple[int, list[int], list[bool]]] = field(default_factory=list)
 
 
 def draw_lengths(length_counts: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -65,7 +55,7 @@ def generate(
     """
     device = next(ckpt.model.parameters()).device
     tok = ckpt.tokenizer
-    sampling.check_model(ckpt.config.timestep)
+    sampling = sampling.for_model(ckpt.config.timestep)  # resolves ``auto``
     num_steps = sampling.steps(ckpt.config.num_steps)
     sampler = sampling.sampler_object()
     if length > ckpt.config.max_length:
@@ -78,7 +68,7 @@ def generate(
     diffusion = ckpt.diffusion("exact")
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     lengths_generator = torch.Generator().manual_seed(sampling.seed)
-    out = Generation()
+    out = Generation(sampler=sampling.sampler)
     per_batch = semi_ar_windows * (num_steps // sampling.step_size)
     bar = progress(-(-num_samples // batch_size) * per_batch, "sampling", "step")
     denoiser = CallCounter(ckpt.model, bar)
@@ -106,17 +96,17 @@ def generate(
                 target = torch.zeros_like(target)
                 target[:, keep:] = True
             record = show_process and start == 0
-            masks = MaskRecorder(denoiser, num_steps) if record else denoiser
             result = sample(
-                diffusion, masks, xt, target, sampler, num_steps, sampling.step_size,
+                diffusion, denoiser, xt, target, sampler, num_steps, sampling.step_size,
                 generator, record_history=record,
             )  # fmt: skip
             batch_calls += result.calls
+            out.row_forwards += result.row_forwards
             new = result.x0 if window == 0 else result.x0[:, keep:]
             rows = new if rows is None else torch.cat([rows, new], dim=1)
             if record:
-                out.process += [(s, pred[0].tolist(), masks.first_row.get(s))
-                                for s, pred in result.history]  # fmt: skip
+                out.process += [(s, pred[0].tolist(), mask[0].tolist())
+                                for s, pred, mask in result.history]  # fmt: skip
         out.calls += batch_calls
         out.calls_per_batch.append(batch_calls)
         for row, n_tokens in zip(rows.cpu(), lengths.tolist(), strict=True):

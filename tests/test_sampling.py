@@ -137,13 +137,13 @@ def test_filters():
 
 
 def test_sampler_registry_and_factory():
-    assert list(SAMPLERS) == ["ancestral", "cached", "official"]
+    assert list(SAMPLERS) == ["ancestral", "cached", "rowcache", "official"]
     for name, cls in SAMPLERS.items():
         assert issubclass(cls, Sampler) and cls.name == name
         sampler = make_sampler(name, 0.5, 3, 0.9)
         assert type(sampler) is cls
         assert (sampler.temperature, sampler.topk, sampler.topp) == (0.5, 3, 0.9)
-        assert sampler.time_agnostic_only == (name == "cached")
+        assert sampler.time_agnostic_only == (name in ("cached", "rowcache"))
 
 
 @pytest.mark.parametrize(
