@@ -16,7 +16,7 @@ from common.files import write_json, write_text
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from diffusion import SAMPLERS
-from generation.config import SamplingConfig
+from generation.config import AUTO, SamplingConfig
 from generation.unconditional import generate
 from models import load_checkpoint
 
@@ -44,9 +44,11 @@ def build_parser() -> Parser:
     a("--temperature", type=float, default=1.0, help="softmax temperature of the x0 prediction")
     a(
         "--sampler",
-        default="ancestral",
-        choices=choices(SAMPLERS),
-        help="ancestral: every step; cached: skip calls while nothing is unmasked",
+        default=AUTO,
+        choices=[AUTO, *choices(SAMPLERS)],
+        help="auto: rowcache for a time-agnostic checkpoint, else ancestral; ancestral: every "
+        "step; cached: skip calls while nothing is unmasked; rowcache: forward only the rows "
+        "that changed; official: the reference code's sampler",
     )
     a(
         "--semi_ar_windows",

@@ -21,7 +21,7 @@ from common.runtime import pick_device, quiet_transformers
 from conditional_data import TASKS, encode_sources, get_task, load_pairs
 from diffusion import SAMPLERS
 from evaluation import text_metrics
-from generation.config import SamplingConfig
+from generation.config import AUTO, SamplingConfig
 from generation.seq2seq import generate_candidates
 from models import load_checkpoint
 
@@ -43,9 +43,11 @@ def build_parser() -> Parser:
     a("--step_size", type=int, default=1, help="t moves by this many steps per call")
     a(
         "--sampler",
-        default="ancestral",
-        choices=choices(SAMPLERS),
-        help="ancestral: every step; cached: skip calls while nothing is unmasked",
+        default=AUTO,
+        choices=[AUTO, *choices(SAMPLERS)],
+        help="auto: rowcache for a time-agnostic checkpoint, else ancestral; ancestral: every "
+        "step; cached: skip calls while nothing is unmasked; rowcache: forward only the rows "
+        "that changed; official: the reference code's sampler",
     )
     a("--topk", type=int, default=0, help="sample from the k most likely tokens; 0 = off")
     a("--topp", type=float, default=1.0, help="nucleus sampling mass; 1 = off")
