@@ -67,10 +67,19 @@ def progress(total: int | None, desc: str, unit: str = "it", enabled: bool = Tru
 
 
 class CallCounter:
-    """A denoiser (any callable) that moves ``bar`` by one per network call."""
+    """A denoiser (any callable) that moves ``bar`` by one per network call.
+
+    It keeps the wrapped denoiser's ``select_rows`` (the sub-batch of a guided denoiser that a
+    per-row sampler forwards), counting the sub-batch's calls too.
+    """
 
     def __init__(self, denoiser: Any, bar: Any):
         self.denoiser, self.bar = denoiser, bar
+        if hasattr(denoiser, "select_rows"):
+            self.select_rows = self._select_rows
+
+    def _select_rows(self, rows: Any) -> CallCounter:
+        return CallCounter(self.denoiser.select_rows(rows), self.bar)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.denoiser(*args, **kwargs)
