@@ -121,17 +121,29 @@ class AbsorbingDiffusion:
         the model's expected h, Σ_v p_θ(v) h(v), at each masked position.
         """
         h = self.h.to(device=probs.device, dtype=probs.dtype)
-        return h.unsqueeze(0) - self._estimated_mean(xs, target_mask, masked, probs).unsqueeze(-1)
+        mean = self.estimated_mean(xs, target_mask, masked, self.expected_information(probs))
+        return h.unsqueeze(0) - mean.unsqueeze(-1)
 
-    def _estimated_mean(
-        self, xs: torch.Tensor, target_mask: torch.Tensor, masked: torch.Tensor, probs: torch.Tensor
+    def expected_information(self, probs: torch.Tensor) -> torch.Tensor | None:
+        """Σ_v p(v) h(v) per row of probabilities (N, V): (N,) in probs' dtype; None without
+        the spindle (nothing needs it)."""
+        if not self.schedule.spindle:
+            return None
+        return probs @ self.h.to(device=probs.device, dtype=probs.dtype)
+
+    def estimated_mean(
+        self,
+        xs: torch.Tensor,
+        target_mask: torch.Tensor,
+        masked: torch.Tensor,
+        expected: torch.Tensor,
     ) -> torch.Tensor:
         """Per masked position (N,): its sequence's mean h over the target positions, with the
-        model's expected h standing in at the masked ones."""
+        model's expected h (``expected``, (N,)) standing in at the masked ones."""
         rows = masked.nonzero(as_tuple=True)[0]
-        h = self.h.to(device=probs.device, dtype=probs.dtype)
+        h = self.h.to(device=expected.device, dtype=expected.dtype)
         visible = h[xs] * (target_mask & ~masked)
-        total = visible.sum(-1).index_add(0, rows, probs @ h)
+        total = visible.sum(-1).index_add(0, rows, expected)
         return (total / target_mask.sum(-1).clamp_min(1))[rows]
 
     def candidate_rate(
@@ -141,19 +153,21 @@ class AbsorbingDiffusion:
         xs: torch.Tensor,
         target_mask: torch.Tensor,
         masked: torch.Tensor,
-        probs: torch.Tensor,
+        expected: torch.Tensor | None,
         candidate: torch.Tensor,
     ) -> torch.Tensor:
         """``model_rate`` of one drawn candidate per masked position, (N,) float64.
 
         What the ancestral sampler needs: a masked position that drew candidate v ~ p_θ is
         revealed with probability r(v), so P(x_t = v) = p_θ(v) r(v) without any (N, V) rate.
+        ``expected`` (N,) is ``expected_information`` of the probabilities drawn from (None
+        without the spindle).
         """
         rows = masked.nonzero(as_tuple=True)[0]
         if not self.schedule.spindle:
             return self.posterior_rate(u_t, u_s, None)[rows].squeeze(-1)
-        h = self.h.to(device=probs.device, dtype=torch.float64)
-        mean = self._estimated_mean(xs, target_mask, masked, probs).to(torch.float64)
+        h = self.h.to(device=expected.device, dtype=torch.float64)
+        mean = self.estimated_mean(xs, target_mask, masked, expected).to(torch.float64)
         return self.spindle_rate(u_t[rows], u_s[rows], (h[candidate] - mean).unsqueeze(-1))[:, 0]
 
     def model_rate(

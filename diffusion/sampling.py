@@ -67,10 +67,7 @@ def sample(
         masked = (xt == diffusion.mask_id) & target_mask
         if not masked.any():
             break
-        u_s = torch.full((batch,), s / num_steps, dtype=torch.float64, device=xt.device)
-        u_t = torch.full(
-            (batch,), (s - step_size) / num_steps, dtype=torch.float64, device=xt.device
-        )
+        u_t, u_s = _times(s, step_size, num_steps, batch, xt.device)
         if sampler.needs_call(new, diffusion.mask_id):
             log_probs = denoiser(xt, u_s, masked)
             calls += 1
@@ -102,10 +99,7 @@ def _sample_per_row(
         masked = (xt == diffusion.mask_id) & target_mask
         if not masked.any():
             break
-        u_s = torch.full((batch,), s / num_steps, dtype=torch.float64, device=xt.device)
-        u_t = torch.full(
-            (batch,), (s - step_size) / num_steps, dtype=torch.float64, device=xt.device
-        )
+        u_t, u_s = _times(s, step_size, num_steps, batch, xt.device)
         cache.update(denoiser, xt, u_s, masked)
         new = sampler.cached_step(diffusion, xt, target_mask, masked, cache, u_t, u_s, generator)
         if record_history:
@@ -115,3 +109,12 @@ def _sample_per_row(
         xt = xt.clone()
         xt[masked] = new
     return SamplingResult(xt, cache.calls, history, cache.row_forwards)
+
+
+def _times(
+    s: int, step_size: int, num_steps: int, batch: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """u_t and u_s (B,) float64 of the step from s to t = s − step_size of T' = num_steps."""
+    u_s = torch.full((batch,), s / num_steps, dtype=torch.float64, device=device)
+    u_t = torch.full((batch,), (s - step_size) / num_steps, dtype=torch.float64, device=device)
+    return u_t, u_s
