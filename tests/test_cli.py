@@ -261,17 +261,21 @@ def test_predict_ancestral_cached_and_semi_autoregressive(plain_run, tmp_path, c
     common = ["predict.py", "--checkpoint", ckpt, "--num_samples", "6", "--batch_size", "3",
               "--num_steps", "40", "--seed", "3"]  # fmt: skip
     for extra in (
-        ["--output", str(tmp_path / "a.txt")],
+        ["--sampler", "ancestral", "--output", str(tmp_path / "a.txt")],
         ["--sampler", "cached", "--output", str(tmp_path / "c.txt"), "--show_process"],
+        ["--output", str(tmp_path / "r.txt")],  # auto: rowcache for a time-agnostic model
         ["--length", "6", "--semi_ar_windows", "3", "--output", str(tmp_path / "s.txt")],
     ):
         code, _, err = run_main(*common, *extra, capsys=capsys)
         assert code == 0, err[-2000:]
     a, c = (tmp_path / "a.txt").read_text(), (tmp_path / "c.txt").read_text()
-    assert a == c and len(a.splitlines()) == 6
+    assert a == c == (tmp_path / "r.txt").read_text() and len(a.splitlines()) == 6
     meta_a = json.loads((tmp_path / "a.txt.json").read_text())
     meta_c = json.loads((tmp_path / "c.txt.json").read_text())
+    meta_r = json.loads((tmp_path / "r.txt.json").read_text())
     assert meta_c["network_calls"] < meta_a["network_calls"]
+    assert meta_r["sampler_used"] == "rowcache"
+    assert meta_r["row_forwards"] < meta_c["row_forwards"] < meta_a["row_forwards"]
     assert meta_a["checkpoint"] == ckpt and meta_a["tokens_per_second"] > 0
     assert json.loads((tmp_path / "s.txt.json").read_text())["tokens"] == 6 * 12
 

@@ -60,7 +60,7 @@ def test_registries_are_the_choices():
     assert choices("main", "--objective") == list(OBJECTIVES)
     assert choices("main", "--lr_schedule") == list(LR_SCHEDULES)
     assert choices("main", "--task") == list(TASKS)
-    assert choices("predict", "--sampler") == list(SAMPLERS)
+    assert choices("predict", "--sampler") == ["auto", *SAMPLERS]
     assert choices("compute_elbo", "--bound") == list(BOUNDS)
     assert choices("compute_elbo", "--protocol") == list(PROTOCOLS)
 
