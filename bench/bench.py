@@ -14,6 +14,9 @@ the within-round ratio.
 Results are printed and appended to bench/results/<mode>.jsonl.
 """
 
+# Over 300 lines: one script for the five benchmark modes, which share the timing, replay and
+# memory helpers.
+
 from __future__ import annotations
 
 import argparse
