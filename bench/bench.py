@@ -234,7 +234,8 @@ def in_subprocess(config: str) -> dict:
 def build_parser() -> Parser:
     p = Parser(description=__doc__)
     a = p.flag
-    a("--mode", choices=[*CONFIGS, "data"], required=True, help="what to time (data: bench/data.py)")
+    a("--mode", choices=[*CONFIGS, "data"], required=True,
+      help="what to time (data: bench/data.py)")  # fmt: skip
     a("--config", default=None, help=argparse.SUPPRESS)
     a("--device", default="cpu", help="cpu, cuda or cuda:N")
     a("--preset", choices=list(PRESETS), default="minilm", help="the denoiser to time")
