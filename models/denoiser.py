@@ -141,7 +141,9 @@ class DiffusionBert(nn.Module):
             else self._target_log_prob(hidden[b], target[b])
             for b in row_blocks(hidden.shape[0], vocab, hidden.device)
         ]
-        return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+        if not parts:  # nothing masked: still through the head, so backward reaches it (DDP)
+            return self._target_log_prob(hidden, target)
+        return torch.cat(parts)
 
     def _target_log_prob(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(n,) log p_θ(target) from hidden states (n, hidden) and ids (n,)."""

@@ -167,3 +167,28 @@ def test_max_length_beyond_positions_is_rejected(tiny_bert, tokenizer):
     config = DiffusionConfig(num_steps=100, max_length=63)
     with pytest.raises(UsageError, match="--max_length 63 does not fit"):
         build_model(str(tiny_bert), tokenizer, config, from_scratch=True)
+
+
+def test_a_batch_with_nothing_masked_still_backpropagates(tiny_bert, tokenizer):
+    """At small t a d3pm batch can have no masked position; the loss (0) must still reach
+    every weight it would touch (a backward without a graph fails, and DDP needs the same
+    parameters on every rank)."""
+    from diffusion import NoiseSchedule, d3pm_loss
+    from diffusion.losses import Noise
+
+    model = _model(tiny_bert, tokenizer).train()
+    x0, real = _batch(tokenizer)
+    nothing = torch.zeros_like(real)
+    out = model(x0, torch.zeros(2), nothing, target=x0[nothing])
+    assert out.shape == (0,) and out.requires_grad
+    diffusion = DiffusionConfig(num_steps=2048, max_length=32).diffusion(
+        None, tokenizer.mask_token_id, tokenizer.pad_token_id)  # fmt: skip
+    assert isinstance(diffusion.schedule, NoiseSchedule)
+    zeros = torch.zeros(x0.shape, dtype=torch.float64)
+    keep_all = Noise(zeros[:, 0], zeros)  # t = 0 and draws below every keep probability
+    loss = d3pm_loss(diffusion, model, x0, real, noise=keep_all)
+    assert loss.num_masked == 0 and loss.loss.item() == 0.0
+    loss.loss.backward()
+    head_bias = model.mlm.get_output_embeddings().bias
+    assert head_bias.grad is not None and torch.count_nonzero(head_bias.grad) == 0
+
