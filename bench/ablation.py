@@ -1,6 +1,7 @@
 """The paper's ablation (Table 2) at small scale: every row trained at one equal budget, then
 bounded and sampled the same way. Results: one JSON line per run in
-<output>/results.jsonl, plus PNGs (bench/ablation_plots.py).
+<output>/results.jsonl, plus PNGs (bench/ablation_plots.py) and summary.md, the README's table
+and orderings (bench/ablation_table.py).
 
 bash run.sh ablation [flags]      (= python bench/ablation.py [flags])
 
@@ -72,18 +73,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--runs_dir", default="outputs/ablation", help="checkpoints of every run")
     a("--rows", default="", help="comma-separated row names (default: the whole grid)")
     a("--seeds", default="1,2,3", help="seeds of the headline rows (others: the first)")
-    a("--max_steps", type=int, default=1200, help="optimizer steps of every run")
-    a("--eval_steps", type=int, default=300, help="dev bound every N steps")
+    a("--max_steps", type=int, default=300, help="optimizer steps of every run")
+    a("--eval_steps", type=int, default=50, help="dev bound every N steps")
     a("--dev_size", type=int, default=256, help="training sentences held out for the dev bound")
     a("--batch_size", type=int, default=32, help="sequences per step")
     a("--max_length", type=int, default=32, help="tokens per sequence")
     a("--lr", type=float, default=3e-4, help="one learning rate for every row")
-    a("--warmup_steps", type=int, default=100, help="linear warm-up, then constant")
+    a("--warmup_steps", type=int, default=50, help="linear warm-up, then constant")
     a("--word_freq_lambda", type=float, default=0.3, help="λ of the spindle rows")
     a("--num_steps", type=int, default=2048, help="training T")
     a("--eval_step_size", type=int, default=16, help="S of the discrete bound (T/S terms)")
     a("--mc_samples", type=int, default=4, help="draws per sequence, continuous bound")
-    a("--eval_examples", type=int, default=256, help="test sentences bounded")
+    a("--eval_examples", type=int, default=128, help="test sentences bounded")
     a("--num_samples", type=int, default=64, help="samples per run (top-k 30)")
     a("--sample_steps", type=int, default=128, help="T' of sampling")
     a("--table3_steps", default="16,32,64,128", help="ELBO steps T/S for the Table 3 analogue")
@@ -225,10 +226,12 @@ def main(argv: list[str] | None = None) -> None:
             record = run_one(args, row, seed, counts)
             before = results.read_text() if results.is_file() else ""
             write_text(results, before + json.dumps(record) + "\n")
-    from ablation_plots import write_pictures
+    from ablation_plots import read_results, write_pictures
+    from ablation_table import summary
 
     with contextlib.suppress(FileNotFoundError):
         write_json(output / "pictures.json", write_pictures(results, output))
+        write_text(output / "summary.md", summary(read_results(results)))
     print(f"ablation: results in {results}")
 
 

@@ -45,4 +45,3 @@ def get_task(name: str, argument: str = "--task") -> Task:
     if name not in TASKS:
         raise UsageError(f"{argument} {name!r} is unknown: choose one of {', '.join(TASKS)}")
     return TASKS[name]
-

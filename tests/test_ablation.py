@@ -2,6 +2,7 @@
 JSON line per run with every figure, draws what it wrote, and a rerun skips finished runs."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import ablation  # noqa: E402
 import ablation_plots  # noqa: E402
+import ablation_table  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,9 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
     assert drawn["dev_curves.png"]["scratch-mutual-layerwise (seed 1)"] == records[0]["dev_curve"]
     assert drawn["table3.png"] == {k: v["ppl_per_word"] for k, v in records[1]["table3"].items()}
     assert (tmp_path / "results" / "dev_curves.png").stat().st_size > 1000
+    summary = (tmp_path / "results" / "summary.md").read_text()
+    assert summary == ablation_table.summary(records)
+    assert "| pretrained-spindle-none | 1 |" in summary
 
     ablation.main(argv)
     assert "done already, skipped" in capsys.readouterr().out
@@ -75,3 +80,40 @@ def test_the_grid_is_the_papers_rows_plus_one():
     assert {row.name for row in ablation.GRID if row.headline} == {
         "pretrained-mutual-none", "pretrained-spindle-none"}  # fmt: skip
     assert ablation_plots.table3([], Path("unused.png")) == {}
+
+
+def _record(row: str, seed: int, nats_per_word: float, dev: list[float], paper=None) -> dict:
+    figures = {"nats_per_word": nats_per_word, "nats_per_word_se": 0.1,
+               "nats_per_token": nats_per_word / 2, "nats_per_token_se": 0.05}  # fmt: skip
+    samples = {"bleu": 0.1, "self_bleu": 0.2, "dist_1": 0.3, "div_4": 0.4}
+    return {"row": row, "seed": seed, "paper_ppl_per_word": paper, "discrete": figures,
+            "continuous": {**figures, "nats_per_word": nats_per_word + 1}, "samples": samples,
+            "dev_curve": [[50 * (i + 1), v] for i, v in enumerate(dev)]}  # fmt: skip
+
+
+def test_the_summary_checks_the_papers_orderings_seeds_and_dev_stability():
+    records = [
+        # the paper: a (63.78) < b (78.76) < c (92.53); ours: b < a < c
+        _record("a", 1, 4.0, [9.0, 5.0, 4.0], paper=63.78),
+        _record("a", 2, 4.4, [9.0, 5.0, 4.2], paper=63.78),
+        _record("b", 1, 3.9, [9.0, 4.0, 4.5], paper=78.76),
+        _record("b", 2, 4.3, [9.0, 4.0, 4.5], paper=78.76),
+        _record("c", 1, 6.0, [9.5, 6.0, 6.0], paper=92.53),
+        _record("d", 1, 5.0, [9.5, 7.0, 5.5]),
+    ]
+    rows = ablation_table.by_row(records)
+    pairs = {p["pair"]: p for p in ablation_table.paper_pairs(rows)}
+    assert set(pairs) == {("a", "b"), ("a", "c"), ("b", "c")}  # d has no paper number
+    assert not pairs["a", "b"]["agrees"] and pairs["a", "c"]["agrees"] and pairs["b", "c"]["agrees"]
+    assert pairs["a", "b"]["ours"] == pytest.approx(0.1)
+    assert pairs["a", "c"]["margin_se"] == pytest.approx(1.8 / (0.1 * 2**0.5))
+    steps, orders = ablation_table.dev_orderings(rows)
+    assert steps == [100, 150] and orders == [["b", "a", "c", "d"], ["a", "b", "d", "c"]]
+    text = ablation_table.summary(records)
+    assert "2 of 3 ordered the same way" in text
+    assert "a 4.000–4.400, b 3.900–4.300" in text and "the seed ranges overlap" in text
+    assert "Pairs that swapped between the two: 2 (b / a; c / d)." in text
+    assert f"| a | 2 | {math.exp(4.2):,.0f} (4.200 ± 0.100) |" in text
+    apart = [_record("a", s, 4.0 + s / 100, [5.0, 4.0]) for s in (1, 2)]
+    apart += [_record("b", s, 5.0 + s / 100, [5.0, 4.0]) for s in (1, 2)]
+    assert "the seed ranges do not overlap" in ablation_table.summary(apart)

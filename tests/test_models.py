@@ -191,4 +191,3 @@ def test_a_batch_with_nothing_masked_still_backpropagates(tiny_bert, tokenizer):
     loss.loss.backward()
     head_bias = model.mlm.get_output_embeddings().bias
     assert head_bias.grad is not None and torch.count_nonzero(head_bias.grad) == 0
-

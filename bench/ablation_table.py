@@ -1,0 +1,164 @@
+"""The ablation's results (bench/ablation.py) as the README shows them: one table row per grid
+row (mean over seeds), the paper's pairwise orderings checked against ours, the headline rows
+against their seed-to-seed spread, and whether the dev-bound ordering still moves between the
+last two evaluations.
+
+python bench/ablation_table.py [results.jsonl]   prints the summary (Markdown)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+import sys
+from pathlib import Path
+
+from ablation_plots import read_results
+
+Rows = dict[str, list[dict]]
+
+
+def by_row(records: list[dict]) -> Rows:
+    """{row name: its runs (one per seed)}, in the order of the results file."""
+    rows: Rows = {}
+    for record in records:
+        rows.setdefault(record["row"], []).append(record)
+    return rows
+
+
+def mean_nats_per_word(runs: list[dict], bound: str = "discrete") -> float:
+    """Mean over seeds of a row's bound in nats per word."""
+    return statistics.fmean(run[bound]["nats_per_word"] for run in runs)
+
+
+def seed_range(runs: list[dict]) -> tuple[float, float]:
+    """(min, max) over seeds of the discrete bound, nats per word."""
+    values = [run["discrete"]["nats_per_word"] for run in runs]
+    return min(values), max(values)
+
+
+def paper_pairs(rows: Rows) -> list[dict]:
+    """Every pair of rows the paper reports, with its order and ours (discrete bound, per
+    word). ``agrees`` is whether both put the same row lower; ``margin_se`` is our difference
+    over the combined standard error over sequences (unpaired, so conservative)."""
+    reported = {name: runs[0]["paper_ppl_per_word"] for name, runs in rows.items()}
+    names = [name for name, ppl in reported.items() if ppl is not None]
+    pairs = []
+    for a, b in itertools.combinations(names, 2):
+        ours = mean_nats_per_word(rows[a]) - mean_nats_per_word(rows[b])
+        se = math.hypot(
+            statistics.fmean(r["discrete"]["nats_per_word_se"] for r in rows[a]),
+            statistics.fmean(r["discrete"]["nats_per_word_se"] for r in rows[b]),
+        )
+        paper = math.log(reported[a]) - math.log(reported[b])
+        pairs.append(
+            {
+                "pair": (a, b),
+                "paper": paper,
+                "ours": ours,
+                "agrees": (paper < 0) == (ours < 0),
+                "margin_se": abs(ours) / se,
+            }
+        )
+    return pairs
+
+
+def dev_orderings(rows: Rows) -> tuple[list[int], list[list[str]]]:
+    """The last two dev steps every run evaluated, and the rows ordered (best first) by their
+    mean dev bound over seeds at each."""
+    steps = set.intersection(
+        *({s for s, _ in run["dev_curve"]} for runs in rows.values() for run in runs)
+    )
+    last_two = sorted(steps)[-2:]
+    orders = []
+    for step in last_two:
+        dev = {
+            name: statistics.fmean(dict(run["dev_curve"])[step] for run in runs)
+            for name, runs in rows.items()
+        }
+        orders.append(sorted(dev, key=dev.get))
+    return last_two, orders
+
+
+def table(rows: Rows) -> list[str]:
+    head = (
+        "| row | seeds | PPL/word, discrete (nats/word ± s.e.) | PPL/word, continuous | "
+        "nats/token, discrete ± s.e. | BLEU | self-BLEU | dist-1 | div-4 | paper PPL |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for name, runs in rows.items():
+        d = mean_nats_per_word(runs)
+        se = statistics.fmean(r["discrete"]["nats_per_word_se"] for r in runs)
+        c = mean_nats_per_word(runs, "continuous")
+        tok = statistics.fmean(r["discrete"]["nats_per_token"] for r in runs)
+        tok_se = statistics.fmean(r["discrete"]["nats_per_token_se"] for r in runs)
+        s = {k: statistics.fmean(r["samples"][k] for r in runs) for k in runs[0]["samples"]}
+        paper = runs[0]["paper_ppl_per_word"]
+        lines.append(
+            f"| {name} | {len(runs)} | {math.exp(d):,.0f} ({d:.3f} ± {se:.3f}) | "
+            f"{math.exp(c):,.0f} | {tok:.3f} ± {tok_se:.3f} | {s['bleu']:.3f} | "
+            f"{s['self_bleu']:.3f} | {s['dist_1']:.3f} | {s['div_4']:.3f} | "
+            f"{'—' if paper is None else paper} |"
+        )
+    return lines
+
+
+def summary(records: list[dict]) -> str:
+    """The whole summary as Markdown."""
+    rows = by_row(records)
+    lines = ["Mean over seeds; s.e. over test sentences (mean of the seeds' s.e.).", ""]
+    lines += table(rows)
+    pairs = paper_pairs(rows)
+    agree = sum(p["agrees"] for p in pairs)
+    lines += [
+        "",
+        f"Pairs the paper orders: {agree} of {len(pairs)} ordered the same way "
+        "(discrete bound per word; margin = |difference| / combined s.e.):",
+        "",
+    ]
+    for p in pairs:
+        a, b = p["pair"]
+        lines.append(
+            f"- {a} vs {b}: paper {p['paper']:+.3f}, ours {p['ours']:+.3f} nats/word "
+            f"({'agrees' if p['agrees'] else 'differs'}, margin {p['margin_se']:.1f})"
+        )
+    seeded = {name: runs for name, runs in rows.items() if len(runs) > 1}
+    if len(seeded) == 2:
+        (a, ra), (b, rb) = seeded.items()
+        (lo_a, hi_a), (lo_b, hi_b) = seed_range(ra), seed_range(rb)
+        overlap = lo_a <= hi_b and lo_b <= hi_a
+        lines += [
+            "",
+            f"Headline rows over {len(ra)} and {len(rb)} seeds (discrete, nats/word): "
+            f"{a} {lo_a:.3f}–{hi_a:.3f}, {b} {lo_b:.3f}–{hi_b:.3f}; difference of means "
+            f"{mean_nats_per_word(ra) - mean_nats_per_word(rb):+.3f}; the seed ranges "
+            f"{'overlap' if overlap else 'do not overlap'}.",
+        ]
+    steps, orders = dev_orderings(rows)
+    if len(orders) == 2:
+        moved = [
+            (x, y)
+            for x, y in itertools.combinations(orders[0], 2)
+            if orders[1].index(x) > orders[1].index(y)
+        ]
+        lines += [
+            "",
+            f"Dev-bound order at step {steps[0]}: {' < '.join(orders[0])}.",
+            f"At step {steps[1]}: {' < '.join(orders[1])}.",
+            f"Pairs that swapped between the two: {len(moved)}"
+            + (f" ({'; '.join(f'{x} / {y}' for x, y in moved)})." if moved else "."),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    path = Path(argv[0] if argv else "bench/results/ablation/results.jsonl")
+    if not path.is_file():
+        sys.exit(f"error: {path}: no results; run `bash run.sh ablation` first")
+    print(summary(read_results(path)), end="")
+
+
+if __name__ == "__main__":
+    main()
