@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 from common.checks import check_number, check_output_file
-from common.cli import Parser, choices
+from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
-from diffusion import SAMPLERS
-from generation.config import AUTO, SamplingConfig
+from generation.config import SamplingConfig, add_sampling_flags
 from generation.unconditional import generate
 from models import load_checkpoint
 
@@ -37,26 +36,13 @@ def build_parser() -> Parser:
         help="tokens per sample; 0 = drawn from the training length histogram",
     )
     a("--batch_size", type=int, default=16, help="samples per network call")
-    a("--num_steps", type=int, default=None, help="T' (default: training T)")
-    a("--step_size", type=int, default=1, help="t moves by this many steps per call")
-    a("--topk", type=int, default=0, help="sample from the k most likely tokens; 0 = off")
-    a("--topp", type=float, default=1.0, help="nucleus sampling mass; 1 = off")
-    a("--temperature", type=float, default=1.0, help="softmax temperature of the x0 prediction")
-    a(
-        "--sampler",
-        default=AUTO,
-        choices=[AUTO, *choices(SAMPLERS)],
-        help="auto: rowcache for a time-agnostic checkpoint, else ancestral; ancestral: every "
-        "step; cached: skip calls while nothing is unmasked; rowcache: forward only the rows "
-        "that changed; official: the reference code's sampler",
-    )
     a(
         "--semi_ar_windows",
         type=int,
         default=1,
         help="semi-autoregressive: generate in N left-to-right windows",
     )
-    a("--seed", type=int, default=0, help="seeds the noise of sampling")
+    add_sampling_flags(p)
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     a(
         "--output",

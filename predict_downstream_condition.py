@@ -19,9 +19,8 @@ from common.files import write_json, write_text
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from conditional_data import TASKS, encode_sources, get_task, load_pairs
-from diffusion import SAMPLERS
 from evaluation import text_metrics
-from generation.config import AUTO, SamplingConfig
+from generation.config import SamplingConfig, add_sampling_flags
 from generation.seq2seq import generate_candidates
 from models import load_checkpoint
 
@@ -39,19 +38,6 @@ def build_parser() -> Parser:
     a("--split", default="test", help="train, valid or test")
     a("--max_examples", type=int, default=0, help="first N sources; 0 = all")
     a("--mbr_size", type=int, default=10, help="candidates per source")
-    a("--num_steps", type=int, default=None, help="T' (default: training T)")
-    a("--step_size", type=int, default=1, help="t moves by this many steps per call")
-    a(
-        "--sampler",
-        default=AUTO,
-        choices=[AUTO, *choices(SAMPLERS)],
-        help="auto: rowcache for a time-agnostic checkpoint, else ancestral; ancestral: every "
-        "step; cached: skip calls while nothing is unmasked; rowcache: forward only the rows "
-        "that changed; official: the reference code's sampler",
-    )
-    a("--topk", type=int, default=0, help="sample from the k most likely tokens; 0 = off")
-    a("--topp", type=float, default=1.0, help="nucleus sampling mass; 1 = off")
-    a("--temperature", type=float, default=1.0, help="softmax temperature of the x0 prediction")
     a("--cfg_weight", type=float, default=0.0, help="SMDM guidance w; 0 = off")
     a("--max_target_length", type=int, default=None, help="default: the checkpoint's")
     a("--batch_size", type=int, default=64, help="rows (source × candidate) per call")
@@ -61,7 +47,7 @@ def build_parser() -> Parser:
         choices=choices(text_metrics.BLEU_CONVENTIONS),
         help="diffuseq: DiffuSeq's argument order (its published numbers); standard: the usual",
     )
-    a("--seed", type=int, default=0, help="seeds the noise of sampling")
+    add_sampling_flags(p)
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     a("--output_dir", default=None, help="default: <checkpoint>/../generation")
     p.quiet()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from common.checks import check_number, check_seed
+from common.cli import Parser, choices
 from common.errors import UsageError
 from diffusion import SAMPLERS, Sampler, make_sampler
 
@@ -98,3 +99,23 @@ class SamplingConfig:
                 f"for a time-agnostic network; this checkpoint uses --timestep {timestep}: "
                 "use --sampler ancestral"
             )
+
+
+def add_sampling_flags(p: Parser) -> None:
+    """The flags ``SamplingConfig.from_namespace`` reads, shared by every sampling script:
+    ``--num_steps --step_size --sampler --topk --topp --temperature --seed``."""
+    a = p.flag
+    a("--num_steps", type=int, default=None, help="T' (default: training T)")
+    a("--step_size", type=int, default=1, help="t moves by this many steps per call")
+    a(
+        "--sampler",
+        default=AUTO,
+        choices=[AUTO, *choices(SAMPLERS)],
+        help="auto: rowcache for a time-agnostic checkpoint, else ancestral; ancestral: every "
+        "step; cached: skip calls while nothing is unmasked; rowcache: forward only the rows "
+        "that changed; official: the reference code's sampler",
+    )
+    a("--topk", type=int, default=0, help="sample from the k most likely tokens; 0 = off")
+    a("--topp", type=float, default=1.0, help="nucleus sampling mass; 1 = off")
+    a("--temperature", type=float, default=1.0, help="softmax temperature of the x0 prediction")
+    a("--seed", type=int, default=0, help="seeds the noise of sampling")
