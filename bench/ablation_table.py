@@ -99,7 +99,7 @@ def table(rows: Rows) -> list[str]:
             f"| {name} | {len(runs)} | {math.exp(d):,.0f} ({d:.3f} ± {se:.3f}) | "
             f"{math.exp(c):,.0f} | {tok:.3f} ± {tok_se:.3f} | {s['bleu']:.3f} | "
             f"{s['self_bleu']:.3f} | {s['dist_1']:.3f} | {s['div_4']:.3f} | "
-            f"{'—' if paper is None else paper} |"
+            f"{'—' if paper is None else f'{paper:.2f}'} |"
         )
     return lines
 
@@ -135,6 +135,12 @@ def summary(records: list[dict]) -> str:
             f"{mean_nats_per_word(ra) - mean_nats_per_word(rb):+.3f}; the seed ranges "
             f"{'overlap' if overlap else 'do not overlap'}.",
         ]
+    for record in records:
+        if "table3" in record:
+            points = sorted(record["table3"].items(), key=lambda item: int(item[0]))
+            lines += ["", f"Table 3 analogue, {record['row']} seed {record['seed']}: per-word PPL "
+                      "bound at " + ", ".join(f"{k} ELBO steps {v['ppl_per_word']:,.0f}"
+                                              for k, v in points) + "."]  # fmt: skip
     steps, orders = dev_orderings(rows)
     if len(orders) == 2:
         moved = [

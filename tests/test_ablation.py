@@ -94,7 +94,7 @@ def _record(row: str, seed: int, nats_per_word: float, dev: list[float], paper=N
 def test_the_summary_checks_the_papers_orderings_seeds_and_dev_stability():
     records = [
         # the paper: a (63.78) < b (78.76) < c (92.53); ours: b < a < c
-        _record("a", 1, 4.0, [9.0, 5.0, 4.0], paper=63.78),
+        _record("a", 1, 4.0, [9.0, 5.0, 4.0], paper=63.78),  # printed as 63.78
         _record("a", 2, 4.4, [9.0, 5.0, 4.2], paper=63.78),
         _record("b", 1, 3.9, [9.0, 4.0, 4.5], paper=78.76),
         _record("b", 2, 4.3, [9.0, 4.0, 4.5], paper=78.76),
@@ -109,11 +109,14 @@ def test_the_summary_checks_the_papers_orderings_seeds_and_dev_stability():
     assert pairs["a", "c"]["margin_se"] == pytest.approx(1.8 / (0.1 * 2**0.5))
     steps, orders = ablation_table.dev_orderings(rows)
     assert steps == [100, 150] and orders == [["b", "a", "c", "d"], ["a", "b", "d", "c"]]
+    records[4]["table3"] = {"32": {"ppl_per_word": 1200.4}, "16": {"ppl_per_word": 1500.0}}
     text = ablation_table.summary(records)
+    assert "c seed 1: per-word PPL bound at 16 ELBO steps 1,500, 32 ELBO steps 1,200." in text
     assert "2 of 3 ordered the same way" in text
     assert "a 4.000–4.400, b 3.900–4.300" in text and "the seed ranges overlap" in text
     assert "Pairs that swapped between the two: 2 (b / a; c / d)." in text
     assert f"| a | 2 | {math.exp(4.2):,.0f} (4.200 ± 0.100) |" in text
+    assert "| 0.100 | 0.200 | 0.300 | 0.400 | 63.78 |" in text and "| 0.400 | — |" in text
     apart = [_record("a", s, 4.0 + s / 100, [5.0, 4.0]) for s in (1, 2)]
     apart += [_record("b", s, 5.0 + s / 100, [5.0, 4.0]) for s in (1, 2)]
     assert "the seed ranges do not overlap" in ablation_table.summary(apart)
