@@ -65,19 +65,12 @@ def paper_pairs(rows: Rows) -> list[dict]:
 
 
 def dev_orderings(rows: Rows) -> tuple[list[int], list[list[str]]]:
-    """The last two dev steps every run evaluated, and the rows ordered (best first) by their
-    mean dev bound over seeds at each."""
-    steps = set.intersection(
-        *({s for s, _ in run["dev_curve"]} for runs in rows.values() for run in runs)
-    )
-    last_two = sorted(steps)[-2:]
-    orders = []
-    for step in last_two:
-        dev = {
-            name: statistics.fmean(dict(run["dev_curve"])[step] for run in runs)
-            for name, runs in rows.items()
-        }
-        orders.append(sorted(dev, key=dev.get))
+    """The last two dev steps every run evaluated, and the rows ordered (best first) by the dev
+    bound of their first seed at each: runs with the same seed hold out the same training
+    sentences and draw the same noise, so their dev bounds compare sentence for sentence."""
+    first = {name: dict(runs[0]["dev_curve"]) for name, runs in rows.items()}
+    last_two = sorted(set.intersection(*(set(curve) for curve in first.values())))[-2:]
+    orders = [sorted(first, key=lambda name: first[name][step]) for step in last_two]
     return last_two, orders
 
 
@@ -150,7 +143,7 @@ def summary(records: list[dict]) -> str:
         ]
         lines += [
             "",
-            f"Dev-bound order at step {steps[0]}: {' < '.join(orders[0])}.",
+            f"Dev-bound order (first seeds) at step {steps[0]}: {' < '.join(orders[0])}.",
             f"At step {steps[1]}: {' < '.join(orders[1])}.",
             f"Pairs that swapped between the two: {len(moved)}"
             + (f" ({'; '.join(f'{x} / {y}' for x, y in moved)})." if moved else "."),
