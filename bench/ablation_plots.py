@@ -18,12 +18,17 @@ def read_results(path: Path) -> list[dict]:
 
 
 def dev_curves(records: list[dict], out: Path) -> dict[str, list[list[float]]]:
-    """Dev bound (nats per token) against steps, one line per run. Returns {run: [[step,
-    nats], ...]}."""
+    """Dev bound (nats per token) against steps, one line per run: a colour per row, a dash
+    per seed. Returns {run: [[step, nats], ...]}."""
     drawn = {f"{r['row']} (seed {r['seed']})": r["dev_curve"] for r in records}
+    rows = list(dict.fromkeys(r["row"] for r in records))
+    seeds = list(dict.fromkeys(r["seed"] for r in records))
+    colours, dashes = plt.get_cmap("tab10"), ["-", "--", ":", "-."]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, curve in drawn.items():
-        ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=label)
+    for record, (label, curve) in zip(records, drawn.items(), strict=True):
+        ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=label,
+                color=colours(rows.index(record["row"]) % 10),
+                linestyle=dashes[seeds.index(record["seed"]) % len(dashes)])  # fmt: skip
     ax.set_xlabel("training step")
     ax.set_ylabel("dev bound (nats per token)")
     ax.set_title("Ablation: dev bound during training")
