@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from common.files import write_json, write_text  # noqa: E402
+from common.errors import UsageError  # noqa: E402
+from common.files import read_jsonl, write_json, write_text  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,10 @@ def main(argv: list[str] | None = None) -> None:
     results = output / "results.jsonl"
     done = set()
     if results.is_file():
-        done = {(r["row"], r["seed"]) for r in map(json.loads, results.read_text().splitlines())}
+        try:
+            done = {(r["row"], r["seed"]) for r in read_jsonl(results, "--output")}
+        except UsageError as error:
+            sys.exit(f"error: {error}")
     counts = Path(args.runs_dir) / "word_freq.pt"
     if not counts.is_file():
         call("word_freq", "--model_name_or_path", args.model_name_or_path, "--dataset",
@@ -226,12 +230,12 @@ def main(argv: list[str] | None = None) -> None:
             record = run_one(args, row, seed, counts)
             before = results.read_text() if results.is_file() else ""
             write_text(results, before + json.dumps(record) + "\n")
-    from ablation_plots import read_results, write_pictures
+    from ablation_plots import write_pictures
     from ablation_table import summary
 
     with contextlib.suppress(FileNotFoundError):
         write_json(output / "pictures.json", write_pictures(results, output))
-        write_text(output / "summary.md", summary(read_results(results)))
+        write_text(output / "summary.md", summary(read_jsonl(results)))
     print(f"ablation: results in {results}")
 
 

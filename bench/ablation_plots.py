@@ -4,7 +4,6 @@ paper's Table 3 analogue). Each function returns the numbers it drew."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -12,9 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-
-def read_results(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+from common.files import read_jsonl
 
 
 def dev_curves(records: list[dict], out: Path) -> dict[str, list[list[float]]]:
@@ -61,7 +58,7 @@ def table3(records: list[dict], out: Path) -> dict[int, float]:
 
 def write_pictures(results: Path, output: Path) -> dict:
     """Both pictures from ``results`` into ``output``; returns what was drawn, by file."""
-    records = read_results(results)
+    records = read_jsonl(results)
     drawn = {"dev_curves.png": dev_curves(records, output / "dev_curves.png")}
     steps = table3(records, output / "table3.png")
     if steps:

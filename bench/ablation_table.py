@@ -14,9 +14,26 @@ import statistics
 import sys
 from pathlib import Path
 
-from ablation_plots import read_results
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.errors import UsageError
+from common.files import read_jsonl
 
 Rows = dict[str, list[dict]]
+
+
+FIELDS = ("row", "seed", "paper_ppl_per_word", "discrete", "continuous", "samples", "dev_curve")
+
+
+def check_records(records: list[dict], path: Path) -> None:
+    """Each record has the fields ``summary`` reads; else one line naming the file's line."""
+    for number, record in enumerate(records, 1):
+        missing = [field for field in FIELDS if field not in record]
+        if missing:
+            raise UsageError(
+                f"{path}: run {number} lacks {', '.join(missing)}; it was not written by "
+                "bench/ablation.py: remove it and rerun `bash run.sh ablation`"
+            )
 
 
 def by_row(records: list[dict]) -> Rows:
@@ -154,9 +171,14 @@ def summary(records: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     path = Path(argv[0] if argv else "bench/results/ablation/results.jsonl")
-    if not path.is_file():
-        sys.exit(f"error: {path}: no results; run `bash run.sh ablation` first")
-    print(summary(read_results(path)), end="")
+    try:
+        records = read_jsonl(path)
+        check_records(records, path)
+    except UsageError as error:
+        sys.exit(f"error: {error} (the results of `bash run.sh ablation`)")
+    if not records:
+        sys.exit(f"error: {path}: no runs yet; run `bash run.sh ablation` first")
+    print(summary(records), end="")
 
 
 if __name__ == "__main__":

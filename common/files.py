@@ -123,6 +123,30 @@ def read_text(path: str | Path, what: str = "") -> str:
         raise decode_error(path, data, error, what) from None
 
 
+def read_jsonl(path: str | Path, what: str = "") -> list[dict]:
+    """The JSON objects of a JSON-lines file, one per non-blank line. A missing file, a line
+    that is not JSON or not an object is one ``UsageError`` naming the file and the line."""
+    path = Path(path)
+    prefix = f"{what} " if what else ""
+    if not path.is_file():
+        state = "is not a file" if path.exists() else "no such file"
+        raise UsageError(f"{prefix}{path}: {state}")
+    records = []
+    for number, line in enumerate(read_text(path, what).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UsageError(
+                f"{prefix}{path}:{number}: not JSON ({error.msg}); remove or repair the line"
+            ) from None
+        if not isinstance(record, dict):
+            raise UsageError(f"{prefix}{path}:{number}: a JSON object per line is expected")
+        records.append(record)
+    return records
+
+
 def decode_error(path: Path, data: bytes, error: UnicodeDecodeError, what: str = "") -> UsageError:
     line = data[: error.start].count(b"\n") + 1
     prefix = f"{what} " if what else ""

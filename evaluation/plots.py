@@ -29,6 +29,7 @@ import torch
 
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
+from common.files import read_jsonl
 
 DPI = 110
 
@@ -40,10 +41,6 @@ def _save(fig, out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out, dpi=DPI)
     plt.close(fig)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 def plot_training(log: Path, out: Path) -> dict:

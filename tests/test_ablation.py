@@ -120,3 +120,29 @@ def test_the_summary_checks_the_papers_orderings_seeds_and_dev_stability():
     apart = [_record("a", s, 4.0 + s / 100, [5.0, 4.0]) for s in (1, 2)]
     apart += [_record("b", s, 5.0 + s / 100, [5.0, 4.0]) for s in (1, 2)]
     assert "the seed ranges do not overlap" in ablation_table.summary(apart)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("", "no runs yet"),
+        ('{"row": "a"}\nnot json\n', ":2: not JSON"),
+        ("[1, 2]\n", ":1: a JSON object per line is expected"),
+        ('{"row": "a", "seed": 1}\n', "run 1 lacks paper_ppl_per_word, discrete"),
+    ],
+)
+def test_bad_results_are_one_line_naming_the_file(tmp_path, capsys, content, message):
+    path = tmp_path / "results.jsonl"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        ablation_table.main([str(path)])
+    assert message in str(exit_info.value) and str(path) in str(exit_info.value)
+
+
+def test_a_damaged_results_file_stops_the_grid_before_any_work(tmp_path):
+    (tmp_path / "results.jsonl").write_text('{"row": "a", "seed": 1}\n{"row": \n')
+    with pytest.raises(SystemExit, match=r"--output .*results.jsonl:2: not JSON"):
+        ablation.main(["--output", str(tmp_path), "--runs_dir", str(tmp_path / "runs")])
+    assert not (tmp_path / "runs").exists()
