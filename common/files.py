@@ -123,6 +123,31 @@ def read_text(path: str | Path, what: str = "") -> str:
         raise decode_error(path, data, error, what) from None
 
 
+def iter_jsonl(path: Path, what: str = "") -> Iterator[tuple[int, object, str]]:
+    """(line number, parsed value, line) for each non-blank line of a JSON-lines file, read
+    one line at a time; a line that is not UTF-8 or not JSON is a ``UsageError`` naming the
+    file and the line (``what`` names the flag, e.g. ``--output``)."""
+    prefix = f"{what} " if what else ""
+    with Path(path).open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UsageError(
+                    f"{prefix}{path}:{number}: not UTF-8 text (byte 0x{raw[error.start]:02x} "
+                    f"at column {error.start + 1}); convert the file to UTF-8"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line), line.strip()
+            except json.JSONDecodeError as error:
+                raise UsageError(
+                    f"{prefix}{path}:{number}: not valid JSON ({error.msg}); fix or delete that "
+                    "line"
+                ) from None
+
+
 def read_jsonl(path: str | Path, what: str = "") -> list[dict]:
     """The JSON objects of a JSON-lines file, one per non-blank line. A missing file, a line
     that is not JSON or not an object is one ``UsageError`` naming the file and the line."""
@@ -132,15 +157,7 @@ def read_jsonl(path: str | Path, what: str = "") -> list[dict]:
         state = "is not a file" if path.exists() else "no such file"
         raise UsageError(f"{prefix}{path}: {state}")
     records = []
-    for number, line in enumerate(read_text(path, what).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UsageError(
-                f"{prefix}{path}:{number}: not JSON ({error.msg}); remove or repair the line"
-            ) from None
+    for number, record, _ in iter_jsonl(path, what):
         if not isinstance(record, dict):
             raise UsageError(f"{prefix}{path}:{number}: a JSON object per line is expected")
         records.append(record)

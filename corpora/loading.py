@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 from transformers import PreTrainedTokenizerBase
 
 from common.errors import UsageError
-from common.files import read_text
+from common.files import iter_jsonl, read_text
 from common.hub import hub_reachable
 from corpora import toy, wiki
 
@@ -56,32 +55,14 @@ def download_command(repo: str, revision: str, folder: str = "lm1b") -> str:
 def jsonl_records(path: Path, fields: tuple[str, ...]) -> Iterator[dict]:
     """The JSON objects of a .jsonl file (blank lines skipped), each with string ``fields``; a
     bad line is reported with the file and line number."""
-    with path.open("rb") as lines:
-        for number, raw in enumerate(lines, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise UsageError(
-                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column "
-                    f"{error.start + 1}); convert the file to UTF-8"
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UsageError(
-                    f"{path}:{number}: not valid JSON ({error.msg}); fix or delete that line"
-                ) from None
-            if not isinstance(record, dict) or not all(
-                isinstance(record.get(f), str) for f in fields
-            ):
-                names = " and ".join(f'"{f}"' for f in fields)
-                raise UsageError(
-                    f"{path}:{number}: expected an object with string {names} "
-                    f"field{'s' if len(fields) > 1 else ''}, got {line.strip()[:80]!r}"
-                )
-            yield record
+    for number, record, line in iter_jsonl(path):
+        if not isinstance(record, dict) or not all(isinstance(record.get(f), str) for f in fields):
+            names = " and ".join(f'"{f}"' for f in fields)
+            raise UsageError(
+                f"{path}:{number}: expected an object with string {names} "
+                f"field{'s' if len(fields) > 1 else ''}, got {line[:80]!r}"
+            )
+        yield record
 
 
 def _from_file(path: Path) -> datasets.Dataset:

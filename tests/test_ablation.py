@@ -127,14 +127,17 @@ def test_the_summary_checks_the_papers_orderings_seeds_and_dev_stability():
     [
         (None, "no such file"),
         ("", "no runs yet"),
-        ('{"row": "a"}\nnot json\n', ":2: not JSON"),
+        ('{"row": "a"}\nnot json\n', ":2: not valid JSON"),
+        (b'{"row": "\xff"}\n', ":1: not UTF-8 text"),
         ("[1, 2]\n", ":1: a JSON object per line is expected"),
         ('{"row": "a", "seed": 1}\n', "run 1 lacks paper_ppl_per_word, discrete"),
     ],
 )
 def test_bad_results_are_one_line_naming_the_file(tmp_path, capsys, content, message):
     path = tmp_path / "results.jsonl"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     with pytest.raises(SystemExit) as exit_info:
         ablation_table.main([str(path)])
@@ -143,6 +146,6 @@ def test_bad_results_are_one_line_naming_the_file(tmp_path, capsys, content, mes
 
 def test_a_damaged_results_file_stops_the_grid_before_any_work(tmp_path):
     (tmp_path / "results.jsonl").write_text('{"row": "a", "seed": 1}\n{"row": \n')
-    with pytest.raises(SystemExit, match=r"--output .*results.jsonl:2: not JSON"):
+    with pytest.raises(SystemExit, match=r"--output .*results.jsonl:2: not valid JSON"):
         ablation.main(["--output", str(tmp_path), "--runs_dir", str(tmp_path / "runs")])
     assert not (tmp_path / "runs").exists()
