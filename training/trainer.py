@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from transformers import PreTrainedTokenizerBase
 
+from common.precision import autocast, resolve_precision
 from common.progress import progress as progress_bar
 from common.progress import write as print_line
 from diffusion import AbsorbingDiffusion, Noise, antithetic, d3pm_loss, mdlm_loss
@@ -95,10 +96,13 @@ class Trainer:
             return self.train.max_steps
         return self.train.epochs * self.plan.steps_per_epoch
 
+    @property
+    def precision(self) -> str:
+        """What the forward passes compute in: ``fp32`` or ``bf16`` (common.precision)."""
+        return resolve_precision(self.train.bf16, self.device)
+
     def _autocast(self):
-        if self.train.bf16 and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.precision, self.device)
 
     def _noise(self, micro: int, length: int) -> Noise:
         """This rank's rows of the noise of the whole micro-batch across ranks: a function of
