@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,24 +31,41 @@ class WriteError(UsageError):
     """Writing an output failed; the previous file (if any) is intact."""
 
 
-def write_error(path: Path, error: BaseException, kept: bool = True) -> WriteError:
-    """The one-line error of a failed write of ``path`` (``kept``: the previous copy is intact)."""
+def error_code(error: BaseException) -> int | None:
+    """The errno of a failed write: ``OSError.errno``, or the ``os error N`` that safetensors'
+    and torch's own exception types carry in their message."""
     code = getattr(error, "errno", None)
-    why = getattr(error, "strerror", None) or (str(error).splitlines() or [type(error).__name__])[0]
+    if code is None:
+        match = re.search(r"os error (\d+)|code: (\d+)|\[Errno (\d+)\]", str(error))
+        code = int(next(g for g in match.groups() if g)) if match else None
+    return code
+
+
+def write_error(path: Path, error: BaseException, kept: bool = True, hint: str = "") -> WriteError:
+    """The one-line error of a failed write of ``path`` (``kept``: the previous copy is intact;
+    ``hint`` names the flag that chooses the location, e.g. ``--cache_dir``)."""
+    code = error_code(error)
+    why = getattr(error, "strerror", None) or (
+        os.strerror(code) if code else (str(error).splitlines() or [type(error).__name__])[0]
+    )
     advice = ADVICE.get(code, "check the disk and the permissions, or write elsewhere")
     tail = "; the previous copy is unchanged" if kept else ""
-    return WriteError(f"cannot write {path} ({why}): {advice}{tail}")
+    where = f" (chosen by {hint})" if hint else ""
+    return WriteError(f"cannot write {path}{where} ({why}): {advice}{tail}")
 
 
-def _is_write_failure(error: BaseException) -> bool:
-    """OSErrors, and the RuntimeErrors torch.save / safetensors raise when the disk fails."""
+def is_write_failure(error: BaseException) -> bool:
+    """OSErrors, and what torch.save (RuntimeError) and safetensors (``SafetensorError``, its
+    own type) raise when the disk fails."""
     if isinstance(error, OSError):
         return True
+    if not isinstance(error, Exception):
+        return False
     text = str(error)
-    return isinstance(error, RuntimeError) and any(
+    return (isinstance(error, RuntimeError) or type(error).__name__ == "SafetensorError") and any(
         marker in text
-        for marker in ("PytorchStreamWriter", "unexpected pos", "file write failed",
-                       "No space left", "File too large", "Read-only file system")
+        for marker in ("PytorchStreamWriter", "unexpected pos", "file write failed", "I/O error",
+                       "No space left", "File too large", "Read-only file system", "os error")
     )  # fmt: skip
 
 
@@ -59,8 +78,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         tmp.replace(path)
-    except (OSError, RuntimeError) as error:
-        if not _is_write_failure(error):
+    except Exception as error:
+        if not is_write_failure(error):
             raise
         raise write_error(path, error) from None
     finally:
@@ -98,7 +117,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         yield tmp
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(error, (OSError, RuntimeError)) and _is_write_failure(error):
+        if is_write_failure(error):
             raise write_error(path, error) from None
         raise
     try:
@@ -110,6 +129,68 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise write_error(path, error) from None
     shutil.rmtree(old, ignore_errors=True)
+
+
+TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (this process counts as dead: its temporaries are from an
+    earlier, finished call)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a link (never what it points to) or a folder."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path)
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the ``.<name>.tmp-<pid>`` folders and files (written by ``atomic_path``,
+    ``atomic_directory`` and the token cache) of processes that are gone; returns them."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = TEMPORARY.match(entry.name)
+        if not match or pid_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            remove_path(entry)
+            removed.append(entry)
+    return removed
+
+
+RUN_LOCK = ".lock"  # held by a running main.py in its --output_dir
+
+
+def locked_by_another(lock: str | Path) -> bool:
+    """Whether a live process holds ``flock`` on the file ``lock`` (a running main.py holds
+    ``<output_dir>/.lock``); False when the file does not exist or cannot be opened."""
+    try:
+        with Path(lock).open("rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
 
 
 def read_text(path: str | Path, what: str = "") -> str:

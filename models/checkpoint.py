@@ -11,8 +11,10 @@ for resume ``training_state.pt`` (tensors and plain Python values only, loaded w
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from transformers import (
 )
 
 from common.errors import UsageError
-from common.files import atomic_directory
+from common.files import RUN_LOCK, atomic_directory, locked_by_another
 from diffusion import AbsorbingDiffusion
 from models.card import CARD, TRAINING_ARGS, model_card, training_args
 from models.config import DiffusionConfig
@@ -159,6 +161,47 @@ def save_checkpoint(
             (tmp / TRAINING_ARGS).write_text(training_args(run), encoding="utf-8")
             (tmp / CARD).write_text(model_card(config, run, path.name), encoding="utf-8")
         apply_umask(tmp)
+        carry_foreign_files(path, tmp)
+
+
+# files a save writes (or may write, depending on the settings); never carried from the old copy
+WRITTEN = {SETTINGS, STATISTICS, TIME, TRAINING_STATE, CARD, TRAINING_ARGS, "config.json",
+           "generation_config.json", "model.safetensors", "pytorch_model.bin"}  # fmt: skip
+TOKENIZER_FILES = ("tokenizer", "vocab", "special_tokens", "added_tokens", "merges", "spiece",
+                   "sentencepiece")  # fmt: skip
+
+
+def is_checkpoint_file(name: str) -> bool:
+    """Whether ``name`` is one a checkpoint save writes (model, tokenizer, settings, state)."""
+    return name in WRITTEN or name.startswith(TOKENIZER_FILES)
+
+
+def carry_foreign_files(old: Path, new: Path) -> list[str]:
+    """Keep what a user put in a checkpoint folder (``predict.py --output best/samples.txt``)
+    when the folder is replaced: every entry of ``old`` that the new save did not write is
+    hard-linked (or copied) into ``new``. Returns the names carried."""
+    if not old.is_dir():
+        return []
+    carried = []
+    for entry in sorted(old.iterdir()):
+        target = new / entry.name
+        if target.exists() or target.is_symlink() or is_checkpoint_file(entry.name):
+            continue
+        if entry.is_symlink():
+            target.symlink_to(os.readlink(entry))
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+        carried.append(entry.name)
+    return carried
+
+
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def current_umask() -> int:
@@ -204,10 +247,43 @@ def resolve_checkpoint_dir(path: str | Path, argument: str = "--checkpoint") -> 
     return path
 
 
+SNAPSHOT_TRIES = 5
+
+
+def folder_version(path: Path) -> tuple[int, ...] | None:
+    """What changes when a save replaces the folder at ``path``: (device, inode, mtime)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Model (eval mode, on ``device``), tokenizer, settings and token counts of a folder,
-    every file checked: a damaged one is one ``UsageError`` naming it."""
-    path = resolve_checkpoint_dir(path)
+    every file checked: a damaged one is one ``UsageError`` naming it.
+
+    The files are read as one version: a save (a running main.py) replaces the whole folder by
+    a rename, so a read during which the folder changed is repeated (up to
+    ``SNAPSHOT_TRIES`` times, then refused), never mixed."""
+    for _ in range(SNAPSHOT_TRIES):
+        folder = resolve_checkpoint_dir(path)
+        before = folder_version(folder)
+        try:
+            checkpoint = _load_checkpoint(folder, device)
+        except UsageError:
+            if folder_version(folder) == before:
+                raise
+            continue  # replaced mid-read: the damage may be the mix of two saves
+        if folder_version(folder) == before:
+            return checkpoint
+    raise UsageError(
+        f"--checkpoint {path} was replaced {SNAPSHOT_TRIES} times while it was read (a "
+        "running main.py saves into it); copy the folder (cp -r) and pass the copy"
+    )
+
+
+def _load_checkpoint(path: Path, device: str | torch.device) -> Checkpoint:
     config = DiffusionConfig.load(path / SETTINGS)
     check_json_files(path)
     try:
@@ -248,6 +324,13 @@ def load_training_state(path: Path) -> dict:
     """``training_state.pt`` of a ``last/`` folder, loaded with ``weights_only=True`` and its
     layout checked; a torn or foreign file is one error naming it."""
     file = Path(path) / TRAINING_STATE
+    run_folder = Path(os.path.realpath(path)).parent
+    if locked_by_another(run_folder / RUN_LOCK):
+        raise UsageError(
+            f"--resume_from {path}: the run in {run_folder} is still training and replaces "
+            "this checkpoint while it is read; stop that run first (Ctrl-C saves last/), or "
+            "copy the folder while it is stopped and resume from the copy"
+        )
     if not file.is_file():
         raise UsageError(
             f"--resume_from {path}: no {TRAINING_STATE}; pass <output_dir>/last of a run"
@@ -271,4 +354,19 @@ def load_training_state(path: Path) -> dict:
         state["best"] is None or isinstance(state["best"], float)
     )):  # fmt: skip
         raise damaged(file, "'step' or 'best' is out of range")
+    recorded = _recorded_step(Path(path) / TRAINING_ARGS)
+    if recorded is not None and recorded != state["step"]:
+        raise damaged(
+            file, f"holds step {state['step']} but {TRAINING_ARGS} step {recorded}: the folder "
+            "mixes two saves"
+        )  # fmt: skip
     return state
+
+
+def _recorded_step(file: Path) -> int | None:
+    """The step ``training_args.json`` records (None when the file or the field is absent)."""
+    try:
+        step = json.loads(file.read_text(encoding="utf-8")).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None

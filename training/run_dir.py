@@ -18,20 +18,26 @@ import errno
 import fcntl
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
 from common.errors import UsageError
-from common.files import read_text, write_json, write_text
+from common.files import (
+    RUN_LOCK as LOCK,
+)
+from common.files import (
+    read_text,
+    remove_path,
+    remove_stale_temporaries,
+    write_json,
+    write_text,
+)
 
-LOCK = ".lock"
 RECORD = "checkpoints.json"
 LOG = "train_log.jsonl"
 RUN_FILES = ("last", "best", LOG)
 # the copies a crash mid-save leaves besides the run files
 RUN_LEFTOVERS = (".last.old", ".best.old")
-TMP = re.compile(r"^\..+\.tmp-(\d+)$")
 
 
 class RunLock:
@@ -85,7 +91,11 @@ def lock(output_dir: Path) -> RunLock:
 def existing_run(output_dir: Path) -> list[str]:
     """The files of an earlier run in ``output_dir``."""
     output_dir = Path(output_dir)
-    names = [n for n in (*RUN_FILES, *RUN_LEFTOVERS) if (output_dir / n).exists()]
+    names = [
+        n
+        for n in (*RUN_FILES, *RUN_LEFTOVERS)
+        if (output_dir / n).exists() or (output_dir / n).is_symlink()
+    ]
     return names + [f"checkpoint-{s}" for s in owned_checkpoints(output_dir)]
 
 
@@ -93,29 +103,28 @@ def claim(output_dir: Path, resume_dir: Path | None, overwrite: bool) -> RunLock
     """Lock ``output_dir`` for this run (see the module doc); the caller releases it.
 
     A resume continues the run in ``output_dir`` only when it resumes from that folder's own
-    checkpoint (``<output_dir>/last``, ``checkpoint-<step>``...); resuming another run's
-    checkpoint into a folder that holds a run would mix the two.
+    checkpoint (``<output_dir>/last``, ``checkpoint-<step>``...), decided on the real folders
+    (links resolved, then device and inode compared), so a link to the folder's own ``last/``
+    is its own checkpoint. Resuming another run's checkpoint into a folder that holds a run
+    would mix the two. ``--overwrite`` never deletes what the resume reads, and removes the
+    earlier run all or nothing: its files are first renamed into one temporary folder.
     """
     output_dir = Path(output_dir)
     held = lock(output_dir)
     try:
         remove_stale_temporaries(output_dir)
         found = existing_run(output_dir)
-        own = resume_dir is not None and _same(Path(resume_dir).parent, output_dir)
+        own = resume_dir is not None and same_folder(real_parent(resume_dir), output_dir)
         if found and not own:
             if not overwrite:
                 raise UsageError(
                     f"--output_dir {output_dir} already holds a run ({', '.join(found)}); "
                     f"continue it with --resume_from {output_dir / 'last'} (a checkpoint of "
-                    "that run), pass another "
-                    "--output_dir, or --overwrite true to replace it"
+                    "that run), pass another --output_dir, or --overwrite true to replace it"
                 )
-            for name in found:
-                target = output_dir / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                else:
-                    target.unlink(missing_ok=True)
+            if resume_dir is not None:
+                _keep_resume_source(output_dir, found, Path(resume_dir))
+            discard(output_dir, found)
             (output_dir / RECORD).unlink(missing_ok=True)
     except BaseException:
         held.release()
@@ -123,39 +132,63 @@ def claim(output_dir: Path, resume_dir: Path | None, overwrite: bool) -> RunLock
     return held
 
 
-def _same(a: Path, b: Path) -> bool:
+def real_parent(path: Path) -> Path:
+    """The folder that really holds ``path`` (links, also ``path`` itself, resolved)."""
+    return Path(os.path.realpath(path)).parent
+
+
+def same_folder(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one folder (device and inode), whatever the paths."""
     try:
-        return a.resolve() == b.resolve()
+        first, second = os.stat(a), os.stat(b)
     except OSError:
         return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
+def _keep_resume_source(output_dir: Path, found: list[str], resume_dir: Path) -> None:
+    """Refuse an ``--overwrite`` that would delete the checkpoint the resume reads."""
+    source = Path(os.path.realpath(resume_dir))
+    for name in found:
+        target = output_dir / name
+        if target.is_symlink():
+            continue  # only the link is removed
+        real = Path(os.path.realpath(target))
+        if source == real or real in source.parents:
+            raise UsageError(
+                f"--overwrite would delete {target}, which --resume_from {resume_dir} reads; "
+                f"resume without --overwrite, or copy the checkpoint elsewhere first"
+            )
+
+
+def discard(output_dir: Path, names: list[str]) -> None:
+    """Remove ``names`` of ``output_dir`` all or nothing: each is renamed into one temporary
+    folder (a failed rename puts the moved ones back), which is then deleted; links are
+    removed, never what they point to. A failure is one line naming the file."""
+    trash = output_dir / f".overwritten.tmp-{os.getpid()}"
+    moved: list[str] = []
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temporaries(output_dir: Path) -> list[Path]:
-    """Remove ``.<name>.tmp-<pid>`` folders and files whose process is gone (or is this one,
-    left by an earlier run in the same process); returns what was removed."""
-    removed = []
-    for entry in Path(output_dir).iterdir():
-        match = TMP.match(entry.name)
-        if not match or _alive(int(match.group(1))):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+        trash.mkdir(exist_ok=True)
+        for name in names:
+            (output_dir / name).rename(trash / name.replace("/", "_"))
+            moved.append(name)
+    except OSError as error:
+        for name in moved:
+            with contextlib.suppress(OSError):
+                (trash / name.replace("/", "_")).rename(output_dir / name)
+        with contextlib.suppress(OSError):
+            trash.rmdir()
+        failed = names[len(moved)] if len(moved) < len(names) else trash.name
+        raise UsageError(
+            f"--overwrite: cannot remove {output_dir / failed} ({error.strerror or error}); "
+            "nothing of the earlier run was removed: fix the permissions or pass another "
+            "--output_dir"
+        ) from None
+    for entry in trash.iterdir():
+        with contextlib.suppress(OSError):
+            remove_path(entry)
+    with contextlib.suppress(OSError):
+        trash.rmdir()
 
 
 def owned_checkpoints(output_dir: Path) -> list[int]:
