@@ -60,7 +60,7 @@ def test_overwrite_never_deletes_the_checkpoint_a_resume_reads(tmp_path):
     out = fake_run(tmp_path / "run")
     inner = out / "last" / "copy"
     inner.mkdir()
-    with pytest.raises(UsageError, match="which --resume_from .* reads") as info:
+    with pytest.raises(UsageError, match=r"which --resume_from .* reads") as info:
         run_dir.claim(out, inner, overwrite=True)
     assert "\n" not in str(info.value)
     assert (out / "last" / "model.safetensors").is_file() and (out / "best").is_dir()
@@ -108,7 +108,12 @@ def test_files_a_user_put_in_a_checkpoint_folder_survive_the_next_save(
 
 
 def test_resume_through_a_link_with_overwrite_continues_the_run(
-    tiny_bert, toy_txt, counts, earlier, capsys, tmp_path  # noqa: F811
+    tiny_bert,
+    toy_txt,
+    counts,
+    earlier,
+    capsys,
+    tmp_path,  # noqa: F811
 ):
     link = tmp_path / "link-to-last"
     link.symlink_to(earlier / "last")
