@@ -1,5 +1,7 @@
 """Shareable checkpoints: every folder holds training_args.json and a model card, written
-with the folder, and files get the user's umask (not safetensors' 0600)."""
+with the folder, and files get the user's umask (not safetensors' 0600). The card's metadata
+names a pipeline only where plain transformers computes this model's network (fill-mask on a
+time-agnostic denoiser), and its numbers are the run's."""
 
 from __future__ import annotations
 
@@ -8,10 +10,13 @@ import os
 import stat
 
 import pytest
+import torch
+from transformers import pipeline
 
 from models import load_checkpoint
-from models.card import CARD, TRAINING_ARGS
-from tests.test_fitlog import train
+from models.card import CARD, TRAINING_ARGS, model_card
+from models.config import DiffusionConfig
+from tests.test_cli import run_main
 
 
 @pytest.fixture
@@ -21,11 +26,37 @@ def umask_022():
     os.umask(old)
 
 
+def train(tiny_bert, toy_txt, out, capsys, *extra) -> None:
+    """4 steps of a tiny BERT from scratch on the toy sentences, no fitlog."""
+    code, _, err = run_main(
+        "main.py", "--model_name_or_path", str(tiny_bert), "--from_scratch", "--dataset",
+        str(toy_txt), "--word_freq_lambda", "0", "--batch_size", "8", "--max_length", "24",
+        "--dev_size", "16", "--num_steps", "100", "--lr", "2e-3", "--warmup_steps", "5",
+        "--eval_steps", "4", "--fitlog_dir", "", "--output_dir", str(out), "--max_steps", "4",
+        "--quiet", *extra, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+
+
+def front_matter(card: str) -> list[str]:
+    """The YAML lines between the card's two ``---`` lines."""
+    assert card.startswith("---\n")
+    return card.split("---\n")[1].splitlines()
+
+
+def run_of(**args) -> dict:
+    base = {"model_name_or_path": "minilm-l6", "dataset": "toy", "dev_size": 256.0,
+            "lr": 3e-4, "lr_schedule": "constant", "warmup_steps": 20, "seed": 42,
+            "max_target_length": 64, "from_scratch": False}  # fmt: skip
+    base.update(args)
+    return {"args": base, "resolved": {"max_steps": 200, "global_batch": 32}, "step": 200,
+            "best_dev_nats_per_token": 1.48881}  # fmt: skip
+
+
 def test_every_checkpoint_folder_has_card_and_args(tiny_bert, toy_txt, tmp_path, capsys,
                                                    umask_022):  # fmt: skip
     out = tmp_path / "run"
-    train(tiny_bert, toy_txt, out, tmp_path / "logs", 4, capsys, "--keep_last", "1",
-          "--timestep", "layerwise")  # fmt: skip
+    train(tiny_bert, toy_txt, out, capsys, "--keep_last", "1", "--timestep", "layerwise")
     for name in ("best", "last", "checkpoint-4"):
         folder = out / name
         run = json.loads((folder / TRAINING_ARGS).read_text())
@@ -34,14 +65,75 @@ def test_every_checkpoint_folder_has_card_and_args(tiny_bert, toy_txt, tmp_path,
         assert run["resolved"]["max_steps"] == 4 and run["resolved"]["global_batch"] == 8
         assert run["step"] == 4 and run["best_dev_nats_per_token"] > 0
         card = (folder / CARD).read_text()
-        assert card.startswith("---\npipeline_tag: text-generation\n")
+        meta = front_matter(card)
+        assert "inference: false" in meta and not any("pipeline_tag" in m for m in meta)
         assert "Plain `transformers` sees only the masked LM" in card
         assert f"{run['best_dev_nats_per_token']:.4f} nats per token" in card
+        assert "on 16 held-out sequences" in card
         assert "| `timestep` | `layerwise` |" in card and "4 of 4 optimizer steps" in card
-        assert f"python predict.py --checkpoint {name}" in card and "hf download" in card
+        assert f"python3 predict.py --checkpoint {name}" in card
         for item in folder.iterdir():
             mode = stat.S_IMODE(item.stat().st_mode)
             assert mode == 0o644, (item.name, oct(mode))
         assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     assert load_checkpoint(out / "best").config.timestep == "layerwise"
     assert not (out / "best" / "training_state.pt").exists()
+
+
+def test_fill_mask_pipeline_is_the_denoisers_prediction(tiny_bert, toy_txt, tmp_path, capsys):
+    """The metadata's pipeline, run by plain transformers on a time-agnostic folder, gives the
+    denoiser's p_θ(x0 | x_t) at the masked position (up to the [M] candidate's share)."""
+    out = tmp_path / "run"
+    train(tiny_bert, toy_txt, out, capsys)
+    folder = out / "best"
+    assert "pipeline_tag: fill-mask" in front_matter((folder / CARD).read_text())
+    checkpoint = load_checkpoint(folder)
+    tokenizer, model = checkpoint.tokenizer, checkpoint.model.eval()
+    text = f"the old farmer {tokenizer.mask_token} a red horse ."
+    fill = pipeline("fill-mask", model=str(folder), top_k=8)(text)
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+    masked = ids == tokenizer.mask_token_id
+    with torch.no_grad():
+        ours = model(ids, torch.zeros(1), masked)[0].exp()
+    rows = [r for r in fill if r["token"] != tokenizer.mask_token_id]
+    ratios = [r["score"] / ours[r["token"]].item() for r in rows]
+    assert len(rows) >= 7 and max(ratios) - min(ratios) < 1e-4 * max(ratios)
+    assert [r["token"] for r in rows] == ours.topk(len(rows)).indices.tolist()
+
+
+def test_card_metadata_and_numbers_are_the_runs():
+    card = model_card(DiffusionConfig(word_freq_lambda=0.3, max_length=32), run_of(), "best")
+    meta = front_matter(card)
+    assert "pipeline_tag: fill-mask" in meta and "license: apache-2.0" in meta
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in meta
+    assert "text-generation" not in meta and "OWNER/NAME" not in card
+    assert "on 256 held-out sequences" in card and "256.0" not in card
+    assert "1.4888 nats per token" in card and "200 of 200 optimizer steps" in card
+    assert "max_target_length" not in card and "`task`" not in card  # unconditional
+    assert "| `word_freq_lambda` | `0.3` |" in card and "`false`" in card
+    assert "predict.py --checkpoint best" in card and "main.py` of the DiffusionBERT" in card
+
+    lm1b = model_card(
+        DiffusionConfig(timestep="token"),
+        run_of(model_name_or_path="bert-base-uncased", dataset="lm1b", dev_size=0.05),
+        "best",
+    )
+    meta = front_matter(lm1b)
+    assert "base_model: bert-base-uncased" in meta and "- billion-word-benchmark/lm1b" in meta
+    assert not any("pipeline_tag" in m for m in meta) and "held-out 0.05 of the" in lm1b
+
+    local = model_card(DiffusionConfig(), run_of(model_name_or_path="/data/my-bert",
+                                                 from_scratch=True), "best")  # fmt: skip
+    meta = front_matter(local)
+    assert not any(m.startswith(("license", "base_model")) for m in meta)
+    assert "not recorded for `/data/my-bert`" in local
+
+    scratch = model_card(DiffusionConfig(), run_of(from_scratch=True), "best")
+    assert not any(m.startswith("base_model") for m in front_matter(scratch))
+    assert "trained from scratch" in scratch
+
+    seq = DiffusionConfig(task="toy", max_length=48, max_target_length=16)
+    seq2seq = model_card(seq, run_of(task="toy", max_target_length=16, dev_size=128.0), "best")
+    assert "| `max_target_length` | `16` |" in seq2seq and "16 target positions" in seq2seq
+    assert "first 128 pairs of the valid split" in seq2seq
+    assert "predict_downstream_condition.py --checkpoint best --task toy" in seq2seq
