@@ -29,7 +29,7 @@ def build_parser() -> Parser:
     p = Parser(description=__doc__)
     a = p.flag
     a("--checkpoint", required=True, help="a folder written by main.py (best/ or last/)")
-    a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or folder")
+    a("--dataset", default="toy", help="toy, wiki-summaries, lm1b, a .txt/.jsonl file or folder")
     a("--split", default="test", help="the dataset split to bound")
     a(
         "--bound",

@@ -31,7 +31,7 @@ def build_parser() -> Parser:
     a = p.flag
     a("--generated", required=True, help="generated texts, one per line")
     a("--references", default=None, help="reference texts, one per line")
-    a("--dataset", default=None, help="references from a dataset (toy, lm1b, file)")
+    a("--dataset", default=None, help="references from a dataset (toy, wiki-summaries, lm1b, file)")
     a("--split", default="test", help="the --dataset split")
     a(
         "--mode",

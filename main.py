@@ -3,6 +3,10 @@
 python main.py --dataset toy --model_name_or_path minilm-l6 --word_freq_lambda 0.3 ...
 python main.py --task toy ...   (seq2seq: [CLS] source target [SEP], only the target diffused)
 torchrun --nproc_per_node N main.py ...   (DDP; one process works without torchrun)
+
+What to run first: word_freq.py (the token counts the spindle schedule reads), then main.py;
+or bash run.sh, which runs both and then bounds, samples, scores and draws the demo.
+Reference: docs/training.md.
 """
 
 # Over 300 lines because of its ~45 flags, each with help text; the logic it wires lives in
@@ -65,7 +69,7 @@ def build_parser() -> Parser:
         default="minilm-l6",
         help="the BERT to start from: minilm-l6 (embedded), a local folder or a hub name",
     )
-    a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or a dataset folder")
+    a("--dataset", default="toy", help="toy, wiki-summaries, lm1b, a .txt/.jsonl file or a folder")
     a(
         "--task",
         default=None,

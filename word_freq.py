@@ -38,7 +38,7 @@ def build_parser() -> Parser:
         default="minilm-l6",
         help="whose tokenizer counts: minilm-l6 (embedded), a local folder or a hub name",
     )
-    a("--dataset", default="toy", help="toy, lm1b, a .txt/.jsonl file or a dataset folder")
+    a("--dataset", default="toy", help="toy, wiki-summaries, lm1b, a .txt/.jsonl file or a folder")
     a(
         "--task",
         default=None,

@@ -122,3 +122,18 @@ def test_bars_off_a_terminal_are_plain_lines(monkeypatch):
     quiet.close()
     progress.set_quiet(False)
     assert stream.getvalue() == text
+
+
+@pytest.mark.parametrize("name", ["main", "word_freq", "compute_elbo", "compute_metric"])
+def test_dataset_help_names_every_builtin_dataset(name):
+    from corpora.loading import BUILTIN
+
+    parser = parser_of(name)
+    action = next(a for a in parser._actions if "--dataset" in a.option_strings)
+    assert [d for d in BUILTIN if d not in action.help] == []
+
+
+def test_main_help_says_what_to_run_first():
+    text = " ".join(parser_of("main").format_help().split())
+    assert "What to run first: word_freq.py" in text and "then main.py" in text
+    assert "bash run.sh" in text
