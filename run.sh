@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# bash run.sh              the embedded offline demo: MiniLM-L6 on the toy corpus, spindle
-#                          schedule, CPU, under 10 minutes (outputs in outputs/demo, pictures
-#                          in outputs/demo/plots)
+# bash run.sh [demo] [ARGS]  the embedded offline demo: MiniLM-L6 on the toy corpus, spindle
+#                          schedule, CPU, about 5 minutes on 2 cores (outputs in outputs/demo,
+#                          pictures in outputs/demo/plots); word_freq.py, main.py, compute_elbo.py,
+#                          predict.py, compute_metric.py, then the pictures
 # bash run.sh lm1b [ARGS]  the paper's LM1B configuration (bert-base-uncased, T=2048, λ=0.3,
 #                          hybrid 0.01) under torchrun --nproc_per_node ${NGPU:-1}; MODEL and
 #                          DATASET override the backbone and the data (a local copy)
 # bash run.sh ablation [ARGS]  the paper's Table 2 ablation at small scale, nice'd
 #                          (bench/ablation.py; resumable)
-# Extra ARGS pass through to main.py (to bench/ablation.py for ablation).
+# Extra ARGS pass through to main.py (to bench/ablation.py for ablation). See README.md and
+# docs/training.md, docs/results.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 preset="${1:-demo}"

@@ -6,7 +6,7 @@
 #                                    DATA_DIR (default datasets/<DiffuSeq folder name>):
 #                                    bert-base-uncased under torchrun --nproc_per_node ${NGPU:-1},
 #                                    then MBR decoding of its test split
-# Extra ARGS pass through to main.py.
+# Extra ARGS pass through to main.py. See docs/seq2seq.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 task="${1:-toy}"
