@@ -4,6 +4,7 @@ import shutil
 import tempfile
 
 import pytest
+import torch
 from transformers import AutoTokenizer, BertConfig
 
 from corpora import toy
@@ -13,6 +14,36 @@ from models import resolve_model_name
 CACHE = tempfile.mkdtemp(prefix="diffusionbert-test-cache-")
 os.environ["DIFFUSIONBERT_CACHE"] = CACHE
 atexit.register(shutil.rmtree, CACHE, True)
+
+CUDA = pytest.param(
+    "cuda",
+    marks=[
+        pytest.mark.cuda,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+    ],
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "cuda: the CUDA case of a device-following test (bench/gpu_check.sh runs these)"
+    )
+
+
+@pytest.fixture(params=["cpu", CUDA])
+def device(request) -> torch.device:
+    """The device a tensor test runs on: the CPU always, CUDA where a device is visible (the
+    CUDA case is skipped, not failed, without one)."""
+    return torch.device(request.param)
+
+
+def on_device(obj, device: torch.device):
+    """``obj`` with each of its tensor attributes moved to ``device`` (a stand-in network's
+    fixed tables); returns ``obj``."""
+    for name, value in vars(obj).items():
+        if isinstance(value, torch.Tensor):
+            setattr(obj, name, value.to(device))
+    return obj
 
 
 @pytest.fixture(scope="session")

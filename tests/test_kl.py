@@ -93,26 +93,30 @@ def _batch(seed: int):
 
 @pytest.mark.parametrize("block_elements", [V, 3 * V, 2**21])
 @pytest.mark.parametrize("times", [(0.0, 0.01), (0.001, 0.002), (0.45, 0.5), (0.9, 1.0)])
-def test_spindle_kl_matches_autograd_over_the_full_vocabulary(monkeypatch, block_elements, times):
+def test_spindle_kl_matches_autograd_over_the_full_vocabulary(
+    monkeypatch, block_elements, times, device
+):
     """Values and gradients of (KL, log p(x0)) in row blocks of 1, 3 and all rows (blocks cut
-    through sequences), against full-vocabulary autograd, including the coupling of a
-    sequence's positions through the estimated mean."""
-    monkeypatch.setitem(blocks.BLOCK_ELEMENTS, "cpu", block_elements)
+    through sequences), against full-vocabulary autograd (on the CPU), including the coupling
+    of a sequence's positions through the estimated mean."""
+    monkeypatch.setitem(blocks.BLOCK_ELEMENTS, device.type, block_elements)
     diffusion = _diffusion()
     x0, target, masked, xs, logits = _batch(seed=int(1000 * times[1]))
     u_t = torch.tensor([times[0], 0.0, times[0]], dtype=torch.float64)
     u_s = torch.tensor([times[1], 0.02, times[1]], dtype=torch.float64)
-    leaf = logits.clone().requires_grad_()
-    ours = masked_kl(diffusion, u_t, u_s, x0, xs, target, masked, leaf.log_softmax(-1))
+    leaf = logits.to(device).requires_grad_()
+    on = [x.to(device) for x in (u_t, u_s, x0, xs, target, masked)]
+    ours = masked_kl(diffusion, *on, leaf.log_softmax(-1))
     ref_leaf = logits.clone().requires_grad_()
     ref = _reference_kl(diffusion, u_t, u_s, x0, xs, target, masked, ref_leaf.log_softmax(-1))
     g = torch.Generator().manual_seed(7)
     weights = [torch.rand(len(ref[0]), generator=g, dtype=torch.float64) for _ in range(2)]
     for a, b in zip(ours, ref, strict=True):
-        assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
-    (grad,) = torch.autograd.grad(_weighted(weights, ours), leaf)
+        assert a.device == leaf.device
+        assert torch.allclose(a.cpu(), b, rtol=1e-12, atol=1e-14)
+    (grad,) = torch.autograd.grad(_weighted([w.to(device) for w in weights], ours), leaf)
     (ref_grad,) = torch.autograd.grad(_weighted(weights, ref), ref_leaf)
-    assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-13)
+    assert torch.allclose(grad.cpu(), ref_grad, rtol=1e-10, atol=1e-13)
     assert grad[:, MASK].eq(0).all()
 
 
@@ -146,12 +150,12 @@ def test_spindle_kl_without_gradient_equals_with():
         assert torch.allclose(a.detach(), b, rtol=1e-14, atol=0)
 
 
-def test_spindle_kl_in_float32_is_close_to_float64():
+def test_spindle_kl_in_float32_is_close_to_float64(device):
     """The network's float32 log-probabilities: outputs and gradient in float32, within float32
     rounding of the float64 computation."""
     diffusion = _diffusion()
-    x0, target, masked, xs, logits = _batch(seed=9)
-    u_t = torch.tensor([0.3, 0.0, 0.6], dtype=torch.float64)
+    x0, target, masked, xs, logits = (x.to(device) for x in _batch(seed=9))
+    u_t = torch.tensor([0.3, 0.0, 0.6], dtype=torch.float64, device=device)
     u_s = u_t + 0.04
     args = (diffusion, u_t, u_s, x0, xs, target, masked)
     results = []
@@ -165,15 +169,15 @@ def test_spindle_kl_in_float32_is_close_to_float64():
         assert torch.allclose(low.double(), high, rtol=1e-5, atol=1e-6)
 
 
-def test_spindle_kl_ignores_autocast():
-    """Under bf16 autocast (the GPU recipe; here on CPU) the vocabulary sums stay float32."""
+def test_spindle_kl_ignores_autocast(device):
+    """Under bf16 autocast (the GPU recipe) the vocabulary sums stay float32."""
     diffusion = _diffusion()
-    x0, target, masked, xs, logits = _batch(seed=11)
-    u_t = torch.tensor([0.3, 0.0, 0.6], dtype=torch.float64)
+    x0, target, masked, xs, logits = (x.to(device) for x in _batch(seed=11))
+    u_t = torch.tensor([0.3, 0.0, 0.6], dtype=torch.float64, device=device)
     args = (diffusion, u_t, u_t + 0.04, x0, xs, target, masked)
     log_probs = logits.float().log_softmax(-1)
     plain = masked_kl(*args, log_probs)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(device.type, dtype=torch.bfloat16):
         autocast = masked_kl(*args, log_probs)
     for a, b in zip(plain, autocast, strict=True):
         assert torch.equal(a, b)

@@ -40,14 +40,18 @@ def test_network_reads_cls_x_sep_per_row(tiny_bert, tokenizer):
         assert torch.allclose(ours[row, :n], alone, atol=1e-5)
 
 
-def test_log_probs_are_the_mlm_head_at_masked_positions_without_mask_token(tiny_bert, tokenizer):
+def test_log_probs_are_the_mlm_head_at_masked_positions_without_mask_token(
+    tiny_bert, tokenizer, device
+):
     model = _model(tiny_bert, tokenizer)
     xt, real = _batch(tokenizer)
     masked = torch.zeros_like(real)
     masked[0, [1, 4]] = True
     masked[1, 2] = True
     xt = xt.masked_fill(masked, tokenizer.mask_token_id)
-    log_probs = model(xt, torch.full((2,), 0.5), masked)
+    on = model.to(device)(xt.to(device), torch.full((2,), 0.5, device=device), masked.to(device))
+    assert on.device.type == device.type
+    log_probs, model = on.cpu(), model.cpu()
     assert log_probs.shape == (3, len(tokenizer))
     assert torch.isneginf(log_probs[:, tokenizer.mask_token_id]).all()
     expected = []
@@ -99,19 +103,20 @@ def test_target_log_probs_in_row_blocks_equal_the_full_head(tiny_bert, tokenizer
 
 
 @pytest.mark.parametrize("timestep", ["token", "layerwise"])
-def test_time_designs_use_the_time(tiny_bert, tokenizer, timestep):
-    model = _model(tiny_bert, tokenizer, timestep)
-    xt, real = _batch(tokenizer)
+def test_time_designs_use_the_time(tiny_bert, tokenizer, timestep, device):
+    model = _model(tiny_bert, tokenizer, timestep).to(device)
+    xt, real = (x.to(device) for x in _batch(tokenizer))
     if timestep == "layerwise":
-        none = _model(tiny_bert, tokenizer, "none")
-        same = model(xt, torch.tensor([0.1, 0.9]), real)
-        assert torch.allclose(same, none(xt, torch.tensor([0.1, 0.9]), real), atol=1e-5), (
+        none = _model(tiny_bert, tokenizer, "none").to(device)
+        u = torch.tensor([0.1, 0.9], device=device)
+        same = model(xt, u, real)
+        assert torch.allclose(same, none(xt, u, real), atol=1e-5), (
             "the zero-initialised layer-wise path must leave the network unchanged"
         )
         for proj in model.time.proj:
             torch.nn.init.normal_(proj.weight, std=0.5)
-    a = model(xt, torch.tensor([0.1, 0.1]), real)
-    b = model(xt, torch.tensor([0.9, 0.9]), real)
+    a = model(xt, torch.tensor([0.1, 0.1], device=device), real)
+    b = model(xt, torch.tensor([0.9, 0.9], device=device), real)
     assert not torch.allclose(a, b, atol=1e-4)
 
 
@@ -169,22 +174,22 @@ def test_max_length_beyond_positions_is_rejected(tiny_bert, tokenizer):
         build_model(str(tiny_bert), tokenizer, config, from_scratch=True)
 
 
-def test_a_batch_with_nothing_masked_still_backpropagates(tiny_bert, tokenizer):
+def test_a_batch_with_nothing_masked_still_backpropagates(tiny_bert, tokenizer, device):
     """At small t a d3pm batch can have no masked position; the loss (0) must still reach
     every weight it would touch (a backward without a graph fails, and DDP needs the same
     parameters on every rank)."""
     from diffusion import NoiseSchedule, d3pm_loss
     from diffusion.losses import Noise
 
-    model = _model(tiny_bert, tokenizer).train()
-    x0, real = _batch(tokenizer)
+    model = _model(tiny_bert, tokenizer).train().to(device)
+    x0, real = (x.to(device) for x in _batch(tokenizer))
     nothing = torch.zeros_like(real)
-    out = model(x0, torch.zeros(2), nothing, target=x0[nothing])
+    out = model(x0, torch.zeros(2, device=device), nothing, target=x0[nothing])
     assert out.shape == (0,) and out.requires_grad
     diffusion = DiffusionConfig(num_steps=2048, max_length=32).diffusion(
         None, tokenizer.mask_token_id, tokenizer.pad_token_id)  # fmt: skip
     assert isinstance(diffusion.schedule, NoiseSchedule)
-    zeros = torch.zeros(x0.shape, dtype=torch.float64)
+    zeros = torch.zeros(x0.shape, dtype=torch.float64, device=device)
     keep_all = Noise(zeros[:, 0], zeros)  # t = 0 and draws below every keep probability
     loss = d3pm_loss(diffusion, model, x0, real, noise=keep_all)
     assert loss.num_masked == 0 and loss.loss.item() == 0.0

@@ -49,17 +49,18 @@ def test_cosine_derivative_matches_finite_differences():
         assert torch.allclose(schedule.alpha_bar_derivative(u, w), fd, atol=1e-6)
 
 
-def test_q_sample_keeps_each_token_with_its_marginal():
+def test_q_sample_keeps_each_token_with_its_marginal(device):
     counts = torch.tensor([1000, 10, 100, 1, 50, 5, 0])
     from diffusion import token_information
 
     h = token_information(counts, pad_id=None)
     diffusion = AbsorbingDiffusion(NoiseSchedule("mutual", T, 0.3), ref.MASK, h)
     n = 20000
-    x0 = torch.tensor([[0, 1, 2, 3, 4, 5]]).expand(n, 6)
+    x0 = torch.tensor([[0, 1, 2, 3, 4, 5]], device=device).expand(n, 6)
     target = torch.ones_like(x0, dtype=torch.bool)
-    u = torch.full((n,), 0.4, dtype=torch.float64)
-    xt, masked = diffusion.q_sample(x0, target, u, torch.Generator().manual_seed(0))
+    u = torch.full((n,), 0.4, dtype=torch.float64, device=device)
+    xt, masked = diffusion.q_sample(x0, target, u, torch.Generator(device).manual_seed(0))
+    assert xt.device == masked.device == x0.device
     keep = diffusion.alpha_bar(u[:1], diffusion.centred(x0[:1], target[:1]))[0]
     freq = 1 - masked.double().mean(0)
     sigma = (keep * (1 - keep) / n).sqrt()
@@ -79,15 +80,16 @@ def _setup(lam: float, protocol: str = "exact"):
 
 @pytest.mark.parametrize("protocol", ["exact", "official"])
 @pytest.mark.parametrize("lam", [0.0, 0.3])
-def test_posterior_matches_dense_bayes(lam, protocol):
+def test_posterior_matches_dense_bayes(lam, protocol, device):
     diffusion, _ = _setup(lam, protocol)
-    x0 = torch.tensor([[0, 1, 2, 3, 4]])
+    x0 = torch.tensor([[0, 1, 2, 3, 4]], device=device)
     target = torch.ones_like(x0, dtype=torch.bool)
     w = diffusion.centred(x0, target)
+    x0 = x0.cpu()
     for t, s in [(0, 1), (3, 7), (10, 11), (14, 16)]:
-        u_t = torch.tensor([t / T], dtype=torch.float64)
-        u_s = torch.tensor([s / T], dtype=torch.float64)
-        ours = diffusion.posterior_rate(u_t, u_s, w).expand_as(x0)[0]
+        u_t = torch.tensor([t / T], dtype=torch.float64, device=device)
+        u_s = torch.tensor([s / T], dtype=torch.float64, device=device)
+        ours = diffusion.posterior_rate(u_t, u_s, w).expand_as(x0)[0].cpu()
         for i in range(5):
             wi = 0.0 if w is None else w[0, i].item()
             keep_t = ref.spindle_keep(1 - t / T, lam, t, T, wi, ref.CAP[protocol])
@@ -102,11 +104,11 @@ def test_posterior_matches_dense_bayes(lam, protocol):
             assert dense[ref.MASK].item() == pytest.approx(1 - ours[i].item(), abs=1e-9)
 
 
-def _random_log_probs(n: int, seed: int) -> torch.Tensor:
+def _random_log_probs(n: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(n, ref.V, generator=g, dtype=torch.float64)
     logits[:, ref.MASK] = -math.inf
-    return logits.log_softmax(-1)
+    return logits.log_softmax(-1).to(device)
 
 
 def _dense_model_posterior(
@@ -147,17 +149,20 @@ def _dense_model_posterior(
 
 @pytest.mark.parametrize("protocol", ["exact", "official"])
 @pytest.mark.parametrize("lam", [0.0, 0.3])
-def test_masked_kl_matches_dense_kl(lam, protocol):
+def test_masked_kl_matches_dense_kl(lam, protocol, device):
     diffusion, h = _setup(lam, protocol)
     x0 = torch.tensor([[0, 1, 2, 3, 4, 5]])
     target = torch.tensor([[True, True, True, True, True, False]])
     masked = torch.tensor([[True, False, True, True, False, False]])
     xs = x0.masked_fill(masked, ref.MASK)
     log_probs = _random_log_probs(int(masked.sum()), 1)
+    on = [x.to(device) for x in (x0, xs, target, masked, log_probs)]
     for t, s in [(0, 1), (4, 5), (9, 13)]:
-        u_t = torch.tensor([t / T], dtype=torch.float64)
-        u_s = torch.tensor([s / T], dtype=torch.float64)
-        ours, _ = masked_kl(diffusion, u_t, u_s, x0, xs, target, masked, log_probs)
+        u_t = torch.tensor([t / T], dtype=torch.float64, device=device)
+        u_s = torch.tensor([s / T], dtype=torch.float64, device=device)
+        ours, _ = masked_kl(diffusion, u_t, u_s, on[0], on[1], on[2], on[3], on[4])
+        assert ours.device == on[0].device
+        ours = ours.cpu()
         w = diffusion.centred(x0, target)
         for k, i in enumerate(masked[0].nonzero().flatten().tolist()):
             wi = 0.0 if w is None else w[0, i].item()
@@ -187,34 +192,36 @@ def test_masked_kl_matches_dense_kl(lam, protocol):
 class RecordingDenoiser:
     """A fixed stand-in network: log-probs depend on the position only; records its inputs."""
 
-    def __init__(self, length: int, seed: int = 3):
-        self.table = _random_log_probs(length, seed)
+    def __init__(self, length: int, seed: int = 3, device: torch.device | str = "cpu"):
+        self.table = _random_log_probs(length, seed, device)
         self.calls = []
 
     def __call__(self, xt, u, masked):
-        self.calls.append((xt.clone(), u.clone(), masked.clone()))
+        self.calls.append((xt.cpu(), u.cpu(), masked.cpu()))
         positions = masked.nonzero(as_tuple=True)[1]
         return self.table[positions]
 
 
 @pytest.mark.parametrize("per_sequence_t", [False, True])
 @pytest.mark.parametrize("lam", [0.0, 0.3])
-def test_d3pm_loss_matches_dense_reference(lam, per_sequence_t):
+def test_d3pm_loss_matches_dense_reference(lam, per_sequence_t, device):
     diffusion, h = _setup(lam)
     x0 = torch.tensor([[0, 1, 2, 3, 4, 5], [5, 5, 0, 2, 1, 3]])
     target = torch.tensor([[True] * 6, [True, True, True, True, False, False]])
     hybrid = 0.25
     for seed in range(6):
-        net = RecordingDenoiser(6)
+        net = RecordingDenoiser(6, device=device)
         out = d3pm_loss(
             diffusion,
             net,
-            x0,
-            target,
+            x0.to(device),
+            target.to(device),
             hybrid,
             per_sequence_t,
-            torch.Generator().manual_seed(seed),
+            torch.Generator(device).manual_seed(seed),
         )
+        assert out.loss.device == x0.to(device).device
+        net.table = net.table.cpu()
         xs, u_s, masked = net.calls[0]
         dense = 0.0
         for b in range(2):
@@ -252,13 +259,14 @@ def test_d3pm_loss_matches_dense_reference(lam, per_sequence_t):
             assert u_s[0] == u_s[1]
 
 
-def test_mdlm_loss_hand_case():
+def test_mdlm_loss_hand_case(device):
     lam = 0.2
     diffusion, h = _setup(lam)
-    x0 = torch.tensor([[0, 1, 2, 3]])
-    target = torch.tensor([[True, True, True, False]])
-    net = RecordingDenoiser(4)
-    out = mdlm_loss(diffusion, net, x0, target, torch.Generator().manual_seed(5))
+    x0 = torch.tensor([[0, 1, 2, 3]], device=device)
+    target = torch.tensor([[True, True, True, False]], device=device)
+    net = RecordingDenoiser(4, device=device)
+    out = mdlm_loss(diffusion, net, x0, target, torch.Generator(device).manual_seed(5))
+    x0, net.table = x0.cpu(), net.table.cpu()
     _, u, masked = net.calls[0]
     u = u.item()
     hx = [h[v].item() for v in (0, 1, 2)]

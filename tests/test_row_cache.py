@@ -30,6 +30,7 @@ from generation.unconditional import generate
 from models import DiffusionConfig, build_model
 from models.checkpoint import Checkpoint
 from tests import dense_reference as ref
+from tests.conftest import on_device
 from tests.enumeration import TinyNet, make_diffusion
 
 V = ref.V  # 7 tokens, [M] = 6
@@ -71,8 +72,9 @@ class Rows:
 
 
 def run(name, diffusion, net, xT, target, steps, step_size, seed, **filters):
+    generator = torch.Generator(xT.device).manual_seed(seed)
     return sample(diffusion, net, xT, target, make_sampler(name, **filters), steps, step_size,
-                  generator=torch.Generator().manual_seed(seed), record_history=True)  # fmt: skip
+                  generator=generator, record_history=True)  # fmt: skip
 
 
 def assert_same(a, b):
@@ -95,13 +97,15 @@ def ragged(batch: int, width: int, seed: int) -> tuple[torch.Tensor, torch.Tenso
 @pytest.mark.parametrize("lam", [0.0, 0.3])
 @pytest.mark.parametrize(("steps", "step_size"), [(16, 1), (64, 2), (60, 3)])
 @pytest.mark.parametrize("batch", [1, 3, 8])
-def test_rowcache_equals_ancestral(lam, steps, step_size, batch):
+def test_rowcache_equals_ancestral(lam, steps, step_size, batch, device):
     diffusion = make_diffusion(lam, steps)
-    xT, target = ragged(batch, 8, batch)
+    xT, target = (x.to(device) for x in ragged(batch, 8, batch))
     for seed in range(3):
-        a = run("ancestral", diffusion, RowNet(seed), xT, target, steps, step_size, seed)
-        r = run("rowcache", diffusion, RowNet(seed), xT, target, steps, step_size, seed)
+        net = on_device(RowNet(seed), device)
+        a = run("ancestral", diffusion, net, xT, target, steps, step_size, seed)
+        r = run("rowcache", diffusion, net, xT, target, steps, step_size, seed)
         assert_same(a, r)
+        assert r.x0.device == xT.device
         assert r.calls <= a.calls and r.row_forwards < a.row_forwards == a.calls * batch
 
 
@@ -235,9 +239,10 @@ def test_the_tiny_bert_is_row_independent(tiny_checkpoint):
 
 
 @pytest.mark.parametrize(("lam", "windows", "length"), [(0.0, 1, 0), (0.3, 1, 0), (0.3, 3, 4)])
-def test_generate_rowcache_equals_ancestral(tiny_checkpoint, lam, windows, length):
+def test_generate_rowcache_equals_ancestral(tiny_checkpoint, lam, windows, length, device):
     """Batches of 3 with a partial last batch, lengths from the histogram or semi-AR windows."""
     ckpt = tiny_checkpoint(lam=lam)
+    ckpt.model.to(device)
     outs = {}
     for name in ("ancestral", "rowcache"):
         sampling = SamplingConfig(sampler=name, sampling_steps=16, step_size=2, seed=4)
@@ -250,8 +255,9 @@ def test_generate_rowcache_equals_ancestral(tiny_checkpoint, lam, windows, lengt
 
 
 @pytest.mark.parametrize("weight", [0.0, 2.0])
-def test_seq2seq_mbr_candidates_rowcache_equals_ancestral(tiny_checkpoint, weight):
+def test_seq2seq_mbr_candidates_rowcache_equals_ancestral(tiny_checkpoint, weight, device):
     ckpt = tiny_checkpoint(task="toy")
+    ckpt.model.to(device)
     sources = [[2023, 2003, 1037, 3899], [1996], [2009, 2001]]
     outs = {}
     for name in ("ancestral", "rowcache"):

@@ -19,6 +19,7 @@ from diffusion import (
     token_information,
 )
 from tests import dense_reference as ref
+from tests.conftest import on_device
 from tests.enumeration import L, TinyNet, make_diffusion, model_distribution
 
 
@@ -28,17 +29,18 @@ def chi_square_critical(df: int, z: float = 3.09) -> float:
 
 
 @pytest.mark.parametrize(("lam", "T", "step"), [(0.0, 8, 1), (0.3, 8, 1), (0.3, 12, 3)])
-def test_ancestral_samples_follow_the_exact_reverse_distribution(lam, T, step):
+def test_ancestral_samples_follow_the_exact_reverse_distribution(lam, T, step, device):
     """Pearson chi-square over all 36 outcomes, α = 0.001, 40,000 samples."""
     diffusion, net = make_diffusion(lam, T), TinyNet(1)
     exact = model_distribution(diffusion, net, step)
     n = 40000
-    xT = torch.full((n, L), ref.MASK)
-    target = torch.ones(n, L, dtype=torch.bool)
+    xT = torch.full((n, L), ref.MASK, device=device)
+    target = torch.ones(n, L, dtype=torch.bool, device=device)
     out = sample(
-        diffusion, net, xT, target, make_sampler("ancestral"), T, step,
-        generator=torch.Generator().manual_seed(0),
+        diffusion, on_device(net, device), xT, target, make_sampler("ancestral"), T, step,
+        generator=torch.Generator(device).manual_seed(0),
     )  # fmt: skip
+    assert out.x0.device == xT.device
     counts = Counter(map(tuple, out.x0.tolist()))
     assert set(counts) <= set(exact)
     cells = [x for x, p in exact.items() if p * n >= 5]
@@ -73,15 +75,15 @@ class Recorder:
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.3])
-def test_cached_equals_ancestral_with_one_call_per_distinct_state(lam):
+def test_cached_equals_ancestral_with_one_call_per_distinct_state(lam, device):
     diffusion = make_diffusion(lam, 64)
-    xT = torch.full((3, L), ref.MASK)
-    target = torch.ones(3, L, dtype=torch.bool)
-    ancestral = Recorder(TinyNet(2))
+    xT = torch.full((3, L), ref.MASK, device=device)
+    target = torch.ones(3, L, dtype=torch.bool, device=device)
+    ancestral = Recorder(on_device(TinyNet(2), device))
     a = sample(diffusion, ancestral, xT, target, make_sampler("ancestral"), 64, 1,
-               generator=torch.Generator().manual_seed(5))  # fmt: skip
-    c = sample(diffusion, TinyNet(2), xT, target, make_sampler("cached"), 64, 1,
-               generator=torch.Generator().manual_seed(5))  # fmt: skip
+               generator=torch.Generator(device).manual_seed(5))  # fmt: skip
+    c = sample(diffusion, on_device(TinyNet(2), device), xT, target, make_sampler("cached"), 64,
+               1, generator=torch.Generator(device).manual_seed(5))  # fmt: skip
     assert torch.equal(a.x0, c.x0)
     distinct = len({tuple(s.flatten().tolist()) for s in ancestral.states})
     assert c.calls == distinct < a.calls
@@ -212,7 +214,7 @@ def _reference_step(h, lam, T, t, s, xs, log_probs_full, temperature, topk):
 
 @pytest.mark.parametrize(("temperature", "topk"), [(1.0, 0), (0.7, 3)])
 @pytest.mark.parametrize("lam", [0.0, 0.3])
-def test_official_sampler_is_the_reference_step(lam, temperature, topk):
+def test_official_sampler_is_the_reference_step(lam, temperature, topk, device):
     """Total variation ≤ 1e-6 per position against the plain re-implementation, for steps
     that include the last one (t = 0), strides of 4 and 24, and the first one (t = 1) where the
     0.999 cap binds."""
@@ -229,7 +231,8 @@ def test_official_sampler_is_the_reference_step(lam, temperature, topk):
     for t, s in [(0, 1), (0, 4), (1, 2), (3, 7), (500, 524), (1020, 1024)]:
         u_t = torch.full((2,), t / T, dtype=torch.float64)
         u_s = torch.full((2,), s / T, dtype=torch.float64)
-        ours = sampler.posterior(diffusion, xs, target, masked, log_probs[masked], u_t, u_s)
+        on = [x.to(device) for x in (xs, target, masked, log_probs[masked], u_t, u_s)]
+        ours = sampler.posterior(diffusion, *on).cpu()
         full = log_probs.clone()
         full[~masked] = -math.inf  # a visible token is its own x0
         full[~masked, xs[~masked]] = 0.0
@@ -241,6 +244,20 @@ def test_official_sampler_is_the_reference_step(lam, temperature, topk):
         ])  # fmt: skip
         tv = 0.5 * (ours - dense).abs().sum(-1)
         assert tv.max() <= 1e-6, (t, s, tv)
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_each_sampler_keeps_fixed_tokens_and_fills_the_target_on_the_data_device(name, device):
+    """The whole reverse chain of every sampler on ``device``: the result stays there, the
+    fixed positions keep their tokens and every target position ends unmasked."""
+    diffusion = make_diffusion(0.3, 16, SAMPLERS[name].protocol.name)
+    target = torch.tensor([[True, True], [False, True], [True, False]], device=device)
+    xT = torch.tensor([[ref.MASK] * 2, [3, ref.MASK], [ref.MASK, 1]], device=device)
+    out = sample(diffusion, on_device(TinyNet(5), device), xT, target, make_sampler(name), 16, 2,
+                 generator=torch.Generator(device).manual_seed(0))  # fmt: skip
+    assert out.x0.device == xT.device
+    assert out.x0[~target].tolist() == [3, 1]
+    assert not (out.x0 == ref.MASK).any() and 0 < out.calls <= 8
 
 
 def test_official_sampler_without_spindle_is_the_previous_rule():

@@ -15,6 +15,7 @@ from evaluation import text_metrics
 from generation.seq2seq import conditional_batch, cut_target
 from models import DiffusionConfig, build_model
 from tests import dense_reference as ref
+from tests.conftest import on_device
 from tests.enumeration import make_diffusion
 
 
@@ -145,15 +146,16 @@ class ContextFree:
 
 
 @pytest.mark.parametrize("objective", ["d3pm", "mdlm"])
-def test_loss_ignores_source_and_padding(objective):
+def test_loss_ignores_source_and_padding(objective, device):
     """Rows with sources and padding of different lengths: only target positions are masked
     and scored, so changing source or padding tokens leaves the loss unchanged, and the batch
     loss is the sum of the rows' losses."""
     diffusion = make_diffusion(0.3, 8)
-    net = ContextFree(ref.V, 7)
+    net = on_device(ContextFree(ref.V, 7), device)
     x0, target = collate([[1, 2, 3, 4, 5], [2, 3, 4], [5, 4, 3, 2, 1, 1, 2]], 0, [2, 1, 4])
-    noise = Noise.draw(3, 7, torch.Generator().manual_seed(0), torch.device("cpu"))
-    noise.time = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    x0, target = x0.to(device), target.to(device)
+    noise = Noise.draw(3, 7, torch.Generator(device).manual_seed(0), device)
+    noise.time = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64, device=device)
 
     def loss(x, rows=slice(None)):
         n = Noise(noise.time[rows], noise.mask[rows])
@@ -204,21 +206,23 @@ def test_guidance_combines_conditional_and_source_masked_predictions(tiny_bert, 
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.5])
-def test_sampling_keeps_the_source_and_fills_the_target(tiny_bert, tokenizer, weight):
+def test_sampling_keeps_the_source_and_fills_the_target(tiny_bert, tokenizer, weight, device):
     torch.manual_seed(0)
     config = DiffusionConfig(num_steps=20, max_length=32)
-    model = build_model(str(tiny_bert), tokenizer, config, from_scratch=True).eval()
+    model = build_model(str(tiny_bert), tokenizer, config, from_scratch=True).eval().to(device)
     diffusion = config.diffusion(None, tokenizer.mask_token_id, tokenizer.pad_token_id)
     sources = [[2023, 2003, 1037, 3899], [1996], [2009, 2001]]
     xT, target = conditional_batch(sources, 5, tokenizer.mask_token_id, tokenizer.pad_token_id)
+    xT, target = xT.to(device), target.to(device)
     source_mask = (xT != tokenizer.pad_token_id) & ~target
     guided = GuidedDenoiser(model, source_mask, tokenizer.mask_token_id, weight)
     with torch.no_grad():
         sampler = make_sampler("ancestral")
         out = sample(diffusion, guided, xT, target, sampler, 20,
-                     generator=torch.Generator().manual_seed(1))  # fmt: skip
+                     generator=torch.Generator(device).manual_seed(1))  # fmt: skip
         plain = sample(diffusion, model, xT, target, sampler, 20,
-                       generator=torch.Generator().manual_seed(1))  # fmt: skip
+                       generator=torch.Generator(device).manual_seed(1))  # fmt: skip
+    assert out.x0.device == xT.device
     assert torch.equal(out.x0[~target], xT[~target])
     assert not (out.x0[target] == tokenizer.mask_token_id).any()
     if weight == 0.0:  # no guidance: the very same draws as sampling the model directly

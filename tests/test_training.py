@@ -1,12 +1,19 @@
-"""Batch plan, collation and learning-rate schedules of the training loop."""
+"""Batch plan, collation, learning-rate schedules, and the training step and its exact resume
+on each device."""
+
+import math
 
 import pytest
 import torch
 
 from common.errors import UsageError
+from corpora import load_texts, tokenize_texts
 from corpora.collate import collate
+from models import DiffusionConfig, build_model
 from training.batches import BatchPlan
+from training.config import TrainingConfig
 from training.optim import lr_scheduler
+from training.trainer import Trainer
 
 
 def test_batch_plan_visits_each_example_once_per_epoch_and_splits_ranks():
@@ -46,3 +53,44 @@ def test_inverse_sqrt_schedule_matches_the_reference_shape():
     assert lrs[400 - 1] == pytest.approx((100 / 399) ** 0.5)
     with pytest.raises(ValueError, match="lr_schedule 'cosine' is unknown"):
         lr_scheduler(optimizer, "cosine", 10)
+
+
+def _trainer(tiny_bert, tokenizer, data, device: torch.device) -> Trainer:
+    """A trainer of the tiny BERT on ``device``, in bf16 where the device computes it."""
+    config = DiffusionConfig(num_steps=50, max_length=24)
+    torch.manual_seed(0)
+    model = build_model(str(tiny_bert), tokenizer, config, from_scratch=True).to(device)
+    return Trainer(
+        model=model,
+        diffusion=config.diffusion(None, tokenizer.mask_token_id, tokenizer.pad_token_id),
+        config=config,
+        train=TrainingConfig(
+            lr=1e-3, batch_size=4, lr_schedule="constant", warmup_steps=0, seed=0, bf16=True
+        ),
+        tokenizer=tokenizer,
+        train_set=data,
+        device=device,
+    )
+
+
+def test_training_steps_resume_exactly_on_the_device(tiny_bert, tokenizer, toy_txt, device):
+    """Four steps in one go equal two steps, a round trip of the weights and the training
+    state into a fresh trainer, and two more: the same losses and the same weights."""
+    data = tokenize_texts(load_texts(str(toy_txt)), tokenizer, 24, "toy")
+    whole = _trainer(tiny_bert, tokenizer, data, device)
+    losses = [whole.train_step()["loss"] for _ in range(4)]
+    first = _trainer(tiny_bert, tokenizer, data, device)
+    head = [first.train_step()["loss"] for _ in range(2)]
+    weights = {k: v.clone() for k, v in first.model.state_dict().items()}
+    state = first.state_dict()
+    torch.manual_seed(123)  # the resumed trainer restores every RNG itself
+    second = _trainer(tiny_bert, tokenizer, data, device)
+    second.model.load_state_dict(weights)
+    second.load_state_dict(state)
+    tail = [second.train_step()["loss"] for _ in range(2)]
+    assert all(math.isfinite(loss) and loss > 0 for loss in losses)
+    assert head + tail == pytest.approx(losses, rel=1e-5)
+    assert second.step == whole.step == 4
+    for a, b in zip(whole.model.parameters(), second.model.parameters(), strict=True):
+        assert a.device.type == device.type
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
