@@ -44,16 +44,12 @@ from models.checkpoint import check_lengths
 from training.config import TrainingConfig
 from training.data import training_data
 from training.distributed import setup_distributed, teardown_distributed
-from training.loggers import FitlogLogger, JsonlLog
+from training.loggers import FitlogLogger, JsonlLog, dashboard_settings
 from training.optim import LR_SCHEDULES
-from training.resume import (
-    check_finite_weights,
-    check_resumed_counts,
-    load_resumed_state,
-    resume_state,
-)
+from training.resume import check_resumed_counts, load_resumed_state, resume_state
 from training.rng import seed_everything
 from training.run_dir import claim, existing_run, repair_log
+from training.stopping import StopRequests, resume_command
 from training.trainer import Trainer
 
 
@@ -244,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     elif existing_run(out) and state is None and not args.overwrite:
         raise UsageError(f"--output_dir {out} already holds a run")
     try:
-        train(args, config, resume_dir, state)
+        train(args, config, resume_dir, state, sys.argv[1:] if argv is None else argv)
     except OSError as error:
         # the checkpoints are written atomically (common.files); what is left is the log
         # appended by JsonlLog: a full disk or a size limit there is one line, not a traceback
@@ -256,12 +252,14 @@ def main(argv: list[str] | None = None) -> None:
             run_lock.release()
 
 
-def train(args: argparse.Namespace, config: DiffusionConfig, resume_dir, state) -> None:
+def train(
+    args: argparse.Namespace, config: DiffusionConfig, resume_dir, state, argv: list[str]
+) -> None:
     backbone = resolve_model_name(args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model_config = AutoConfig.from_pretrained(backbone)
     check_lengths(model_config, args.max_length, args.timestep)
-    counts = None
+    counts, freq_file = None, None
     if args.word_freq_lambda > 0 or args.word_freq_file:
         freq_file = args.word_freq_file or default_counts_path(
             args.model_name_or_path, args.dataset, args.task
@@ -314,8 +312,13 @@ def train(args: argparse.Namespace, config: DiffusionConfig, resume_dir, state) 
                 resume_dir.parent if resume_dir else None,
             )
         )  # fmt: skip
+    resolved = {
+        "word_freq_file": str(freq_file) if freq_file else "none (no spindle)",
+        "device": str(device), "precision": trainer.precision, "max_steps": trainer.max_steps,
+        "global_batch": trainer.plan.global_batch,
+    }  # fmt: skip
     for logger in loggers:
-        logger.hyper(vars(args))
+        logger.hyper(dashboard_settings(vars(args), resolved))
     if rank == 0:
         kind = f"{args.task} pairs" if args.task else "sequences"
         print(
@@ -324,16 +327,18 @@ def train(args: argparse.Namespace, config: DiffusionConfig, resume_dir, state) 
             f"{trainer.max_steps} steps of {trainer.plan.global_batch} sequences, device "
             f"{device}, {world} process(es) → {out}"
         )
+        for warning in trainer.setting_warnings():
+            print(f"warning: {warning}", file=sys.stderr)
 
-    requested: list[int] = []
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda signum, frame: requested.append(signum))
-    result = trainer.fit(dev_set, out, loggers, stop=lambda: requested[0] if requested else None)
+    result = trainer.fit(dev_set, out, loggers, stop=StopRequests(announce=rank == 0))
     if result.signal is not None:
         if rank == 0:
-            print(f"stopped by signal {result.signal} at step {result.steps}; saved {out / 'last'}")
+            print(
+                f"stopped by signal {result.signal} ({signal.Signals(result.signal).name}) at "
+                f"step {result.steps} of {trainer.max_steps}; saved {out / 'last'}. "
+                f"Resume with:\n  {resume_command(argv, out / 'last')}"
+            )
         sys.exit(128 + result.signal)
-    check_finite_weights(model, out)
     if rank == 0:
         trend = (
             f"; logged loss {result.logged[0]:.4f} → {result.logged[-1]:.4f}"
@@ -354,3 +359,7 @@ if __name__ == "__main__":
     except FloatingPointError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(3)
+    except KeyboardInterrupt:
+        print("\ninterrupted: quit without saving (the last saved checkpoint is kept)",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(130)

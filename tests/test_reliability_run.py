@@ -242,12 +242,13 @@ def test_a_fitlog_dir_under_a_file_is_refused_before_any_work(tiny_bert, toy_txt
 
 
 def test_nan_weights_fail_the_run(monkeypatch):
-    main = __import__("main")
+    from training.trainer import check_finite_weights
+
     model = torch.nn.Linear(2, 2)
     with torch.no_grad():
         model.weight[0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="NaN/inf after training"):
-        main.check_finite_weights(model, "out")
+        check_finite_weights(model, "out")
 
 
 def test_a_full_disk_while_logging_is_one_line(tiny_bert, toy_txt, counts, tmp_path, capsys,

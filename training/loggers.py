@@ -1,33 +1,47 @@
 """Where a run's figures go: one small interface, one class per destination.
 
 ``Trainer.fit`` calls every logger it was given; adding TensorBoard or W&B is one new class.
-Only rank 0 builds loggers.
+Only rank 0 builds loggers. docs/dashboard.md says what the fitlog dashboard shows.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
+import math
+import os
+import re
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from common.files import read_text, write_text
 
-from common.files import write_text
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` and a newline to ``path``; a failed write (full disk, size limit)
+    is an OSError that names ``path`` (a plain ``write`` error names no file)."""
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(line + "\n")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 class Logger:
-    """Receives the hyper-parameters, the training records, dev results and the best result.
-    Every method is optional (a no-op here)."""
+    """Receives the hyper-parameters, the training records, dev results, the best result and
+    how the run ended. Every method is optional (a no-op here)."""
 
     def hyper(self, settings: dict[str, Any]) -> None:
-        """The run's settings, once at the start."""
+        """The settings that define the run, once at the start."""
 
-    def start(self, step: int, total_steps: int) -> None:
-        """The loop starts at ``step`` (> 0 after a resume) of ``total_steps``."""
+    def start(self, step: int, total_steps: int, best: float | None = None) -> None:
+        """The loop starts at ``step`` (> 0 after a resume) of ``total_steps``; ``best`` is
+        the best dev bound so far (a resumed run's)."""
 
     def train(self, record: dict[str, Any]) -> None:
-        """One record per ``--logging_steps``: step, loss, loss_per_token, lr, skipped_steps."""
+        """One record per ``--logging_steps``: step, loss, loss_per_token, lr, skipped_steps,
+        tokens_per_s."""
 
     def dev(self, step: int, result: dict[str, Any]) -> None:
         """A dev evaluation at ``step`` (``nats_per_token``, ``ppl_per_token``, ``bound``...)."""
@@ -35,8 +49,8 @@ class Logger:
     def best(self, step: int, nats_per_token: float) -> None:
         """A new best dev bound."""
 
-    def finish(self) -> None:
-        """The run ended normally."""
+    def end(self, finished: bool, note: str) -> None:
+        """The run ended: ``finished`` (ran to the end) or not, and how, in words."""
 
 
 class JsonlLog(Logger):
@@ -56,8 +70,7 @@ class JsonlLog(Logger):
             write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def write(self, record: dict) -> None:
-        with self.path.open("a") as log:
-            log.write(json.dumps(record) + "\n")
+        append_line(self.path, json.dumps(record))
 
     def train(self, record: dict[str, Any]) -> None:
         self.write(record)
@@ -66,122 +79,215 @@ class JsonlLog(Logger):
         self.write({"step": step, **{f"dev_{k}": v for k, v in result.items()}})
 
 
-def import_fitlog():
-    """fitlog, importable on NumPy ≥ 1.24 (fitlog 0.9.15 calls np.str, which NumPy 1.24
-    removed; it means the builtin str)."""
-    if "str" not in vars(np):
-        np.str = str
-    import fitlog
-
-    return fitlog
-
-
 RECORD_POINTER = "fitlog_record.txt"
+OWNER = "run_folder.json"
 STEP_LOGS = ("loss.log", "metric.log")
+RECORD_FILES = ("meta.log", "hyper.log", "best_metric.log", "other.log", *STEP_LOGS)
+# fitlog's live chart stops asking after max_no_updates polls (update_every seconds apart)
+# without a new point: 40 × 4 s by default, shorter than one dev evaluation of a large run.
+CHART_SETTINGS = {"update_every": 4, "max_no_updates": 21600}  # 24 hours
+SERVER_CONFIG = (
+    "[chart_settings]\nmax_points=400\nchart_exclude_columns=\n"
+    "update_every={update_every}\nmax_no_updates={max_no_updates}\n\n"
+    "[basic_settings]\nstr_max_length=48\nround_to=6\nignore_unchanged_columns=True\n"
+)
+
+# The settings that define a run, in the dashboard table's order; ``epochs`` only when it
+# rules (--max_steps not given), the d3pm and seq2seq settings only where they apply.
+DEFINING = (
+    "dataset", "model_name_or_path", "from_scratch", "objective", "schedule", "num_steps",
+    "word_freq_lambda", "word_freq_file", "timestep", "max_length", "lr", "lr_schedule",
+    "warmup_steps", "max_steps", "epochs", "global_batch", "seed", "device", "precision",
+)  # fmt: skip
+D3PM_ONLY = ("hybrid_lambda", "per_sequence_t")
+SEQ2SEQ_ONLY = ("task", "data_dir", "max_target_length")
 
 
-def fitlog_json(record: dict[str, Any]) -> str:
-    """``record`` as JSON that fitlog stores unchanged.
-
-    fitlog rewrites every ``-`` not followed by a digit to ``_`` in what it logs (0.9.15,
-    ``Logger._write_to_logger``), so ``runs/my-run`` would show as ``runs/my_run``. Inside
-    strings the hyphen is written as the JSON escape ``\\u002d``, which fitlog leaves alone
-    and its dashboard (``json.loads``) reads back as ``-``. Numbers (``-1``, ``5e-05``) keep
-    their hyphen: it is followed by a digit.
-    """
-
-    def hide(value: Any) -> Any:
-        if isinstance(value, str):
-            return value.replace("-", "\x00")
-        if isinstance(value, dict):
-            return {hide(k): hide(v) for k, v in value.items()}
-        return value
-
-    return json.dumps(hide(record)).replace("\\u0000", "\\u002d")
+def dashboard_settings(args: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard table's settings: ``args`` (the flags) overridden by ``resolved`` (what
+    the run actually uses: device, precision, the token-count file read, max_steps...)."""
+    values = {**args, **resolved}
+    names = list(DEFINING)
+    if args.get("max_steps", -1) > 0:
+        names.remove("epochs")
+    if values.get("objective") == "d3pm":
+        names += D3PM_ONLY
+    if values.get("task"):
+        names += SEQ2SEQ_ONLY
+    return {name: values[name] for name in names if name in values}
 
 
-def truncate_steps(record_dir: Path, last_step: int) -> None:
-    """Drop the lines of fitlog's step logs after ``last_step`` (``Step:N\\t{...}``)."""
-    for name in STEP_LOGS:
-        file = record_dir / name
-        if not file.is_file():
+def folder_identity(folder: Path) -> dict[str, Any]:
+    """What makes ``folder`` itself (a copy of it has another inode)."""
+    stat = os.stat(folder)
+    return {"path": os.path.realpath(folder), "device": stat.st_dev, "inode": stat.st_ino}
+
+
+def owned_record(output_dir: Path) -> Path | None:
+    """The fitlog record that ``output_dir``'s pointer names, if it was opened for this very
+    folder (not for the folder it was copied from)."""
+    record = recorded(output_dir)
+    if record is None or not (record / OWNER).is_file():
+        return None
+    try:
+        owner = json.loads((record / OWNER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    mine = folder_identity(output_dir)
+    return (
+        record
+        if {k: owner.get(k) for k in ("device", "inode")}
+        == {k: mine[k] for k in ("device", "inode")}
+        else None
+    )
+
+
+def recorded(folder: Path | None) -> Path | None:
+    """The record named by ``folder``'s pointer file, if it still exists."""
+    pointer = Path(folder) / RECORD_POINTER if folder is not None else None
+    if pointer is None or not pointer.is_file():
+        return None
+    record = Path(read_text(pointer).strip())
+    return record if (record / "meta.log").is_file() else None
+
+
+def step_of(line: str) -> int | None:
+    """The step of a fitlog step line (``Step:N\\t{...}``), None for any other line."""
+    match = re.match(r"Step:(\d+)\t", line)
+    return int(match.group(1)) if match else None
+
+
+def steps_up_to(file: Path, last_step: int) -> str:
+    """The step lines of ``file`` up to ``last_step``, as text."""
+    if not file.is_file():
+        return ""
+    kept = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        step = step_of(line)
+        if step is not None and step <= last_step:
+            kept.append(f"{line}\n")
+    return "".join(kept)
+
+
+def new_record(log_dir: Path) -> Path:
+    """A new, empty fitlog record folder ``log_dir/log_YYYYmmdd_HHMMSS`` (fitlog's name; the
+    next free second when two runs start in the same one)."""
+    now = datetime.now()
+    for offset in range(3600):
+        folder = log_dir / f"log_{(now + timedelta(seconds=offset)):%Y%m%d_%H%M%S}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
             continue
-        kept = [
-            line
-            for line in file.read_text(encoding="utf-8").splitlines()
-            if line.startswith("Step:") and int(line[5:].split("\t", 1)[0]) <= last_step
-        ]
-        write_text(file, "".join(f"{line}\n" for line in kept))
+    raise FileExistsError(f"{log_dir}: no free record name in the next hour")
+
+
+def configure_server(log_dir: Path) -> None:
+    """``log_dir/default.cfg``, the configuration ``fitlog log`` reads: a live chart that
+    keeps asking for 24 hours without a new point. An existing file keeps every other
+    setting; only a shorter ``max_no_updates`` is raised."""
+    config = log_dir / "default.cfg"
+    if not config.is_file():
+        write_text(config, SERVER_CONFIG.format(**CHART_SETTINGS))
+        return
+    text = config.read_text(encoding="utf-8")
+    match = re.search(r"^max_no_updates\s*=\s*(\d+)\s*$", text, re.MULTILINE)
+    if match and int(match.group(1)) < CHART_SETTINGS["max_no_updates"]:
+        line = f"max_no_updates={CHART_SETTINGS['max_no_updates']}"
+        write_text(config, text[: match.start()] + line + text[match.end() :])
 
 
 class FitlogLogger(Logger):
-    """The fitlog dashboard's log folder (``fitlog log <folder> --ip 127.0.0.1`` serves it).
+    """A fitlog record (``fitlog log <fitlog_dir> --ip 127.0.0.1`` serves it), written as
+    fitlog's own files so that every write that fails names its file.
 
-    One fitlog record per run: the record's folder is noted in
-    ``<output_dir>/fitlog_record.txt``; a run resumed from ``<output_dir>/last`` appends to
-    that record (after dropping its steps past the resume step) instead of opening a second.
+    One record per run folder: ``<output_dir>/fitlog_record.txt`` names it, and the record's
+    ``run_folder.json`` names the folder (device and inode). A run resumed into its own
+    folder continues its record (its steps past the resume step dropped first); a resume
+    into another folder, or into a copy of the folder, opens a new record that starts with
+    the source record's steps up to the resume step: the source record is only read.
     """
 
     def __init__(
         self,
         log_dir: str | Path,
-        output_dir: str | Path | None = None,
+        output_dir: str | Path,
         resume_step: int | None = None,
         resume_dir: str | Path | None = None,
     ):
-        self.fitlog = import_fitlog()
-        log_dir = Path(log_dir)
+        log_dir, output_dir = Path(log_dir), Path(output_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.resumed = None
-        record = None
-        if resume_step is not None:
-            for folder in (resume_dir, output_dir):
-                pointer = Path(folder) / RECORD_POINTER if folder is not None else None
-                if pointer is not None and pointer.is_file():
-                    candidate = Path(pointer.read_text(encoding="utf-8").strip())
-                    if (candidate / "meta.log").is_file():
-                        record = candidate
-                        break
+        output_dir.mkdir(parents=True, exist_ok=True)
+        configure_server(log_dir)
+        self.name = output_dir.name
+        self.resumed = resume_step
+        self.total = 0
+        self.best_text, self.step = "none yet", 0
+        record = owned_record(output_dir) if resume_step is not None else None
         if record is not None:
-            truncate_steps(record, resume_step)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "Append to an already exist log."
-                self.fitlog.set_log_dir(str(record), new_log=True)
-            self.resumed = resume_step
+            for name in STEP_LOGS:
+                write_text(record / name, steps_up_to(record / name, resume_step))
         else:
-            self.fitlog.set_log_dir(str(log_dir), new_log=True)
-            self.fitlog.create_log_folder()
-        self.record = Path(self.fitlog.get_log_folder(absolute=True))
-        if output_dir is not None:
-            write_text(Path(output_dir) / RECORD_POINTER, f"{self.record}\n")
+            record = new_record(log_dir)
+            source = recorded(Path(resume_dir)) if resume_step is not None and resume_dir else None
+            write_text(record / OWNER, json.dumps(folder_identity(output_dir)) + "\n")
+            for name in RECORD_FILES:
+                history = steps_up_to(source / name, resume_step) if source is not None else ""
+                write_text(record / name, history)
+        self.record = record.resolve()
+        write_text(output_dir / RECORD_POINTER, f"{self.record}\n")
 
-    def _write(self, record: dict[str, Any], logger_name: str) -> None:
-        self.fitlog._logger._write_to_logger(fitlog_json(record), logger_name)
+    def _append(self, name: str, record: dict[str, Any], step: int | None = None) -> None:
+        text = json.dumps(record)
+        append_line(self.record / name, text if step is None else f"Step:{step}\t{text}")
+
+    def _meta(self, state: str, ended: str = "-") -> None:
+        """A meta line: fitlog reads a record's state from the last one, and the table
+        shows the latest value of every field (the first line sets the columns' order)."""
+        progress = f"{self.step}/{self.total} steps ({100 * self.step // max(self.total, 1)}%)"
+        self._append("meta.log", {"meta": {
+            "name": self.name, "state": state, "progress": progress,
+            "best_dev_nats_per_token": self.best_text, "ended": ended,
+        }})  # fmt: skip
 
     def hyper(self, settings: dict[str, Any]) -> None:
         shown = {k: v for k, v in settings.items() if v is not None}
-        self._write({"hyper": shown}, "hyper_logger")
+        self._append("hyper.log", {"hyper": shown})
 
-    def start(self, step: int, total_steps: int) -> None:
+    def start(self, step: int, total_steps: int, best: float | None = None) -> None:
+        self.total, self.step = total_steps, step
+        if best is not None:
+            self.best_text = f"{best:.4f}"
+        self._meta("running")
         if self.resumed is None:
-            self.fitlog.add_progress(total_steps)
+            append_line(self.record / "progress.log", json.dumps({"total_steps": total_steps}))
         else:
-            self.fitlog.add_other(step, name="resumed_at_step")
+            self._append("other.log", {"other": {"resumed_at_step": step}})
 
     def train(self, record: dict[str, Any]) -> None:
-        figures = {
-            k: record[k]
-            for k in ("loss", "loss_per_token", "lr", "skipped_steps", "tokens_per_s")
-            if k in record
-        }
-        self.fitlog.add_loss(figures, step=record["step"])
+        self.step = step = record["step"]
+        self._append("loss.log", {"loss": {"nats_per_token": record["loss_per_token"]},
+                                  "step": step}, step)  # fmt: skip
+        self._meta("running")
+        self._append("other.log", {"other": {
+            "lr": f"{record['lr']:.3e}", "tokens_per_s": record.get("tokens_per_s"),
+            "skipped_steps": record.get("skipped_steps", 0),
+            "loss_per_sequence": record["loss"],
+        }})  # fmt: skip
 
     def dev(self, step: int, result: dict[str, Any]) -> None:
-        figures = {k: result[k] for k in ("nats_per_token", "ppl_per_token")}
-        self.fitlog.add_metric({"dev": figures}, step=step)
+        self._append("metric.log", {"metric": {"dev": {"nats_per_token":
+                     result["nats_per_token"]}}, "step": step}, step)  # fmt: skip
 
     def best(self, step: int, nats_per_token: float) -> None:
-        self.fitlog.add_best_metric({"dev": {"nats_per_token": nats_per_token, "step": step}})
+        self.best_text = f"{nats_per_token:.4f} (step {step})"
+        self._append("best_metric.log", {"metric": {"dev": {
+            "nats_per_token": nats_per_token, "ppl_per_token": round(math.exp(nats_per_token), 2),
+            "step": step,
+        }}})  # fmt: skip
 
-    def finish(self) -> None:
-        self.fitlog.finish()
+    def end(self, finished: bool, note: str) -> None:
+        self._append("other.log", {"other": {"ended": note, "ended_at": time.strftime(
+            "%Y-%m-%d %H:%M:%S")}})  # fmt: skip
+        self._meta("finish" if finished else "error", note)

@@ -1,5 +1,5 @@
 """Resuming a run: the saved state checked against the new run (settings, token counts,
-optimizer shapes, number of processes), and the end-of-run check of the weights."""
+optimizer shapes, number of processes)."""
 
 from __future__ import annotations
 
@@ -76,13 +76,3 @@ def load_resumed_state(trainer: Trainer, state: dict, resume_dir: Path) -> None:
         trainer.load_state_dict(state)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:
         raise UsageError(f"{file}: cannot be resumed from ({error}); the file is damaged") from None
-
-
-def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
-    """A run whose weights turned NaN/inf did not succeed, whatever its loss said."""
-    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-    if bad:
-        raise FloatingPointError(
-            f"the weights are NaN/inf after training ({len(bad)} tensors, e.g. {bad[0]}); the "
-            f"checkpoints in {out} are unusable: lower --lr or set --max_grad_norm"
-        )

@@ -7,6 +7,7 @@ bottom (nanoGPT's train.py is the model); splitting it would scatter the loop.""
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from common.precision import autocast, resolve_precision
 from common.progress import progress as progress_bar
 from common.progress import write as print_line
 from diffusion import AbsorbingDiffusion, Noise, antithetic, d3pm_loss, mdlm_loss
-from evaluation.bounds import estimate_bound
+from evaluation.bounds import calls_per_batch, estimate_bound
 from models.checkpoint import save_checkpoint
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
@@ -187,8 +188,12 @@ class Trainer:
             "tokens": stats[3].item(),
         }
 
-    def evaluate(self, dev_set: datasets.Dataset) -> dict:
-        """Dev bound: continuous-time, one draw per sequence (discrete for ``linear``)."""
+    def evaluate(
+        self, dev_set: datasets.Dataset, stop: Callable[[], int | None] = lambda: None
+    ) -> dict:
+        """Dev bound: continuous-time, one draw per sequence (discrete for ``linear``), with a
+        bar of network calls; ``stop()`` is asked before every call (a signal abandons the
+        evaluation: ``EvaluationStopped``)."""
         self.model.eval()
         bound = "discrete" if self.config.schedule == "linear" else "continuous"
         size = self.train.eval_batch_size
@@ -196,10 +201,13 @@ class Trainer:
             fetch(dev_set, range(i, min(i + size, len(dev_set))), self.tokenizer.pad_token_id)
             for i in range(0, len(dev_set), size)
         )
-        with self._autocast():
+        calls = calls_per_batch(bound, self.config.num_steps, self.train.eval_step_size, 1)
+        total = calls * -(-len(dev_set) // size)
+        bar = progress_bar(total, "dev bound", "call", enabled=self.rank == 0, leave=False)
+        with bar, self._autocast():
             result = estimate_bound(
                 self.diffusion,
-                self.model,
+                _Watched(self.model, bar, stop),
                 batches,
                 bound,
                 self.train.eval_step_size,
@@ -267,17 +275,39 @@ class Trainer:
         """Train to ``max_steps``: log every ``logging_steps``, evaluate every ``eval_steps``
         and at the end (keeping the best in ``best/``), save ``last/`` every ``save_steps``
         and at the end (and ``checkpoint-<step>`` copies with ``keep_last``). ``stop()``
-        returns a signal number once a signal asked the run to stop: the step is finished,
-        ``last/`` saved and the result returned."""
-        t, output_dir = self.train, Path(output_dir)
-        window, logged, started = [], [], time.time()
-        first = self.step
-        if self.rank == 0 and first > 0:
-            print_line(f"resumed from step {first} of {self.max_steps}")
+        returns a signal number once a signal asked the run to stop: the step (or the dev
+        evaluation, abandoned between two network calls) ends, ``last/`` is saved and the
+        result returned. Every logger hears how the run ended (``Logger.end``), whatever
+        ended it."""
         for logger in loggers:
-            logger.start(first, self.max_steps)
+            logger.start(self.step, self.max_steps, self.best)
+        try:
+            result = self._loop(dev_set, Path(output_dir), loggers, stop)
+            if result.signal is None:
+                check_finite_weights(self.model, Path(output_dir))
+        except BaseException as error:
+            _end(loggers, False, f"failed at step {self.step}: {_describe(error)}")
+            raise
+        if result.signal is None:
+            _end(loggers, True, f"finished: {self.step} steps")
+        else:
+            name = SIGNAL_NAMES.get(result.signal, f"signal {result.signal}")
+            _end(loggers, False, f"stopped by {name} at step {self.step}; resumable from last/")
+        return result
+
+    def _loop(
+        self,
+        dev_set: datasets.Dataset,
+        output_dir: Path,
+        loggers: list[Logger],
+        stop: Callable[[], int | None],
+    ) -> FitResult:
+        t = self.train
+        window, logged, started = [], [], time.time()
+        if self.rank == 0 and self.step > 0:
+            print_line(f"resumed from step {self.step} of {self.max_steps}")
         progress = progress_bar(
-            self.max_steps, "training", "step", enabled=self.rank == 0, initial=first
+            self.max_steps, "training", "step", enabled=self.rank == 0, initial=self.step
         )
         tick, tokens = time.time(), 0.0
         while self.step < self.max_steps:
@@ -300,9 +330,11 @@ class Trainer:
                     tok_s=f"{record['tokens_per_s']:.0f}", refresh=False,
                 )  # fmt: skip
                 window = []
-            if step % t.eval_steps == 0 or step == self.max_steps:
-                self._evaluate_and_keep_best(dev_set, output_dir, loggers)
-                tick = time.time()  # tokens/s counts training time only
+            if (step % t.eval_steps == 0 or step == self.max_steps) and stop() is None:
+                with contextlib.suppress(EvaluationStopped):
+                    self._evaluate_and_keep_best(dev_set, output_dir, loggers, stop)
+                progress.unpause()  # the bar's rate and ETA count training time only
+                tick = time.time()  # so does tokens/s
             signal = stop()
             if step % t.save_every == 0 or step == self.max_steps or signal is not None:
                 self.save(output_dir / "last", with_state=True)
@@ -316,14 +348,16 @@ class Trainer:
                 progress.close()
                 return FitResult(self.step, logged, self.best, signal)
         progress.close()
-        for logger in loggers:
-            logger.finish()
         return FitResult(self.step, logged, self.best)
 
     def _evaluate_and_keep_best(
-        self, dev_set: datasets.Dataset, output_dir: Path, loggers: list[Logger]
+        self,
+        dev_set: datasets.Dataset,
+        output_dir: Path,
+        loggers: list[Logger],
+        stop: Callable[[], int | None] = lambda: None,
     ) -> None:
-        dev = self.evaluate(dev_set)
+        dev = self.evaluate(dev_set, stop)
         if self.rank == 0:
             for logger in loggers:
                 logger.dev(self.step, dev)
@@ -336,6 +370,70 @@ class Trainer:
             self.save(output_dir / "best", with_state=False)
             for logger in loggers:
                 logger.best(self.step, self.best)
+
+    def setting_warnings(self) -> list[str]:
+        """Settings that make the run meaningless or nearly so, one sentence each."""
+        t, steps = self.train, self.max_steps
+        found = []
+        if t.warmup_steps > steps:
+            peak = t.lr * self.scheduler.lr_lambdas[0](steps)
+            found.append(
+                f"--warmup_steps {t.warmup_steps} is longer than the run ({steps} steps): the "
+                f"learning rate only reaches {peak:.2e} of --lr {t.lr:g}; lower --warmup_steps "
+                f"(e.g. {max(steps // 10, 1)}) or raise --max_steps"
+            )
+        if t.logging_steps > steps:
+            found.append(
+                f"--logging_steps {t.logging_steps} is longer than the run ({steps} steps): no "
+                "training loss will be logged; lower --logging_steps"
+            )
+        return found
+
+
+class EvaluationStopped(Exception):
+    """A signal asked the run to stop during a dev evaluation."""
+
+
+class _Watched:
+    """The denoiser of a dev evaluation: asks ``stop()`` before each network call (raising
+    ``EvaluationStopped`` once it answers) and moves ``bar`` by one after it."""
+
+    def __init__(self, model: torch.nn.Module, bar, stop: Callable[[], int | None]):
+        self.model, self.bar, self.stop = model, bar, stop
+
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        if self.stop() is not None:
+            raise EvaluationStopped
+        out = self.model(*args, **kwargs)
+        self.bar.update(1)
+        return out
+
+
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+
+
+def _describe(error: BaseException) -> str:
+    """An exception in a few words, for the dashboard."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
+
+
+def _end(loggers: list[Logger], finished: bool, note: str) -> None:
+    """Tell every logger how the run ended; a logger that cannot write (a full disk) does not
+    hide what ended the run."""
+    for logger in loggers:
+        with contextlib.suppress(OSError):
+            logger.end(finished, note)
+
+
+def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
+    """A run whose weights turned NaN/inf did not succeed, whatever its loss said."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(
+            f"the weights are NaN/inf after training ({len(bad)} tensors, e.g. {bad[0]}); the "
+            f"checkpoints in {out} are unusable: lower --lr or set --max_grad_norm"
+        )
 
 
 def _mean_record(window: list[dict], step: int, skipped: int, elapsed: float) -> dict:
