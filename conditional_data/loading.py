@@ -37,14 +37,14 @@ def _split_file(task: Task, split: str, data_dir: str | None) -> Path:
     if data_dir is None:
         raise UsageError(
             f"--task {task.name} needs --data_dir: the DiffuSeq folder {task.folder}/ with "
-            "train.jsonl, valid.jsonl and test.jsonl (see README, Seq2seq); --task toy needs "
+            "train.jsonl, valid.jsonl and test.jsonl (see docs/seq2seq.md); --task toy needs "
             "no data"
         )
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
         raise UsageError(
             f"--data_dir {folder}: no such folder; download DiffuSeq's processed datasets (see "
-            f"README, Seq2seq) and pass the path of its {task.folder}/ folder"
+            f"docs/seq2seq.md) and pass the path of its {task.folder}/ folder"
         )
     for name in SPLIT_FILES[split]:
         if (folder / name).is_file():
