@@ -7,12 +7,15 @@ a plain line at most every ``PLAIN_INTERVAL_S`` seconds and one at the end. ``--
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from tqdm.auto import tqdm
 
 PLAIN_INTERVAL_S = 30.0
+COUNT = re.compile(r"\| *(\S+/\S+) \[")  # tqdm's "n/total [" after the bar
 _settings = {"quiet": False}
 
 
@@ -36,15 +39,22 @@ def is_quiet() -> bool:
 
 
 class _PlainLines:
-    """A tqdm output file that turns each ``\\r`` redraw into one plain line."""
+    """A tqdm output file that turns each ``\\r`` redraw into one plain line, and drops a
+    redraw at the count of the line before (tqdm draws the final state again when it closes,
+    with only the rate changed)."""
 
     def __init__(self, stream: Any):
         self.stream = stream
+        self.last: tuple[str, str] | str = ""
 
     def write(self, text: str) -> None:
         for part in text.replace("\r", "\n").split("\n"):
-            if part.strip():
-                self.stream.write(part.rstrip() + "\n")
+            line = part.rstrip()
+            found = COUNT.search(line)  # "desc: 40%|####  | 4/10 [00:03<00:04, ...]"
+            count = (line.split(":", 1)[0], found.group(1)) if found else line
+            if line.strip() and count != self.last:
+                self.stream.write(line + "\n")
+                self.last = count
 
     def flush(self) -> None:
         self.stream.flush()
@@ -70,20 +80,23 @@ class CallCounter:
     """A denoiser (any callable) that moves ``bar`` by one per network call.
 
     It keeps the wrapped denoiser's ``select_rows`` (the sub-batch of a guided denoiser that a
-    per-row sampler forwards), counting the sub-batch's calls too.
+    per-row sampler forwards), counting the sub-batch's calls too. ``after()``, if given, runs
+    after every call (e.g. to refresh a rate shown beside the bar).
     """
 
-    def __init__(self, denoiser: Any, bar: Any):
-        self.denoiser, self.bar = denoiser, bar
+    def __init__(self, denoiser: Any, bar: Any, after: Callable[[], None] | None = None):
+        self.denoiser, self.bar, self.after = denoiser, bar, after
         if hasattr(denoiser, "select_rows"):
             self.select_rows = self._select_rows
 
     def _select_rows(self, rows: Any) -> CallCounter:
-        return CallCounter(self.denoiser.select_rows(rows), self.bar)
+        return CallCounter(self.denoiser.select_rows(rows), self.bar, self.after)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.denoiser(*args, **kwargs)
         self.bar.update(1)
+        if self.after is not None:
+            self.after()
         return out
 
 

@@ -71,8 +71,16 @@ def generate(
     out = Generation(sampler=sampling.sampler)
     per_batch = semi_ar_windows * (num_steps // sampling.step_size)
     bar = progress(-(-num_samples // batch_size) * per_batch, "sampling", "step")
-    denoiser = CallCounter(ckpt.model, bar)
     done_tokens, started = 0, time.perf_counter()
+    batch = {"first_step": 0, "tokens": 0}
+
+    def show_rate() -> None:
+        """tokens/s so far, counting the batch in progress by its share of steps done."""
+        share = (bar.n - batch["first_step"]) / per_batch
+        speed = (done_tokens + share * batch["tokens"]) / max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix(tokens_per_s=f"{speed:.1f}", refresh=False)
+
+    denoiser = CallCounter(ckpt.model, bar, show_rate)
     for batch_index, start in enumerate(range(0, num_samples, batch_size)):
         n = min(batch_size, num_samples - start)
         if length > 0:
@@ -83,6 +91,7 @@ def generate(
             lengths = draw_lengths(ckpt.lengths, n, lengths_generator)
         width = int(lengths.max())
         target = torch.arange(width) < lengths.unsqueeze(-1)
+        batch.update(first_step=bar.n, tokens=int(lengths.sum()))
         xt = torch.full((n, width), tok.pad_token_id, dtype=torch.long)
         xt = xt.masked_fill(target, tok.mask_token_id).to(device)
         target = target.to(device)
