@@ -105,20 +105,57 @@ def parquet_files(path: Path, split: str) -> list[Path]:
     )
 
 
-def _from_parquet(files: list[Path]) -> datasets.Dataset:
-    for file in files:
-        try:
-            names = pq.read_schema(file).names
-        except (OSError, pa.ArrowException) as error:
+def _text_type(type_: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(type_)
+        or pa.types.is_large_string(type_)
+        or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(type_))
+    )
+
+
+def _check_parquet(file: Path) -> int:
+    """The rows of one parquet file, whose ``text`` column must be strings without nulls
+    (checked on the schema and the row-group statistics, without reading the text)."""
+    try:
+        meta = pq.ParquetFile(file).metadata
+        schema = pq.read_schema(file)
+    except (OSError, pa.ArrowException) as error:
+        raise UsageError(
+            f"--dataset {file}: not a readable parquet file ({_one_line(error)}); "
+            "download it again or delete it"
+        ) from None
+    if "text" not in schema.names:
+        raise UsageError(
+            f"--dataset {file}: no 'text' column (columns: {', '.join(schema.names)}); "
+            "rename the text column to 'text' or pass a .txt/.jsonl file"
+        )
+    kind = schema.field("text").type
+    if not _text_type(kind):
+        raise UsageError(
+            f"--dataset {file}: column 'text' holds {kind}, not text; convert it to strings "
+            "(UTF-8) or remove the file"
+        )
+    column = schema.get_field_index("text")
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(column).statistics
+        if stats is not None and stats.has_null_count and stats.null_count:
             raise UsageError(
-                f"--dataset {file}: not a readable parquet file ({_one_line(error)}); "
-                "download it again or delete it"
-            ) from None
-        if "text" not in names:
-            raise UsageError(
-                f"--dataset {file}: no 'text' column (columns: {', '.join(names)}); "
-                "rename the text column to 'text' or pass a .txt/.jsonl file"
+                f"--dataset {file}: column 'text' has {stats.null_count} null values (row "
+                f"group {group}); drop or fill those rows"
             )
+    return meta.num_rows
+
+
+def _from_parquet(files: list[Path]) -> datasets.Dataset:
+    """The ``text`` column of ``files``; files with 0 rows are skipped (an empty shard is
+    valid), files that are not text or hold nulls are refused by name."""
+    kept = [file for file in files if _check_parquet(file) > 0]
+    if not kept:
+        raise UsageError(
+            f"--dataset {files[0].parent}: every parquet file of the split has 0 rows; pass "
+            "a split with text"
+        )
+    files = kept
     try:
         return datasets.load_dataset(
             "parquet", data_files=[str(f) for f in files], split="train", columns=["text"]
@@ -131,7 +168,19 @@ def _from_parquet(files: list[Path]) -> datasets.Dataset:
         ) from None
 
 
+def check_complete(path: Path) -> None:
+    """Refuse a folder in which a download was interrupted: ``hf download`` leaves
+    ``*.incomplete`` files (in ``.cache/huggingface/download``) until a shard is complete."""
+    partial = next((f for f in path.rglob("*.incomplete")), None)
+    if partial is not None:
+        raise UsageError(
+            f"--dataset {path}: an interrupted download left {partial}, so some shards are "
+            "missing; run the same `hf download` command again to finish it"
+        )
+
+
 def _from_folder(path: Path, split: str) -> datasets.Dataset:
+    check_complete(path)
     for suffix in (".txt", ".jsonl"):
         if (path / f"{split}{suffix}").is_file():
             return _from_file(path / f"{split}{suffix}")
@@ -210,6 +259,12 @@ def load_texts(name: str, split: str = "train") -> datasets.Dataset:
         raise UsageError(
             f"--dataset {name}: no 'text' column (columns: {', '.join(dataset.column_names)})"
         )
+    kind = getattr(dataset.features["text"], "dtype", None)
+    if kind not in ("string", "large_string", "string_view") and len(dataset) > 0:
+        raise UsageError(
+            f"--dataset {name}: column 'text' holds {kind or dataset.features['text']}, not "
+            "text; convert it to strings (UTF-8)"
+        )
     return dataset
 
 
@@ -249,7 +304,13 @@ def tokenize_texts(
         columns["num_words"] = datasets.Value("int32")
     features = datasets.Features(columns)
 
-    def encode(batch: dict) -> dict:
+    def encode(batch: dict, rows: list[int]) -> dict:
+        missing = next((row for row, text in zip(rows, batch["text"], strict=True)
+                        if not isinstance(text, str)), None)  # fmt: skip
+        if missing is not None:
+            raise UsageError(
+                f"--dataset {name}: column 'text' is null at row {missing}; drop or fill that row"
+            )
         encoded = tokenizer(
             batch["text"],
             add_special_tokens=False,
@@ -265,15 +326,22 @@ def tokenize_texts(
             ]
         return out
 
-    encoded = dataset.map(
-        encode,
-        batched=True,
-        batch_size=10_000,
-        remove_columns=dataset.column_names,
-        features=features,
-        num_proc=num_proc,
-        desc="tokenising",
-    )
+    try:
+        encoded = dataset.map(
+            encode,
+            batched=True,
+            with_indices=True,
+            batch_size=10_000,
+            remove_columns=dataset.column_names,
+            features=features,
+            num_proc=num_proc,
+            desc="tokenising",
+        )
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"--dataset {name}: column 'text' is not UTF-8 text ({_one_line(error)}); "
+            "convert the file to UTF-8"
+        ) from None
     if len(encoded) == 0:
         raise UsageError(
             f"--dataset {name}: no non-empty sentence left after tokenising; check the file"

