@@ -20,6 +20,9 @@ import signal
 import sys
 from pathlib import Path
 
+import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
+
+# isort: split
 import torch
 import torch.distributed as dist
 from transformers import AutoConfig, AutoTokenizer

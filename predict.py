@@ -9,6 +9,9 @@ import argparse
 import time
 from pathlib import Path
 
+import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
+
+# isort: split
 from common.checks import check_number, check_output_file
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error

@@ -12,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
+
+# isort: split
 from common.checks import check_number, check_output_dir
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
@@ -109,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     if len(pairs) == 0:
         raise UsageError(f"--split {args.split} of {task} has no pairs")
     texts, references = list(pairs["src"]), list(pairs["trg"])
-    sources = encode_sources(texts, ckpt.tokenizer, task, ckpt.config.max_length, width)
+    sources = encode_sources(
+        texts, ckpt.tokenizer, task, ckpt.config.max_length, width, fixed_length=True
+    )
     out = Path(args.output_dir) if args.output_dir else ckpt.path.parent / "generation"
     check_output_dir(out, "--output_dir")
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
+
+# isort: split
 from transformers import AutoTokenizer
 
 from common.checks import check_output_file

@@ -17,6 +17,21 @@ from typing import TypeVar
 R = TypeVar("R")
 
 
+INTERRUPTED = (
+    "stopped by Ctrl-C; every output is written under a temporary name and renamed, so "
+    "nothing half-written was left"
+)
+
+
+def interrupt_hook(kind, value, traceback) -> None:
+    """``sys.excepthook``: a Ctrl-C that reaches the top (while a script's imports load) is one
+    line (Python then exits with status 130); any other exception is shown as usual."""
+    if issubclass(kind, KeyboardInterrupt) and not os.environ.get("DIFFUSIONBERT_DEBUG"):
+        print(INTERRUPTED, file=sys.stderr)
+        return
+    sys.__excepthook__(kind, value, traceback)
+
+
 class UsageError(ValueError):
     """Bad input: the message says what is wrong, where, and how to fix it."""
 
@@ -40,7 +55,8 @@ def exit_on_usage_error(
 ):
     """Print ``error: <message>`` and exit with status 2 instead of a traceback.
 
-    Catches ``UsageError`` and the ``ValueError`` the diffusion math raises on bad settings
+    A Ctrl-C (``KeyboardInterrupt``) is one line and status 130. Catches ``UsageError`` and
+    the ``ValueError`` the diffusion math raises on bad settings
     (its parameter written as the flag, see ``as_flag_message``). Use as ``@exit_on_usage_error``
     or ``@exit_on_usage_error(flags={...})``. Set ``DIFFUSIONBERT_DEBUG=1`` to see the traceback.
     """
@@ -54,6 +70,11 @@ def exit_on_usage_error(
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             try:
                 return function(*args, **kwargs)
+            except KeyboardInterrupt:
+                if os.environ.get("DIFFUSIONBERT_DEBUG"):
+                    raise
+                print(INTERRUPTED, file=sys.stderr)
+                sys.exit(130)
             except (ValueError, FileNotFoundError) as error:
                 if os.environ.get("DIFFUSIONBERT_DEBUG"):
                     raise

@@ -68,8 +68,10 @@ def load_pairs(
 
 
 def source_budget(task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int,
-                  max_target_length: int) -> tuple[list[int], list[int], int]:  # fmt: skip
-    """Prompt prefix and suffix ids, and how many source tokens fit beside them."""
+                  max_target_length: int, fixed_length: bool = False,
+                  ) -> tuple[list[int], list[int], int]:  # fmt: skip
+    """Prompt prefix and suffix ids, and how many source tokens fit beside them.
+    ``fixed_length``: ``max_length`` is a checkpoint's (no ``--max_length`` flag to raise)."""
     if max_target_length < 2:
         raise UsageError(
             f"--max_target_length must be ≥ 2 (a token and the end [SEP]), got {max_target_length}"
@@ -78,11 +80,17 @@ def source_budget(task: Task, tokenizer: PreTrainedTokenizerBase, max_length: in
     suffix = tokenizer(task.suffix, add_special_tokens=False)["input_ids"] if task.suffix else []
     budget = max_length - max_target_length - len(prefix) - len(suffix)
     if budget < 1:
+        prompt = len(prefix) + len(suffix)
+        if fixed_length:
+            raise UsageError(
+                f"--max_target_length {max_target_length} leaves no room for the source in the "
+                f"checkpoint's max_length {max_length} (the {task.name} prompt takes {prompt} "
+                f"tokens); pass --max_target_length ≤ {max_length - prompt - 1}"
+            )
         raise UsageError(
             f"--max_length {max_length} leaves no room for the source: the target takes "
             f"--max_target_length {max_target_length} and the {task.name} prompt "
-            f"{len(prefix) + len(suffix)} tokens; raise --max_length or lower "
-            "--max_target_length"
+            f"{prompt} tokens; raise --max_length or lower --max_target_length"
         )
     return prefix, suffix, budget
 
@@ -93,10 +101,12 @@ def encode_sources(
     task_name: str,
     max_length: int,
     max_target_length: int,
+    fixed_length: bool = False,
 ) -> list[list[int]]:
-    """Prompted source ids (no special tokens), the source text truncated to fit."""
+    """Prompted source ids (no special tokens), the source text truncated to fit
+    (``fixed_length``: ``max_length`` is the checkpoint's, see ``source_budget``)."""
     prefix, suffix, budget = source_budget(
-        get_task(task_name), tokenizer, max_length, max_target_length
+        get_task(task_name), tokenizer, max_length, max_target_length, fixed_length
     )
     ids = tokenizer(sources, add_special_tokens=False)["input_ids"] if sources else []
     return [prefix + row[:budget] + suffix for row in ids]
