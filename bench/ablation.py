@@ -16,6 +16,8 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +29,16 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from common.errors import UsageError  # noqa: E402
-from common.files import read_jsonl, write_json, write_text  # noqa: E402
+from common.files import (  # noqa: E402
+    RUN_LOCK,
+    iter_jsonl,
+    locked_by_another,
+    read_jsonl,
+    write_json,
+    write_text,
+)
+from models import load_training_state  # noqa: E402
+from training.run_dir import discard, existing_run  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -90,18 +101,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--sample_steps", type=int, default=128, help="T' of sampling")
     a("--table3_steps", default="16,32,64,128", help="ELBO steps T/S for the Table 3 analogue")
     a("--device", default="auto", help="auto, cpu, cuda")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.seeds = ",".join(str(seed) for seed in seed_list(args.seeds))
+    return args
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds`` as distinct integers ≥ 0 in the order given; anything else is one line."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() for item in items) or len(set(map(int, items))) != len(items):
+        sys.exit(
+            f"error: --seeds {text!r}: pass distinct integers ≥ 0 separated by commas, "
+            "e.g. --seeds 1,2,3"
+        )
+    return [int(item) for item in items]
 
 
 def call(script: str, *argv: str) -> None:
-    """``script``'s main(argv) in this process; a non-zero exit raises RuntimeError."""
+    """``script``'s main(argv) in this process. A failure raises ``UsageError``, one line
+    naming the command (the script has printed its own one-line error above it); a script
+    stopped by Ctrl-C or SIGTERM (status 130 or 143) raises ``KeyboardInterrupt`` so the grid
+    stops too. The signal handlers a script installs are undone when it returns."""
     module = importlib.import_module(script)
+    command = f"{script}.py {' '.join(map(str, argv))}"
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         module.main([str(a) for a in argv])
     except SystemExit as exit_info:
+        if exit_info.code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            raise KeyboardInterrupt from None
         if exit_info.code not in (0, None):
-            command = f"{script}.py {' '.join(map(str, argv))}"
-            raise RuntimeError(f"{command} exited {exit_info.code}") from None
+            raise UsageError(f"{command} exited with status {exit_info.code}") from None
+    except (KeyboardInterrupt, UsageError):
+        raise
+    except Exception as error:
+        if os.environ.get("DIFFUSIONBERT_DEBUG"):
+            raise
+        why = " ".join(str(error).split())[:300] or type(error).__name__
+        raise UsageError(
+            f"{command} failed ({type(error).__name__}: {why}); run it alone with "
+            "DIFFUSIONBERT_DEBUG=1 to see where"
+        ) from None
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path) -> None:
@@ -201,22 +244,33 @@ def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The grid; a bad results file or run folder is one ``error:`` line, and Ctrl-C one line
+    with status 130 (the same command continues the grid)."""
     args = parse_args(argv)
+    try:
+        grid(args)
+    except UsageError as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        print(
+            "ablation: stopped by Ctrl-C; run the same command again to continue (finished "
+            "runs are skipped, an interrupted run resumes from its last/)",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+
+
+def grid(args: argparse.Namespace) -> None:
     wanted = [r for r in args.rows.split(",") if r]
     unknown = sorted(set(wanted) - {row.name for row in GRID})
     if unknown:
         sys.exit(f"error: --rows: unknown {unknown}; choose from {[r.name for r in GRID]}")
     rows = [row for row in GRID if not wanted or row.name in wanted]
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = seed_list(args.seeds)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     results = output / "results.jsonl"
-    done = set()
-    if results.is_file():
-        try:
-            done = {(r["row"], r["seed"]) for r in read_jsonl(results, "--output")}
-        except UsageError as error:
-            sys.exit(f"error: {error}")
+    done = finished_runs(results)
     counts = Path(args.runs_dir) / "word_freq.pt"
     if not counts.is_file():
         call("word_freq", "--model_name_or_path", args.model_name_or_path, "--dataset",
@@ -227,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"ablation: {row.name} seed {seed} done already, skipped")
                 continue
             print(f"ablation: {row.name} seed {seed}")
+            check_run_folder(Path(args.runs_dir) / f"{row.name}-seed{seed}")
             record = run_one(args, row, seed, counts)
             before = results.read_text() if results.is_file() else ""
             write_text(results, before + json.dumps(record) + "\n")
@@ -237,6 +292,61 @@ def main(argv: list[str] | None = None) -> None:
         write_json(output / "pictures.json", write_pictures(results, output))
         write_text(output / "summary.md", summary(read_jsonl(results)))
     print(f"ablation: results in {results}")
+
+
+def finished_runs(results: Path) -> set[tuple[str, int]]:
+    """(row, seed) of every line of ``results.jsonl``; a line without a row name or an integer
+    seed is one ``UsageError`` naming the file and line."""
+    done: set[tuple[str, int]] = set()
+    if not results.is_file():
+        return done
+    for number, record, _ in iter_jsonl(results, "--output"):
+        row = record.get("row") if isinstance(record, dict) else None
+        seed = record.get("seed") if isinstance(record, dict) else None
+        if not isinstance(row, str) or not isinstance(seed, int) or isinstance(seed, bool):
+            raise UsageError(
+                f"--output {results}:{number}: a results line needs 'row' (a row name) and "
+                "'seed' (an integer); fix or delete that line (its run is then repeated)"
+            )
+        done.add((row, seed))
+    return done
+
+
+def _json_object(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def check_run_folder(run: Path) -> None:
+    """Make a run folder that is not in the results ready to (re)start: torn derived results
+    (``elbo_*.json``, ``metrics.json``) are removed and computed again; a ``.last.old`` left by
+    a kill between a save's two renames becomes ``last/``; a ``last/`` to resume must hold a
+    readable ``training_state.pt`` (else one line); a run killed before its first save (a log,
+    no ``last/``) is cleared so that it starts again. A folder in use by a run is refused."""
+    if not run.is_dir():
+        return
+    if locked_by_another(run / RUN_LOCK):
+        raise UsageError(f"{run} is in use by a running main.py; wait for it or stop it")
+    for derived in [*sorted(run.glob("elbo_*.json")), run / "metrics.json"]:
+        if derived.is_file() and not _json_object(derived):
+            derived.unlink()
+            print(f"ablation: {derived} was torn; it is computed again")
+    last, old = run / "last", run / ".last.old"
+    if not last.exists() and (old / "training_state.pt").is_file():
+        old.rename(last)
+    if (last / "training_state.pt").is_file():
+        try:
+            load_training_state(last)
+        except UsageError as error:
+            raise UsageError(f"{error}; or delete {run} to train that run again") from None
+        return
+    leftovers = existing_run(run)
+    if leftovers:
+        discard(run, leftovers)
+        print(f"ablation: {run} held {', '.join(leftovers)} but no last/ to resume (killed "
+              "before its first save); cleared, the run starts again")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,0 +1,133 @@
+"""Readers of the project's own files: the ablation's results and run folders. A damaged or
+unexpected one is one line naming it (or is repaired when nothing is lost), a sub-script's
+failure is one line, and Ctrl-C stops the grid with one line."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import ablation
+
+from common.errors import UsageError
+from tests.test_reliability_checkpoint import saved  # noqa: F401
+
+
+def grid_argv(tmp_path, *extra):
+    return ["--output", str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs"), *extra]
+
+
+def exit_message(argv) -> str:
+    with pytest.raises(SystemExit) as info:
+        ablation.main(argv)
+    message = str(info.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("seeds", ["1,,2", "1,a", "-1", "1,1", ""])
+def test_bad_seeds_are_one_line(tmp_path, seeds):
+    message = exit_message(grid_argv(tmp_path, "--seeds", seeds))
+    assert "--seeds" in message and "distinct integers" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_seeds_with_spaces_are_normalised():
+    assert ablation.parse_args(["--seeds", " 3, 1 "]).seeds == "3,1"
+
+
+@pytest.mark.parametrize("line", ['{"seed": 1}', '{"row": "x"}', '{"row": "x", "seed": "1"}', "[]"])
+def test_a_results_line_without_row_or_seed_is_one_line(tmp_path, line):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.jsonl").write_text('{"row": "a", "seed": 1}\n' + line + "\n")
+    message = exit_message(grid_argv(tmp_path))
+    assert "results.jsonl:2" in message and "'row'" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_sub_script_failure_is_one_line(monkeypatch):
+    module = type(sys)("broken")
+
+    def fail(argv):
+        raise IndexError("list index out of range")
+
+    module.main = fail
+    monkeypatch.setitem(sys.modules, "broken", module)
+    with pytest.raises(UsageError) as info:
+        ablation.call("broken", "--flag", 1)
+    assert "broken.py --flag 1 failed (IndexError" in str(info.value)
+    module.main = lambda argv: sys.exit(2)
+    with pytest.raises(UsageError, match="exited with status 2"):
+        ablation.call("broken")
+    module.main = lambda argv: sys.exit(130)
+    with pytest.raises(KeyboardInterrupt):
+        ablation.call("broken")
+
+
+def test_a_sub_script_leaves_no_signal_handler_behind(monkeypatch):
+    import signal
+
+    module = type(sys)("handler")
+    module.main = lambda argv: signal.signal(signal.SIGINT, lambda *_: None)
+    monkeypatch.setitem(sys.modules, "handler", module)
+    before = signal.getsignal(signal.SIGINT)
+    ablation.call("handler")
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_during_the_grid_is_one_line(tmp_path, monkeypatch, capsys):
+    def interrupted(script, *argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ablation, "call", interrupted)
+    with pytest.raises(SystemExit) as info:
+        ablation.main(grid_argv(tmp_path))
+    err = capsys.readouterr().err
+    assert info.value.code == 130 and err.count("\n") == 1 and "run the same command" in err
+
+
+def test_a_run_folder_holding_only_a_log_is_cleared_to_start_again(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_log.jsonl").write_text('{"step": 1}\n')
+    (run / "notes.txt").write_text("mine")
+    ablation.check_run_folder(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+    assert "starts again" in capsys.readouterr().out
+
+
+def test_torn_derived_results_are_computed_again(saved, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "elbo_discrete16.json").write_text('{"given_length": ')
+    (run / "elbo_continuous.json").write_text(json.dumps({"given_length": {}}))
+    (run / "metrics.json").write_text("")
+    ablation.check_run_folder(run)
+    assert sorted(p.name for p in run.iterdir()) == ["elbo_continuous.json"]
+
+
+def test_a_torn_training_state_is_one_line_naming_it(saved, tmp_path):  # noqa: F811
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(saved, run / "last")
+    state = run / "last" / "training_state.pt"
+    state.write_bytes(state.read_bytes()[:300])
+    with pytest.raises(UsageError) as info:
+        ablation.check_run_folder(run)
+    message = str(info.value)
+    assert str(state) in message and f"delete {run}" in message and "\n" not in message
+
+
+def test_a_kill_between_the_renames_of_a_save_resumes_from_the_old_copy(saved, tmp_path):  # noqa: F811
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(saved, run / ".last.old")
+    (run / "train_log.jsonl").write_text('{"step": 1}\n')
+    ablation.check_run_folder(run)
+    assert (run / "last" / "training_state.pt").is_file()
+    assert (run / "train_log.jsonl").is_file()
