@@ -17,8 +17,10 @@ Each plot_* function returns the arrays it drew (tests compare them with the sou
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -29,42 +31,148 @@ import torch
 
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
-from common.files import read_jsonl
+from common.files import iter_jsonl, read_jsonl, write_error
 
-DPI = 110
+DPI = 150
+# sizes that read on a slide and at full width in the README
+STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 11,
+         "xtick.labelsize": 11, "ytick.labelsize": 11, "figure.titlesize": 15}  # fmt: skip
+matplotlib.rcParams.update(STYLE)
+# what ``--sampler auto`` picks for a time-agnostic checkpoint (generation.config)
+DEFAULT_SAMPLER = "rowcache"
 
 
 def _save(fig, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.tight_layout()
-        fig.savefig(out, dpi=DPI)
-    plt.close(fig)
+    """``fig`` as a PNG at ``out``; a folder that cannot be written is one line."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            fig.tight_layout()
+            fig.savefig(out, dpi=DPI)
+    except OSError as error:
+        raise write_error(Path(error.filename or out), error, kept=False, hint="--out") from None
+    finally:
+        plt.close(fig)
 
 
-def plot_training(log: Path, out: Path) -> dict:
-    """Loss per sequence, dev bound (nats/token) and learning rate against the step."""
-    records = read_jsonl(log)
+class NoTerms(UsageError):
+    """A compute_elbo.py record without the bound's split by time."""
+
+
+def _read_json(path: Path, what: str) -> dict:
+    """A JSON object from ``path`` (``what`` says which script writes it); anything else is
+    one line naming the file."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        why = getattr(error, "strerror", None) or error
+        message = f"{path}: cannot be read as JSON ({why}); rewrite it with {what}"
+        raise UsageError(message) from None
+    if not isinstance(record, dict):
+        raise UsageError(f"{path}: a JSON object is expected; rewrite it with {what}")
+    return record
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def training_records(log: Path) -> list[dict]:
+    """The records of a ``train_log.jsonl``: every line an object with an integer ``step`` and
+    numeric figures. A line without them, or a log without a training record, is one line
+    naming the file (and the line)."""
+    log = Path(log)
+    if not log.is_file():
+        raise UsageError(f"{log}: no such file")
+    records = []
+    for number, record, _ in iter_jsonl(log):
+        where = f"{log}:{number}"
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise UsageError(f"{where}: no integer 'step' (main.py writes one on every line); "
+                             "fix or delete that line")  # fmt: skip
+        for key in ("loss", "loss_per_token", "lr", "dev_nats_per_token"):
+            if key in record and not _number(record[key]):
+                raise UsageError(f"{where}: {key} is {record[key]!r}, not a finite number; fix "
+                                 "or delete that line")  # fmt: skip
+        records.append(record)
+    if not any("loss" in r for r in records):
+        raise UsageError(f"{log}: no training record yet (one comes every --logging_steps); "
+                         "draw it again later")  # fmt: skip
+    return records
+
+
+def loss_meaning(run_dir: Path) -> str:
+    """What the run's training loss is, from its checkpoint settings (best/ or last/)."""
+    from models.checkpoint import SETTINGS
+    from models.config import DiffusionConfig
+
+    for name in ("best", "last"):
+        settings = Path(run_dir) / name / SETTINGS
+        if settings.is_file():
+            try:
+                config = DiffusionConfig.load(settings)
+            except UsageError:  # a damaged settings file only costs the explanation
+                continue
+            if config.objective == "mdlm":
+                return "mdlm: a one-draw estimate of the continuous bound"
+            return f"d3pm: one random step's KL + {config.hybrid_lambda:g}·CE, not the bound"
+    return "the training objective"
+
+
+def plot_training(log: Path, out: Path, name: str = "", meaning: str = "") -> dict:
+    """Four panels against the step: the training loss (nats per masked token), the dev bound
+    (nats per token), the learning rate (log scale when it spans decades) and the training
+    throughput with the skipped (non-finite) steps. ``name`` titles the figure."""
+    records = training_records(log)
     train = [r for r in records if "loss" in r]
     dev = [r for r in records if "dev_nats_per_token" in r]
     drawn = {
         "step": [r["step"] for r in train],
         "loss": [r["loss"] for r in train],
+        "loss_per_token": [r.get("loss_per_token", r["loss"]) for r in train],
         "lr": [r.get("lr") for r in train],
+        "tokens_per_s": [r.get("tokens_per_s") for r in train],
+        "skipped_steps": [r.get("skipped_steps", 0) for r in train],
         "dev_step": [r["step"] for r in dev],
         "dev_nats_per_token": [r["dev_nats_per_token"] for r in dev],
     }
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    axes[0].plot(drawn["step"], drawn["loss"], marker=".")
-    axes[0].set(title="training loss", xlabel="step", ylabel="nats per sequence")
-    axes[1].plot(drawn["dev_step"], drawn["dev_nats_per_token"], marker="o", color="C1")
-    axes[1].set(title="dev bound", xlabel="step", ylabel="nats per token")
-    axes[2].plot(drawn["step"], drawn["lr"], color="C2")
-    axes[2].set(title="learning rate", xlabel="step")
-    axes[2].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    for ax in axes:
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    (loss, bound), (rate, speed) = axes
+    loss.plot(drawn["step"], drawn["loss_per_token"], marker=".")
+    loss.set(title=f"training loss\n({meaning or 'the training objective'})",
+             xlabel="optimizer step", ylabel="nats per masked token")  # fmt: skip
+    if dev:
+        bound.plot(drawn["dev_step"], drawn["dev_nats_per_token"], marker="o", color="C1")
+        kind = dev[-1].get("dev_bound", "")
+        bound.set(title=f"dev bound ({kind} NELBO)".replace(" ()", ""),
+                  xlabel="optimizer step", ylabel="nats per token (upper bound)")  # fmt: skip
+    else:
+        bound.set_axis_off()
+        bound.text(0.5, 0.5, "no dev evaluation yet\n(one every --eval_steps)",
+                   ha="center", va="center", transform=bound.transAxes, color="0.4")  # fmt: skip
+    lrs = [v for v in drawn["lr"] if _number(v)]
+    rate.plot(drawn["step"], drawn["lr"], color="C2", marker=".")
+    if lrs and min(lrs) > 0 and max(lrs) / min(lrs) > 20:
+        rate.set_yscale("log")
+    else:
+        rate.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    rate.set(title="learning rate (at the logged step)", xlabel="optimizer step",
+             ylabel="learning rate")  # fmt: skip
+    if any(_number(v) for v in drawn["tokens_per_s"]):
+        speed.plot(drawn["step"], drawn["tokens_per_s"], color="C4", marker=".")
+    skipped = drawn["skipped_steps"][-1] if drawn["skipped_steps"] else 0
+    speed.set(title=f"throughput; skipped (non-finite) steps: {skipped}",
+              xlabel="optimizer step", ylabel="tokens / s (training only)")  # fmt: skip
+    if skipped:
+        twin = speed.twinx()
+        twin.step(drawn["step"], drawn["skipped_steps"], color="C3", where="post")
+        twin.set_ylabel("skipped steps (total)", color="C3")
+    for ax in axes.flat:
         ax.grid(alpha=0.3)
+    drawn["title"] = f"{name}: training" if name else "training"
+    drawn["panels"] = [ax.get_title() for ax in axes.flat if ax.axison]
+    fig.suptitle(drawn["title"])
     _save(fig, out)
     return drawn
 
@@ -73,12 +181,12 @@ def spindle_curves(checkpoint: Path, points: int = 201) -> dict:
     """ᾱ(u) of the plain schedule and, with the spindle, of three tokens of the training
     counts: the most frequent, the median (among tokens seen) and the rarest seen, each with
     w = h(v) − h̄, h̄ the count-weighted mean information (a typical sequence's mean)."""
-    from safetensors.torch import load_file
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from diffusion import token_information
     from models.checkpoint import SETTINGS, STATISTICS, resolve_checkpoint_dir
     from models.config import DiffusionConfig
+    from models.folder_checks import load_statistics
 
     folder = resolve_checkpoint_dir(checkpoint)
     config = DiffusionConfig.load(folder / SETTINGS)
@@ -91,11 +199,14 @@ def spindle_curves(checkpoint: Path, points: int = 201) -> dict:
         "schedule": config.schedule,
         "tokens": {},
     }
-    statistics = load_file(folder / STATISTICS) if (folder / STATISTICS).is_file() else {}
-    counts = statistics.get("token_counts")
-    if counts is None or not schedule.spindle:
+    if not (folder / STATISTICS).is_file() or not schedule.spindle:
         return drawn
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    vocab = AutoConfig.from_pretrained(folder).vocab_size
+    # checked: a damaged file or counts that cannot be right are one line naming the file
+    counts = load_statistics(folder, config, vocab, len(tokenizer)).get("token_counts")
+    if counts is None:
+        return drawn
     h = token_information(counts, tokenizer.pad_token_id).to(torch.float64)
     weights = counts.to(torch.float64)
     mean = float((weights * h).sum() / weights.sum())
@@ -115,27 +226,35 @@ def spindle_curves(checkpoint: Path, points: int = 201) -> dict:
     return drawn
 
 
-def plot_spindle(checkpoint: Path, out: Path) -> dict:
+def plot_spindle(checkpoint: Path, out: Path, name: str = "") -> dict:
     drawn = spindle_curves(checkpoint)
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fig, ax = plt.subplots(figsize=(9, 5.5))
     ax.plot(drawn["u"], drawn["plain"], color="black", lw=2, label=f"plain {drawn['schedule']}")
     for (label, curve), style in zip(drawn["tokens"].items(), ("--", "-.", ":"), strict=False):
         ax.plot(drawn["u"], curve["alpha_bar"], style, lw=1.8,
                 label=f"{label}: {curve['token']!a} ({curve['count']:,}×)")  # fmt: skip
-    ax.set(xlabel="t / T", ylabel="ᾱ_t (keep probability)",
-           title=f"spindle schedule, λ = {drawn['word_freq_lambda']}")  # fmt: skip
+    prefix = f"{name}: " if name else ""
+    ax.set(xlabel="diffusion time t / T", ylabel="ᾱ_t (probability a token is kept)",
+           title=f"{prefix}spindle schedule, λ = {drawn['word_freq_lambda']}")  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     _save(fig, out)
     return drawn
 
 
-def plot_elbo_terms(elbo_json: Path, out: Path) -> dict:
+def plot_elbo_terms(elbo_json: Path, out: Path, name: str = "") -> dict:
     """The bound split by time: nats per token in each t bucket (compute_elbo.py --json)."""
-    record = json.loads(Path(elbo_json).read_text())
-    if "terms" not in record:
-        raise UsageError(f"{elbo_json} has no per-term figures; rerun compute_elbo.py --json")
-    terms = record["terms"]
+    record = _read_json(elbo_json, "compute_elbo.py --json")
+    terms = record.get("terms")
+    keys = ("t_low", "t_high", "nats_per_token", "reconstruction_nats_per_token")
+    if not isinstance(terms, dict) or any(k not in terms for k in keys):
+        raise NoTerms(
+            f"{elbo_json} has no per-term figures (compute_elbo.py --estimator plain --json "
+            "writes them)"
+        )
+    if not _number((record.get("given_length") or {}).get("nats_per_token")):
+        raise UsageError(f"{elbo_json}: no given_length.nats_per_token; rerun compute_elbo.py "
+                         "--json")  # fmt: skip
     drawn = {
         "t_low": terms["t_low"],
         "t_high": terms["t_high"],
@@ -144,41 +263,68 @@ def plot_elbo_terms(elbo_json: Path, out: Path) -> dict:
         "total": record["given_length"]["nats_per_token"],
     }
     width = [hi - lo for lo, hi in zip(drawn["t_low"], drawn["t_high"], strict=True)]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     ax.bar(drawn["t_low"], drawn["nats_per_token"], width=width, align="edge",
            edgecolor="white", label="KL terms")  # fmt: skip
     ax.bar([-0.04], [drawn["reconstruction_nats_per_token"]], width=0.03, color="C3",
            label="reconstruction (t → 0)")  # fmt: skip
-    ax.set(xlabel="t / T", ylabel="nats per token",
-           title=f"{record['bound']} bound: {drawn['total']:.3f} nats/token in all")  # fmt: skip
+    prefix = f"{name}: " if name else ""
+    ax.set(xlabel="diffusion time t / T (bucket)", ylabel="nats per token (share of the bound)",
+           title=f"{prefix}{record.get('bound', '')} bound, {drawn['total']:.3f} nats/token "
+                 "in all")  # fmt: skip
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+    ax.legend()
     _save(fig, out)
     return drawn
 
 
-def plot_sampling(process_json: Path, out: Path, rows: int = 8) -> dict:
+def sampler_used(process_json: Path, record: dict) -> str:
+    """The sampler that ran: the process file's ``sampler_used``, else that of predict.py's
+    settings file beside it (``<output>.json``), else the flag as given."""
+    if record.get("sampler_used"):
+        return record["sampler_used"]
+    settings = Path(str(process_json).removesuffix(".process.json") + ".json")
+    if settings.is_file():
+        with_settings = _read_json(settings, "predict.py")
+        if with_settings.get("sampler_used"):
+            return with_settings["sampler_used"]
+    return str(record.get("sampler", "unknown sampler"))
+
+
+def _frames(process_json: Path, record: dict) -> list[dict]:
+    """The frames of a --show_process file, each checked: a step and a list of tokens."""
+    frames = record.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise UsageError(f"{process_json}: no 'frames' list; rerun predict.py --show_process")
+    for index, frame in enumerate(frames):
+        good = isinstance(frame, dict) and isinstance(frame.get("step"), int)
+        if not good or not isinstance(frame.get("tokens"), list):
+            raise UsageError(f"{process_json}: frame {index} has no step or tokens; rerun "
+                             "predict.py --show_process")  # fmt: skip
+    return frames
+
+
+def plot_sampling(process_json: Path, out: Path, rows: int = 8, name: str = "") -> dict:
     """The first sample's x0 prediction at ``rows`` steps evenly spread over the run
     (predict.py --show_process): x_t, its masked positions in grey italics showing the
     network's current guess of x0."""
-    record = json.loads(Path(process_json).read_text())
-    frames = record["frames"]
-    if not frames:
-        raise UsageError(f"{process_json} has no frames")
+    record = _read_json(process_json, "predict.py --show_process")
+    frames = _frames(process_json, record)
     picks = sorted({round(i * (len(frames) - 1) / max(rows - 1, 1)) for i in range(rows)})
     chosen = [frames[i] for i in picks]
     drawn = {
+        "sampler": sampler_used(process_json, record),
         "steps": [f["step"] for f in chosen],
         "tokens": [f["tokens"] for f in chosen],
         "masked": [f.get("masked") or [False] * len(f["tokens"]) for f in chosen],
     }
     width = max(len(t) for t in drawn["tokens"])
-    fig, ax = plt.subplots(figsize=(min(1.0 + 0.85 * width, 16), 0.5 + 0.42 * len(chosen)))
+    fig, ax = plt.subplots(figsize=(min(1.5 + 1.0 * width, 18), 1.2 + 0.55 * len(chosen)))
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(len(chosen) - 0.5, -0.5)
     for row, (tokens, masks) in enumerate(zip(drawn["tokens"], drawn["masked"], strict=True)):
         for col, (token, masked) in enumerate(zip(tokens, masks, strict=True)):
-            ax.text(col, row, token, ha="center", va="center", fontsize=8,
+            ax.text(col, row, token, ha="center", va="center", fontsize=11,
                     color="0.55" if masked else "black", style="italic" if masked else "normal",
                     bbox={"boxstyle": "round,pad=0.2", "fc": "0.94" if masked else "#dbe9f6",
                           "ec": "none"})  # fmt: skip
@@ -186,19 +332,32 @@ def plot_sampling(process_json: Path, out: Path, rows: int = 8) -> dict:
     ax.set_xticks([])
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
-    ax.set_title(f"the first sample during sampling, T' = {record.get('num_steps')} "
-                 f"({record.get('sampler')}); grey: still [MASK], showing the network's guess",
-                 fontsize=9)  # fmt: skip
+    prefix = f"{name}: " if name else ""
+    ax.set_title(f"{prefix}the first sample during sampling, T' = {record.get('num_steps')} "
+                 f"({drawn['sampler']} sampler)\ngrey italics: still [MASK] (the network's "
+                 "current guess shown)")  # fmt: skip
     _save(fig, out)
     return drawn
 
 
-def plot_bench(sweep_jsonl: Path, out: Path) -> dict:
+def plot_bench(sweep_jsonl: Path, out: Path, default: str = DEFAULT_SAMPLER) -> dict:
     """Samples/s and network calls per sample against T', by sampler: the newest run of
-    bench/sample.py in the file."""
+    bench/sample.py in the file; the ``default`` sampler drawn bold, or said to be missing."""
     records = read_jsonl(sweep_jsonl)
     if not records:
-        raise UsageError(f"{sweep_jsonl} is empty")
+        raise UsageError(f"{sweep_jsonl} is empty; run bench/sample.py")
+    for number, r in enumerate(records, start=1):
+        if (
+            not isinstance(r.get("date"), str)
+            or not isinstance(r.get("sampler"), str)
+            or not all(
+                _number(r.get(k)) for k in ("num_steps", "samples_per_s", "calls_per_sample")
+            )
+        ):
+            raise UsageError(
+                f"{sweep_jsonl}: record {number} lacks date, sampler, num_steps, samples_per_s "
+                "or calls_per_sample; rerun bench/sample.py"
+            )
     newest = max(r["date"] for r in records)
     rows = [r for r in records if r["date"] == newest]
     drawn = {"date": newest, "machine": rows[0].get("machine"), "samplers": {}}
@@ -209,17 +368,22 @@ def plot_bench(sweep_jsonl: Path, out: Path) -> dict:
         entry["num_steps"].append(r["num_steps"])
         entry["samples_per_s"].append(r["samples_per_s"])
         entry["calls_per_sample"].append(r["calls_per_sample"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    drawn["default"] = default if default in drawn["samplers"] else None
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     for name, entry in drawn["samplers"].items():
-        axes[0].plot(entry["num_steps"], entry["samples_per_s"], marker="o", label=name)
-        axes[1].plot(entry["num_steps"], entry["calls_per_sample"], marker="o", label=name)
+        label = f"{name} (default)" if name == default else name
+        width = 3 if name == default else 1.6
+        for ax, key in zip(axes, ("samples_per_s", "calls_per_sample"), strict=True):
+            ax.plot(entry["num_steps"], entry[key], marker="o", label=label, lw=width)
+    missing = "" if drawn["default"] else f"; the default sampler, {default}, is not in this sweep"
     axes[0].set(xscale="log", yscale="log", xlabel="sampling steps T'", ylabel="samples / s",
-                title=f"sampling speed ({drawn['machine']})")  # fmt: skip
+                title="sampling speed")  # fmt: skip
     axes[1].set(xscale="log", yscale="log", xlabel="sampling steps T'",
                 ylabel="network calls / sample", title="network calls")  # fmt: skip
+    fig.suptitle(f"bench/sample.py, {drawn['machine']}, {newest[:10]}{missing}")
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        ax.legend()
     _save(fig, out)
     return drawn
 
@@ -265,25 +429,30 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         raise UsageError(f"{run}: no such folder; pass a main.py --output_dir")
     out = args.out or run / "plots"
     checkpoint = args.checkpoint or run / "best"
+    name = run.resolve().name
     jobs = [
-        ("training.png", plot_training, run / "train_log.jsonl"),
-        ("spindle.png", plot_spindle, checkpoint),
-        ("elbo_terms.png", plot_elbo_terms, args.elbo or _first("elbo_*.json", run)),
-        ("sampling.png", None, args.process or _first("*.process.json", run)),
+        ("training.png", lambda src, png: plot_training(src, png, name, loss_meaning(run)),
+         run / "train_log.jsonl"),
+        ("spindle.png", lambda src, png: plot_spindle(src, png, name), checkpoint),
+        ("elbo_terms.png", lambda src, png: plot_elbo_terms(src, png, name),
+         args.elbo or _first("elbo_*.json", run)),
+        ("sampling.png", lambda src, png: plot_sampling(src, png, args.rows, name),
+         args.process or _first("*.process.json", run)),
         ("bench_sampling.png", plot_bench, args.bench),
-    ]
+    ]  # fmt: skip
     written = {}
-    for name, plot, source in jobs:
+    for picture, plot, source in jobs:
         if source is None or not Path(source).exists():
             if source is not None:
-                print(f"skipped {name}: {source} does not exist")
+                print(f"skipped {picture}: {source} does not exist")
             continue
-        if plot is None:
-            plot_sampling(source, out / name, args.rows)
-        else:
-            plot(source, out / name)
-        written[name] = out / name
-        print(f"wrote {out / name} (from {source})")
+        try:
+            plot(source, out / picture)
+        except NoTerms as error:
+            print(f"skipped {picture}: {error}")
+            continue
+        written[picture] = out / picture
+        print(f"wrote {out / picture} (from {source})")
     if not written:
         raise UsageError(f"{run}: nothing to draw (no train_log.jsonl, best/, ...)")
     return written

@@ -58,10 +58,14 @@ def demo_like(tiny_bert, toy_txt, tmp_path_factory):
         capsys=capsys,
     )  # fmt: skip
     assert code == 0, err
+    plain = ["--estimator", "plain"]  # the estimator whose draws split by t
+    if "--estimator" not in __import__("compute_elbo").build_parser().format_help():
+        plain = []
     code, _, err = run_main("compute_elbo.py", "--checkpoint", str(out / "best"), "--dataset",
                             str(toy_txt), "--split", "train", "--bound", "continuous",
                             "--mc_samples", "2", "--max_examples", "8", "--quiet", "--json",
-                            str(out / "elbo_validation.json"), capsys=capsys)  # fmt: skip
+                            str(out / "elbo_validation.json"), *plain,
+                            capsys=capsys)  # fmt: skip
     assert code == 0, err
     code, _, err = run_main("predict.py", "--checkpoint", str(out / "best"), "--num_samples", "2",
                             "--batch_size", "2", "--num_steps", "16", "--length", "6",
@@ -148,3 +152,71 @@ def test_each_picture_draws_its_source(demo_like, tmp_path):
 def test_a_missing_run_is_one_line(tmp_path, capsys):
     code, _, err = run_main("evaluation.plots", str(tmp_path / "nope"), capsys=capsys)
     assert code == 2 and "no such folder" in err and err.count("\n") == 1
+
+
+def test_training_png_says_what_it_draws(demo_like, tmp_path):
+    drawn = plots.plot_training(demo_like / "train_log.jsonl", tmp_path / "t.png", "my-run",
+                                plots.loss_meaning(demo_like))  # fmt: skip
+    assert drawn["title"] == "my-run: training"
+    assert "d3pm: one random step's KL + 0.01·CE" in drawn["panels"][0]
+    assert len(drawn["panels"]) == 4 and drawn["tokens_per_s"][0] > 0
+    # before the first dev evaluation: no empty panel with made-up axes
+    log = tmp_path / "early.jsonl"
+    log.write_text(json.dumps({"step": 2, "loss": 9.0, "loss_per_token": 3.0, "lr": 1e-8}) + "\n")
+    early = plots.plot_training(log, tmp_path / "e.png")
+    assert early["dev_step"] == [] and len(early["panels"]) == 3
+
+
+def test_the_sampling_picture_names_the_sampler_that_ran(demo_like, tmp_path):
+    process = demo_like / "samples.txt.process.json"
+    settings = json.loads((demo_like / "samples.txt.json").read_text())
+    assert json.loads(process.read_text())["sampler"] == "auto"
+    drawn = plots.plot_sampling(process, tmp_path / "p.png", 4)
+    assert drawn["sampler"] == settings["sampler_used"] == "rowcache"
+
+
+def test_the_speed_figure_marks_the_default_sampler(demo_like, tmp_path):
+    drawn = plots.plot_bench(demo_like / "sweep.jsonl", tmp_path / "b.png", default="cached")
+    assert drawn["default"] == "cached"
+    assert plots.plot_bench(demo_like / "sweep.jsonl", tmp_path / "b.png")["default"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [("train_log.jsonl", '{"loss": 1.0}\n', "train_log.jsonl:1: no integer 'step'"),
+     ("train_log.jsonl", '{"step": 1, "loss": 1.0}\n{"step": 2, "loss": "x"}\n',
+      "train_log.jsonl:2: loss is 'x'"),
+     ("train_log.jsonl", "", "no training record yet"),
+     ("train_log.jsonl", '{"step": 2, "dev_nats_per_token": 3.0}\n', "no training record yet"),
+     ("s.process.json", '{"num_steps": 4}', "s.process.json: no 'frames' list"),
+     ("s.process.json", '{"frames": [{"tokens": ["a"]}]}', "frame 0 has no step or tokens"),
+     ("s.process.json", "{not json", "cannot be read as JSON")],
+)  # fmt: skip
+def test_a_damaged_source_is_one_line_naming_it(tmp_path, capsys, name, text, expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / name).write_text(text)
+    code, _, err = run_main("evaluation.plots", str(run), "--out", str(tmp_path / "out"),
+                                 capsys=capsys)  # fmt: skip
+    assert code == 2 and expected in err and err.count("\n") == 1, err
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_damaged_statistics_are_one_line(demo_like, tmp_path, capsys):
+    import shutil
+
+    best = tmp_path / "best"
+    shutil.copytree(demo_like / "best", best)
+    statistics = best / "corpus_statistics.safetensors"
+    statistics.write_bytes(statistics.read_bytes()[:40])
+    code, _, err = run_main("evaluation.plots", str(tmp_path), "--checkpoint", str(best),
+                            "--out", str(tmp_path / "out"), capsys=capsys)  # fmt: skip
+    assert code == 2 and "corpus_statistics.safetensors" in err and err.count("\n") == 1, err
+
+
+def test_an_out_that_cannot_be_written_is_one_line(demo_like, tmp_path, capsys):
+    out = tmp_path / "a-file"
+    out.write_text("not a folder")
+    code, _, err = run_main("evaluation.plots", str(demo_like), "--out", str(out / "pictures"),
+                            capsys=capsys)  # fmt: skip
+    assert code == 2 and "cannot write" in err and "--out" in err and err.count("\n") == 1, err
