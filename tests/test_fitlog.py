@@ -163,7 +163,7 @@ def test_the_table_shows_only_what_defines_the_run():
 @pytest.mark.parametrize(
     ("finished", "note", "state"),
     [(True, "finished: 4 steps", "finish"),
-     (False, "stopped by Ctrl-C (SIGINT) at step 2; resumable from last/", "error"),
+     (False, "stopped by Ctrl-C (SIGINT) at step 3; resumable", "error"),
      (False, "failed at step 3: RuntimeError: boom", "error")],
 )  # fmt: skip
 def test_every_ending_is_a_state_the_chart_stops_on(tmp_path, finished, note, state):
@@ -171,10 +171,10 @@ def test_every_ending_is_a_state_the_chart_stops_on(tmp_path, finished, note, st
     logger.start(0, 4)
     logger.train({"step": 2, "loss": 3.0, "loss_per_token": 0.5, "lr": 5e-9, "skipped_steps": 0,
                   "tokens_per_s": 120.0})  # fmt: skip
-    logger.end(finished, note)
+    logger.end(3, finished, note)
     row = table(tmp_path / "logs")[logger.record.name]
     assert row["meta"]["state"] == state and row["meta"]["ended"] == note
-    assert row["meta"]["progress"] == "2/4 steps (50%)"
+    assert row["meta"]["progress"] == "3/4 steps (75%)"
     assert row["other"]["lr"] == "5.000e-09"  # readable at any magnitude, unlike a 6-decimal 0
     assert charts(logger.record)["finish"] is True
 

@@ -38,7 +38,7 @@ class Ends(Logger):
     def __init__(self):
         self.ends = []
 
-    def end(self, finished, note):
+    def end(self, step, finished, note):
         self.ends.append((finished, note))
 
 
@@ -76,7 +76,7 @@ def test_a_signal_during_a_dev_evaluation_is_answered_within_one_call(
     assert result.signal == signal.SIGINT and result.steps == 2
     assert len(eval_calls) == 10  # no call after the signal
     assert (tmp_path / "last" / "training_state.pt").is_file()
-    assert ends.ends == [(False, "stopped by Ctrl-C (SIGINT) at step 2; resumable from last/")]
+    assert ends.ends == [(False, "stopped by Ctrl-C (SIGINT) at step 2; resumable")]
 
 
 def test_every_ending_reaches_the_loggers(tiny_bert, tokenizer, toy_txt, tmp_path, monkeypatch):

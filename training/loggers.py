@@ -49,8 +49,9 @@ class Logger:
     def best(self, step: int, nats_per_token: float) -> None:
         """A new best dev bound."""
 
-    def end(self, finished: bool, note: str) -> None:
-        """The run ended: ``finished`` (ran to the end) or not, and how, in words."""
+    def end(self, step: int, finished: bool, note: str) -> None:
+        """The run ended at ``step``: ``finished`` (ran to the end) or not, and how, in
+        words."""
 
 
 class JsonlLog(Logger):
@@ -287,7 +288,8 @@ class FitlogLogger(Logger):
             "step": step,
         }}})  # fmt: skip
 
-    def end(self, finished: bool, note: str) -> None:
+    def end(self, step: int, finished: bool, note: str) -> None:
+        self.step = step
         self._append("other.log", {"other": {"ended": note, "ended_at": time.strftime(
             "%Y-%m-%d %H:%M:%S")}})  # fmt: skip
         self._meta("finish" if finished else "error", note)

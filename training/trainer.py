@@ -286,13 +286,13 @@ class Trainer:
             if result.signal is None:
                 check_finite_weights(self.model, Path(output_dir))
         except BaseException as error:
-            _end(loggers, False, f"failed at step {self.step}: {_describe(error)}")
+            _end(loggers, self.step, False, f"failed at step {self.step}: {_describe(error)}")
             raise
         if result.signal is None:
-            _end(loggers, True, f"finished: {self.step} steps")
+            _end(loggers, self.step, True, f"finished: {self.step} steps")
         else:
             name = SIGNAL_NAMES.get(result.signal, f"signal {result.signal}")
-            _end(loggers, False, f"stopped by {name} at step {self.step}; resumable from last/")
+            _end(loggers, self.step, False, f"stopped by {name} at step {self.step}; resumable")
         return result
 
     def _loop(
@@ -418,12 +418,12 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
 
 
-def _end(loggers: list[Logger], finished: bool, note: str) -> None:
+def _end(loggers: list[Logger], step: int, finished: bool, note: str) -> None:
     """Tell every logger how the run ended; a logger that cannot write (a full disk) does not
     hide what ended the run."""
     for logger in loggers:
         with contextlib.suppress(OSError):
-            logger.end(finished, note)
+            logger.end(step, finished, note)
 
 
 def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
