@@ -48,6 +48,7 @@ from training.config import TrainingConfig
 from training.data import training_data
 from training.distributed import setup_distributed, teardown_distributed
 from training.loggers import FitlogLogger, JsonlLog, dashboard_settings
+from training.memory import check_batch_fits
 from training.optim import LR_SCHEDULES
 from training.resume import check_resumed_counts, load_resumed_state, resume_state
 from training.rng import seed_everything
@@ -274,6 +275,8 @@ def train(
         check_resumed_counts(resume_dir, resumed.counts, counts)
 
     rank, world, device = setup_distributed(args.device)
+    width = args.max_length + 3  # [CLS], [SEP] and a time token at most
+    check_batch_fits(args.batch_size, args.accumulation_steps, width, model_config, device)
     seed_everything(args.seed + rank)
     train_set, dev_set = training_data(
         tokenizer, args.dataset, args.task, args.data_dir, args.max_length,

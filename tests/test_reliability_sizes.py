@@ -1,0 +1,90 @@
+"""Sizes that cannot fit: sampling runs any allowed --batch_size in chunks that fit the free
+memory (the samples of --batch_size <chunk>), and training refuses a micro-batch that cannot fit
+in one line naming the largest that does, before any work."""
+
+import re
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from common.errors import UsageError
+from common.memory import GIB
+from generation import memory as sampling_memory
+from tests.test_cli import run_main
+from tests.test_reliability_checkpoint import saved  # noqa: F401
+from tests.test_reliability_run import args, counts  # noqa: F401
+from training import memory
+
+BERT_BASE = SimpleNamespace(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                            intermediate_size=3072, vocab_size=30522,
+                            max_position_embeddings=512)  # fmt: skip
+
+
+def test_bert_base_parameters_are_estimated_within_two_percent():
+    assert memory.parameters(BERT_BASE) == pytest.approx(109.5e6, rel=0.02)
+
+
+def test_the_refusal_names_the_largest_batch_that_fits(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 16 * GIB)
+    with pytest.raises(UsageError) as info:
+        memory.check_batch_fits(16384, 1, 131, BERT_BASE, torch.device("cuda"))
+    message = str(info.value)
+    assert "\n" not in message and "16.0 GiB free" in message
+    largest = int(re.search(r"--batch_size ≤ (\d+)", message).group(1))
+    per, fixed = memory.sequence_bytes(BERT_BASE, 131), memory.parameters(BERT_BASE) * 16
+    assert fixed + largest * per <= 0.9 * 16 * GIB < fixed + (largest + 1) * per
+    assert f"--accumulation_steps {-(-16384 // largest)}" in message
+    memory.check_batch_fits(largest, 1, 131, BERT_BASE, torch.device("cuda"))  # fits: no error
+
+
+def test_a_model_that_alone_cannot_fit_is_named(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: GIB // 2)
+    with pytest.raises(UsageError, match=r"the model alone needs about 1\.6 GiB"):
+        memory.check_batch_fits(1, 1, 131, BERT_BASE, torch.device("cuda"))
+
+
+def test_unknown_free_memory_is_not_refused(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: None)
+    memory.check_batch_fits(2**20, 1, 131, BERT_BASE, torch.device("cpu"))
+    monkeypatch.setattr(sampling_memory, "available_bytes", lambda device: None)
+    assert sampling_memory.sampling_batch(1024, 128, 30522, 768, 12, "cpu")[0] == 1024
+
+
+def test_main_refuses_a_batch_that_cannot_fit_before_loading_data(
+    tiny_bert,
+    toy_txt,
+    counts,
+    tmp_path,
+    capsys,
+    monkeypatch,  # noqa: F811
+):
+    monkeypatch.setattr(memory, "available_bytes", lambda device: GIB)
+    argv = args(tiny_bert, toy_txt, counts, tmp_path / "run", 2)
+    argv[argv.index("--batch_size") + 1] = "16384"
+    code, _, err = run_main(*argv, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and "pass --batch_size ≤" in err, err
+    assert not (tmp_path / "run" / "train_log.jsonl").exists()
+
+
+def sample(saved, tmp_path, capsys, name, batch):  # noqa: F811
+    output = tmp_path / f"{name}.txt"
+    code, _, err = run_main("predict.py", "--checkpoint", str(saved), "--num_samples", "5",
+                            "--length", "6", "--num_steps", "4", "--batch_size", str(batch),
+                            "--device", "cpu", "--output", str(output), capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    return output.read_text(), err
+
+
+def test_sampling_a_batch_larger_than_memory_runs_in_chunks_that_fit(
+    saved,
+    tmp_path,
+    capsys,
+    monkeypatch,  # noqa: F811
+):
+    per_row = sampling_memory.row_bytes(6, 30522, 32, 2)
+    monkeypatch.setattr(sampling_memory, "available_bytes", lambda device: 2 * per_row * 2)
+    chunked, note = sample(saved, tmp_path, capsys, "chunked", 1024)
+    assert "sampling 2 rows per call (the samples of --batch_size 2)" in note
+    direct, note = sample(saved, tmp_path, capsys, "direct", 2)
+    assert "note:" not in note and chunked == direct and len(chunked.splitlines()) == 5
