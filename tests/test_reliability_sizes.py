@@ -11,10 +11,14 @@ import torch
 from common.errors import UsageError
 from common.memory import GIB
 from generation import memory as sampling_memory
+from tests import test_reliability_checkpoint, test_reliability_run
 from tests.test_cli import run_main
-from tests.test_reliability_checkpoint import saved  # noqa: F401
-from tests.test_reliability_run import args, counts  # noqa: F401
 from training import memory
+
+# module-scoped fixtures shared with those tests
+saved = test_reliability_checkpoint.saved
+counts = test_reliability_run.counts
+args = test_reliability_run.args
 
 BERT_BASE = SimpleNamespace(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                             intermediate_size=3072, vocab_size=30522,
@@ -52,12 +56,12 @@ def test_unknown_free_memory_is_not_refused(monkeypatch):
 
 
 def test_main_refuses_a_batch_that_cannot_fit_before_loading_data(
+    monkeypatch,
+    capsys,
+    tmp_path,
     tiny_bert,
     toy_txt,
     counts,
-    tmp_path,
-    capsys,
-    monkeypatch,  # noqa: F811
 ):
     monkeypatch.setattr(memory, "available_bytes", lambda device: GIB)
     argv = args(tiny_bert, toy_txt, counts, tmp_path / "run", 2)
@@ -67,7 +71,7 @@ def test_main_refuses_a_batch_that_cannot_fit_before_loading_data(
     assert not (tmp_path / "run" / "train_log.jsonl").exists()
 
 
-def sample(saved, tmp_path, capsys, name, batch):  # noqa: F811
+def sample(saved, tmp_path, capsys, name, batch):
     output = tmp_path / f"{name}.txt"
     code, _, err = run_main("predict.py", "--checkpoint", str(saved), "--num_samples", "5",
                             "--length", "6", "--num_steps", "4", "--batch_size", str(batch),
@@ -80,7 +84,7 @@ def test_sampling_a_batch_larger_than_memory_runs_in_chunks_that_fit(
     saved,
     tmp_path,
     capsys,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     per_row = sampling_memory.row_bytes(6, 30522, 32, 2)
     monkeypatch.setattr(sampling_memory, "available_bytes", lambda device: 2 * per_row * 2)
