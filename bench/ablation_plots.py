@@ -1,9 +1,16 @@
 """Pictures of the ablation (bench/ablation.py): the dev bound against training steps for
 every run, and the per-word perplexity bound against ELBO steps for the spindle row (the
-paper's Table 3 analogue). Each function returns the numbers it drew."""
+paper's Table 3 analogue). Each function returns the numbers it drew.
+
+python3 bench/ablation_plots.py [RESULTS_JSONL] [--out FOLDER]   (default: the committed
+bench/results/ablation/results.jsonl, pictures beside it)
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -11,56 +18,137 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from common.files import read_jsonl
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common.errors import UsageError, exit_on_usage_error
+from common.files import iter_jsonl, write_error
+
+DPI = 150
+STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 11,
+         "xtick.labelsize": 11, "ytick.labelsize": 11}  # fmt: skip
+# Okabe and Ito's colour-blind-safe palette: a colour per row, none two alike
+COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
+           "#F0E442"]  # fmt: skip
+SEED_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # (dash, marker) per seed
+RESULTS = Path(__file__).resolve().parent / "results" / "ablation" / "results.jsonl"
+
+
+def _save(fig, out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=DPI, bbox_inches="tight")
+    except OSError as error:
+        raise write_error(Path(error.filename or out), error, kept=False, hint="--out") from None
+    finally:
+        plt.close(fig)
 
 
 def dev_curves(records: list[dict], out: Path) -> dict[str, list[list[float]]]:
     """Dev bound (nats per token) against steps, one line per run: a colour per row, a dash
-    per seed. Returns {run: [[step, nats], ...]}."""
+    and a marker per seed, the legend beside the axes. Returns {run: [[step, nats], ...]}."""
     drawn = {f"{r['row']} (seed {r['seed']})": r["dev_curve"] for r in records}
     rows = list(dict.fromkeys(r["row"] for r in records))
-    seeds = list(dict.fromkeys(r["seed"] for r in records))
-    colours, dashes = plt.get_cmap("tab10"), ["-", "--", ":", "-."]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for record, (label, curve) in zip(records, drawn.items(), strict=True):
-        ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=label,
-                color=colours(rows.index(record["row"]) % 10),
-                linestyle=dashes[seeds.index(record["seed"]) % len(dashes)])  # fmt: skip
-    ax.set_xlabel("training step")
-    ax.set_ylabel("dev bound (nats per token)")
-    ax.set_title("Ablation: dev bound during training")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    seeds = sorted({r["seed"] for r in records})
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(12, 6.5))
+        for record, (label, curve) in zip(records, drawn.items(), strict=True):
+            dash, marker = SEED_STYLES[seeds.index(record["seed"]) % len(SEED_STYLES)]
+            ax.plot([s for s, _ in curve], [v for _, v in curve], label=label, lw=2,
+                    color=COLOURS[rows.index(record["row"]) % len(COLOURS)], linestyle=dash,
+                    marker=marker, markersize=7)  # fmt: skip
+        settings = records[0].get("settings", {}) if records else {}
+        ax.set_xlabel(f"training step (optimizer steps of {settings.get('batch_size', '?')} "
+                      "sequences)")  # fmt: skip
+        ax.set_ylabel("dev bound (NELBO), nats per token")
+        ax.set_title(f"Ablation: dev bound during training ({settings.get('dev_size', '?')} dev "
+                     "sequences, one noise draw each; lower is better)")  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), handlelength=3.5,
+                  title="row (seed): colour = row, dash and marker = seed")  # fmt: skip
+        _save(fig, out)
     return drawn
 
 
 def table3(records: list[dict], out: Path) -> dict[int, float]:
-    """Per-word PPL bound against the number of ELBO steps T/S (spindle row). Returns
+    """Per-word PPL bound against the number of ELBO steps T/S (spindle row, the one seed
+    that has it), with error bars of ±1 standard error over the test sentences. Returns
     {steps: ppl}."""
     rows = [r for r in records if "table3" in r]
     if not rows:
         return {}
-    drawn = {int(k): v["ppl_per_word"] for k, v in rows[0]["table3"].items()}
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    record = rows[0]
+    figures = {int(k): v for k, v in record["table3"].items()}
+    drawn = {steps: v["ppl_per_word"] for steps, v in figures.items()}
     steps = sorted(drawn)
-    ax.plot(steps, [drawn[s] for s in steps], marker="o")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("ELBO steps T/S")
-    ax.set_ylabel("per-word perplexity bound")
-    ax.set_title(f"{rows[0]['row']}: bound against steps")
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    nats = [figures[s]["nats_per_word"] for s in steps]
+    se = [figures[s].get("nats_per_word_se", 0.0) for s in steps]
+    ppl = [drawn[s] for s in steps]
+    low = [p - math.exp(n - e) for p, n, e in zip(ppl, nats, se, strict=True)]
+    high = [math.exp(n + e) - p for p, n, e in zip(ppl, nats, se, strict=True)]
+    sentences = record.get("settings", {}).get("eval_examples", "?")
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(9, 6))
+        ax.errorbar(steps, ppl, yerr=[low, high], marker="o", capsize=6, lw=2, markersize=8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(steps, [str(s) for s in steps])
+        ax.set_xlabel("ELBO steps T/S (the bound's number of time steps)")
+        ax.set_ylabel("per-word perplexity bound, exp(nats per word)")
+        ax.set_title(f"{record['row']}, one seed (seed {record['seed']}): bound against steps\n"
+                     f"error bars: ±1 standard error over {sentences} test sentences (the same "
+                     "sentences at every T/S)", fontsize=12)  # fmt: skip
+        ax.grid(alpha=0.3)
+        _save(fig, out)
     return drawn
+
+
+def read_results(results: Path) -> list[dict]:
+    """The ablation's records; a line without ``row``, ``seed`` or a ``dev_curve`` of
+    [step, nats] pairs is one line naming the file and the line."""
+    results = Path(results)
+    if not results.is_file():
+        raise UsageError(f"{results}: no such file; run bench/ablation.py first")
+    records = []
+    for number, record, _ in iter_jsonl(results):
+        curve = record.get("dev_curve") if isinstance(record, dict) else None
+        good = isinstance(record, dict) and isinstance(record.get("row"), str) and isinstance(
+            record.get("seed"), int
+        ) and isinstance(curve, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
+            for p in curve
+        )  # fmt: skip
+        if not good:
+            raise UsageError(f"{results}:{number}: a record needs row, seed and dev_curve "
+                             "([[step, nats], ...]); fix or delete that line")  # fmt: skip
+        records.append(record)
+    if not records:
+        raise UsageError(f"{results}: no records; run bench/ablation.py first")
+    return records
 
 
 def write_pictures(results: Path, output: Path) -> dict:
     """Both pictures from ``results`` into ``output``; returns what was drawn, by file."""
-    records = read_jsonl(results)
+    records = read_results(results)
     drawn = {"dev_curves.png": dev_curves(records, output / "dev_curves.png")}
     steps = table3(records, output / "table3.png")
     if steps:
         drawn["table3.png"] = steps
     return drawn
+
+
+@exit_on_usage_error
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="?", type=Path, default=RESULTS,
+                        help="bench/ablation.py's results.jsonl")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the PNGs go (default: beside the results)")  # fmt: skip
+    args = parser.parse_args(argv)
+    output = args.out or args.results.parent
+    drawn = write_pictures(args.results, output)
+    for name in drawn:
+        print(f"wrote {output / name}")
+    return drawn
+
+
+if __name__ == "__main__":
+    main()

@@ -220,3 +220,53 @@ def test_an_out_that_cannot_be_written_is_one_line(demo_like, tmp_path, capsys):
     code, _, err = run_main("evaluation.plots", str(demo_like), "--out", str(out / "pictures"),
                             capsys=capsys)  # fmt: skip
     assert code == 2 and "cannot write" in err and "--out" in err and err.count("\n") == 1, err
+
+
+def _ablation_plots():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "ablation_plots.py"
+    spec = importlib.util.spec_from_file_location("ablation_plots", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ablation_pictures_from_the_committed_results(tmp_path, capsys):
+    module = _ablation_plots()
+    drawn = module.main([str(module.RESULTS), "--out", str(tmp_path)])
+    records = [json.loads(line) for line in module.RESULTS.read_text().splitlines()]
+    assert drawn["dev_curves.png"] == {f"{r['row']} (seed {r['seed']})": r["dev_curve"]
+                                       for r in records}  # fmt: skip
+    (spindle,) = [r for r in records if "table3" in r]
+    assert drawn["table3.png"] == {int(k): v["ppl_per_word"] for k, v in spindle["table3"].items()}
+    for name in ("dev_curves.png", "table3.png"):
+        assert (tmp_path / name).stat().st_size > 20000
+    assert len(module.SEED_STYLES) >= len({r["seed"] for r in records})
+    assert len(set(module.COLOURS)) >= len({r["row"] for r in records})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [('{"seed": 1, "dev_curve": [[1, 2.0]]}\n', "results.jsonl:1: a record needs row"),
+     ('{"row": "a", "seed": 1, "dev_curve": [[1, 2.0]]}\n{"row": "b", "seed": 1}\n',
+      "results.jsonl:2: a record needs row"),
+     ("", "results.jsonl: no records")],
+)  # fmt: skip
+def test_a_damaged_ablation_record_is_one_line(tmp_path, capsys, text, expected):
+    results = tmp_path / "results.jsonl"
+    results.write_text(text)
+    code, _, err = run_main_module(_ablation_plots(), [str(results)], capsys)
+    assert code == 2 and expected in err and err.count("\n") == 1, err
+    assert not list(tmp_path.glob("*.png"))
+
+
+def run_main_module(module, argv, capsys):
+    capsys.readouterr()
+    try:
+        module.main(argv)
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    return code, *capsys.readouterr()
