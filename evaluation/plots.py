@@ -381,7 +381,10 @@ def plot_bench(sweep_jsonl: Path, out: Path, default: str = DEFAULT_SAMPLER) -> 
     axes[1].set(xscale="log", yscale="log", xlabel="sampling steps T'",
                 ylabel="network calls / sample", title="network calls")  # fmt: skip
     fig.suptitle(f"bench/sample.py, {drawn['machine']}, {newest[:10]}{missing}")
+    measured = sorted({r["num_steps"] for r in rows})
     for ax in axes:
+        ax.set_xticks(measured, [str(n) for n in measured])
+        ax.minorticks_off()
         ax.grid(alpha=0.3, which="both")
         ax.legend()
     _save(fig, out)
