@@ -14,9 +14,10 @@ from common.files import write_json
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from corpora import load_texts, tokenize_texts
-from diffusion import PROTOCOLS, check_step_size
+from diffusion import ESTIMATORS, PROTOCOLS, check_step_size
 from evaluation.bounds import BOUNDS
 from evaluation.likelihood import likelihood_record
+from evaluation.records import read_proposal
 from evaluation.report import likelihood_table
 from models import load_checkpoint
 
@@ -45,6 +46,20 @@ def build_parser() -> Parser:
     )
     a("--mc_samples", type=int, default=8, help="continuous bound: draws per sequence")
     a(
+        "--estimator",
+        default="conditioned",
+        choices=choices(ESTIMATORS),
+        help="continuous bound: plain (iid masks), conditioned (masks conditioned on masking "
+        "one, scaled by its probability) or importance (conditioned, times from a fitted "
+        "proposal); all unbiased",
+    )
+    a(
+        "--proposal",
+        default=None,
+        help="importance: reuse the time proposal stored in this compute_elbo.py --json file "
+        "(default: fit one on a pilot of 32 sentences)",
+    )
+    a(
         "--protocol",
         default="exact",
         choices=choices(PROTOCOLS),
@@ -52,12 +67,19 @@ def build_parser() -> Parser:
     )
     a("--max_examples", type=int, default=None, help="first N sequences (default: all)")
     a("--batch_size", type=int, default=32, help="sequences per network call")
-    a("--seed", type=int, default=0, help="seeds the noise draws")
+    a(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the noise draws, keyed by sentence: two checkpoints bounded with one seed "
+        "share their noise (compare them with python -m evaluation.compare)",
+    )
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     a(
         "--json",
         default=None,
-        help="also write the figures, with nats per t bucket, to this file (default: none)",
+        help="also write the figures, with nats per t bucket and per sentence, to this file "
+        "(default: none)",
     )
     p.quiet()
     return p
@@ -82,6 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     check_seed("--seed", args.seed)
     if args.json:
         check_output_file(args.json, "--json")
+    proposal = read_proposal(args.proposal, "--proposal") if args.proposal else None
+    if proposal is not None and args.estimator != "importance":
+        raise UsageError("--proposal is used by --estimator importance only: add it or drop it")
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     if ckpt.config.task is not None:
@@ -108,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     record = likelihood_record(
         ckpt, data["input_ids"], data["num_words"], args.bound, step, args.mc_samples,
         args.protocol, args.batch_size, args.seed, device, toy_truth=args.dataset == "toy",
+        estimator=args.estimator, proposal=proposal,
     )  # fmt: skip
     record = {"checkpoint": record["checkpoint"], "dataset": args.dataset, "split": args.split,
               **record}  # fmt: skip

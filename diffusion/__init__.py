@@ -8,16 +8,19 @@ which is all the losses need when the reveal rate does not depend on the candida
 (``types.target_log_probs``).
 
 Registries map names to classes (or loss functions): ``BASE_SCHEDULES``, ``PROTOCOLS``,
-``SAMPLERS``, ``OBJECTIVES``. Bad settings raise ``ParameterError``, which names the parameter.
+``SAMPLERS``, ``OBJECTIVES``, ``ESTIMATORS`` (of the continuous bound). Bad settings raise
+``ParameterError``, which names the parameter.
 """
 
 from diffusion.base_schedules import BASE_SCHEDULES, BaseSchedule, make_base_schedule
 from diffusion.blocks import row_blocks
-from diffusion.elbo import continuous_nelbo, discrete_nelbo
+from diffusion.elbo import continuous_draws, continuous_nelbo, discrete_nelbo
 from diffusion.errors import ParameterError, check_step_size
+from diffusion.estimators import ESTIMATORS, PROPOSAL_EDGES, TimeProposal, check_estimator
 from diffusion.guidance import GuidedDenoiser
 from diffusion.kl import absorbing_kl, masked_kl
 from diffusion.losses import OBJECTIVES, LossOutput, Noise, antithetic, d3pm_loss, mdlm_loss
+from diffusion.noise import BatchNoise, KeyedNoise
 from diffusion.process import AbsorbingDiffusion
 from diffusion.protocols import (
     PROTOCOLS,
@@ -43,15 +46,19 @@ from diffusion.spindle import centred_information, token_information
 
 __all__ = [
     "BASE_SCHEDULES",
+    "ESTIMATORS",
     "OBJECTIVES",
+    "PROPOSAL_EDGES",
     "PROTOCOLS",
     "SAMPLERS",
     "AbsorbingDiffusion",
     "AncestralSampler",
     "BaseSchedule",
+    "BatchNoise",
     "CachedSampler",
     "ExactProtocol",
     "GuidedDenoiser",
+    "KeyedNoise",
     "LossOutput",
     "Noise",
     "NoiseSchedule",
@@ -64,10 +71,13 @@ __all__ = [
     "Sampler",
     "SamplingResult",
     "Spindle",
+    "TimeProposal",
     "absorbing_kl",
     "antithetic",
     "centred_information",
+    "check_estimator",
     "check_step_size",
+    "continuous_draws",
     "continuous_nelbo",
     "d3pm_loss",
     "discrete_nelbo",

@@ -11,9 +11,18 @@ from __future__ import annotations
 import torch
 
 from diffusion.errors import check_step_size
+from diffusion.estimators import (
+    TimeProposal,
+    check_estimator,
+    conditioned_mask,
+    stratified,
+)
 from diffusion.kl import masked_kl
+from diffusion.noise import BatchNoise, KeyedNoise
 from diffusion.process import AbsorbingDiffusion
 from diffusion.types import Denoiser
+
+NoiseSource = BatchNoise | KeyedNoise
 
 
 def discrete_nelbo(
@@ -23,21 +32,24 @@ def discrete_nelbo(
     target_mask: torch.Tensor,
     step_size: int = 1,
     generator: torch.Generator | None = None,
+    noise: NoiseSource | None = None,
 ) -> torch.Tensor:
     """Unbiased estimate of the T/S-term NELBO per sequence, in nats. Shape (B,), float64.
 
     Terms at t = T − S, …, S, 0: KL(q(x_t | x_{t+S}, x0) ‖ p_θ(x_t | x_{t+S})) with x_{t+S} drawn
     from q(· | x0); the t = 0 term is the reconstruction −log p_θ(x0 | x_S). The prior term is 0
-    because ᾱ_T = 0. One network call per term.
+    because ᾱ_T = 0. One network call per term; call k masks with ``noise.mask(k)`` (default:
+    uniforms from ``generator`` in call order).
     """
     T = diffusion.num_steps
     check_step_size(T, step_size)
     batch = x0.shape[0]
+    noise = noise or BatchNoise(batch, x0.shape[1], generator, x0.device)
     total = torch.zeros(batch, dtype=torch.float64, device=x0.device)
-    for t in range(T - step_size, -1, -step_size):
+    for call, t in enumerate(range(T - step_size, -1, -step_size)):
         u_t = torch.full((batch,), t / T, dtype=torch.float64, device=x0.device)
         u_s = torch.full((batch,), (t + step_size) / T, dtype=torch.float64, device=x0.device)
-        xs, masked = diffusion.q_sample(x0, target_mask, u_s, generator)
+        xs, masked = diffusion.q_sample(x0, target_mask, u_s, draw=noise.mask(call))
         log_probs = denoiser(xs, u_s, masked)
         kl, _ = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
         total.index_add_(0, masked.nonzero(as_tuple=True)[0], kl.to(torch.float64))
@@ -83,32 +95,82 @@ def continuous_nelbo(
     mc_samples: int = 1,
     generator: torch.Generator | None = None,
     eps: float = 1e-3,
+    noise: NoiseSource | None = None,
+    estimator: str = "plain",
+    proposal: TimeProposal | None = None,
 ) -> torch.Tensor:
     """Continuous-time NELBO estimates per sequence, (B, K) float64, K = ``mc_samples``.
 
     ∫_eps^1 of the path-KL rate by K stratified draws of u per sequence, plus the exact
     discrete reconstruction step from u = eps to 0 (−log p_θ(x0 | x_eps) at the positions
     masked at eps), which keeps the estimate an unbiased upper bound without the 1/u variance.
-    One network call per draw, plus one.
+    Each column is an unbiased estimate; ``estimator`` (``diffusion.estimators``) picks how
+    the times and masks are drawn, ``proposal`` the time density of ``importance`` (default
+    uniform). One network call per draw, plus one; call k uses ``noise``'s uniforms for k.
     """
+    draws, _, recon = continuous_draws(
+        diffusion, denoiser, x0, target_mask, mc_samples, generator, eps, noise, estimator,
+        proposal,
+    )  # fmt: skip
+    return draws + recon[:, None]
+
+
+def continuous_draws(
+    diffusion: AbsorbingDiffusion,
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    target_mask: torch.Tensor,
+    mc_samples: int = 1,
+    generator: torch.Generator | None = None,
+    eps: float = 1e-3,
+    noise: NoiseSource | None = None,
+    estimator: str = "plain",
+    proposal: TimeProposal | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``continuous_nelbo``'s parts: the weighted integral draws (B, K), their times
+    v = (u − eps) / (1 − eps) (B, K) and the reconstruction term (B,), all float64."""
     diffusion.schedule.require_continuous()
+    check_estimator(estimator)
     batch = x0.shape[0]
+    noise = noise or BatchNoise(batch, x0.shape[1], generator, x0.device)
+    conditioned = estimator != "plain"
+    proposal = proposal if estimator == "importance" and proposal else TimeProposal.uniform()
     out = torch.zeros(batch, mc_samples, dtype=torch.float64, device=x0.device)
-    offsets = torch.rand(batch, generator=generator, device=x0.device, dtype=torch.float64)
+    times = torch.zeros_like(out)
+    offsets = noise.offset()
     for k in range(mc_samples):
-        v = (offsets + k / mc_samples) % 1.0
+        v, weight = proposal.sample(stratified(offsets, k, mc_samples))
         u = eps + (1.0 - eps) * v
-        xt, masked = diffusion.q_sample(x0, target_mask, u, generator, discrete=False)
+        xt, masked, p_any = _mask(diffusion, x0, target_mask, u, noise, k, conditioned)
         log_probs = denoiser(xt, u, masked)
         rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
         rows = masked.nonzero(as_tuple=True)[0]
         out[:, k].index_add_(0, rows, (1.0 - eps) * rate.to(torch.float64))
+        out[:, k] *= weight * p_any
+        times[:, k] = v
     u_eps = torch.full((batch,), eps, dtype=torch.float64, device=x0.device)
-    xt, masked = diffusion.q_sample(x0, target_mask, u_eps, generator, discrete=False)
+    xt, masked, p_any = _mask(diffusion, x0, target_mask, u_eps, noise, mc_samples, conditioned)
     log_probs = denoiser(xt, u_eps, masked)
     recon = -log_probs.gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1).to(torch.float64)
     rows = masked.nonzero(as_tuple=True)[0]
-    out += torch.zeros(batch, dtype=torch.float64, device=x0.device).index_add(0, rows, recon)[
-        :, None
-    ]
-    return out
+    recon = torch.zeros(batch, dtype=torch.float64, device=x0.device).index_add(0, rows, recon)
+    return out, times, recon * p_any
+
+
+def _mask(
+    diffusion: AbsorbingDiffusion,
+    x0: torch.Tensor,
+    target_mask: torch.Tensor,
+    u: torch.Tensor,
+    noise: NoiseSource,
+    call: int,
+    conditioned: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x_u (B, L), masked (B, L) and the factor (B,) its score is multiplied by: 1 for a mask
+    drawn from q(x_u | x0), P(at least one masked) for one conditioned on it."""
+    if not conditioned:
+        xt, masked = diffusion.q_sample(x0, target_mask, u, discrete=False, draw=noise.mask(call))
+        return xt, masked, torch.ones_like(u)
+    keep = diffusion.alpha_bar(u, diffusion.centred(x0, target_mask), discrete=False)
+    masked, p_any = conditioned_mask(keep, target_mask, noise.pick(call), noise.mask(call))
+    return x0.masked_fill(masked, diffusion.mask_id), masked, p_any

@@ -6,12 +6,19 @@ Shared by compute_elbo.py and the dev evaluation of main.py.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from common.progress import progress as progress_bar
-from diffusion import AbsorbingDiffusion, continuous_nelbo, discrete_nelbo
+from diffusion import (
+    AbsorbingDiffusion,
+    BatchNoise,
+    KeyedNoise,
+    TimeProposal,
+    continuous_nelbo,
+    discrete_nelbo,
+)
 from diffusion.elbo import continuous_integrand
 from diffusion.kl import masked_kl
 from diffusion.types import Denoiser
@@ -110,17 +117,25 @@ def sequence_nelbo(
     step_size: int = 1,
     mc_samples: int = 1,
     generator: torch.Generator | None = None,
+    noise: BatchNoise | KeyedNoise | None = None,
+    estimator: str = "plain",
+    proposal: TimeProposal | None = None,
 ) -> torch.Tensor:
     """NELBO estimates in nats per sequence, (B, K) float64 (K = 1 for ``discrete``).
 
     Args: x0 (B, L) ids, target_mask (B, L) bool. Conditional on the number of target tokens.
+    ``noise`` supplies the uniforms (default: ``generator`` in call order); ``estimator`` and
+    ``proposal`` pick the continuous bound's estimator (``diffusion.estimators``).
     """
     if bound == "discrete":
-        return discrete_nelbo(diffusion, denoiser, x0, target_mask, step_size, generator).unsqueeze(
-            -1
-        )
+        return discrete_nelbo(
+            diffusion, denoiser, x0, target_mask, step_size, generator, noise
+        ).unsqueeze(-1)
     if bound == "continuous":
-        return continuous_nelbo(diffusion, denoiser, x0, target_mask, mc_samples, generator)
+        return continuous_nelbo(
+            diffusion, denoiser, x0, target_mask, mc_samples, generator, noise=noise,
+            estimator=estimator, proposal=proposal,
+        )  # fmt: skip
     raise ValueError(f"--bound {bound!r} is unknown: choose one of {', '.join(BOUNDS)}")
 
 
@@ -137,12 +152,18 @@ def sequence_bounds(
     progress: bool = False,
     total: int | None = None,
     terms: Terms | None = None,
+    keys: Sequence[int] | None = None,
+    estimator: str = "plain",
+    proposal: TimeProposal | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence NELBO draws (N, K) float64 and target-token counts (N,), on the CPU.
 
     ``batches`` yields (x0 (B, L), target_mask (B, L)); deterministic for a seed. With
-    ``progress`` a bar counts network calls (``total`` batches known: with an ETA); with
-    ``terms`` each call's term of the bound is added to it (``Terms``).
+    ``keys`` (one integer per sequence, in order) each sequence's noise comes from its own key
+    (``diffusion.KeyedNoise``: the same whatever the batching), else from one generator seeded
+    by ``seed``. With ``progress`` a bar counts network calls (``total`` batches known: with an
+    ETA); with ``terms`` each call's term of the bound is added to it (``Terms``; the plain
+    estimator only).
     """
     generator = torch.Generator(device=device).manual_seed(seed)
     values, tokens = [], []
@@ -151,16 +172,23 @@ def sequence_bounds(
         total * per_batch if total is not None else None, "bound", "call", enabled=progress
     )
     recorder = TermRecorder(diffusion, denoiser, bound, step_size, mc_samples, bar, terms)
+    done = 0
     with bar:
         for x0_cpu, mask_cpu in batches:
             x0, target_mask = x0_cpu.to(device), mask_cpu.to(device)
             recorder.batch(x0, target_mask)
+            noise = None
+            if keys is not None:
+                batch_keys = keys[done : done + len(x0)]
+                noise = KeyedNoise(batch_keys, mask_cpu, per_batch, device)
             nelbo = sequence_nelbo(
-                diffusion, recorder, x0, target_mask, bound, step_size, mc_samples, generator
-            )
+                diffusion, recorder, x0, target_mask, bound, step_size, mc_samples, generator,
+                noise, estimator, proposal,
+            )  # fmt: skip
+            done += len(x0)
             values.append(nelbo.cpu())
             tokens.append(target_mask.sum(-1).cpu())
-            bar.set_postfix(sequences=sum(len(v) for v in values), refresh=False)
+            bar.set_postfix(sequences=done, refresh=False)
     return torch.cat(values), torch.cat(tokens)
 
 

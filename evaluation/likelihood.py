@@ -9,8 +9,11 @@ import torch
 
 from corpora import toy
 from corpora.collate import collate
-from evaluation.bounds import Terms, length_nll, sequence_bounds, summarise
+from diffusion import TimeProposal
+from evaluation.bounds import Terms, calls_per_batch, length_nll, sequence_bounds, summarise
+from evaluation.proposal import fit_proposal, pilot_calls
 from evaluation.report import NOT_A_BOUND
+from evaluation.sentences import noise_keys, per_sentence, sentence_ids
 from models.checkpoint import Checkpoint
 
 
@@ -26,6 +29,8 @@ def likelihood_record(
     seed: int,
     device: torch.device,
     toy_truth: bool = False,
+    estimator: str = "plain",
+    proposal: TimeProposal | None = None,
 ) -> dict:
     """Bound every sequence of ``ids`` (token-id lists, no special tokens) and summarise.
 
@@ -33,18 +38,34 @@ def likelihood_record(
     (``tokenize_texts(..., count_words=True)``): perplexity per word is exp(NLL / words) in
     that unit, the DiffusionBERT paper's.
 
-    Returns the JSON record compute_elbo.py prints and writes: settings, ``given_length``
-    (conditional on the number of tokens), ``full_sequence`` (+ −log p(length), when the
-    checkpoint has a length histogram) and, with ``toy_truth``, the toy grammar's exact NLL.
+    Every sentence's noise is keyed by its id (``evaluation.sentences``), so two checkpoints
+    bounded with one seed share their noise. ``estimator`` picks the continuous bound's
+    estimator; ``importance`` fits its time proposal on a pilot unless ``proposal`` is given.
+
+    Returns the JSON record compute_elbo.py prints and writes: settings, ``noise`` (what
+    defines the draws, with the proposal), ``given_length`` (conditional on the number of
+    tokens), ``full_sequence`` (+ −log p(length), when the checkpoint has a length histogram),
+    ``sentences`` (per-sentence ids, counts and nats) and, with ``toy_truth``, the toy
+    grammar's exact NLL.
     """
     diffusion = ckpt.diffusion(protocol)
     pad = ckpt.tokenizer.pad_token_id
+    ids_str = sentence_ids(ids)
+    estimator = estimator if bound == "continuous" else "plain"
+    calls = 0
+    if estimator == "importance" and proposal is None:
+        proposal = fit_proposal(diffusion, ckpt.model, ids, ids_str, pad, seed, batch_size, device)
+        calls += pilot_calls(len(ids), batch_size)
     batches = (collate(ids[i : i + batch_size], pad) for i in range(0, len(ids), batch_size))
-    terms = Terms()
+    terms = Terms() if estimator == "plain" else None
     values, tokens = sequence_bounds(
         diffusion, ckpt.model, batches, bound, step_size, mc_samples, seed, device,
         progress=True, total=math.ceil(len(ids) / batch_size), terms=terms,
+        keys=noise_keys(seed, ids_str), estimator=estimator, proposal=proposal,
     )  # fmt: skip
+    calls += math.ceil(len(ids) / batch_size) * calls_per_batch(
+        bound, ckpt.config.num_steps, step_size, mc_samples
+    )
     words = torch.tensor(num_words)
     record = {
         "checkpoint": str(ckpt.path),
@@ -56,9 +77,22 @@ def likelihood_record(
         "valid_bound": diffusion.valid_bound,
         "note": None if diffusion.valid_bound else NOT_A_BOUND,
         "seed": seed,
+        "noise": {
+            "keyed_by": "sentence id",
+            "seed": seed,
+            "bound": bound,
+            "estimator": estimator if bound == "continuous" else None,
+            "num_steps": ckpt.config.num_steps,
+            "eval_step_size": step_size if bound == "discrete" else None,
+            "protocol": protocol,
+            "draws": values.shape[1],
+            "proposal": proposal.as_dict() if estimator == "importance" else None,
+        },
+        "network_calls": calls,
         "given_length": summarise(values, tokens, words),
-        "terms": terms.figures(int(tokens.sum().item())),
     }
+    if terms is not None:
+        record["terms"] = terms.figures(int(tokens.sum().item()))
     if ckpt.lengths is not None:
         record["full_sequence"] = summarise(values, tokens, words, length_nll(ckpt.lengths, tokens))
     if toy_truth:
@@ -69,4 +103,5 @@ def likelihood_record(
             "true_nats_per_token": truth.sum().item() / tokens.sum().item(),
             "grammar_entropy_per_sentence": toy.entropy(),
         }
+    record["sentences"] = per_sentence(ids_str, tokens, words, values)
     return record

@@ -1,0 +1,177 @@
+"""Is model A better than model B? Paired differences of two likelihood bounds, sentence by
+sentence.
+
+python -m evaluation.compare A.json B.json [C.json ...] [--json OUT]
+
+Each file is a compute_elbo.py --json record. Sentences are matched by id; for each pair of
+files the mean difference A − B (per word and per token; negative: A has the lower bound),
+its paired standard error, the 95% interval and the two-sided p-value of a paired t-test are
+printed, with the unpaired standard error (what ignoring the pairing gives) for contrast.
+Records whose sentence sets, dataset, split, bound, protocol, T or S differ are refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import torch
+
+from common.cli import Parser
+from common.errors import UsageError, exit_on_usage_error
+from common.files import write_json
+from evaluation.records import read_record
+from evaluation.stats import t_quantile, t_two_sided_p
+
+# Settings that must agree for two records to be compared: (name, how to read it).
+MUST_AGREE = (
+    ("dataset", lambda r: r.get("dataset")),
+    ("split", lambda r: r.get("split")),
+    ("bound", lambda r: r.get("bound")),
+    ("protocol", lambda r: r.get("protocol")),
+    ("num_steps", lambda r: r.get("num_steps")),
+    ("eval_step_size", lambda r: r.get("eval_step_size")),
+)
+# Settings that define the noise: a difference keeps the comparison valid but unpaired noise.
+NOISE = ("seed", "estimator", "draws", "proposal")
+
+
+def check_comparable(a: dict, b: dict, name_a: str, name_b: str) -> None:
+    """One line naming the field and both values where the two records cannot be paired."""
+    for field, read in MUST_AGREE:
+        if read(a) != read(b):
+            raise UsageError(
+                f"field {field} differs: {read(a)!r} in {name_a}, {read(b)!r} in {name_b}; "
+                "only bounds of the same kind on the same data can be compared"
+            )
+    ids_a, ids_b = a["sentences"]["id"], b["sentences"]["id"]
+    if len(set(ids_a)) != len(ids_a):
+        raise UsageError(f"field sentences.id of {name_a} repeats an id: a damaged record")
+    only_a, only_b = set(ids_a) - set(ids_b), set(ids_b) - set(ids_a)
+    if only_a or only_b:
+        raise UsageError(
+            f"field sentences.id differs: {len(ids_a)} sentences in {name_a}, {len(ids_b)} in "
+            f"{name_b}, {len(only_a)} only in the first, {len(only_b)} only in the second "
+            f"(e.g. {sorted(only_a or only_b)[0]}); bound the same split with the same "
+            "--max_examples"
+        )
+    for unit in ("tokens", "words"):
+        first = dict(zip(ids_a, a["sentences"][unit], strict=True))
+        for sid, value in zip(ids_b, b["sentences"][unit], strict=True):
+            if first[sid] != value:
+                raise UsageError(
+                    f"field sentences.{unit} differs for sentence {sid}: {first[sid]} in "
+                    f"{name_a}, {value} in {name_b}; the records count units differently "
+                    "(another tokenizer or max_length)"
+                )
+
+
+def noise_notes(a: dict, b: dict) -> list[str]:
+    """Settings of the noise that differ (the pairing stays valid, less noise cancels)."""
+    return [
+        f"{field}: {a['noise'].get(field)!r} vs {b['noise'].get(field)!r}"
+        for field in NOISE
+        if a["noise"].get(field) != b["noise"].get(field)
+    ]
+
+
+def paired(a: dict, b: dict, level: float = 0.95) -> dict:
+    """Figures of A − B over their common sentences (matched by id)."""
+    order = {sid: i for i, sid in enumerate(b["sentences"]["id"])}
+    index = torch.tensor([order[sid] for sid in a["sentences"]["id"]])
+    nats_a = torch.tensor(a["sentences"]["nats"], dtype=torch.float64)
+    nats_b = torch.tensor(b["sentences"]["nats"], dtype=torch.float64)[index]
+    diff = nats_a - nats_b
+    n = len(diff)
+    out = {"num_sentences": n, "level": level}
+    if n < 2:
+        raise UsageError(f"{n} common sentence(s): a paired comparison needs at least 2")
+    sd, mean = diff.std().item(), diff.mean().item()
+    t = mean / (sd / math.sqrt(n)) if sd > 0 else math.copysign(math.inf, mean) if mean else 0.0
+    quantile = t_quantile(level, n - 1)
+    unpaired_sd = math.sqrt(nats_a.var().item() + nats_b.var().item())
+    for unit in ("word", "token"):
+        total = float(sum(a["sentences"][f"{unit}s"]))
+        difference = diff.sum().item() / total
+        se = sd * math.sqrt(n) / total
+        unpaired = unpaired_sd * math.sqrt(n) / total
+        out[f"per_{unit}"] = {
+            "a": nats_a.sum().item() / total,
+            "b": nats_b.sum().item() / total,
+            "difference": difference,
+            "paired_se": se,
+            "interval": [difference - quantile * se, difference + quantile * se],
+            "unpaired_se": unpaired,
+            "unpaired_over_paired": unpaired / se if se > 0 else math.inf,
+        }
+    out["t"] = t
+    out["p_value"] = t_two_sided_p(t, n - 1)
+    return out
+
+
+def verdict(figures: dict) -> str:
+    """``A lower``, ``B lower`` (the interval excludes 0) or ``undecided``."""
+    low, high = figures["per_word"]["interval"]
+    return "A lower" if high < 0 else "B lower" if low > 0 else "undecided"
+
+
+def table(name_a: str, name_b: str, figures: dict, notes: list[str]) -> str:
+    """The comparison of one pair as plain text."""
+    level = round(100 * figures["level"])
+    lines = [f"A = {name_a}", f"B = {name_b}", f"{figures['num_sentences']} paired sentences"]
+    for unit in ("word", "token"):
+        f = figures[f"per_{unit}"]
+        low, high = f["interval"]
+        lines.append(
+            f"  nats/{unit:5}  A {f['a']:.4f}  B {f['b']:.4f}  A−B {f['difference']:+.4f} "
+            f"± {f['paired_se']:.4f} (paired s.e.)  {level}% [{low:+.4f}, {high:+.4f}]  "
+            f"unpaired s.e. {f['unpaired_se']:.4f} ({f['unpaired_over_paired']:.1f}× paired)"
+        )
+    lines.append(
+        f"  paired t = {figures['t']:.2f}, p = {figures['p_value']:.3g}: {verdict(figures)}"
+    )
+    lines.extend(
+        f"  note: the noise is not shared ({note}): valid, but less cancels" for note in notes
+    )
+    return "\n".join(lines)
+
+
+def compare(paths: list[str]) -> list[dict]:
+    """Every pair of the records at ``paths``: names, figures, verdict and noise notes."""
+    records = {path: read_record(path) for path in paths}
+    out = []
+    for name_a, name_b in itertools.combinations(paths, 2):
+        a, b = records[name_a], records[name_b]
+        check_comparable(a, b, name_a, name_b)
+        figures = paired(a, b)
+        out.append(
+            {"a": name_a, "b": name_b, **figures, "verdict": verdict(figures),
+             "noise_differs": noise_notes(a, b)}
+        )  # fmt: skip
+    return out
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m evaluation.compare", description=__doc__)
+    p.add_argument("records", nargs="+", help="two or more compute_elbo.py --json files")
+    p.flag("--json", default=None, help="also write the comparisons to this file")
+    return p
+
+
+@exit_on_usage_error
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
+    if len(args.records) < 2:
+        raise UsageError("give two or more compute_elbo.py --json files to compare")
+    results = compare(args.records)
+    for result in results:
+        print(table(result["a"], result["b"], result, result["noise_differs"]))
+    if args.json:
+        write_json(Path(args.json), {"comparisons": results})
+        print(f"wrote {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

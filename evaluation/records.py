@@ -1,0 +1,66 @@
+"""Reading compute_elbo.py's JSON records back: one line naming the file and field when a
+record cannot be used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from common.errors import UsageError
+from diffusion import ParameterError, TimeProposal
+
+SENTENCE_FIELDS = ("id", "tokens", "words", "nats")
+
+
+def read_record(path: str | Path, what: str = "") -> dict:
+    """A compute_elbo.py --json record with its per-sentence values, checked.
+
+    Raises UsageError naming the file (and ``what``, e.g. the flag) for a missing file, a
+    truncated or non-JSON file, a record without per-sentence values (written by an older
+    version) or with columns of different lengths.
+    """
+    path = Path(path)
+    where = f"{what} {path}".strip()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{where}: cannot be read ({error})") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"{where}: not a complete JSON record (line {error.lineno}, column {error.colno}: "
+            f"{error.msg}); it may be truncated: rerun compute_elbo.py --json"
+        ) from None
+    if not isinstance(record, dict) or "given_length" not in record:
+        raise UsageError(f"{where}: not a compute_elbo.py --json record (no given_length)")
+    sentences = record.get("sentences")
+    if not isinstance(sentences, dict):
+        raise UsageError(
+            f"{where}: field sentences is missing: the record has no per-sentence values (an "
+            "older compute_elbo.py wrote it); rerun compute_elbo.py --json"
+        )
+    missing = [field for field in SENTENCE_FIELDS if not isinstance(sentences.get(field), list)]
+    if missing:
+        raise UsageError(f"{where}: field sentences.{missing[0]} is missing or not a list")
+    lengths = {field: len(sentences[field]) for field in SENTENCE_FIELDS}
+    if len(set(lengths.values())) != 1:
+        raise UsageError(f"{where}: the sentences columns differ in length {lengths}: truncated?")
+    if "noise" not in record:
+        raise UsageError(f"{where}: field noise is missing: rerun compute_elbo.py --json")
+    return record
+
+
+def read_proposal(path: str | Path, what: str = "--proposal") -> TimeProposal:
+    """The time proposal stored in a record of the ``importance`` estimator."""
+    record = read_record(path, what)
+    stored = record["noise"].get("proposal")
+    if not stored:
+        raise UsageError(
+            f"{what} {path}: field noise.proposal is empty: that record was not made with "
+            "--estimator importance"
+        )
+    try:
+        return TimeProposal.from_dict(stored)
+    except (KeyError, TypeError, ValueError, ParameterError) as error:
+        raise UsageError(f"{what} {path}: field noise.proposal is damaged ({error})") from None
