@@ -15,6 +15,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 PLAIN_INTERVAL_S = 30.0
+ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # cursor moves of nested bars
 COUNT = re.compile(r"\| *(\S+/\S+) \[")  # tqdm's "n/total [" after the bar
 _settings = {"quiet": False}
 
@@ -48,7 +49,7 @@ class _PlainLines:
         self.last: tuple[str, str] | str = ""
 
     def write(self, text: str) -> None:
-        for part in text.replace("\r", "\n").split("\n"):
+        for part in ESCAPES.sub("", text).replace("\r", "\n").split("\n"):
             line = part.rstrip()
             found = COUNT.search(line)  # "desc: 40%|####  | 4/10 [00:03<00:04, ...]"
             count = (line.split(":", 1)[0], found.group(1)) if found else line

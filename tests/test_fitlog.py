@@ -104,6 +104,7 @@ def test_dashboard_files_across_a_resume(tiny_bert, toy_txt, tmp_path, capsys):
 
     config = (logs / "default.cfg").read_text()
     assert "max_no_updates=21600" in config and "update_every=4" in config
+    assert "editable_columns=memo" in config
 
 
 def test_a_fork_and_a_new_folder_get_their_own_records(tiny_bert, toy_txt, tmp_path, capsys):

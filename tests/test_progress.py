@@ -27,6 +27,18 @@ def test_piped_bars_do_not_repeat_the_final_line(monkeypatch):
     assert all("\r" not in line for line in lines)
 
 
+def test_a_nested_bar_off_a_terminal_writes_no_cursor_moves(monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    outer = progress(4, "training", "step")
+    inner = progress(2, "dev bound", "call", leave=False)  # tqdm moves the cursor for it
+    inner.update(2)
+    inner.close()
+    outer.update(4)
+    outer.close()
+    assert "\x1b" not in stream.getvalue() and "dev bound" in stream.getvalue()
+
+
 def test_the_token_rate_shows_before_the_first_batch_ends(tiny_bert, tokenizer, monkeypatch,
                                                           tmp_path):  # fmt: skip
     torch.manual_seed(0)

@@ -90,7 +90,8 @@ CHART_SETTINGS = {"update_every": 4, "max_no_updates": 21600}  # 24 hours
 SERVER_CONFIG = (
     "[chart_settings]\nmax_points=400\nchart_exclude_columns=\n"
     "update_every={update_every}\nmax_no_updates={max_no_updates}\n\n"
-    "[basic_settings]\nstr_max_length=48\nround_to=6\nignore_unchanged_columns=True\n"
+    "[basic_settings]\nstr_max_length=48\nround_to=6\nignore_unchanged_columns=True\n\n"
+    "[column_settings]\neditable_columns=memo\n"  # not fitlog's git message columns
 )
 
 # The settings that define a run, in the dashboard table's order; ``epochs`` only when it
