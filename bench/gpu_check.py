@@ -319,27 +319,15 @@ def prepare(folder: Path) -> None:
 
     folder.mkdir(exist_ok=True)
     platforms = [f for p in PLATFORMS for f in ("--platform", p)]
+    target = words("--python-version 3.12 --implementation cp")
     for name in WHEEL_PACKAGES:
-        subprocess.run(
-            [
-                PY,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--python-version",
-                "3.12",
-                "--implementation",
-                "cp",
-                *platforms,
-                "-d",
-                str(folder),
-                f"{name}=={version(name)}",
-            ],
-            check=True,
-        )
+        wanted = f"{name}=={version(name)}"
+        pip = [PY, "-m", "pip", "-q"]
+        download = [*pip, "download", "--no-deps", "--only-binary=:all:", *target, *platforms]
+        tried = [*download, "-d", str(folder), wanted]
+        if subprocess.run(tried, capture_output=True, check=False).returncode:
+            # no wheel on the index (an sdist only): build it here; these are pure Python
+            subprocess.run([*pip, "wheel", "--no-deps", "-w", str(folder), wanted], check=True)
     from safetensors.torch import load_file, save_file
 
     from models import resolve_model_name
