@@ -24,7 +24,7 @@ from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from generation.config import SamplingConfig, add_sampling_flags
 from generation.memory import sampling_batch
-from generation.unconditional import generate
+from generation.unconditional import check_length, generate
 from models import Checkpoint, load_checkpoint
 
 
@@ -74,6 +74,7 @@ def process_path(output: Path) -> Path:
 def fitting_batch(ckpt: Checkpoint, args: argparse.Namespace, device: torch.device) -> int:
     """``--batch_size``, or the most rows per call the device's free memory holds (with a
     note): any allowed --batch_size runs, in chunks, instead of failing in the allocator."""
+    check_length(ckpt, args.length, args.semi_ar_windows)
     model = ckpt.model.mlm.config
     width = args.length or ckpt.config.max_length
     batch, needed = sampling_batch(

@@ -38,6 +38,17 @@ def draw_lengths(length_counts: torch.Tensor, n: int, generator: torch.Generator
     return torch.multinomial(weights, n, replacement=True, generator=generator)
 
 
+def check_length(ckpt: Checkpoint, length: int, semi_ar_windows: int = 1) -> None:
+    """``--length`` fits the checkpoint (and is fixed for semi-autoregressive windows)."""
+    if length > ckpt.config.max_length:
+        raise UsageError(
+            f"--length {length} exceeds the checkpoint's max_length {ckpt.config.max_length}; "
+            "use --semi_ar_windows for longer text"
+        )
+    if semi_ar_windows > 1 and length < 2:
+        raise UsageError("--semi_ar_windows needs a fixed --length ≥ 2")
+
+
 @torch.no_grad()
 def generate(
     ckpt: Checkpoint,
@@ -58,13 +69,7 @@ def generate(
     sampling = sampling.for_model(ckpt.config.timestep)  # resolves ``auto``
     num_steps = sampling.steps(ckpt.config.num_steps)
     sampler = sampling.sampler_object()
-    if length > ckpt.config.max_length:
-        raise UsageError(
-            f"--length {length} exceeds the checkpoint's max_length {ckpt.config.max_length}; "
-            "use --semi_ar_windows for longer text"
-        )
-    if semi_ar_windows > 1 and length < 2:
-        raise UsageError("--semi_ar_windows needs a fixed --length ≥ 2")
+    check_length(ckpt, length, semi_ar_windows)
     diffusion = ckpt.diffusion("exact")
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     lengths_generator = torch.Generator().manual_seed(sampling.seed)
