@@ -85,3 +85,14 @@ def test_wiki_summaries_in_another_layout_is_one_line(tmp_path, monkeypatch, con
     finally:
         wiki.articles.cache_clear()
     assert str(path) in message and "reinstall" in message
+
+
+def test_a_string_column_with_bytes_that_are_not_utf8_names_dataset_and_column(tmp_path, tokenizer):
+    raw = pa.array([b"ok text", b"bad \xff\xfe here"], pa.binary())
+    column = pa.Array.from_buffers(pa.string(), 2, raw.buffers()[:3])  # unchecked bytes
+    folder = shards(tmp_path / "d", column)
+    with pytest.raises(UsageError) as info:
+        tokenize_texts(load_texts(str(folder), "train"), tokenizer, 8, str(folder))
+    message = str(info.value)
+    assert f"--dataset {folder}" in message and "'text' is not UTF-8" in message
+    assert "\n" not in message
