@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import sys
 
+import pytest
 import torch
 
 from common import progress as progress_module
@@ -13,6 +14,12 @@ from common.progress import progress
 from generation.config import SamplingConfig
 from generation.unconditional import generate
 from models import Checkpoint, DiffusionConfig, build_model
+
+
+@pytest.fixture(autouse=True)
+def bars_on(monkeypatch):
+    """Bars shown, whatever --quiet an earlier test's script set (a process-wide setting)."""
+    monkeypatch.setitem(progress_module._settings, "quiet", False)
 
 
 def test_piped_bars_do_not_repeat_the_final_line(monkeypatch):
