@@ -365,7 +365,3 @@ if __name__ == "__main__":
     except FloatingPointError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(3)
-    except KeyboardInterrupt:
-        print("\ninterrupted: quit without saving (the last saved checkpoint is kept)",
-              file=sys.stderr)  # fmt: skip
-        sys.exit(130)
