@@ -95,6 +95,14 @@ def test_every_ending_reaches_the_loggers(tiny_bert, tokenizer, toy_txt, tmp_pat
         trainer.fit(data.select(range(8)), tmp_path, [ends])
     assert ends.ends[-1] == (False, "failed at step 2: RuntimeError: boom")
 
+    def second_ctrl_c():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train_step", second_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(data.select(range(8)), tmp_path, [ends])
+    assert ends.ends[-1] == (False, "failed at step 2: quit by a second Ctrl-C, not saved")
+
 
 def test_warnings_for_settings_that_make_the_run_meaningless(tiny_bert, tokenizer, toy_txt):
     trainer, _ = make_trainer(tiny_bert, tokenizer, toy_txt, lr=5e-5, lr_schedule="invsqrt",

@@ -286,7 +286,12 @@ class Trainer:
             if result.signal is None:
                 check_finite_weights(self.model, Path(output_dir))
         except BaseException as error:
-            _end(loggers, self.step, False, f"failed at step {self.step}: {_describe(error)}")
+            how = (
+                "quit by a second Ctrl-C, not saved"
+                if isinstance(error, KeyboardInterrupt)
+                else _describe(error)
+            )
+            _end(loggers, self.step, False, f"failed at step {self.step}: {how}")
             raise
         if result.signal is None:
             _end(loggers, self.step, True, f"finished: {self.step} steps")
