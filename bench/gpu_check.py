@@ -140,14 +140,17 @@ def check_demo(out: Path, logs: list[str]) -> dict:
 
 
 def check_torchrun(out: Path, logs: list[str]) -> dict:
+    """The NCCL probe's line (first command), and the loss curves of main.py alone and under
+    torchrun."""
+    probe = json.loads(logs[0].strip().splitlines()[-1])
     single, ddp = (
         losses(out / "single" / "train_log.jsonl"),
         losses(out / "ddp" / "train_log.jsonl"),
     )
     worst = max(abs(ddp[s] - single[s]) / abs(single[s]) for s in single)
     return {
-        "ok": set(single) == set(ddp) and worst <= DDP_TOLERANCE,
-        "processes": gpus(),
+        "ok": probe["nccl_ok"] and set(single) == set(ddp) and worst <= DDP_TOLERANCE,
+        **probe,
         "max_relative_loss_difference": worst,
         "tolerance": DDP_TOLERANCE,
         "steps_compared": len(single),
@@ -208,9 +211,10 @@ def steps(out: Path) -> list[Step]:
              *words("--max_examples 256 --device cuda --json"), elbo_json],
         ], 100, check_demo),
         Step("torchrun", [
+            [*torchrun, "bench/gpu_check.py", "--nccl"],
             [PY, "main.py", *short, "--output_dir", str(out / "single")],
             [*torchrun, "main.py", *short, "--output_dir", str(out / "ddp")],
-        ], 80, check_torchrun),
+        ], 90, check_torchrun),
     ]  # fmt: skip
     results = ["--results", str(out / "bench.jsonl")]
     modes = {"train": TRAIN, "elbo": [*ELBO, "--repeats", "3"],
@@ -233,6 +237,7 @@ def parser_of(script: str) -> argparse.ArgumentParser:
     path = REPO / script
     spec = importlib.util.spec_from_file_location(f"gpu_check_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module.build_parser()
 
@@ -251,11 +256,10 @@ def parses(command: list[str]) -> str | None:
     if args[:2] == ["-m", "torch.distributed.run"]:
         from torch.distributed.run import get_args_parser
 
-        script = args.index("main.py")
+        script = next(i for i, a in enumerate(args) if a.endswith(".py"))
         launcher = [a.replace("NGPU", "1") for a in args[2 : script + 1]]
-        parsed = get_args_parser().parse_args(launcher)
-        if parsed.training_script != "main.py":
-            return "torchrun does not run main.py"
+        if get_args_parser().parse_args(launcher).training_script != args[script]:
+            return f"torchrun does not run {args[script]}"
         args = args[script:]
     try:
         parser_of(args[0]).parse_args(args[1:])
@@ -391,7 +395,27 @@ def dry_run(out: Path, lead: str = "") -> int:
     return 1 if bad else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def nccl_probe() -> int:
+    """Under torchrun: an NCCL process group over this rank's GPU, an all_reduce and the
+    all_gather_object that a checkpoint's RNG states use; rank 0 prints one JSON line."""
+    import torch
+    import torch.distributed as dist
+
+    torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group("nccl")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    total = torch.full((4,), rank + 1.0, device="cuda")
+    dist.all_reduce(total)
+    ranks = [None] * world
+    dist.all_gather_object(ranks, rank)
+    ok = bool((total == world * (world + 1) / 2).all()) and ranks == list(range(world))
+    if rank == 0:
+        print(json.dumps({"nccl_processes": world, "nccl_ok": ok}))
+    dist.destroy_process_group()
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -400,7 +424,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="only parse every command")
     p.add_argument("--prepare", action="store_true", help="fill --wheels with pip download")
     p.add_argument("--wheels", default=str(WHEELS), help="the wheels folder (.whl)")
+    p.add_argument("--nccl", action="store_true", help="under torchrun: the NCCL probe")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
+    if args.nccl:
+        return nccl_probe()
     if args.prepare:
         prepare(Path(args.wheels))
         return 0

@@ -52,9 +52,14 @@ def test_a_command_that_does_not_parse_is_named(gpu_check, tmp_path):
     assert "bench/bench.py does not parse" in gpu_check.parses(bad_mode)
     launcher = [py, "-m", "torch.distributed.run", "--nproc_per_node", "NGPU", "main.py"]
     assert gpu_check.parses([*launcher, "--batch_size", "4"]) is None
+    probe = [py, "-m", "torch.distributed.run", "--nproc_per_node", "NGPU", "bench/gpu_check.py"]
+    assert gpu_check.parses([*probe, "--nccl"]) is None
+    assert "gpu_check.py does not parse" in gpu_check.parses([*probe, "--nccl_probe"])
     assert "main.py does not parse" in gpu_check.parses([*launcher, "--batch_size", "four"])
     commands = [c for step in gpu_check.steps(tmp_path) for c in step.commands]
-    assert all(str(tmp_path) in " ".join(c) or "pytest" in c for c in commands)
+    written = [c[i + 1] for c in commands for i, a in enumerate(c)
+               if a in ("--output", "--output_dir", "--json", "--results")]  # fmt: skip
+    assert len(written) == 12 and all(w.startswith(str(tmp_path)) for w in written)
 
 
 def test_the_device_tests_are_the_files_with_a_device_test(gpu_check):
@@ -94,7 +99,8 @@ def test_the_torchrun_curve_is_checked_against_one_process(gpu_check, tmp_path, 
         (tmp_path / name).mkdir()
         rows = [{"step": 10, "loss": 4.0}, {"step": 20, "loss": last}]
         (tmp_path / name / "train_log.jsonl").write_text("\n".join(map(json.dumps, rows)))
-    figures = gpu_check.check_torchrun(tmp_path, [])
+    probe = '{"nccl_processes": 1, "nccl_ok": true}\n'
+    figures = gpu_check.check_torchrun(tmp_path, [probe, "", ""])
     assert figures["ok"] is ok and figures["steps_compared"] == 2
 
 
