@@ -14,7 +14,7 @@ from models import checkpoint, load_checkpoint, load_training_state
 from models.card import TRAINING_ARGS
 from tests.test_cli import run_main
 from tests.test_reliability_checkpoint import saved  # noqa: F401
-from tests.test_reliability_run import args, counts, earlier, finished  # noqa: F401
+from tests.test_reliability_run import args, counts  # noqa: F401
 
 
 def weights(ckpt):
@@ -110,17 +110,19 @@ def test_the_checkpoint_of_a_run_still_training_is_not_resumed_from(saved, tmp_p
 
 
 def test_main_refuses_to_resume_from_a_live_run_into_a_new_folder(
+    saved,
     tiny_bert,
     toy_txt,
     counts,
-    earlier,
     tmp_path,
     capsys,  # noqa: F811
 ):
-    holder = hold_lock(earlier)
+    run = tmp_path / "run"
+    shutil.copytree(saved, run / "last")
+    holder = hold_lock(run)
     try:
         fork = tmp_path / "fork"
-        argv = args(tiny_bert, toy_txt, counts, fork, 4, "--resume_from", str(earlier / "last"))
+        argv = args(tiny_bert, toy_txt, counts, fork, 4, "--resume_from", str(run / "last"))
         code, _, err = run_main(*argv, capsys=capsys)
     finally:
         holder.kill()
