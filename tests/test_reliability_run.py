@@ -242,7 +242,7 @@ def test_a_fitlog_dir_under_a_file_is_refused_before_any_work(tiny_bert, toy_txt
 
 
 def test_nan_weights_fail_the_run(monkeypatch):
-    from training.trainer import check_finite_weights
+    from training.stopping import check_finite_weights
 
     model = torch.nn.Linear(2, 2)
     with torch.no_grad():

@@ -1,16 +1,22 @@
-"""Stopping a run by a signal: Ctrl-C (SIGINT) or SIGTERM asks the run to stop, and it says so
-at once; the loop finishes the step (or abandons the dev evaluation), saves ``last/`` and
-prints the command that resumes it. A second Ctrl-C quits without saving."""
+"""How a run ends. A signal: Ctrl-C (SIGINT) or SIGTERM asks the run to stop, and it says so
+at once; the loop finishes the step (or abandons the dev evaluation between two network
+calls), saves ``last/`` and prints the command that resumes it; a second Ctrl-C quits without
+saving. Every ending is told to the loggers in words; NaN/inf weights fail the run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from common.cli import FALSE, TRUE
+from training.loggers import Logger
 
 # flags of main.py that a resume command drops: one with a value, boolean ones (whose
 # true/false may follow)
@@ -59,3 +65,49 @@ def resume_command(argv: list[str], last: Path) -> str:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     launcher = ["torchrun", f"--nproc_per_node={world}"] if world > 1 else ["python"]
     return shlex.join([*launcher, "main.py", *kept, "--resume_from", str(last)])
+
+
+class EvaluationStopped(Exception):
+    """A signal asked the run to stop during a dev evaluation."""
+
+
+class Watched:
+    """The denoiser of a dev evaluation: asks ``stop()`` before each network call (raising
+    ``EvaluationStopped`` once it answers) and moves ``bar`` by one after it."""
+
+    def __init__(self, model: torch.nn.Module, bar, stop: Callable[[], int | None]):
+        self.model, self.bar, self.stop = model, bar, stop
+
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        if self.stop() is not None:
+            raise EvaluationStopped
+        out = self.model(*args, **kwargs)
+        self.bar.update(1)
+        return out
+
+
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+
+
+def describe(error: BaseException) -> str:
+    """An exception in a few words, for the dashboard."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
+
+
+def tell_end(loggers: list[Logger], step: int, finished: bool, note: str) -> None:
+    """Tell every logger how the run ended; a logger that cannot write (a full disk) does not
+    hide what ended the run."""
+    for logger in loggers:
+        with contextlib.suppress(OSError):
+            logger.end(step, finished, note)
+
+
+def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
+    """A run whose weights turned NaN/inf did not succeed, whatever its loss said."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(
+            f"the weights are NaN/inf after training ({len(bad)} tensors, e.g. {bad[0]}); the "
+            f"checkpoints in {out} are unusable: lower --lr or set --max_grad_norm"
+        )

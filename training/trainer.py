@@ -7,7 +7,6 @@ bottom (nanoGPT's train.py is the model); splitting it would scatter the loop.""
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,14 @@ from training.loggers import Logger
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
 from training.run_dir import prune_checkpoints, record_checkpoint
+from training.stopping import (
+    SIGNAL_NAMES,
+    EvaluationStopped,
+    Watched,
+    check_finite_weights,
+    describe,
+    tell_end,
+)
 
 MAX_BAD_STEPS = 20
 
@@ -207,7 +214,7 @@ class Trainer:
         with bar, self._autocast():
             result = estimate_bound(
                 self.diffusion,
-                _Watched(self.model, bar, stop),
+                Watched(self.model, bar, stop),
                 batches,
                 bound,
                 self.train.eval_step_size,
@@ -289,15 +296,15 @@ class Trainer:
             how = (
                 "quit by a second Ctrl-C, not saved"
                 if isinstance(error, KeyboardInterrupt)
-                else _describe(error)
+                else describe(error)
             )
-            _end(loggers, self.step, False, f"failed at step {self.step}: {how}")
+            tell_end(loggers, self.step, False, f"failed at step {self.step}: {how}")
             raise
         if result.signal is None:
-            _end(loggers, self.step, True, f"finished: {self.step} steps")
+            tell_end(loggers, self.step, True, f"finished: {self.step} steps")
         else:
             name = SIGNAL_NAMES.get(result.signal, f"signal {result.signal}")
-            _end(loggers, self.step, False, f"stopped by {name} at step {self.step}; resumable")
+            tell_end(loggers, self.step, False, f"stopped by {name} at step {self.step}; resumable")
         return result
 
     def _loop(
@@ -393,52 +400,6 @@ class Trainer:
                 "training loss will be logged; lower --logging_steps"
             )
         return found
-
-
-class EvaluationStopped(Exception):
-    """A signal asked the run to stop during a dev evaluation."""
-
-
-class _Watched:
-    """The denoiser of a dev evaluation: asks ``stop()`` before each network call (raising
-    ``EvaluationStopped`` once it answers) and moves ``bar`` by one after it."""
-
-    def __init__(self, model: torch.nn.Module, bar, stop: Callable[[], int | None]):
-        self.model, self.bar, self.stop = model, bar, stop
-
-    def __call__(self, *args, **kwargs) -> torch.Tensor:
-        if self.stop() is not None:
-            raise EvaluationStopped
-        out = self.model(*args, **kwargs)
-        self.bar.update(1)
-        return out
-
-
-SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
-
-
-def _describe(error: BaseException) -> str:
-    """An exception in a few words, for the dashboard."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
-
-
-def _end(loggers: list[Logger], step: int, finished: bool, note: str) -> None:
-    """Tell every logger how the run ended; a logger that cannot write (a full disk) does not
-    hide what ended the run."""
-    for logger in loggers:
-        with contextlib.suppress(OSError):
-            logger.end(step, finished, note)
-
-
-def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
-    """A run whose weights turned NaN/inf did not succeed, whatever its loss said."""
-    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-    if bad:
-        raise FloatingPointError(
-            f"the weights are NaN/inf after training ({len(bad)} tensors, e.g. {bad[0]}); the "
-            f"checkpoints in {out} are unusable: lower --lr or set --max_grad_norm"
-        )
 
 
 def _mean_record(window: list[dict], step: int, skipped: int, elapsed: float) -> dict:
