@@ -284,9 +284,9 @@ class FitlogLogger(Logger):
 
     def best(self, step: int, nats_per_token: float) -> None:
         self.best_text = f"{nats_per_token:.4f} (step {step})"
+        ppl = round(math.exp(min(nats_per_token, 700.0)), 2)  # exp(710) overflows a float
         self._append("best_metric.log", {"metric": {"dev": {
-            "nats_per_token": nats_per_token, "ppl_per_token": round(math.exp(nats_per_token), 2),
-            "step": step,
+            "nats_per_token": nats_per_token, "ppl_per_token": ppl, "step": step,
         }}})  # fmt: skip
 
     def end(self, step: int, finished: bool, note: str) -> None:
