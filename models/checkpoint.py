@@ -172,8 +172,16 @@ TOKENIZER_FILES = ("tokenizer", "vocab", "special_tokens", "added_tokens", "merg
 
 
 def is_checkpoint_file(name: str) -> bool:
-    """Whether ``name`` is one a checkpoint save writes (model, tokenizer, settings, state)."""
-    return name in WRITTEN or name.startswith(TOKENIZER_FILES)
+    """Whether ``name`` is one a checkpoint save writes (model, tokenizer, settings, state;
+    also a large model's weight shards and their index)."""
+    return name in WRITTEN or name.startswith((*TOKENIZER_FILES, "model", "pytorch_model"))
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """The entries of a checkpoint folder that no save writes (a user's samples or notes)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    return sorted(entry.name for entry in folder.iterdir() if not is_checkpoint_file(entry.name))
 
 
 def carry_foreign_files(old: Path, new: Path) -> list[str]:

@@ -10,9 +10,15 @@ import torch
 from common.errors import UsageError
 from models import DiffusionConfig, build_model, load_checkpoint
 from models.checkpoint import save_checkpoint
+from tests import test_reliability_run
 from tests.test_cli import run_main
-from tests.test_reliability_run import args, counts, earlier, finished  # noqa: F401
 from training import run_dir
+
+# module-scoped fixtures shared with those tests
+args = test_reliability_run.args
+counts = test_reliability_run.counts
+earlier = test_reliability_run.earlier
+finished = test_reliability_run.finished
 
 
 def fake_run(out):
@@ -113,7 +119,7 @@ def test_resume_through_a_link_with_overwrite_continues_the_run(
     counts,
     earlier,
     capsys,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     link = tmp_path / "link-to-last"
     link.symlink_to(earlier / "last")
@@ -124,3 +130,14 @@ def test_resume_through_a_link_with_overwrite_continues_the_run(
     assert (earlier / "best").is_dir() and (earlier / "last").is_dir()
     steps = [line for line in (earlier / "train_log.jsonl").read_text().splitlines()]
     assert '"step": 1' in steps[0] and '"step": 4' in steps[-1]
+
+
+def test_overwrite_refuses_to_delete_files_a_user_put_in_a_checkpoint_folder(tmp_path):
+    out = fake_run(tmp_path / "run")
+    (out / "best" / "samples.txt").write_text("a sample\n")
+    (out / "best" / "model-00001-of-00002.safetensors").write_bytes(b"shard")
+    with pytest.raises(UsageError, match="did not write") as info:
+        run_dir.claim(out, None, overwrite=True)
+    message = str(info.value)
+    assert str(out / "best" / "samples.txt") in message and "model-0000" not in message
+    assert (out / "best" / "samples.txt").is_file() and (out / "last").is_dir()

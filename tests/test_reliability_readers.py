@@ -13,7 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import ablation
 
 from common.errors import UsageError
-from tests.test_reliability_checkpoint import saved  # noqa: F401
+from tests import test_reliability_checkpoint
+
+# module-scoped fixtures shared with those tests
+saved = test_reliability_checkpoint.saved
 
 
 def grid_argv(tmp_path, *extra):
@@ -99,7 +102,7 @@ def test_a_run_folder_holding_only_a_log_is_cleared_to_start_again(tmp_path, cap
     assert "starts again" in capsys.readouterr().out
 
 
-def test_torn_derived_results_are_computed_again(saved, tmp_path):  # noqa: F811
+def test_torn_derived_results_are_computed_again(saved, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "elbo_discrete16.json").write_text('{"given_length": ')
@@ -109,7 +112,7 @@ def test_torn_derived_results_are_computed_again(saved, tmp_path):  # noqa: F811
     assert sorted(p.name for p in run.iterdir()) == ["elbo_continuous.json"]
 
 
-def test_a_torn_training_state_is_one_line_naming_it(saved, tmp_path):  # noqa: F811
+def test_a_torn_training_state_is_one_line_naming_it(saved, tmp_path):
     import shutil
 
     run = tmp_path / "run"
@@ -122,7 +125,7 @@ def test_a_torn_training_state_is_one_line_naming_it(saved, tmp_path):  # noqa: 
     assert str(state) in message and f"delete {run}" in message and "\n" not in message
 
 
-def test_a_kill_between_the_renames_of_a_save_resumes_from_the_old_copy(saved, tmp_path):  # noqa: F811
+def test_a_kill_between_the_renames_of_a_save_resumes_from_the_old_copy(saved, tmp_path):
     import shutil
 
     run = tmp_path / "run"

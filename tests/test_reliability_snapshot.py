@@ -12,9 +12,13 @@ import torch
 from common.errors import UsageError
 from models import checkpoint, load_checkpoint, load_training_state
 from models.card import TRAINING_ARGS
+from tests import test_reliability_checkpoint, test_reliability_run
 from tests.test_cli import run_main
-from tests.test_reliability_checkpoint import saved  # noqa: F401
-from tests.test_reliability_run import args, counts  # noqa: F401
+
+# module-scoped fixtures shared with those tests
+saved = test_reliability_checkpoint.saved
+args = test_reliability_run.args
+counts = test_reliability_run.counts
 
 
 def weights(ckpt):
@@ -22,7 +26,7 @@ def weights(ckpt):
 
 
 @pytest.fixture
-def two_versions(saved, tmp_path):  # noqa: F811
+def two_versions(saved, tmp_path):
     """``last``: a copy of ``saved``; ``next``: the same folder with other weights."""
     last, following = tmp_path / "last", tmp_path / "next"
     shutil.copytree(saved, last)
@@ -74,7 +78,7 @@ def test_a_folder_replaced_on_every_read_is_refused(two_versions, monkeypatch):
     assert "\n" not in str(info.value)
 
 
-def test_a_training_state_of_another_save_than_the_folder_is_refused(saved, tmp_path):  # noqa: F811
+def test_a_training_state_of_another_save_than_the_folder_is_refused(saved, tmp_path):
     folder = tmp_path / "last"
     shutil.copytree(saved, folder)
     (folder / TRAINING_ARGS).write_text(json.dumps({"step": 7, "args": {}}))
@@ -95,7 +99,7 @@ def hold_lock(folder):
     return holder
 
 
-def test_the_checkpoint_of_a_run_still_training_is_not_resumed_from(saved, tmp_path):  # noqa: F811
+def test_the_checkpoint_of_a_run_still_training_is_not_resumed_from(saved, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(saved, run / "last")
     holder = hold_lock(run)
@@ -115,7 +119,7 @@ def test_main_refuses_to_resume_from_a_live_run_into_a_new_folder(
     toy_txt,
     counts,
     tmp_path,
-    capsys,  # noqa: F811
+    capsys,
 ):
     run = tmp_path / "run"
     shutil.copytree(saved, run / "last")

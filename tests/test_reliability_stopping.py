@@ -12,9 +12,13 @@ import torch
 import main as main_script
 from common.errors import INTERRUPTED
 from models import DiffusionConfig, build_model, save_checkpoint
+from tests import test_reliability_run
 from tests.test_cli import run_main
-from tests.test_reliability_run import args, counts  # noqa: F401
 from training.run_dir import lock
+
+# module-scoped fixtures shared with those tests
+args = test_reliability_run.args
+counts = test_reliability_run.counts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +33,7 @@ def test_ctrl_c_while_main_loads_its_data_is_one_line_and_frees_the_folder(
     counts,
     tmp_path,
     capsys,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     monkeypatch.setattr(main_script, "training_data", interrupt)
     out = tmp_path / "run"

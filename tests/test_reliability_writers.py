@@ -17,8 +17,11 @@ from common.errors import UsageError
 from common.files import WriteError, atomic_path
 from corpora.counting import save_counts
 from models import checkpoint, load_checkpoint
+from tests import test_reliability_checkpoint
 from tests.test_cli import run_main
-from tests.test_reliability_checkpoint import saved  # noqa: F401
+
+# module-scoped fixtures shared with those tests
+saved = test_reliability_checkpoint.saved
 
 FULL = "Error while serializing: I/O error: No space left on device (os error 28)"
 
@@ -42,7 +45,7 @@ def test_a_full_disk_in_safetensors_is_one_line_and_keeps_the_folder(
     saved,
     tmp_path,
     monkeypatch,
-    where,  # noqa: F811
+    where,
 ):
     folder = tmp_path / "best"
     shutil.copytree(saved, folder)

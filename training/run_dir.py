@@ -23,16 +23,16 @@ from pathlib import Path
 
 from common.errors import UsageError
 from common.files import (
-    RUN_LOCK as LOCK,
-)
-from common.files import (
+    RUN_LOCK,
     read_text,
     remove_path,
     remove_stale_temporaries,
     write_json,
     write_text,
 )
+from models.checkpoint import foreign_files
 
+LOCK = RUN_LOCK
 RECORD = "checkpoints.json"
 LOG = "train_log.jsonl"
 RUN_FILES = ("last", "best", LOG)
@@ -124,6 +124,7 @@ def claim(output_dir: Path, resume_dir: Path | None, overwrite: bool) -> RunLock
                 )
             if resume_dir is not None:
                 _keep_resume_source(output_dir, found, Path(resume_dir))
+            _keep_foreign_files(output_dir, found)
             discard(output_dir, found)
             (output_dir / RECORD).unlink(missing_ok=True)
     except BaseException:
@@ -159,6 +160,19 @@ def _keep_resume_source(output_dir: Path, found: list[str], resume_dir: Path) ->
                 f"--overwrite would delete {target}, which --resume_from {resume_dir} reads; "
                 f"resume without --overwrite, or copy the checkpoint elsewhere first"
             )
+
+
+def _keep_foreign_files(output_dir: Path, found: list[str]) -> None:
+    """Refuse an ``--overwrite`` that would delete files a user put in the earlier run's
+    checkpoint folders (``predict.py --output run/best/samples.txt``)."""
+    foreign = [f"{name}/{file}" for name in found for file in foreign_files(output_dir / name)]
+    if foreign:
+        shown = ", ".join(str(output_dir / item) for item in foreign[:3])
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise UsageError(
+            f"--overwrite would delete files that main.py did not write: {shown}{more}; move "
+            "them out of the checkpoint folders first (nothing was removed)"
+        )
 
 
 def discard(output_dir: Path, names: list[str]) -> None:
