@@ -6,26 +6,22 @@ python predict.py --checkpoint outputs/demo/best --num_samples 16 --output sampl
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
 
 # isort: split
-import torch
-
 from common.checks import check_number, check_output_file
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
-from common.memory import GIB
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from generation.config import SamplingConfig, add_sampling_flags
-from generation.memory import sampling_batch
+from generation.memory import fitting_batch
 from generation.unconditional import check_length, generate
-from models import Checkpoint, load_checkpoint
+from models import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,26 +67,6 @@ def process_path(output: Path) -> Path:
     return output.with_name(output.name + ".process.json")
 
 
-def fitting_batch(ckpt: Checkpoint, args: argparse.Namespace, device: torch.device) -> int:
-    """``--batch_size``, or the most rows per call the device's free memory holds (with a
-    note): any allowed --batch_size runs, in chunks, instead of failing in the allocator."""
-    check_length(ckpt, args.length, args.semi_ar_windows)
-    model = ckpt.model.mlm.config
-    width = args.length or ckpt.config.max_length
-    batch, needed = sampling_batch(
-        min(args.batch_size, args.num_samples), width, model.vocab_size, model.hidden_size,
-        model.num_hidden_layers, device,
-    )  # fmt: skip
-    if batch < min(args.batch_size, args.num_samples):
-        print(
-            f"note: --batch_size {args.batch_size} needs about {needed / GIB:.1f} GiB, more than "
-            f"{device} has free; sampling {batch} rows per call (the samples of --batch_size "
-            f"{batch})",
-            file=sys.stderr,
-        )
-    return batch
-
-
 MAX_SAMPLES = 10**7
 MAX_BATCH = 2**16
 
@@ -120,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     num_steps = sampling.steps(ckpt.config.num_steps)
     output = Path(args.output)
-    batch = fitting_batch(ckpt, args, device)
+    check_length(ckpt, args.length, args.semi_ar_windows)
+    width = args.length or ckpt.config.max_length
+    batch = fitting_batch(ckpt, min(args.batch_size, args.num_samples), width, device)
     started = time.perf_counter()
     result = generate(
         ckpt,

@@ -24,6 +24,7 @@ from common.runtime import pick_device, quiet_transformers
 from conditional_data import TASKS, encode_sources, get_task, load_pairs
 from evaluation import text_metrics
 from generation.config import SamplingConfig, add_sampling_flags
+from generation.memory import fitting_batch
 from generation.seq2seq import generate_candidates
 from models import load_checkpoint
 
@@ -118,9 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.output_dir) if args.output_dir else ckpt.path.parent / "generation"
     check_output_dir(out, "--output_dir")
 
+    rows = min(args.batch_size, len(sources) * args.mbr_size)
+    copies = 2 if args.cfg_weight > 0 else 1
+    batch = fitting_batch(ckpt, rows, ckpt.config.max_length + 2, device, copies)
     started = time.perf_counter()
     generated = generate_candidates(
-        ckpt, sources, args.mbr_size, args.batch_size, sampling, args.cfg_weight, width
+        ckpt, sources, args.mbr_size, batch, sampling, args.cfg_weight, width
     )
     wall = time.perf_counter() - started
     decode = ckpt.tokenizer.decode
@@ -154,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         "task": task,
         "num_steps": num_steps,
         "max_target_length": width,
+        "batch_size_used": batch,
         "checkpoint": str(ckpt.path),
         "device": str(device),
     }

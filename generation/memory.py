@@ -3,9 +3,12 @@ chunks that fit (the samples are then those of ``--batch_size <chunk>``)."""
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
-from common.memory import available_bytes, largest_batch
+from common.memory import GIB, available_bytes, largest_batch
+from models.checkpoint import Checkpoint
 
 # per (position, vocabulary entry) of one call: the network's float32 logits and the
 # sampler's float64 copies (temperature, top-k/top-p filtering, log-softmax, probabilities)
@@ -20,14 +23,24 @@ def row_bytes(width: int, vocab: int, hidden: int, layers: int) -> int:
     return width * vocab * BYTES_PER_LOGIT + width * hidden * layers * 4 * 16
 
 
-def sampling_batch(
-    requested: int, width: int, vocab: int, hidden: int, layers: int, device: torch.device
-) -> tuple[int, int]:
-    """(rows per call that fit the device's free memory, at most ``requested`` and at least 1;
-    the bytes ``requested`` rows would need)."""
-    per_row = row_bytes(width, vocab, hidden, layers)
+def fitting_batch(
+    ckpt: Checkpoint, requested: int, width: int, device: torch.device, copies: int = 1
+) -> int:
+    """``requested`` rows per call, or the most that half the device's free memory holds (at
+    least 1), with a note on stderr. ``copies``: network passes per row and call (2 with
+    classifier-free guidance). Unknown free memory: ``requested``."""
+    model = ckpt.model.mlm.config
+    per_row = copies * row_bytes(width, model.vocab_size, model.hidden_size,
+                                 model.num_hidden_layers)  # fmt: skip
     free = available_bytes(device)
     fits = largest_batch(per_row, None if free is None else int(free * SHARE))
-    if fits is None:
-        return requested, per_row * requested
-    return max(1, min(requested, fits)), per_row * requested
+    if fits is None or requested <= fits:
+        return requested
+    batch = max(1, fits)
+    print(
+        f"note: --batch_size {requested} needs about {requested * per_row / GIB:.1f} GiB, more "
+        f"than {device} has free; sampling {batch} rows per call (the samples of --batch_size "
+        f"{batch})",
+        file=sys.stderr,
+    )
+    return batch

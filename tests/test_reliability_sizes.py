@@ -52,7 +52,20 @@ def test_unknown_free_memory_is_not_refused(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device: None)
     memory.check_batch_fits(2**20, 1, 131, BERT_BASE, torch.device("cpu"))
     monkeypatch.setattr(sampling_memory, "available_bytes", lambda device: None)
-    assert sampling_memory.sampling_batch(1024, 128, 30522, 768, 12, "cpu")[0] == 1024
+    ckpt = SimpleNamespace(model=SimpleNamespace(mlm=SimpleNamespace(config=BERT_BASE)))
+    assert sampling_memory.fitting_batch(ckpt, 1024, 128, "cpu") == 1024
+
+
+def test_sampling_always_gets_at_least_one_row_and_guidance_halves_the_rows(monkeypatch, capsys):
+    ckpt = SimpleNamespace(model=SimpleNamespace(mlm=SimpleNamespace(config=BERT_BASE)))
+    per_row = sampling_memory.row_bytes(128, 30522, 768, 12)
+    monkeypatch.setattr(sampling_memory, "available_bytes", lambda device: per_row)
+    assert sampling_memory.fitting_batch(ckpt, 64, 128, "cpu") == 1
+    monkeypatch.setattr(sampling_memory, "available_bytes", lambda device: 40 * per_row)
+    assert sampling_memory.fitting_batch(ckpt, 64, 128, "cpu") == 20
+    assert sampling_memory.fitting_batch(ckpt, 64, 128, "cpu", copies=2) == 10
+    assert sampling_memory.fitting_batch(ckpt, 8, 128, "cpu", copies=2) == 8
+    assert capsys.readouterr().err.count("note:") == 3
 
 
 def test_main_refuses_a_batch_that_cannot_fit_before_loading_data(
