@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     check_seed("--seed", args.seed)
     if args.json:
         check_output_file(args.json, "--json")
-    proposal = read_proposal(args.proposal, "--proposal") if args.proposal else None
-    if proposal is not None and args.estimator != "importance":
+    if args.proposal and args.estimator != "importance":
         raise UsageError("--proposal is used by --estimator importance only: add it or drop it")
+    proposal = read_proposal(args.proposal, "--proposal") if args.proposal else None
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     if ckpt.config.task is not None:

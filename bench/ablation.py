@@ -96,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--num_steps", type=int, default=2048, help="training T")
     a("--eval_step_size", type=int, default=16, help="S of the discrete bound (T/S terms)")
     a("--mc_samples", type=int, default=4, help="draws per sequence, continuous bound")
+    a("--estimator", default="conditioned", help="continuous bound's estimator (compute_elbo.py)")
     a("--eval_examples", type=int, default=128, help="test sentences bounded")
     a("--num_samples", type=int, default=64, help="samples per run (top-k 30)")
     a("--sample_steps", type=int, default=128, help="T' of sampling")
@@ -172,8 +173,8 @@ def bound(args: argparse.Namespace, run: Path, kind: str, step_size: int | None 
         extra = ["--eval_step_size", step_size] if kind == "discrete" else []
         call("compute_elbo", "--checkpoint", run / "best", "--dataset", args.dataset,
              "--split", "test", "--bound", kind, "--mc_samples", args.mc_samples,
-             "--max_examples", args.eval_examples, "--device", args.device, "--json", out,
-             *extra)  # fmt: skip
+             "--estimator", args.estimator, "--max_examples", args.eval_examples,
+             "--device", args.device, "--json", out, *extra)  # fmt: skip
     return json.loads(out.read_text())
 
 
@@ -214,10 +215,23 @@ def dev_curve(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["dev_nats_per_token"]) for r in rows if "dev_nats_per_token" in r]
 
 
+def write_sentences(args: argparse.Namespace, row: Row, seed: int, *records: dict) -> str:
+    """Both bounds' per-sentence values and noise settings in a file beside results.jsonl
+    (``sentences/<row>-seed<seed>.json``, its name relative to the results' folder), so that
+    bench/ablation_table.py can pair any two runs sentence by sentence."""
+    name = f"sentences/{row.name}-seed{seed}.json"
+    keep = ("dataset", "split", "bound", "protocol", "num_steps", "eval_step_size", "noise",
+            "given_length", "sentences")  # fmt: skip
+    write_json(Path(args.output) / name, {r["bound"]: {k: r.get(k) for k in keep} for r in records})
+    return name
+
+
 def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict:
     run = Path(args.runs_dir) / f"{row.name}-seed{seed}"
     started = time.time()
     train(args, row, seed, run, counts)
+    discrete = bound(args, run, "discrete", args.eval_step_size)
+    continuous = bound(args, run, "continuous")
     record = {
         "row": row.name,
         "seed": seed,
@@ -228,8 +242,9 @@ def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict
             "max_length": args.max_length,
         },
         "paper_ppl_per_word": PAPER_PPL.get(row.name),
-        "discrete": figures(bound(args, run, "discrete", args.eval_step_size)),
-        "continuous": figures(bound(args, run, "continuous")),
+        "discrete": figures(discrete),
+        "continuous": figures(continuous),
+        "sentences_file": write_sentences(args, row, seed, discrete, continuous),
         "samples": sample_metrics(args, row, run),
         "dev_curve": dev_curve(run),
     }
@@ -290,7 +305,7 @@ def grid(args: argparse.Namespace) -> None:
 
     with contextlib.suppress(FileNotFoundError):
         write_json(output / "pictures.json", write_pictures(results, output))
-        write_text(output / "summary.md", summary(read_jsonl(results)))
+        write_text(output / "summary.md", summary(read_jsonl(results), output))
     print(f"ablation: results in {results}")
 
 

@@ -9,6 +9,7 @@ python bench/ablation_table.py [results.jsonl]   prints the summary (Markdown)
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import statistics
 import sys
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.errors import UsageError
 from common.files import read_jsonl
+from evaluation.compare import check_comparable, paired
 
 Rows = dict[str, list[dict]]
 
@@ -55,10 +57,39 @@ def seed_range(runs: list[dict]) -> tuple[float, float]:
     return min(values), max(values)
 
 
-def paper_pairs(rows: Rows) -> list[dict]:
+def sentence_record(runs: list[dict], folder: Path | None) -> dict | None:
+    """The first seed's discrete bound with per-sentence values (its ``sentences_file``
+    beside the results), or None where the run predates them."""
+    name = runs[0].get("sentences_file")
+    if folder is None or not name:
+        return None
+    path = folder / name
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"{path}: cannot be read ({error}); rerun `bash run.sh ablation`"
+        ) from None
+    record = stored.get("discrete") if isinstance(stored, dict) else None
+    return record if record and record.get("sentences") else None
+
+
+def label(paper: float, interval: list[float]) -> str:
+    """``confirmed`` (our interval excludes 0 on the paper's side), ``reversed`` (on the other
+    side) or ``undecided`` (it contains 0)."""
+    low, high = interval
+    if low > 0 or high < 0:
+        return "confirmed" if (paper < 0) == (high < 0) else "reversed"
+    return "undecided"
+
+
+def paper_pairs(rows: Rows, folder: Path | None = None) -> list[dict]:
     """Every pair of rows the paper reports, with its order and ours (discrete bound, per
     word). ``agrees`` is whether both put the same row lower; ``margin_se`` is our difference
-    over the combined standard error over sequences (unpaired, so conservative)."""
+    over the combined standard error over sequences (unpaired, so conservative). Where both
+    rows' first seeds have per-sentence values (``folder``: the results' folder), also the
+    paired difference of those two runs (same sentences, same noise), its 95% interval and
+    ``label``."""
     reported = {name: runs[0]["paper_ppl_per_word"] for name, runs in rows.items()}
     names = [name for name, ppl in reported.items() if ppl is not None]
     pairs = []
@@ -78,6 +109,20 @@ def paper_pairs(rows: Rows) -> list[dict]:
                 "margin_se": abs(ours) / se,
             }
         )
+        first, second = sentence_record(rows[a], folder), sentence_record(rows[b], folder)
+        if first is not None and second is not None:
+            try:
+                check_comparable(first, second, a, b)
+            except UsageError as error:
+                raise UsageError(f"{folder}: {error}") from None
+            figures = paired(first, second)["per_word"]
+            pairs[-1]["paired"] = {
+                "difference": figures["difference"],
+                "interval": figures["interval"],
+                "paired_se": figures["paired_se"],
+                "unpaired_se": figures["unpaired_se"],
+                "label": label(paper, figures["interval"]),
+            }
     return pairs
 
 
@@ -114,12 +159,12 @@ def table(rows: Rows) -> list[str]:
     return lines
 
 
-def summary(records: list[dict]) -> str:
-    """The whole summary as Markdown."""
+def summary(records: list[dict], folder: Path | None = None) -> str:
+    """The whole summary as Markdown; ``folder`` holds the runs' per-sentence files."""
     rows = by_row(records)
     lines = ["Mean over seeds; s.e. over test sentences (mean of the seeds' s.e.).", ""]
     lines += table(rows)
-    pairs = paper_pairs(rows)
+    pairs = paper_pairs(rows, folder)
     agree = sum(p["agrees"] for p in pairs)
     lines += [
         "",
@@ -129,10 +174,28 @@ def summary(records: list[dict]) -> str:
     ]
     for p in pairs:
         a, b = p["pair"]
-        lines.append(
+        line = (
             f"- {a} vs {b}: paper {p['paper']:+.3f}, ours {p['ours']:+.3f} nats/word "
             f"({'agrees' if p['agrees'] else 'differs'}, margin {p['margin_se']:.1f})"
         )
+        if "paired" in p:
+            q = p["paired"]
+            low, high = q["interval"]
+            line += (
+                f"; first seeds paired: {q['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
+                f"(s.e. {q['paired_se']:.3f} paired, {q['unpaired_se']:.3f} unpaired): "
+                f"**{q['label']}**"
+            )
+        lines.append(line)
+    labelled = [p["paired"]["label"] for p in pairs if "paired" in p]
+    if labelled:
+        counts = {name: labelled.count(name) for name in ("confirmed", "reversed", "undecided")}
+        lines += [
+            "",
+            "Paired 95% intervals (first seeds, same sentences and noise): "
+            + ", ".join(f"{n} {name}" for name, n in counts.items())
+            + f" of {len(labelled)} pairs.",
+        ]
     seeded = {name: runs for name, runs in rows.items() if len(runs) > 1}
     if len(seeded) == 2:
         (a, ra), (b, rb) = seeded.items()
@@ -178,7 +241,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {error} (the results of `bash run.sh ablation`)")
     if not records:
         sys.exit(f"error: {path}: no runs yet; run `bash run.sh ablation` first")
-    print(summary(records), end="")
+    try:
+        text = summary(records, path.parent)
+    except UsageError as error:
+        sys.exit(f"error: {error}")
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ python bench/bench.py --mode elbo       # discrete NELBO vs the network calls it
 python bench/bench.py --mode sample     # ancestral / cached / rowcache / official samplers
 python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
 python bench/bench.py --mode data       # host cost of the data pipeline (bench/data.py)
+python bench/bench.py --mode variance --checkpoint A [--pair B]  # bound error vs calls
 The paper's size: --preset bert-base --batch_size 128 --length 128 --precision bf16 (the
 bert-base architecture built from its config: random weights, no download); on a GPU add
 --device cuda, and --compile to torch.compile the encoder (in place, for every side alike;
@@ -66,7 +67,8 @@ CONFIGS = {
     "sample": ["ancestral", "cached", "rowcache", "official"],
     "construct": ["construct"],
 }
-SCRIPTS = {"data": "data.py"}  # modes run by another file's main(argv)
+# modes run by another file's main(argv)
+SCRIPTS = {"data": "data.py", "variance": "variance.py"}
 # TFLOP/s of dense bf16 matrix products (fp32 accumulate) from the vendors' datasheets, by a
 # fragment of torch.cuda.get_device_name(); the first fragment that matches wins.
 BF16_DENSE_PEAK = (

@@ -94,24 +94,20 @@ def continuous_nelbo(
     target_mask: torch.Tensor,
     mc_samples: int = 1,
     generator: torch.Generator | None = None,
-    eps: float = 1e-3,
-    noise: NoiseSource | None = None,
-    estimator: str = "plain",
-    proposal: TimeProposal | None = None,
+    **options,
 ) -> torch.Tensor:
     """Continuous-time NELBO estimates per sequence, (B, K) float64, K = ``mc_samples``.
 
     ∫_eps^1 of the path-KL rate by K stratified draws of u per sequence, plus the exact
     discrete reconstruction step from u = eps to 0 (−log p_θ(x0 | x_eps) at the positions
     masked at eps), which keeps the estimate an unbiased upper bound without the 1/u variance.
-    Each column is an unbiased estimate; ``estimator`` (``diffusion.estimators``) picks how
-    the times and masks are drawn, ``proposal`` the time density of ``importance`` (default
-    uniform). One network call per draw, plus one; call k uses ``noise``'s uniforms for k.
+    Each column is an unbiased estimate. ``options`` are ``continuous_draws``'s: ``eps``
+    (1e-3), ``noise``, ``estimator`` (``diffusion.estimators``) and ``proposal``. One network
+    call per draw, plus one.
     """
     draws, _, recon = continuous_draws(
-        diffusion, denoiser, x0, target_mask, mc_samples, generator, eps, noise, estimator,
-        proposal,
-    )  # fmt: skip
+        diffusion, denoiser, x0, target_mask, mc_samples, generator, **options
+    )
     return draws + recon[:, None]
 
 
@@ -128,20 +124,35 @@ def continuous_draws(
     proposal: TimeProposal | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``continuous_nelbo``'s parts: the weighted integral draws (B, K), their times
-    v = (u − eps) / (1 − eps) (B, K) and the reconstruction term (B,), all float64."""
+    v = (u − eps) / (1 − eps) (B, K) and the reconstruction term (B,), all float64.
+
+    ``estimator`` picks how the times and masks are drawn (``diffusion.estimators``),
+    ``proposal`` the time density of ``importance`` (default uniform); call k uses ``noise``'s
+    uniforms for k (default: ``generator`` in call order).
+    """
     diffusion.schedule.require_continuous()
     check_estimator(estimator)
     batch = x0.shape[0]
     noise = noise or BatchNoise(batch, x0.shape[1], generator, x0.device)
-    conditioned = estimator != "plain"
+    conditioned = estimator in ("conditioned", "importance")
+    antithetic = estimator == "antithetic"
     proposal = proposal if estimator == "importance" and proposal else TimeProposal.uniform()
     out = torch.zeros(batch, mc_samples, dtype=torch.float64, device=x0.device)
     times = torch.zeros_like(out)
     offsets = noise.offset()
     for k in range(mc_samples):
-        v, weight = proposal.sample(stratified(offsets, k, mc_samples))
-        u = eps + (1.0 - eps) * v
-        xt, masked, p_any = _mask(diffusion, x0, target_mask, u, noise, k, conditioned)
+        if antithetic and k % 2:  # the mirror of draw k − 1: time 1 − v, uniforms 1 − U
+            v = 1.0 - times[:, k - 1]
+            draw = 1.0 - noise.mask(k - 1)
+            xt, masked = diffusion.q_sample(x0, target_mask, eps + (1.0 - eps) * v,
+                                            discrete=False, draw=draw)  # fmt: skip
+            u, weight, p_any = eps + (1.0 - eps) * v, 1.0, torch.ones_like(v)
+        else:
+            y = stratified(offsets, k // 2, (mc_samples + 1) // 2) if antithetic else (
+                stratified(offsets, k, mc_samples))  # fmt: skip
+            v, weight = proposal.sample(y)
+            u = eps + (1.0 - eps) * v
+            xt, masked, p_any = _mask(diffusion, x0, target_mask, u, noise, k, conditioned)
         log_probs = denoiser(xt, u, masked)
         rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
         rows = masked.nonzero(as_tuple=True)[0]

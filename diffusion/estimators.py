@@ -13,6 +13,10 @@ reconstruction step at u = eps is treated the same way.
 ``importance``: ``conditioned`` with the times drawn from a ``TimeProposal`` (a piecewise-
 constant density of v = (u − eps) / (1 − eps), stratified in its inverse CDF), each draw's
 score divided by the density at its time.
+
+``antithetic``: draws in pairs: a stratified time v with mask uniforms U, then its mirror,
+time 1 − v with uniforms 1 − U (where one masks a token the other tends to keep). Each draw
+alone is a draw of ``plain``, so the average stays unbiased.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 
 from diffusion.errors import ParameterError
 
-ESTIMATORS = ("plain", "conditioned", "importance")
+ESTIMATORS = ("plain", "conditioned", "importance", "antithetic")
 
 
 def check_estimator(estimator: str) -> None:
@@ -127,6 +131,12 @@ class TimeProposal:
         j = torch.bucketize(y, cdf[1:-1], right=True)
         v = edges[j] + (y - cdf[j]) / density[j]
         return v.clamp(0.0, 1.0), 1.0 / density[j]
+
+    def density_at(self, v: torch.Tensor) -> torch.Tensor:
+        """The density at times v (B,) in [0, 1], float64."""
+        edges = torch.tensor(self.edges, dtype=torch.float64, device=v.device)
+        density = torch.tensor(self.density, dtype=torch.float64, device=v.device)
+        return density[torch.bucketize(v.double(), edges[1:-1], right=True)]
 
     def as_dict(self) -> dict:
         return {"edges": list(self.edges), "density": list(self.density)}

@@ -74,6 +74,7 @@ class TermRecorder:
         self.step_size, self.mc_samples, self.bar, self.terms = step_size, mc_samples, bar, terms
         self.x0 = self.target_mask = None
         self.call = 0
+        self.estimator, self.proposal = "plain", None
 
     def batch(self, x0: torch.Tensor, target_mask: torch.Tensor) -> None:
         self.x0, self.target_mask, self.call = x0, target_mask, 0
@@ -102,10 +103,30 @@ class TermRecorder:
         elif self.call <= self.mc_samples:
             rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
             per_row.index_add_(0, rows, rate.to(torch.float64))
+            per_row *= self._factor(u)
             self.terms.add(u, per_row, (1.0 - CONTINUOUS_EPS) / self.mc_samples)
         else:
             target = x0[masked].unsqueeze(-1)
-            self.terms.reconstruction += -log_probs.gather(-1, target).double().sum().item()
+            nll = -log_probs.gather(-1, target).squeeze(-1).double()
+            per_row.index_add_(0, rows, nll)
+            self.terms.reconstruction += (per_row * self._factor(u)).sum().item()
+
+    def _factor(self, u: torch.Tensor) -> torch.Tensor:
+        """What the estimator multiplies a continuous draw at times u (B,) by: P(at least one
+        target masked) for a conditioned mask, over the proposal's density for importance."""
+        factor = torch.ones_like(u, dtype=torch.float64)
+        if self.estimator in ("conditioned", "importance"):
+            w = self.diffusion.centred(self.x0, self.target_mask)
+            keep = self.diffusion.alpha_bar(u, w, discrete=False).expand(self.x0.shape)
+            factor = 1.0 - torch.where(self.target_mask, keep, 1.0).prod(-1)
+        if (
+            self.estimator == "importance"
+            and self.proposal is not None
+            and self.call <= (self.mc_samples)
+        ):
+            v = (u.double() - CONTINUOUS_EPS) / (1.0 - CONTINUOUS_EPS)
+            factor = factor / self.proposal.density_at(v.clamp(0.0, 1.0))
+        return factor
 
 
 def sequence_nelbo(
@@ -162,8 +183,7 @@ def sequence_bounds(
     ``keys`` (one integer per sequence, in order) each sequence's noise comes from its own key
     (``diffusion.KeyedNoise``: the same whatever the batching), else from one generator seeded
     by ``seed``. With ``progress`` a bar counts network calls (``total`` batches known: with an
-    ETA); with ``terms`` each call's term of the bound is added to it (``Terms``; the plain
-    estimator only).
+    ETA); with ``terms`` each call's term of the bound is added to it (``Terms``).
     """
     generator = torch.Generator(device=device).manual_seed(seed)
     values, tokens = [], []
@@ -172,6 +192,7 @@ def sequence_bounds(
         total * per_batch if total is not None else None, "bound", "call", enabled=progress
     )
     recorder = TermRecorder(diffusion, denoiser, bound, step_size, mc_samples, bar, terms)
+    recorder.estimator, recorder.proposal = estimator, proposal
     done = 0
     with bar:
         for x0_cpu, mask_cpu in batches:

@@ -57,7 +57,7 @@ def likelihood_record(
         proposal = fit_proposal(diffusion, ckpt.model, ids, ids_str, pad, seed, batch_size, device)
         calls += pilot_calls(len(ids), batch_size)
     batches = (collate(ids[i : i + batch_size], pad) for i in range(0, len(ids), batch_size))
-    terms = Terms() if estimator == "plain" else None
+    terms = Terms()
     values, tokens = sequence_bounds(
         diffusion, ckpt.model, batches, bound, step_size, mc_samples, seed, device,
         progress=True, total=math.ceil(len(ids) / batch_size), terms=terms,
@@ -90,9 +90,8 @@ def likelihood_record(
         },
         "network_calls": calls,
         "given_length": summarise(values, tokens, words),
+        "terms": terms.figures(int(tokens.sum().item())),
     }
-    if terms is not None:
-        record["terms"] = terms.figures(int(tokens.sum().item()))
     if ckpt.lengths is not None:
         record["full_sequence"] = summarise(values, tokens, words, length_nll(ckpt.lengths, tokens))
     if toy_truth:

@@ -66,8 +66,13 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
     assert drawn["table3.png"] == {k: v["ppl_per_word"] for k, v in records[1]["table3"].items()}
     assert (tmp_path / "results" / "dev_curves.png").stat().st_size > 1000
     summary = (tmp_path / "results" / "summary.md").read_text()
-    assert summary == ablation_table.summary(records)
+    assert summary == ablation_table.summary(records, tmp_path / "results")
     assert "| pretrained-spindle-none | 1 |" in summary
+    sentences = json.loads((tmp_path / "results" / records[1]["sentences_file"]).read_text())
+    assert set(sentences) == {"discrete", "continuous"}
+    assert len(sentences["discrete"]["sentences"]["id"]) == 8
+    assert sentences["continuous"]["noise"]["estimator"] == "conditioned"
+    assert "first seeds paired:" in summary and "Paired 95% intervals (first seeds" in summary
 
     ablation.main(argv)
     assert "done already, skipped" in capsys.readouterr().out
@@ -120,6 +125,59 @@ def test_the_summary_checks_the_papers_orderings_seeds_and_dev_stability():
     apart = [_record("a", s, 4.0 + s / 100, [5.0, 4.0]) for s in (1, 2)]
     apart += [_record("b", s, 5.0 + s / 100, [5.0, 4.0]) for s in (1, 2)]
     assert "the seed ranges do not overlap" in ablation_table.summary(apart)
+
+
+def _paired_runs(tmp_path, shifts: dict[str, float]) -> list[dict]:
+    """Runs whose first seeds have per-sentence files: row r's sentence i scores
+    base_i + shifts[r] (+ a small alternating wobble, so the paired s.e. is not 0)."""
+    base = [30.0, 41.0, 25.0, 52.0, 38.0, 33.0, 47.0, 29.0]
+    runs = []
+    for row, shift in shifts.items():
+        nats = [x + shift + (0.05 if i % 2 else -0.05) * (row == "b") for i, x in enumerate(base)]
+        stored = {"discrete": {"dataset": "d", "split": "test", "bound": "discrete",
+                               "protocol": "exact", "num_steps": 64, "eval_step_size": 16,
+                               "noise": {"seed": 0}, "given_length": {},
+                               "sentences": {"id": [f"{i}:x" for i in range(8)],
+                                             "tokens": [10] * 8, "words": [8] * 8,
+                                             "nats": nats}}}  # fmt: skip
+        (tmp_path / "sentences").mkdir(exist_ok=True)
+        (tmp_path / "sentences" / f"{row}.json").write_text(json.dumps(stored))
+        paper = {"a": 63.78, "b": 78.76, "c": 92.53}[row]
+        record = _record(row, 1, sum(nats) / 64, [5.0, 4.0], paper=paper)
+        runs.append({**record, "sentences_file": f"sentences/{row}.json"})
+    return runs
+
+
+def test_paired_intervals_label_the_papers_orderings(tmp_path):
+    """The paper: a < b < c. Ours: a 0.5 nats per sentence below b (confirmed, though the
+    sentences spread by ±10 nats: only the pairing decides it), c below both (reversed); then
+    a 0.01 below b, within the wobble (undecided)."""
+    records = _paired_runs(tmp_path, {"a": 0.0, "b": 0.5, "c": -1.0})
+    pairs = {p["pair"]: p for p in ablation_table.paper_pairs(ablation_table.by_row(records),
+                                                               tmp_path)}  # fmt: skip
+    assert pairs["a", "b"]["paired"]["label"] == "confirmed"
+    assert pairs["b", "c"]["paired"]["label"] == "reversed"
+    assert pairs["a", "c"]["paired"]["label"] == "reversed"
+    assert pairs["a", "b"]["paired"]["difference"] == pytest.approx(-0.5 / 8)
+    assert pairs["a", "b"]["paired"]["unpaired_se"] > 50 * pairs["a", "b"]["paired"]["paired_se"]
+    text = ablation_table.summary(records, tmp_path)
+    assert "1 confirmed, 2 reversed, 0 undecided of 3 pairs" in text
+    noisy = _paired_runs(tmp_path, {"a": 0.0, "b": 0.01, "c": 1.0})
+    pairs = {p["pair"]: p for p in ablation_table.paper_pairs(ablation_table.by_row(noisy),
+                                                               tmp_path)}  # fmt: skip
+    assert pairs["a", "b"]["paired"]["label"] == "undecided"
+    assert ablation_table.label(-1.0, [-0.3, -0.1]) == "confirmed"
+    assert ablation_table.label(-1.0, [0.1, 0.3]) == "reversed"
+    assert ablation_table.label(1.0, [0.1, 0.3]) == "confirmed"
+    assert "paired" not in ablation_table.paper_pairs(ablation_table.by_row(noisy))[0]
+
+
+def test_a_damaged_sentences_file_is_one_line(tmp_path):
+    records = _paired_runs(tmp_path, {"a": 0.0, "b": 0.5})
+    (tmp_path / "sentences" / "b.json").write_text('{"discrete": ')
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(SystemExit, match=r"sentences/b.json: cannot be read"):
+        ablation_table.main([str(tmp_path / "results.jsonl")])
 
 
 @pytest.mark.parametrize(

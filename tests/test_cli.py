@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluation import text_metrics
+from evaluation import compare, text_metrics
 from models import load_checkpoint, load_training_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def losses(out: Path) -> dict[int, float]:
 
 LOGITS = """
 import sys, torch
-from evaluation import text_metrics
+from evaluation import compare, text_metrics
 from models import load_checkpoint, load_training_state
 ckpt = load_checkpoint(sys.argv[1])
 xt = torch.tensor([[2023, 103, 2003, 103], [1037, 103, 0, 0]])
@@ -163,6 +163,50 @@ def test_full_sequence_bounds_are_above_the_true_nll(spindle_run, plain_run, tmp
     assert "toy oracle" in stdout and "perplexity per word" in stdout
 
 
+@pytest.mark.parametrize("bound", ["discrete", "continuous"])
+def test_two_checkpoints_are_compared_pairwise(spindle_run, plain_run, tmp_path, bound, capsys):
+    """compute_elbo.py --json keeps every sentence (id, counts, nats); the same sentence gets the
+    same noise in both runs, whatever the batch size; evaluation.compare pairs them by id."""
+    records = {}
+    for name, run, batch in (("a", spindle_run, "5"), ("b", plain_run, "16")):
+        out = tmp_path / f"{name}.json"
+        extra = ["--estimator", "importance"] if bound == "continuous" else []
+        if name == "b" and bound == "continuous":
+            extra += ["--proposal", str(tmp_path / "a.json")]
+        code, _, err = run_main(
+            "compute_elbo.py", "--checkpoint", str(run / "best"), "--dataset", "toy",
+            "--max_examples", "20", "--bound", bound, "--eval_step_size", "10",
+            "--mc_samples", "3", "--batch_size", batch, "--json", str(out), *extra,
+            capsys=capsys,
+        )  # fmt: skip
+        assert code == 0, err[-2000:]
+        records[name] = json.loads(out.read_text())
+    a, b = records["a"], records["b"]
+    assert a["sentences"]["id"] == b["sentences"]["id"] and len(a["sentences"]["id"]) == 20
+    assert sum(a["sentences"]["tokens"]) == a["given_length"]["num_tokens"]
+    mean = sum(a["sentences"]["nats"]) / sum(a["sentences"]["tokens"])
+    assert mean == pytest.approx(a["given_length"]["nats_per_token"])
+    if bound == "continuous":
+        assert a["noise"]["proposal"] == b["noise"]["proposal"] is not None
+        assert len(a["sentences"]["nats_var"]) == 20 and a["noise"]["draws"] == 3
+    [result] = compare.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    out = capsys.readouterr().out
+    assert result["num_sentences"] == 20 and result["noise_differs"] == []
+    assert "20 paired sentences" in out and "paired s.e." in out and "unpaired s.e." in out
+
+
+def test_a_proposal_from_a_record_without_one_is_refused(spindle_run, tmp_path, capsys):
+    out = tmp_path / "plain.json"
+    args = ["--checkpoint", str(spindle_run / "best"), "--dataset", "toy", "--max_examples", "4",
+            "--bound", "continuous", "--mc_samples", "1"]  # fmt: skip
+    assert run_main("compute_elbo.py", *args, "--json", str(out), capsys=capsys)[0] == 0
+    code, _, err = run_main("compute_elbo.py", *args, "--estimator", "importance",
+                            "--proposal", str(out), capsys=capsys)  # fmt: skip
+    assert code == 2 and "field noise.proposal is empty" in err and err.count("\n") == 1
+    code, _, err = run_main("compute_elbo.py", *args, "--proposal", str(out), capsys=capsys)
+    assert code == 2 and "--proposal is used by --estimator importance only" in err
+
+
 def test_resume_with_changed_settings_is_refused(tiny_bert, toy_txt, freq, spindle_run, capsys):
     args = train_args(tiny_bert, toy_txt, freq, spindle_run, 20, "--timestep", "none")
     code, _, err = run_main(*args, "--resume_from", str(spindle_run / "last"), capsys=capsys)
@@ -187,6 +231,8 @@ def test_official_protocol_is_labelled(spindle_run, capsys):
         (["--eval_step_size", "7"], "does not divide"),
         (["--protocol", "leaky"], "--protocol 'leaky' is unknown"),
         (["--mc_samples", "0"], "--mc_samples must be"),
+        (["--estimator", "lucky"], "--estimator 'lucky' is unknown"),
+        (["--estimator", "importance", "--proposal", "absent.json"], "absent.json: cannot be"),
     ],
 )
 def test_bad_elbo_input_is_one_clear_line(spindle_run, extra, message, capsys):
@@ -223,7 +269,8 @@ def test_two_processes_give_the_loss_curve_of_one(tiny_bert_no_dropout, toy_txt,
     for step in a:
         assert b[step] == pytest.approx(a[step], rel=1e-4), (step, a, b)
     assert load_checkpoint(two / "last").config.objective == objective
-    assert len(list((two / "logs").iterdir())) == 1
+    records = [p for p in (two / "logs").iterdir() if p.is_dir()]
+    assert len(records) == 1  # one fitlog record (rank 0 only), beside fitlog's default.cfg
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from common.cli import BooleanFlag, Parser
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "compute_elbo",
-           "compute_metric", "evaluation.plots"]  # fmt: skip
-BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py"]
+           "compute_metric", "evaluation.plots", "evaluation.compare"]  # fmt: skip
+BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/variance.py"]
 
 
 def parser_of(name: str) -> argparse.ArgumentParser:

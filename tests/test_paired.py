@@ -12,7 +12,7 @@ from corpora.collate import collate
 from diffusion import KeyedNoise, TimeProposal, continuous_nelbo
 from diffusion.elbo import continuous_integrand
 from diffusion.estimators import PROPOSAL_EDGES, conditioned_mask
-from evaluation.bounds import sequence_bounds
+from evaluation.bounds import Terms, sequence_bounds
 from evaluation.sentences import noise_keys, sentence_ids
 from evaluation.stats import betainc, t_quantile, t_two_sided_p
 from tests import dense_reference as ref
@@ -97,7 +97,7 @@ def bound_all(rows, order, batch_size, bound, estimator="plain", proposal=None):
 @pytest.mark.parametrize(
     ("bound", "estimator"),
     [("discrete", "plain"), ("continuous", "plain"), ("continuous", "conditioned"),
-     ("continuous", "importance")],
+     ("continuous", "importance"), ("continuous", "antithetic")],
 )  # fmt: skip
 def test_keyed_noise_ignores_batching_order_and_padding(bound, estimator):
     """A sentence's draws depend on its id and the seed only: batch sizes 1, 7 and 32 and a
@@ -208,7 +208,7 @@ def z_score(diffusion, net, x0, estimator, proposal=None, weightless=False, n=60
         proposal_used = BiasedProposal(proposal.edges, proposal.density)
     draws = continuous_nelbo(
         diffusion, net, x0.expand(n, L), torch.ones(n, L, dtype=torch.bool), 2,
-        torch.Generator().manual_seed(5), EPS, estimator=estimator, proposal=proposal_used,
+        torch.Generator().manual_seed(5), eps=EPS, estimator=estimator, proposal=proposal_used,
     ).mean(-1)  # fmt: skip
     return (draws.mean().item() - exact) / (draws.std().item() / math.sqrt(n))
 
@@ -224,8 +224,9 @@ class BiasedProposal(TimeProposal):
 @pytest.mark.parametrize("lam", [0.0, 0.3])
 @pytest.mark.parametrize(
     ("estimator", "proposal"),
-    [("plain", None), ("conditioned", None), ("importance", SKEWED), ("importance", LATE)],
-)
+    [("plain", None), ("conditioned", None), ("importance", SKEWED), ("importance", LATE),
+     ("antithetic", None)],
+)  # fmt: skip
 def test_estimators_are_unbiased(lam, estimator, proposal):
     """Every estimator averages to the exact continuous bound within 3 standard errors."""
     diffusion, net = make_diffusion(lam, 1024), TinyNet(2)
@@ -269,3 +270,17 @@ def test_student_t_against_tables():
     assert t_quantile(0.95, 127) == pytest.approx(1.9788, abs=1e-4)
     assert t_quantile(0.99, 20) == pytest.approx(2.845, abs=1e-3)
     assert betainc(2.0, 3.0, 0.4) == pytest.approx(0.5248, abs=1e-4)
+
+
+@pytest.mark.parametrize("estimator", ["plain", "conditioned", "importance", "antithetic"])
+def test_terms_add_up_to_the_bound_for_every_estimator(estimator):
+    """The t buckets plus the reconstruction are the same draws as the bound itself."""
+    rows = sentences(20)
+    terms = Terms()
+    values, _ = sequence_bounds(
+        make_diffusion(0.3, 16), RowNet(), [collate(rows, 0)], "continuous", 1, 4,
+        terms=terms, keys=noise_keys(1, sentence_ids(rows)), estimator=estimator,
+        proposal=skewed(3.0, 2.0) if estimator == "importance" else None,
+    )  # fmt: skip
+    total = terms.nats.sum().item() + terms.reconstruction
+    assert total == pytest.approx(values.mean(-1).sum().item(), rel=1e-9)

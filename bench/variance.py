@@ -1,0 +1,156 @@
+"""Monte Carlo error of the likelihood bounds against the network calls they cost.
+
+python bench/bench.py --mode variance --checkpoint A [--pair B] [flags]
+
+For one checkpoint, on the first --sentences sentences of the split: each estimator of the
+continuous bound (plain, conditioned, importance) at each --draws K (K + 1 network calls per
+sentence, plus the importance pilot's share) is run with --replicates seeds; a sentence's Monte
+Carlo standard error is the standard deviation of its estimate over the seeds, reported as the
+root mean square over sentences. With --pair B: A and B bounded with one seed (common random
+numbers; importance reuses A's proposal for B), the half-width of the paired 95% interval of
+A − B per word for each estimator and K, and for the --discrete_steps-term discrete bound.
+One JSON line per configuration in bench/results/variance.jsonl (or --results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from common.cli import Parser  # noqa: E402
+from common.progress import set_quiet  # noqa: E402
+from common.runtime import pick_device, quiet_transformers  # noqa: E402
+from corpora import load_texts, tokenize_texts  # noqa: E402
+from diffusion import ESTIMATORS, TimeProposal  # noqa: E402
+from evaluation.compare import paired  # noqa: E402
+from evaluation.likelihood import likelihood_record  # noqa: E402
+from models import load_checkpoint  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python bench/bench.py --mode variance", description=__doc__)
+    a = p.flag
+    a("--checkpoint", required=True, help="a main.py checkpoint folder (A)")
+    a("--pair", default=None, help="a second checkpoint (B): paired intervals of A − B")
+    a("--dataset", default="wiki-summaries", help="any --dataset of compute_elbo.py")
+    a("--split", default="test", help="the split whose first sentences are bounded")
+    a("--sentences", type=int, default=64, help="sentences of the Monte Carlo error part")
+    a("--pair_sentences", type=int, default=128, help="sentences of the paired part")
+    a("--draws", default="3,11", help="comma-separated K: draws per sentence")
+    a("--replicates", type=int, default=8, help="seeds per configuration (error part)")
+    a("--discrete_steps", type=int, default=128, help="terms of the discrete bound (T/S)")
+    a("--estimators", default=",".join(ESTIMATORS), help="which estimators")
+    a("--batch_size", type=int, default=32, help="sequences per network call")
+    a("--device", default="cpu", help="cpu, cuda or auto")
+    a("--results", default=str(REPO / "bench/results/variance.jsonl"), help="JSON lines file")
+    return p
+
+
+def bound(ckpt, data, args, kind, seed, estimator="plain", draws=1, proposal=None) -> dict:
+    """compute_elbo.py's record for ``data`` (ids and word counts) under one setting."""
+    T = ckpt.config.num_steps
+    step = max(1, T // args.discrete_steps)
+    return likelihood_record(
+        ckpt, data["input_ids"], data["num_words"], kind, step, draws, "exact",
+        args.batch_size, seed, args.device, estimator=estimator, proposal=proposal,
+    )  # fmt: skip
+
+
+def error_part(ckpt, data, args) -> list[dict]:
+    """Per-sentence Monte Carlo s.e. of each estimator and K, over ``replicates`` seeds."""
+    rows = []
+    for estimator in args.estimators.split(","):
+        for draws in (int(k) for k in args.draws.split(",")):
+            runs = [
+                bound(ckpt, data, args, "continuous", seed, estimator, draws)
+                for seed in range(args.replicates)
+            ]
+            nats = torch.tensor([r["sentences"]["nats"] for r in runs], dtype=torch.float64)
+            tokens = sum(runs[0]["sentences"]["tokens"])
+            variance = nats.var(0)
+            n = nats.shape[1]
+            rows.append({
+                "part": "mc_error", "estimator": estimator, "draws": draws,
+                "calls_per_sentence": runs[0]["network_calls"] * args.batch_size / n,
+                "mc_se_per_sentence_rms": variance.mean().sqrt().item(),
+                "mc_se_of_mean_nats_per_token": variance.sum().sqrt().item() / tokens,
+                "nats_per_token": nats.sum(1).mean().item() / tokens,
+                "sentences": n, "replicates": args.replicates,
+            })  # fmt: skip
+            print(json.dumps(rows[-1]))
+    return rows
+
+
+def pair_part(a, b, data, args) -> list[dict]:
+    """Half-width of the paired 95% interval of A − B per word, per estimator, K and the
+    discrete bound, one seed, with the network calls each cost (per sentence)."""
+    n = len(data["input_ids"])
+    rows = []
+    settings = [("discrete", "plain", 1)] + [
+        ("continuous", e, int(k)) for e in args.estimators.split(",") for k in args.draws.split(",")
+    ]
+    for kind, estimator, draws in settings:
+        first = bound(a, data, args, kind, 0, estimator, draws)
+        proposal = first["noise"]["proposal"]
+        proposal = TimeProposal.from_dict(proposal) if proposal else None
+        second = bound(b, data, args, kind, 0, estimator, draws, proposal)
+        figures = paired(first, second)["per_word"]
+        rows.append({
+            "part": "pair", "bound": kind, "estimator": estimator if kind == "continuous"
+            else None, "draws": draws, "calls_per_sentence": first["network_calls"]
+            * args.batch_size / n, "difference_per_word": figures["difference"],
+            "paired_half_width_95": (figures["interval"][1] - figures["interval"][0]) / 2,
+            "paired_se": figures["paired_se"], "unpaired_se": figures["unpaired_se"],
+            "unpaired_over_paired": figures["unpaired_over_paired"], "sentences": n,
+        })  # fmt: skip
+        print(json.dumps(rows[-1]))
+    return rows
+
+
+def load_data(ckpt, args, count: int):
+    data = tokenize_texts(
+        load_texts(args.dataset, args.split), ckpt.tokenizer, ckpt.config.max_length,
+        args.dataset, count_words=True,
+    )  # fmt: skip
+    return data.select(range(min(count, len(data))))[:]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet_transformers()
+    set_quiet(True)
+    args.device = pick_device(args.device)
+    a = load_checkpoint(args.checkpoint, args.device)
+    rows = error_part(a, load_data(a, args, args.sentences), args)
+    if args.pair:
+        b = load_checkpoint(args.pair, args.device)
+        rows += pair_part(a, b, load_data(a, args, args.pair_sentences), args)
+    stamp = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()}"
+        " threads".strip(), "device": str(args.device), "checkpoint": args.checkpoint,
+        "pair": args.pair, "dataset": args.dataset, "split": args.split,
+    }  # fmt: skip
+    path = Path(args.results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps({**stamp, **row}) + "\n")
+    print(f"appended {len(rows)} lines to {path}")
+
+
+if __name__ == "__main__":
+    main()
