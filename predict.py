@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                 shown = text
         write_json(process_path(output), {
             "checkpoint": str(ckpt.path), "num_steps": num_steps, "step_size": args.step_size,
-            "sampler": args.sampler, "seed": args.seed,
+            "sampler": args.sampler, "sampler_used": result.sampler, "seed": args.seed,
             "note": "the first sample before each step s → s − step_size: tokens = x_t with "
                     "the argmax x0 prediction at the masked positions; masked = which "
                     "positions are [MASK] in x_t (null where the sampler made no call)",

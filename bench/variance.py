@@ -53,8 +53,8 @@ def build_parser() -> Parser:
     a("--replicates", type=int, default=8, help="seeds per configuration (error part)")
     a("--discrete_steps", type=int, default=128, help="terms of the discrete bound (T/S)")
     a("--estimators", default=",".join(ESTIMATORS), help="which estimators")
-    a("--no_discrete", action="store_true", help="pair part: skip the discrete bound")
-    a("--pair_only", action="store_true", help="skip the Monte Carlo error part")
+    p.boolean("--discrete", default=True, help="pair part: also the discrete bound")
+    p.boolean("--error_part", default=True, help="the Monte Carlo error part")
     a("--batch_size", type=int, default=32, help="sequences per network call")
     a("--device", default="cpu", help="cpu, cuda or auto")
     a("--results", default=str(REPO / "bench/results/variance.jsonl"), help="JSON lines file")
@@ -101,7 +101,7 @@ def pair_part(a, b, data, args) -> list[dict]:
     discrete bound, one seed, with the network calls each cost (per sentence)."""
     n = len(data["input_ids"])
     rows = []
-    settings = [] if args.no_discrete else [("discrete", "plain", 1)]
+    settings = [("discrete", "plain", 1)] if args.discrete else []
     settings += [
         ("continuous", e, int(k)) for e in args.estimators.split(",") for k in args.draws.split(",")
     ]
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     set_quiet(True)
     args.device = pick_device(args.device)
     a = load_checkpoint(args.checkpoint, args.device)
-    rows = [] if args.pair_only else error_part(a, load_data(a, args, args.sentences), args)
+    rows = [] if not args.error_part else error_part(a, load_data(a, args, args.sentences), args)
     if args.pair:
         b = load_checkpoint(args.pair, args.device)
         rows += pair_part(a, b, load_data(a, args, args.pair_sentences), args)

@@ -322,6 +322,7 @@ def test_predict_ancestral_cached_and_semi_autoregressive(plain_run, tmp_path, c
     meta_r = json.loads((tmp_path / "r.txt.json").read_text())
     assert meta_c["network_calls"] < meta_a["network_calls"]
     assert meta_r["sampler_used"] == "rowcache"
+    assert json.loads((tmp_path / "c.txt.process.json").read_text())["sampler_used"] == "cached"
     assert meta_r["row_forwards"] < meta_c["row_forwards"] < meta_a["row_forwards"]
     assert meta_a["checkpoint"] == ckpt and meta_a["tokens_per_second"] > 0
     assert json.loads((tmp_path / "s.txt.json").read_text())["tokens"] == 6 * 12
