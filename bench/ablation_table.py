@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.errors import UsageError
 from common.files import read_jsonl
 from evaluation.compare import check_comparable, paired
+from evaluation.records import check_record
 
 Rows = dict[str, list[dict]]
 
@@ -71,7 +72,10 @@ def sentence_record(runs: list[dict], folder: Path | None) -> dict | None:
             f"{path}: cannot be read ({error}); rerun `bash run.sh ablation`"
         ) from None
     record = stored.get("discrete") if isinstance(stored, dict) else None
-    return record if record and record.get("sentences") else None
+    if not record or not record.get("sentences"):
+        return None
+    check_record(record, f"{path} (discrete)")
+    return record
 
 
 def label(paper: float, interval: list[float]) -> str:

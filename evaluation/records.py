@@ -4,6 +4,7 @@ record cannot be used."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from common.errors import UsageError
@@ -32,6 +33,13 @@ def read_record(path: str | Path, what: str = "") -> dict:
             f"{where}: not a complete JSON record (line {error.lineno}, column {error.colno}: "
             f"{error.msg}); it may be truncated: rerun compute_elbo.py --json"
         ) from None
+    check_record(record, where)
+    return record
+
+
+def check_record(record: object, where: str) -> None:
+    """UsageError naming ``where`` and the field unless ``record`` is a usable record with
+    per-sentence values (see ``read_record``)."""
     if not isinstance(record, dict) or "given_length" not in record:
         raise UsageError(f"{where}: not a compute_elbo.py --json record (no given_length)")
     sentences = record.get("sentences")
@@ -46,9 +54,23 @@ def read_record(path: str | Path, what: str = "") -> dict:
     lengths = {field: len(sentences[field]) for field in SENTENCE_FIELDS}
     if len(set(lengths.values())) != 1:
         raise UsageError(f"{where}: the sentences columns differ in length {lengths}: truncated?")
+    kinds = {"id": str, "tokens": int, "words": int, "nats": (int, float)}
+    for field, kind in kinds.items():
+        for number, value in enumerate(sentences[field], 1):
+            bad = not isinstance(value, kind) or isinstance(value, bool)
+            if not bad and field == "nats":
+                bad = not math.isfinite(value)
+            elif not bad and field != "id":
+                bad = value < 0
+            if bad:
+                raise UsageError(
+                    f"{where}: field sentences.{field}, entry {number}, is {value!r}: a damaged "
+                    "record; rerun compute_elbo.py --json"
+                )
+    if len(set(sentences["id"])) != len(sentences["id"]):
+        raise UsageError(f"{where}: field sentences.id repeats an id: a damaged record")
     if "noise" not in record:
         raise UsageError(f"{where}: field noise is missing: rerun compute_elbo.py --json")
-    return record
 
 
 def read_proposal(path: str | Path, what: str = "--proposal") -> TimeProposal:

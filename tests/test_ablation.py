@@ -178,6 +178,11 @@ def test_a_damaged_sentences_file_is_one_line(tmp_path):
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     with pytest.raises(SystemExit, match=r"sentences/b.json: cannot be read"):
         ablation_table.main([str(tmp_path / "results.jsonl")])
+    damaged = json.loads((tmp_path / "sentences" / "a.json").read_text())
+    damaged["discrete"]["sentences"]["nats"][3] = None
+    (tmp_path / "sentences" / "b.json").write_text(json.dumps(damaged))
+    with pytest.raises(SystemExit, match=r"b.json \(discrete\): field sentences.nats, entry 4"):
+        ablation_table.main([str(tmp_path / "results.jsonl")])
 
 
 @pytest.mark.parametrize(

@@ -119,11 +119,23 @@ def test_bad_files_are_one_line(tmp_path, capsys):
     torn = json.dumps(record([1.0, 2.0]))[:-40]
     short = record([1.0, 2.0])
     short["sentences"]["nats"] = [1.0]
+    null = record([1.0, None])
+    text = record(["1.5", 2.0])
+    negative = record([1.0, 2.0], tokens=[10, -3])
+    twice = record([1.0, 2.0], ids=["0:a", "0:a"])
     cases = [
         (write(tmp_path, "old.json", old), "field sentences is missing"),
         (write(tmp_path, "torn.json", torn), "not a complete JSON record (line 1"),
         (write(tmp_path, "list.json", "[1, 2]"), "not a compute_elbo.py --json record"),
         (write(tmp_path, "short.json", short), "columns differ in length"),
+        (write(tmp_path, "null.json", null), "field sentences.nats, entry 2, is None"),
+        (write(tmp_path, "text.json", text), "field sentences.nats, entry 1, is '1.5'"),
+        (write(tmp_path, "neg.json", negative), "field sentences.tokens, entry 2, is -3"),
+        (write(tmp_path, "twice.json", twice), "field sentences.id repeats an id"),
+        (
+            write(tmp_path, "nan.json", json.dumps(record([1.0, 2.0])).replace("2.0]", "NaN]")),
+            "field sentences.nats, entry 2, is nan",
+        ),
         (str(tmp_path / "absent.json"), "cannot be read"),
     ]
     for path, message in cases:
