@@ -111,6 +111,11 @@ def build_parser() -> Parser:
         help="d3pm: weight of the auxiliary cross-entropy",
     )
     p.boolean("--per_sequence_t", help="d3pm: one t per sequence instead of per batch")
+    p.boolean(
+        "--group_by_length",
+        default=True,
+        help="batch sequences of similar length together, so that padding is not computed",
+    )
     p.boolean("--from_scratch", help="random weights with the model's config")
     a("--max_length", type=int, default=128, help="tokens per sequence, without [CLS]/[SEP]")
     a("--dev_size", type=float, default=1000, help="held-out sequences (a fraction if < 1)")

@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--runs_dir", default="outputs/ablation", help="checkpoints of every run")
     a("--rows", default="", help="comma-separated row names (default: the whole grid)")
     a("--seeds", default="1,2,3", help="seeds of the headline rows (others: the first)")
-    a("--max_steps", type=int, default=300, help="optimizer steps of every run")
+    a("--max_steps", type=int, default=600, help="optimizer steps of every run")
     a("--eval_steps", type=int, default=50, help="dev bound every N steps")
     a("--dev_size", type=int, default=256, help="training sentences held out for the dev bound")
     a("--batch_size", type=int, default=32, help="sequences per step")
@@ -97,7 +97,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--eval_step_size", type=int, default=16, help="S of the discrete bound (T/S terms)")
     a("--mc_samples", type=int, default=4, help="draws per sequence, continuous bound")
     a("--estimator", default="conditioned", help="continuous bound's estimator (compute_elbo.py)")
-    a("--eval_examples", type=int, default=128, help="test sentences bounded")
+    a("--eval_examples", type=int, default=512, help="test sentences, continuous bound")
+    a("--discrete_examples", type=int, default=128, help="test sentences, discrete bound")
+    a(
+        "--group_by_length",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="main.py --group_by_length (batches of one length: no padding computed)",
+    )
     a("--num_samples", type=int, default=64, help="samples per run (top-k 30)")
     a("--sample_steps", type=int, default=128, help="T' of sampling")
     a("--table3_steps", default="16,32,64,128", help="ELBO steps T/S for the Table 3 analogue")
@@ -160,6 +167,7 @@ def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path
         "--lr_schedule", "constant", "--warmup_steps", args.warmup_steps, "--seed", seed,
         "--dev_size", args.dev_size, "--eval_steps", args.eval_steps, "--logging_steps", 50,
         "--output_dir", run, "--fitlog_dir", "", "--device", args.device,
+        "--group_by_length", str(args.group_by_length).lower(),
     ]  # fmt: skip
     if (run / "last" / "training_state.pt").is_file():
         flags += ["--resume_from", run / "last"]
@@ -171,9 +179,10 @@ def bound(args: argparse.Namespace, run: Path, kind: str, step_size: int | None 
     out = run / f"elbo_{kind}{step_size or ''}.json"
     if not out.is_file():
         extra = ["--eval_step_size", step_size] if kind == "discrete" else []
+        examples = args.discrete_examples if kind == "discrete" else args.eval_examples
         call("compute_elbo", "--checkpoint", run / "best", "--dataset", args.dataset,
              "--split", "test", "--bound", kind, "--mc_samples", args.mc_samples,
-             "--estimator", args.estimator, "--max_examples", args.eval_examples,
+             "--estimator", args.estimator, "--max_examples", examples,
              "--device", args.device, "--json", out, *extra)  # fmt: skip
     return json.loads(out.read_text())
 

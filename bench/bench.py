@@ -6,6 +6,7 @@ python bench/bench.py --mode sample     # ancestral / cached / rowcache / offici
 python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
 python bench/bench.py --mode data       # host cost of the data pipeline (bench/data.py)
 python bench/bench.py --mode variance --checkpoint A [--pair B]  # bound error vs calls
+python bench/bench.py --mode padding    # padding computed, with and without --group_by_length
 The paper's size: --preset bert-base --batch_size 128 --length 128 --precision bf16 (the
 bert-base architecture built from its config: random weights, no download); on a GPU add
 --device cuda, and --compile to torch.compile the encoder (in place, for every side alike;
@@ -68,7 +69,7 @@ CONFIGS = {
     "construct": ["construct"],
 }
 # modes run by another file's main(argv)
-SCRIPTS = {"data": "data.py", "variance": "variance.py"}
+SCRIPTS = {"data": "data.py", "variance": "variance.py", "padding": "padding.py"}
 # TFLOP/s of dense bf16 matrix products (fp32 accumulate) from the vendors' datasheets, by a
 # fragment of torch.cuda.get_device_name(); the first fragment that matches wins.
 BF16_DENSE_PEAK = (

@@ -56,13 +56,23 @@ def likelihood_record(
     if estimator == "importance" and proposal is None:
         proposal = fit_proposal(diffusion, ckpt.model, ids, ids_str, pad, seed, batch_size, device)
         calls += pilot_calls(len(ids), batch_size)
-    batches = (collate(ids[i : i + batch_size], pad) for i in range(0, len(ids), batch_size))
+    # Longest first, so that a batch holds sentences of nearly one length and little padding
+    # is computed; each sentence's noise is keyed by its id, so the order changes no value.
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    ordered = [ids[i] for i in order]
+    batches = (
+        collate(ordered[i : i + batch_size], pad) for i in range(0, len(ordered), batch_size)
+    )
     terms = Terms()
     values, tokens = sequence_bounds(
         diffusion, ckpt.model, batches, bound, step_size, mc_samples, seed, device,
         progress=True, total=math.ceil(len(ids) / batch_size), terms=terms,
-        keys=noise_keys(seed, ids_str), estimator=estimator, proposal=proposal,
+        keys=noise_keys(seed, [ids_str[i] for i in order]), estimator=estimator,
+        proposal=proposal,
     )  # fmt: skip
+    back = torch.empty(len(order), dtype=torch.long)
+    back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+    values, tokens = values[back], tokens[back]
     calls += math.ceil(len(ids) / batch_size) * calls_per_batch(
         bound, ckpt.config.num_steps, step_size, mc_samples
     )

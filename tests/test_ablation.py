@@ -42,7 +42,8 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
         "--seeds", "1", "--dev_size", "8", "--max_steps", "2", "--eval_steps", "1",
         "--batch_size", "4",
         "--max_length", "24", "--num_steps", "64", "--eval_step_size", "16",
-        "--mc_samples", "1", "--eval_examples", "8", "--num_samples", "4",
+        "--mc_samples", "1", "--eval_examples", "8", "--discrete_examples", "8",
+        "--num_samples", "4",
         "--sample_steps", "8", "--table3_steps", "2,4", "--device", "cpu",
         "--output", str(tmp_path / "results"), "--runs_dir", str(tmp_path / "runs"),
     ]  # fmt: skip

@@ -41,6 +41,7 @@ FACTORIES = _device_constructors()
 # (file, function): why its tensors are meant to be made on the host.
 HOST_SIDE = {
     ("training/batches.py", "order"): "the epoch's data order, indexed by Python",
+    ("training/batches.py", "batch"): "the order of a group of length-sorted batches, on the host",
     ("corpora/collate.py", "collate"): "a batch laid out on the host, then moved once",
     ("generation/unconditional.py", "generate"): "lengths and layout of a batch, moved once",
     ("diffusion/schedule.py", "_check_monotone"): "a check when the schedule is built",

@@ -34,7 +34,10 @@ RESUME_LOCKED = (
     "allow_nonmonotone_lambda",
     "eval_step_size",
     "bf16",
+    "group_by_length",
 )
+# The value a setting had in runs saved before it existed.
+BEFORE_IT_EXISTED = {"group_by_length": False}
 # Free to change on resume: how long (epochs, max_steps), how often to log, evaluate and save
 # (logging_steps, eval_steps, save_steps, keep_last), eval_batch_size, where (output_dir,
 # fitlog_dir, cache_dir, device) and the path of --word_freq_file (its counts are compared with
@@ -61,6 +64,7 @@ class TrainingConfig:
     max_grad_norm: float = 0.0
     bf16: bool = True
     per_sequence_t: bool = False
+    group_by_length: bool = True
     seed: int = 42
     logging_steps: int = 100
     eval_steps: int = 2000
@@ -80,4 +84,5 @@ class TrainingConfig:
 
 def resume_differences(saved: dict, now: dict) -> dict[str, tuple[Any, Any]]:
     """{name: (saved value, new value)} for every ``RESUME_LOCKED`` setting that changed."""
-    return {k: (saved.get(k), now[k]) for k in RESUME_LOCKED if saved.get(k) != now[k]}
+    old = {k: saved.get(k, BEFORE_IT_EXISTED.get(k)) for k in RESUME_LOCKED}
+    return {k: (old[k], now[k]) for k in RESUME_LOCKED if old[k] != now[k]}

@@ -28,7 +28,7 @@ from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
 from training.batches import BatchPlan, noise_generator
 from training.config import TrainingConfig
-from training.data import fetch
+from training.data import fetch, row_lengths
 from training.loggers import Logger
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
@@ -89,7 +89,12 @@ class Trainer:
     def __post_init__(self) -> None:
         t = self.train
         self.plan = BatchPlan(
-            len(self.train_set), t.batch_size, self.world_size, t.accumulation_steps, t.seed
+            len(self.train_set),
+            t.batch_size,
+            self.world_size,
+            t.accumulation_steps,
+            t.seed,
+            lengths=row_lengths(self.train_set) if t.group_by_length else None,
         )
         self.optimizer = adamw(self.model, t.lr, t.weight_decay, self.device)
         self.scheduler = lr_scheduler(self.optimizer, t.lr_schedule, t.warmup_steps)
