@@ -11,6 +11,7 @@ from common.checks import check_number, check_output_file, check_seed
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
+from common.precision import announced_precision, autocast
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from corpora import load_texts, tokenize_texts
@@ -75,6 +76,11 @@ def build_parser() -> Parser:
         "share their noise (compare them with python -m evaluation.compare)",
     )
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    p.boolean(
+        "--bf16",
+        help="bf16 autocast where the device computes bf16 natively (CUDA, CPUs with "
+        "AVX512-BF16/AMX); the record's 'precision' says what ran",
+    )
     a(
         "--json",
         default=None,
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     proposal = read_proposal(args.proposal, "--proposal") if args.proposal else None
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
+    precision = announced_precision(args.bf16, device)
     if ckpt.config.task is not None:
         raise UsageError(
             f"--checkpoint {ckpt.path} is a seq2seq model (task {ckpt.config.task}): "
@@ -130,13 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.max_examples:
         data = data.select(range(min(args.max_examples, len(data))))
-    record = likelihood_record(
-        ckpt, data["input_ids"], data["num_words"], args.bound, step, args.mc_samples,
-        args.protocol, args.batch_size, args.seed, device, toy_truth=args.dataset == "toy",
-        estimator=args.estimator, proposal=proposal,
-    )  # fmt: skip
+    with autocast(precision, device):
+        record = likelihood_record(
+            ckpt, data["input_ids"], data["num_words"], args.bound, step, args.mc_samples,
+            args.protocol, args.batch_size, args.seed, device, toy_truth=args.dataset == "toy",
+            estimator=args.estimator, proposal=proposal,
+        )  # fmt: skip
     record = {"checkpoint": record["checkpoint"], "dataset": args.dataset, "split": args.split,
-              **record}  # fmt: skip
+              "precision": precision, **record}  # fmt: skip
     print(likelihood_table(record))
     if args.json:
         write_json(args.json, record)

@@ -31,6 +31,7 @@ from common.checks import TRAINING_SEED_LIMIT, check_number, check_output_dir, c
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import ADVICE, write_error
+from common.precision import precision_note
 from common.progress import set_quiet
 from common.runtime import quiet_transformers
 from conditional_data import TASKS, get_task
@@ -144,7 +145,12 @@ def build_parser() -> Parser:
     a("--warmup_steps", type=int, default=10000, help="linear warm-up steps")
     a("--weight_decay", type=float, default=0.0, help="AdamW weight decay")
     a("--max_grad_norm", type=float, default=0.0, help="0 = no clipping (reference)")
-    p.boolean("--bf16", default=True, help="bf16 autocast on CUDA")
+    p.boolean(
+        "--bf16",
+        default=True,
+        help="bf16 autocast where the device computes bf16 natively (CUDA, CPUs with "
+        "AVX512-BF16/AMX); fp32 elsewhere",
+    )
     a("--seed", type=int, default=42, help="seeds the weights, data order and noise")
     a("--output_dir", default="outputs/run", help="where best/, last/ and train_log.jsonl go")
     a(
@@ -336,8 +342,11 @@ def train(
             f"training {type(model.mlm).__name__} ({sum(p.numel() for p in model.parameters()):,}"
             f" parameters) on {len(train_set):,} {kind} ({len(dev_set):,} held out), "
             f"{trainer.max_steps} steps of {trainer.plan.global_batch} sequences, device "
-            f"{device}, {world} process(es) → {out}"
+            f"{device} ({trainer.precision}), {world} process(es) → {out}"
         )
+        note = precision_note(args.bf16, device)
+        if note and any(flag.startswith("--bf16") for flag in argv):  # asked, not the default
+            print(f"note: {note}", file=sys.stderr)
         for warning in trainer.setting_warnings():
             print(f"warning: {warning}", file=sys.stderr)
 

@@ -16,6 +16,7 @@ from common.checks import check_number, check_output_file
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
+from common.precision import announced_precision, autocast
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from generation.config import SamplingConfig, add_sampling_flags
@@ -48,6 +49,11 @@ def build_parser() -> Parser:
     )
     add_sampling_flags(p)
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    p.boolean(
+        "--bf16",
+        help="bf16 autocast where the device computes bf16 natively (CUDA, CPUs with "
+        "AVX512-BF16/AMX); the record's 'precision' says what ran",
+    )
     a(
         "--output",
         default="samples.txt",
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     check_output_file(args.output, "--output")
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
+    precision = announced_precision(args.bf16, device)
     if ckpt.config.task is not None:
         raise UsageError(
             f"--checkpoint {ckpt.path} is a seq2seq model (task {ckpt.config.task}): "
@@ -100,15 +107,16 @@ def main(argv: list[str] | None = None) -> None:
     width = args.length or ckpt.config.max_length
     batch = fitting_batch(ckpt, min(args.batch_size, args.num_samples), width, device)
     started = time.perf_counter()
-    result = generate(
-        ckpt,
-        args.num_samples,
-        args.length,
-        batch,
-        sampling,
-        args.semi_ar_windows,
-        args.show_process,
-    )
+    with autocast(precision, device):
+        result = generate(
+            ckpt,
+            args.num_samples,
+            args.length,
+            batch,
+            sampling,
+            args.semi_ar_windows,
+            args.show_process,
+        )
     wall = time.perf_counter() - started
     texts = [ckpt.tokenizer.decode(ids, skip_special_tokens=True) for ids in result.ids]
     write_text(output, "".join(f"{t}\n" for t in texts))
@@ -130,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
             "tokens_per_second": tokens / wall,
             "wall_time_s": wall,
             "device": str(device),
+            "precision": precision,
         },
     )
     if args.show_process:

@@ -19,6 +19,7 @@ from common.checks import check_number, check_output_dir
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
+from common.precision import announced_precision, autocast
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from conditional_data import TASKS, encode_sources, get_task, load_pairs
@@ -53,6 +54,11 @@ def build_parser() -> Parser:
     )
     add_sampling_flags(p)
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    p.boolean(
+        "--bf16",
+        help="bf16 autocast where the device computes bf16 natively (CUDA, CPUs with "
+        "AVX512-BF16/AMX); the record's 'precision' says what ran",
+    )
     a("--output_dir", default=None, help="default: <checkpoint>/../generation")
     p.quiet()
     return p
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     sampling = SamplingConfig.from_namespace(args)
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
+    precision = announced_precision(args.bf16, device)
     if ckpt.config.task is None:
         raise UsageError(
             f"--checkpoint {ckpt.path} was trained unconditionally (no --task); sample it with "
@@ -123,9 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     copies = 2 if args.cfg_weight > 0 else 1
     batch = fitting_batch(ckpt, rows, ckpt.config.max_length + 2, device, copies)
     started = time.perf_counter()
-    generated = generate_candidates(
-        ckpt, sources, args.mbr_size, batch, sampling, args.cfg_weight, width
-    )
+    with autocast(precision, device):
+        generated = generate_candidates(
+            ckpt, sources, args.mbr_size, batch, sampling, args.cfg_weight, width
+        )
     wall = time.perf_counter() - started
     decode = ckpt.tokenizer.decode
     candidates = [[decode(ids, skip_special_tokens=True).strip() for ids in row]
@@ -161,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size_used": batch,
         "checkpoint": str(ckpt.path),
         "device": str(device),
+        "precision": precision,
     }
     write_json(out / f"{task}_metrics.json", result)
     shown = ("bleu", "copy_source_bleu", "rouge_l", "self_bleu", "dist_1", "div_4")

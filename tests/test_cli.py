@@ -207,6 +207,30 @@ def test_a_proposal_from_a_record_without_one_is_refused(spindle_run, tmp_path, 
     assert code == 2 and "--proposal is used by --estimator importance only" in err
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_is_what_ran_in_the_bound_and_the_samples(spindle_run, tmp_path, native, capsys,
+                                                       monkeypatch):  # fmt: skip
+    """--bf16 on compute_elbo.py and predict.py: the record says the precision that ran, and a
+    device without native bf16 says why it used fp32 (one note line)."""
+    from common import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    ckpt = str(spindle_run / "best")
+    out = tmp_path / "b.json"
+    code, _, err = run_main("compute_elbo.py", "--checkpoint", ckpt, "--dataset", "toy",
+                            "--max_examples", "4", "--bound", "continuous", "--mc_samples", "1",
+                            "--bf16", "--json", str(out), capsys=capsys)  # fmt: skip
+    assert code == 0, err[-2000:]
+    assert json.loads(out.read_text())["precision"] == ("bf16" if native else "fp32")
+    assert ("no AVX512-BF16/AMX" in err) != native
+    code, _, err = run_main("predict.py", "--checkpoint", ckpt, "--num_samples", "2",
+                            "--num_steps", "8", "--bf16", "--output", str(tmp_path / "s.txt"),
+                            capsys=capsys)  # fmt: skip
+    assert code == 0, err[-2000:]
+    meta = json.loads((tmp_path / "s.txt.json").read_text())
+    assert meta["precision"] == ("bf16" if native else "fp32") and meta["tokens"] > 0
+
+
 def test_resume_with_changed_settings_is_refused(tiny_bert, toy_txt, freq, spindle_run, capsys):
     args = train_args(tiny_bert, toy_txt, freq, spindle_run, 20, "--timestep", "none")
     code, _, err = run_main(*args, "--resume_from", str(spindle_run / "last"), capsys=capsys)

@@ -89,6 +89,22 @@ def test_predict_downstream_writes_mbr_candidates_and_metrics(seq2seq_run, tmp_p
     assert (tmp_path / "b" / "toy_mbr.txt").read_text() == "\n".join(lines) + "\n"
     guided = json.loads((tmp_path / "c" / "toy_metrics.json").read_text())
     assert guided["cfg_weight"] == 2 and guided["num_sources"] == 5
+    assert scores["precision"] == "fp32"
+
+
+def test_predict_downstream_in_bf16_says_so(seq2seq_run, tmp_path, monkeypatch):
+    """With native bf16 (made so here) --bf16 guides and samples under bf16 autocast, and
+    the metrics file says bf16."""
+    import predict_downstream_condition as script
+    from common import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    script.main(["--checkpoint", str(seq2seq_run / "best"), "--max_examples", "2", "--mbr_size",
+                 "2", "--num_steps", "8", "--cfg_weight", "1", "--bf16",
+                 "--output_dir", str(tmp_path)])  # fmt: skip
+    metrics = json.loads((tmp_path / "toy_metrics.json").read_text())
+    assert metrics["precision"] == "bf16" and metrics["num_sources"] == 2
+    assert len((tmp_path / "toy_mbr.txt").read_text().splitlines()) == 2
 
 
 @pytest.mark.parametrize(

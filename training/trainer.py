@@ -268,6 +268,7 @@ class Trainer:
                     "global_batch": self.plan.global_batch,
                     "save_steps": self.train.save_every,
                     "world_size": self.world_size,
+                    "precision": self.precision,
                 },
                 "step": self.step,
                 "best_dev_nats_per_token": self.best,
