@@ -51,8 +51,9 @@ def build_parser() -> Parser:
         default="conditioned",
         choices=choices(ESTIMATORS),
         help="continuous bound: plain (iid masks), conditioned (masks conditioned on masking "
-        "one, scaled by its probability) or importance (conditioned, times from a fitted "
-        "proposal); all unbiased",
+        "one, scaled by its probability), importance (conditioned, times from a fitted "
+        "proposal), antithetic, or rao_blackwell (conditioned, each score averaged over the "
+        "time given its mask: --timestep none models without the spindle); all unbiased",
     )
     a(
         "--proposal",

@@ -21,6 +21,7 @@ from common.errors import UsageError
 from common.files import read_jsonl
 from evaluation.compare import check_comparable, paired
 from evaluation.records import check_record
+from evaluation.stats import t_quantile
 
 Rows = dict[str, list[dict]]
 
@@ -58,10 +59,10 @@ def seed_range(runs: list[dict]) -> tuple[float, float]:
     return min(values), max(values)
 
 
-def sentence_record(runs: list[dict], folder: Path | None) -> dict | None:
-    """The first seed's discrete bound with per-sentence values (its ``sentences_file``
-    beside the results), or None where the run predates them."""
-    name = runs[0].get("sentences_file")
+def sentence_record(run: dict, folder: Path | None, bound: str) -> dict | None:
+    """One run's ``bound`` record with per-sentence values (its ``sentences_file`` beside the
+    results), or None where the run predates them or lacks that bound."""
+    name = run.get("sentences_file")
     if folder is None or not name:
         return None
     path = folder / name
@@ -71,11 +72,31 @@ def sentence_record(runs: list[dict], folder: Path | None) -> dict | None:
         raise UsageError(
             f"{path}: cannot be read ({error}); rerun `bash run.sh ablation`"
         ) from None
-    record = stored.get("discrete") if isinstance(stored, dict) else None
+    record = stored.get(bound) if isinstance(stored, dict) else None
     if not record or not record.get("sentences"):
         return None
-    check_record(record, f"{path} (discrete)")
+    check_record(record, f"{path} ({bound})")
     return record
+
+
+def paired_bound(runs: list[dict], folder: Path | None) -> str:
+    """The bound the paired intervals use: the one with the most sentences in the first run's
+    per-sentence file (the cheaper continuous bound is run on more), discrete on a tie."""
+    sizes = {}
+    for bound in ("discrete", "continuous"):
+        record = sentence_record(runs[0], folder, bound)
+        sizes[bound] = len(record["sentences"]["id"]) if record else 0
+    return "continuous" if sizes["continuous"] > sizes["discrete"] else "discrete"
+
+
+def paired_figures(first: dict, second: dict, a: str, b: str, folder: Path | None) -> dict:
+    """``evaluation.compare.paired`` per word of two records, refused in one line naming the
+    folder when they are not comparable."""
+    try:
+        check_comparable(first, second, a, b)
+    except UsageError as error:
+        raise UsageError(f"{folder}: {error}") from None
+    return paired(first, second)["per_word"]
 
 
 def label(paper: float, interval: list[float]) -> str:
@@ -113,14 +134,14 @@ def paper_pairs(rows: Rows, folder: Path | None = None) -> list[dict]:
                 "margin_se": abs(ours) / se,
             }
         )
-        first, second = sentence_record(rows[a], folder), sentence_record(rows[b], folder)
+        bound = paired_bound(rows[a], folder) if folder else "discrete"
+        first = sentence_record(rows[a][0], folder, bound)
+        second = sentence_record(rows[b][0], folder, bound)
         if first is not None and second is not None:
-            try:
-                check_comparable(first, second, a, b)
-            except UsageError as error:
-                raise UsageError(f"{folder}: {error}") from None
-            figures = paired(first, second)["per_word"]
+            figures = paired_figures(first, second, a, b, folder)
             pairs[-1]["paired"] = {
+                "bound": bound,
+                "sentences": len(first["sentences"]["id"]),
                 "difference": figures["difference"],
                 "interval": figures["interval"],
                 "paired_se": figures["paired_se"],
@@ -128,6 +149,32 @@ def paper_pairs(rows: Rows, folder: Path | None = None) -> list[dict]:
                 "label": label(paper, figures["interval"]),
             }
     return pairs
+
+
+def seed_paired(seeded: Rows, folder: Path | None) -> tuple[tuple[str, str], dict] | None:
+    """For two rows with several seeds: the paired difference (per word) of seed k of one
+    against seed k of the other, for every seed both have per-sentence values of, and the
+    Student t 95% interval of their mean over seeds; None with fewer than two such seeds."""
+    if len(seeded) != 2 or folder is None:
+        return None
+    (a, runs_a), (b, runs_b) = seeded.items()
+    bound = paired_bound(runs_a, folder)
+    seeds_b = {run["seed"]: run for run in runs_b}
+    differences, sentences = [], 0
+    for run in runs_a:
+        other = seeds_b.get(run["seed"])
+        first = sentence_record(run, folder, bound)
+        second = sentence_record(other, folder, bound) if other else None
+        if first is not None and second is not None:
+            differences.append(paired_figures(first, second, a, b, folder)["difference"])
+            sentences = len(first["sentences"]["id"])
+    if len(differences) < 2:
+        return None
+    mean = statistics.fmean(differences)
+    half = t_quantile(0.95, len(differences) - 1) * statistics.stdev(differences)
+    half /= math.sqrt(len(differences))
+    return (a, b), {"bound": bound, "sentences": sentences, "differences": differences,
+                    "mean": mean, "interval": [mean - half, mean + half]}  # fmt: skip
 
 
 def dev_orderings(rows: Rows) -> tuple[list[int], list[list[str]]]:
@@ -186,7 +233,8 @@ def summary(records: list[dict], folder: Path | None = None) -> str:
             q = p["paired"]
             low, high = q["interval"]
             line += (
-                f"; first seeds paired: {q['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
+                f"; first seeds paired ({q['bound']}, {q['sentences']} sentences): "
+                f"{q['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
                 f"(s.e. {q['paired_se']:.3f} paired, {q['unpaired_se']:.3f} unpaired): "
                 f"**{q['label']}**"
             )
@@ -201,6 +249,19 @@ def summary(records: list[dict], folder: Path | None = None) -> str:
             + f" of {len(labelled)} pairs.",
         ]
     seeded = {name: runs for name, runs in rows.items() if len(runs) > 1}
+    over_seeds = seed_paired(seeded, folder)
+    if over_seeds:
+        (a, b), q = over_seeds
+        differences = ", ".join(f"{d:+.3f}" for d in q["differences"])
+        low, high = q["interval"]
+        lines += [
+            "",
+            f"Headline pair {a} − {b}, paired seed by seed ({q['bound']} bound, "
+            f"{q['sentences']} sentences, nats/word): {differences}; mean {q['mean']:+.3f}, "
+            f"95% interval over the {len(q['differences'])} seeds [{low:+.3f}, {high:+.3f}] "
+            "(Student t; it counts the training seeds' spread, which the sentence-paired "
+            "intervals above do not).",
+        ]
     if len(seeded) == 2:
         (a, ra), (b, rb) = seeded.items()
         (lo_a, hi_a), (lo_b, hi_b) = seed_range(ra), seed_range(rb)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import torch
 
-from diffusion.errors import check_step_size
+from diffusion.errors import ParameterError, check_step_size
 from diffusion.estimators import (
     TimeProposal,
     check_estimator,
     conditioned_mask,
     stratified,
+    time_quadrature,
 )
 from diffusion.kl import masked_kl
 from diffusion.noise import BatchNoise, KeyedNoise
@@ -134,8 +135,15 @@ def continuous_draws(
     check_estimator(estimator)
     batch = x0.shape[0]
     noise = noise or BatchNoise(batch, x0.shape[1], generator, x0.device)
-    conditioned = estimator in ("conditioned", "importance")
+    conditioned = estimator in ("conditioned", "importance", "rao_blackwell")
     antithetic = estimator == "antithetic"
+    rao_blackwell = estimator == "rao_blackwell"
+    if rao_blackwell and diffusion.candidate_rates:
+        raise ParameterError(
+            "estimator",
+            "estimator 'rao_blackwell' needs reveal rates that do not depend on the candidate "
+            "token: a schedule without the spindle, or the official protocol",
+        )
     proposal = proposal if estimator == "importance" and proposal else TimeProposal.uniform()
     out = torch.zeros(batch, mc_samples, dtype=torch.float64, device=x0.device)
     times = torch.zeros_like(out)
@@ -154,11 +162,17 @@ def continuous_draws(
             u = eps + (1.0 - eps) * v
             xt, masked, p_any = _mask(diffusion, x0, target_mask, u, noise, k, conditioned)
         log_probs = denoiser(xt, u, masked)
+        times[:, k] = v
+        if rao_blackwell:
+            nll = torch.zeros_like(out[:, 0]).unsqueeze(-1).expand_as(x0).clone()
+            target = x0[masked].unsqueeze(-1)
+            nll[masked] = -log_probs.gather(-1, target).squeeze(-1).to(torch.float64)
+            out[:, k] = (1.0 - eps) * time_given_mask(diffusion, x0, target_mask, masked, nll, eps)
+            continue
         rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
         rows = masked.nonzero(as_tuple=True)[0]
         out[:, k].index_add_(0, rows, (1.0 - eps) * rate.to(torch.float64))
         out[:, k] *= weight * p_any
-        times[:, k] = v
     u_eps = torch.full((batch,), eps, dtype=torch.float64, device=x0.device)
     xt, masked, p_any = _mask(diffusion, x0, target_mask, u_eps, noise, mc_samples, conditioned)
     log_probs = denoiser(xt, u_eps, masked)
@@ -166,6 +180,37 @@ def continuous_draws(
     rows = masked.nonzero(as_tuple=True)[0]
     recon = torch.zeros(batch, dtype=torch.float64, device=x0.device).index_add(0, rows, recon)
     return out, times, recon * p_any
+
+
+def time_given_mask(
+    diffusion: AbsorbingDiffusion,
+    x0: torch.Tensor,
+    target_mask: torch.Tensor,
+    masked: torch.Tensor,
+    nll: torch.Tensor,
+    eps: float,
+) -> torch.Tensor:
+    """E[f(v, M) / P(any | v) · P(any | v) | M] over the time v ∈ [0, 1] given the mask M, for
+    masks drawn conditioned on masking one target at a uniform time: ∫ P(M | v) f(v, M) dv /
+    ∫ P(M | v) / P(any | v) dv, f(v, M) = Σ_{i∈M} ρ_i(u) nll_i, u = eps + (1 − eps) v, by
+    ``time_quadrature``. Args: x0, target_mask, masked (B, L); nll (B, L) float64, the
+    network's −log p_θ(x0_i | M) at the masked positions. Returns (B,) float64 (0 where
+    nothing is masked)."""
+    v, weights = time_quadrature(x0.device)
+    u = (eps + (1.0 - eps) * v).unsqueeze(-1)  # (J, 1): broadcasts against (B, L)
+    w = diffusion.centred(x0, target_mask)
+    keep = diffusion.alpha_bar(u, w, discrete=False).expand(len(v), *x0.shape)
+    rho = diffusion.schedule.loss_weight(u, w).expand_as(keep)
+    kept = target_mask & ~masked
+    log_keep = keep.clamp_min(1e-300).log()
+    log_mask = (1.0 - keep).clamp_min(1e-300).log()
+    log_p = (log_mask * masked).sum(-1) + torch.where(kept, log_keep, 0.0).sum(-1)  # (J, B)
+    log_any = torch.log(-torch.expm1(torch.where(target_mask, log_keep, 0.0).sum(-1)))
+    f = (rho * nll * masked).sum(-1)  # (J, B)
+    shift = log_p.max(0).values
+    num = (weights[:, None] * (log_p - shift).exp() * f).sum(0)
+    den = (weights[:, None] * (log_p - log_any - shift).exp()).sum(0)
+    return torch.where(masked.any(-1), num / den, 0.0)
 
 
 def _mask(

@@ -14,6 +14,15 @@ reconstruction step at u = eps is treated the same way.
 constant density of v = (u − eps) / (1 − eps), stratified in its inverse CDF), each draw's
 score divided by the density at its time.
 
+``rao_blackwell``: ``conditioned``'s draws, each score replaced by its expectation over the
+time given the mask. For a network that does not see the time (``--timestep none``) the
+network's output depends on the mask M only, so E[score | M] = ∫ P(M | u) f(u, M) du /
+∫ P(M | u) / P(any | u) du, with f(u, M) = Σ_{i∈M} ρ_i(u) · (−log p_θ(x0_i | M)): two 1-D
+integrals computed by quadrature (``time_quadrature``) with no further network call. The
+0-or-large split and the 1/u weights are gone: a mask of k tokens scores about the mean NLL of
+its tokens times the number of targets. It needs the true reveal rate ρ_i to be the model's
+(no spindle, or the ``official`` protocol), and a time-agnostic network.
+
 ``antithetic``: draws in pairs: a stratified time v with mask uniforms U, then its mirror,
 time 1 − v with uniforms 1 − U (where one masks a token the other tends to keep). Each draw
 alone is a draw of ``plain``, so the average stays unbiased.
@@ -21,14 +30,16 @@ alone is a draw of ``plain``, so the average stays unbiased.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from diffusion.errors import ParameterError
 
-ESTIMATORS = ("plain", "conditioned", "importance", "antithetic")
+ESTIMATORS = ("plain", "conditioned", "importance", "antithetic", "rao_blackwell")
 
 
 def check_estimator(estimator: str) -> None:
@@ -153,3 +164,22 @@ PROPOSAL_EDGES = (0.0, 1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1
 def stratified(offset: torch.Tensor, k: int, draws: int) -> torch.Tensor:
     """The k-th of ``draws`` stratified uniforms, (offset + k / draws) mod 1, (B,)."""
     return (offset + k / draws) % 1.0
+
+
+def time_quadrature(
+    device: torch.device | str = "cpu", levels: int = 16, nodes: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss–Legendre nodes v (J,) and weights (J,) on [0, 1], float64: ``nodes`` per interval
+    on [0, 2^-levels] and on each [2^-(l+1), 2^-l], l < levels, so that integrands that vary
+    on the scale of v itself near 0 (P(M | u) of a few masked tokens) are integrated to
+    float64 precision. J = (levels + 1) · nodes."""
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    bounds = [0.0] + [2.0**-level for level in range(levels, -1, -1)]
+    v, weights = [], []
+    for a, b in itertools.pairwise(bounds):
+        v.append((b - a) / 2 * x + (a + b) / 2)
+        weights.append((b - a) / 2 * w)
+    return (
+        torch.tensor(np.concatenate(v), dtype=torch.float64, device=device),
+        torch.tensor(np.concatenate(weights), dtype=torch.float64, device=device),
+    )

@@ -19,7 +19,7 @@ from diffusion import (
     continuous_nelbo,
     discrete_nelbo,
 )
-from diffusion.elbo import continuous_integrand
+from diffusion.elbo import continuous_integrand, time_given_mask
 from diffusion.kl import masked_kl
 from diffusion.types import Denoiser
 
@@ -100,6 +100,12 @@ class TermRecorder:
                 self.terms.reconstruction += per_row.sum().item()
             else:
                 self.terms.add(u_t, per_row, 1.0)
+        elif self.call <= self.mc_samples and self.estimator == "rao_blackwell":
+            nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
+            target = x0[masked].unsqueeze(-1)
+            nll[masked] = -log_probs.gather(-1, target).squeeze(-1).double()
+            per_row = time_given_mask(diffusion, x0, target_mask, masked, nll, CONTINUOUS_EPS)
+            self.terms.add(u, per_row, (1.0 - CONTINUOUS_EPS) / self.mc_samples)
         elif self.call <= self.mc_samples:
             rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
             per_row.index_add_(0, rows, rate.to(torch.float64))
@@ -115,7 +121,7 @@ class TermRecorder:
         """What the estimator multiplies a continuous draw at times u (B,) by: P(at least one
         target masked) for a conditioned mask, over the proposal's density for importance."""
         factor = torch.ones_like(u, dtype=torch.float64)
-        if self.estimator in ("conditioned", "importance"):
+        if self.estimator in ("conditioned", "importance", "rao_blackwell"):
             w = self.diffusion.centred(self.x0, self.target_mask)
             keep = self.diffusion.alpha_bar(u, w, discrete=False).expand(self.x0.shape)
             factor = 1.0 - torch.where(self.target_mask, keep, 1.0).prod(-1)

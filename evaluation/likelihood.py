@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from common.errors import UsageError
 from corpora import toy
 from corpora.collate import collate
 from diffusion import TimeProposal
@@ -52,6 +53,12 @@ def likelihood_record(
     pad = ckpt.tokenizer.pad_token_id
     ids_str = sentence_ids(ids)
     estimator = estimator if bound == "continuous" else "plain"
+    if estimator == "rao_blackwell" and ckpt.config.timestep != "none":
+        raise UsageError(
+            f"--estimator rao_blackwell needs a network that does not see the time; "
+            f"{ckpt.path} was trained with --timestep {ckpt.config.timestep}: use "
+            "--estimator conditioned"
+        )
     calls = 0
     if estimator == "importance" and proposal is None:
         proposal = fit_proposal(diffusion, ckpt.model, ids, ids_str, pad, seed, batch_size, device)

@@ -3,6 +3,7 @@ JSON line per run with every figure, draws what it wrote, and a rerun skips fini
 
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
     assert set(sentences) == {"discrete", "continuous"}
     assert len(sentences["discrete"]["sentences"]["id"]) == 8
     assert sentences["continuous"]["noise"]["estimator"] == "conditioned"
-    assert "first seeds paired:" in summary and "Paired 95% intervals (first seeds" in summary
+    assert "first seeds paired (discrete, 8 sentences):" in summary
+    assert "Paired 95% intervals (first seeds" in summary
 
     ablation.main(argv)
     assert "done already, skipped" in capsys.readouterr().out
@@ -171,6 +173,49 @@ def test_paired_intervals_label_the_papers_orderings(tmp_path):
     assert ablation_table.label(-1.0, [0.1, 0.3]) == "reversed"
     assert ablation_table.label(1.0, [0.1, 0.3]) == "confirmed"
     assert "paired" not in ablation_table.paper_pairs(ablation_table.by_row(noisy))[0]
+
+
+def test_the_bound_with_more_sentences_pairs_and_the_headline_is_paired_seed_by_seed(tmp_path):
+    """Continuous records on 12 sentences beat discrete ones on 8; two headline rows with
+    seeds 1–3 give three per-seed paired differences and a t interval over them."""
+    base = [30.0, 41.0, 25.0, 52.0, 38.0, 33.0, 47.0, 29.0, 35.0, 44.0, 31.0, 40.0]
+    folder = tmp_path / "sentences"
+    folder.mkdir()
+    runs = []
+    for row, shift in (("a", 0.0), ("b", 0.6)):
+        for seed, wobble in ((1, 0.0), (2, 0.2), (3, -0.1)):
+
+            def record(bound, n, row=row, wobble=wobble, shift=shift):
+                nats = [x + shift + wobble * (row == "b") + 0.01 * (i % 3) * (row == "a")
+                        for i, x in enumerate(base[:n])]  # fmt: skip
+                return {"dataset": "d", "split": "test", "bound": bound, "protocol": "exact",
+                        "num_steps": 64, "eval_step_size": 16 if bound == "discrete" else None,
+                        "noise": {"seed": 0}, "given_length": {},
+                        "sentences": {"id": [f"{i}:x" for i in range(n)], "tokens": [10] * n,
+                                      "words": [8] * n, "nats": nats}}  # fmt: skip
+
+            name = f"{row}-seed{seed}.json"
+            (folder / name).write_text(
+                json.dumps(
+                    {"discrete": record("discrete", 8), "continuous": record("continuous", 12)}
+                )
+            )
+            paper = {"a": 63.78, "b": 78.76}[row]
+            runs.append({**_record(row, seed, 4.0 + shift, [5.0, 4.0], paper=paper),
+                         "sentences_file": f"sentences/{name}"})  # fmt: skip
+    rows = ablation_table.by_row(runs)
+    (pair,) = ablation_table.paper_pairs(rows, tmp_path)
+    assert pair["paired"]["bound"] == "continuous" and pair["paired"]["sentences"] == 12
+    (a, b), q = ablation_table.seed_paired(rows, tmp_path)
+    offsets = [0.01 * (i % 3) for i in range(12)]
+    expected = [(sum(offsets) / 12 - 0.6 - w) * 12 / 96 for w in (0.0, 0.2, -0.1)]
+    assert (a, b) == ("a", "b") and q["differences"] == pytest.approx(expected)
+    mean, sd = sum(expected) / 3, statistics.stdev(expected)
+    half = 4.302653 * sd / math.sqrt(3)  # t(0.975, 2 df)
+    assert q["interval"] == pytest.approx([mean - half, mean + half], rel=1e-5)
+    assert "paired seed by seed (continuous bound, 12 sentences" in ablation_table.summary(
+        runs, tmp_path
+    )
 
 
 def test_a_damaged_sentences_file_is_one_line(tmp_path):
