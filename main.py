@@ -114,8 +114,8 @@ def build_parser() -> Parser:
     p.boolean("--per_sequence_t", help="d3pm: one t per sequence instead of per batch")
     p.boolean(
         "--group_by_length",
-        default=True,
-        help="batch sequences of similar length together, so that padding is not computed",
+        help="batch sequences of similar length together: no padding computed, a faster "
+        "step, but less varied batches (see docs/training.md before using it)",
     )
     p.boolean("--from_scratch", help="random weights with the model's config")
     a("--max_length", type=int, default=128, help="tokens per sequence, without [CLS]/[SEP]")

@@ -64,7 +64,7 @@ class TrainingConfig:
     max_grad_norm: float = 0.0
     bf16: bool = True
     per_sequence_t: bool = False
-    group_by_length: bool = True
+    group_by_length: bool = False
     seed: int = 42
     logging_steps: int = 100
     eval_steps: int = 2000
