@@ -164,7 +164,7 @@ def continuous_draws(
         log_probs = denoiser(xt, u, masked)
         times[:, k] = v
         if rao_blackwell:
-            nll = torch.zeros_like(out[:, 0]).unsqueeze(-1).expand_as(x0).clone()
+            nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
             target = x0[masked].unsqueeze(-1)
             nll[masked] = -log_probs.gather(-1, target).squeeze(-1).to(torch.float64)
             out[:, k] = (1.0 - eps) * time_given_mask(diffusion, x0, target_mask, masked, nll, eps)
