@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import json
 import os
+import platform
 import signal
 import sys
 import time
@@ -28,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import torch  # noqa: E402
+
 from common.errors import UsageError  # noqa: E402
 from common.files import (  # noqa: E402
     RUN_LOCK,
@@ -37,6 +40,7 @@ from common.files import (  # noqa: E402
     write_json,
     write_text,
 )
+from common.precision import native_bf16  # noqa: E402
 from models import load_training_state  # noqa: E402
 from training.run_dir import discard, existing_run  # noqa: E402
 
@@ -218,6 +222,28 @@ def sample_metrics(args: argparse.Namespace, row: Row, run: Path) -> dict:
     return {k: metrics[k] for k in ("bleu", "self_bleu", "dist_1", "div_4") if k in metrics}
 
 
+def trained_precision(run: Path) -> str | None:
+    """The precision the run's training really ran in (``training_args.json``
+    ``resolved.precision`` of its best checkpoint; None for a run older than that field)."""
+    args = run / "best" / "training_args.json"
+    if not args.is_file():
+        return None
+    return json.loads(args.read_text()).get("resolved", {}).get("precision")
+
+
+def machine() -> str:
+    """The CPU model, its core count and whether it computes bf16 natively, e.g. ``Intel(R)
+    Xeon(R) Processor, 2 cores, native bf16``."""
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("model name")
+    ] if Path("/proc/cpuinfo").is_file() else []  # fmt: skip
+    cpu = names[0] if names else platform.processor() or platform.machine()
+    bf16 = "native bf16" if native_bf16(torch.device("cpu")) else "no native bf16"
+    return f"{cpu}, {os.cpu_count()} cores, {bf16}"
+
+
 def dev_curve(run: Path) -> list[tuple[int, float]]:
     """(step, dev nats per token) of every dev evaluation in the run's training log."""
     rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
@@ -262,6 +288,8 @@ def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict
             steps: figures(bound(args, run, "discrete", args.num_steps // int(steps)))
             for steps in args.table3_steps.split(",")
         }
+    record["precision"] = trained_precision(run)
+    record["machine"] = machine()
     record["wall_time_s"] = round(time.time() - started, 1)
     record["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     return record

@@ -60,6 +60,7 @@ from diffusion import (  # noqa: E402
 )
 from models import DiffusionConfig, build_model, resolve_model_name  # noqa: E402
 from models.checkpoint import denoiser_from  # noqa: E402
+from training.optim import adamw  # noqa: E402
 
 PRESETS = {"minilm": "minilm-l6", "bert-base": "the bert-base architecture, random weights"}
 CONFIGS = {
@@ -230,7 +231,7 @@ def train_steps(args, names: list[str]) -> tuple[dict, dict]:
     a name giving the mean model FLOPs of that objective's steps so far."""
     device = torch.device(args.device)
     tokenizer, model, diffusion, x0, target = setup(args)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
+    optimizer = adamw(model, 1e-5, 0.0, device)
     g = torch.Generator(device=device).manual_seed(0)
     config, extra = model.mlm.config, model.extra_positions
     plain = 3 * forward_flops(config, x0.shape[0], x0.shape[1], x0.numel())

@@ -59,6 +59,9 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
         assert set(record["samples"]) == {"bleu", "self_bleu", "dist_1", "div_4"}
         assert [step for step, _ in record["dev_curve"]] == [1, 2]
         assert record["budget"]["steps"] == 2 and record["wall_time_s"] > 0
+        run_args = tmp_path / "runs" / f"{record['row']}-seed1" / "best" / "training_args.json"
+        assert record["precision"] == json.loads(run_args.read_text())["resolved"]["precision"]
+        assert record["precision"] in ("fp32", "bf16") and " cores, " in record["machine"]
     discrete = json.loads((tmp_path / "runs" / "pretrained-spindle-none-seed1" /
                            "elbo_discrete16.json").read_text())  # fmt: skip
     assert records[1]["discrete"]["ppl_per_word"] == discrete["given_length"]["ppl_per_word"]

@@ -12,7 +12,7 @@ from corpora.collate import collate
 from models import DiffusionConfig, build_model
 from training.batches import BatchPlan
 from training.config import TrainingConfig
-from training.optim import lr_scheduler
+from training.optim import adamw, lr_scheduler
 from training.trainer import Trainer
 
 
@@ -94,3 +94,23 @@ def test_training_steps_resume_exactly_on_the_device(tiny_bert, tokenizer, toy_t
     for a, b in zip(whole.model.parameters(), second.model.parameters(), strict=True):
         assert a.device.type == device.type
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_adamw_is_fused_on_cpu_and_takes_the_reference_step():
+    """The fused CPU kernel (one pass over all parameters) against torch's for-loop AdamW: the
+    same parameters after three steps, to float32 rounding."""
+    torch.manual_seed(0)
+    fused_net, loop_net = torch.nn.Linear(7, 5), torch.nn.Linear(7, 5)
+    loop_net.load_state_dict(fused_net.state_dict())
+    start = [p.detach().clone() for p in fused_net.parameters()]
+    fused = adamw(fused_net, 1e-2, 0.01, torch.device("cpu"))
+    loop = torch.optim.AdamW(loop_net.parameters(), lr=1e-2, weight_decay=0.01, foreach=False)
+    assert fused.defaults["fused"] is True
+    for _ in range(3):
+        x = torch.randn(4, 7)
+        for net, optimizer in ((fused_net, fused), (loop_net, loop)):
+            net(x).square().sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    for a, b, a0 in zip(fused_net.parameters(), loop_net.parameters(), start, strict=True):
+        assert (a - a0).abs().min() > 1e-3 and torch.allclose(a, b, atol=1e-6)
