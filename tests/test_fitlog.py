@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from common.precision import resolve_precision
 from tests.test_cli import run_main
 from training import loggers
 from training.loggers import OWNER, RECORD_POINTER, FitlogLogger, dashboard_settings
@@ -94,7 +96,8 @@ def test_dashboard_files_across_a_resume(tiny_bert, toy_txt, tmp_path, capsys):
     assert best["ppl_per_token"] == pytest.approx(np.exp(best["nats_per_token"]), rel=1e-3)
     hyper = row["hyper"]
     assert hyper["model_name_or_path"] == str(tiny_bert) and hyper["max_steps"] == 8
-    assert hyper["device"] == "cpu" and hyper["precision"] == "fp32"
+    cpu = torch.device("cpu")
+    assert hyper["device"] == "cpu" and hyper["precision"] == resolve_precision(True, cpu)
     assert hyper["word_freq_file"] == "none (no spindle)" and hyper["global_batch"] == 8
     assert "epochs" not in hyper and "task" not in hyper and "bf16" not in hyper
     assert hyper["hybrid_lambda"] == 0.01 and len(hyper) <= 22
