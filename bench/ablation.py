@@ -17,7 +17,6 @@ import contextlib
 import importlib
 import json
 import os
-import platform
 import signal
 import sys
 import time
@@ -29,8 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import torch  # noqa: E402
-
 from common.errors import UsageError  # noqa: E402
 from common.files import (  # noqa: E402
     RUN_LOCK,
@@ -40,7 +37,7 @@ from common.files import (  # noqa: E402
     write_json,
     write_text,
 )
-from common.precision import native_bf16  # noqa: E402
+from common.machine import describe_machine  # noqa: E402
 from models import load_training_state  # noqa: E402
 from training.run_dir import discard, existing_run  # noqa: E402
 
@@ -231,19 +228,6 @@ def trained_precision(run: Path) -> str | None:
     return json.loads(args.read_text()).get("resolved", {}).get("precision")
 
 
-def machine() -> str:
-    """The CPU model, its core count and whether it computes bf16 natively, e.g. ``Intel(R)
-    Xeon(R) Processor, 2 cores, native bf16``."""
-    names = [
-        line.split(":", 1)[1].strip()
-        for line in Path("/proc/cpuinfo").read_text().splitlines()
-        if line.startswith("model name")
-    ] if Path("/proc/cpuinfo").is_file() else []  # fmt: skip
-    cpu = names[0] if names else platform.processor() or platform.machine()
-    bf16 = "native bf16" if native_bf16(torch.device("cpu")) else "no native bf16"
-    return f"{cpu}, {os.cpu_count()} cores, {bf16}"
-
-
 def dev_curve(run: Path) -> list[tuple[int, float]]:
     """(step, dev nats per token) of every dev evaluation in the run's training log."""
     rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
@@ -289,7 +273,7 @@ def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict
             for steps in args.table3_steps.split(",")
         }
     record["precision"] = trained_precision(run)
-    record["machine"] = machine()
+    record["machine"] = describe_machine(args.device)
     record["wall_time_s"] = round(time.time() - started, 1)
     record["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     return record

@@ -28,11 +28,10 @@ Results are printed and appended to bench/results/<mode>.jsonl (or --results).
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import json
 import math
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.cli import Parser  # noqa: E402
+from common.machine import describe_machine  # noqa: E402
 from common.precision import autocast  # noqa: E402
 from diffusion import (  # noqa: E402
     AbsorbingDiffusion,
@@ -120,9 +120,22 @@ def peak_memory(device: torch.device) -> float:
 
 def precision_of(args) -> str:
     """fp32 or bf16: --precision, where auto is bf16 on CUDA and fp32 on the CPU."""
+    if args.precision == "both":
+        sys.exit("error: --precision both is for --mode train; pass fp32, bf16 or auto")
     if args.precision != "auto":
         return args.precision
     return "bf16" if torch.device(args.device).type == "cuda" else "fp32"
+
+
+def precisions_of(args) -> list[str]:
+    """The precisions a training bench times: fp32 and bf16 for --precision both."""
+    return ["fp32", "bf16"] if args.precision == "both" else [precision_of(args)]
+
+
+def step_key(name: str, precision: str, precisions: list[str]) -> str:
+    """A training configuration's name in the timing table: ``d3pm``, or ``d3pm@bf16`` when
+    more than one precision takes turns."""
+    return name if len(precisions) == 1 else f"{name}@{precision}"
 
 
 def datasheet_peak(device: torch.device) -> float | None:
@@ -227,12 +240,13 @@ def setup(args):
 
 
 def train_steps(args, names: list[str]) -> tuple[dict, dict]:
-    """One optimizer step per named objective on the same network and batch, and a function of
-    a name giving the mean model FLOPs of that objective's steps so far."""
+    """One optimizer step per named objective and precision (``step_key``) on the same network
+    and batch, and a function of a name giving the mean model FLOPs of that objective's steps
+    so far."""
     device = torch.device(args.device)
     tokenizer, model, diffusion, x0, target = setup(args)
     optimizer = adamw(model, 1e-5, 0.0, device)
-    g = torch.Generator(device=device).manual_seed(0)
+    g = torch.Generator(device=device)
     config, extra = model.mlm.config, model.extra_positions
     plain = 3 * forward_flops(config, x0.shape[0], x0.shape[1], x0.numel())
     scored = {name: [] for name in names}  # per step: the positions the head scored (on device)
@@ -250,9 +264,15 @@ def train_steps(args, names: list[str]) -> tuple[dict, dict]:
         per_step = torch.stack(scored[name]).double().mean().item()
         return 3 * forward_flops(config, x0.shape[0], x0.shape[1] + extra, per_step)
 
-    def step(name: str) -> None:
+    calls = collections.Counter()
+
+    def step(name: str, precision: str) -> None:
+        """The k-th step of every precision draws its times and masks from seed k, so that
+        the precisions' times are paired round by round."""
         current[:] = [name]
-        with autocast(precision_of(args), device):
+        g.manual_seed(calls[name, precision])
+        calls[name, precision] += 1
+        with autocast(precision, device):
             if name == "plain":
                 masked = torch.rand(x0.shape, device=device, generator=g) < 0.15
                 labels = x0.masked_fill(~masked, -100)
@@ -267,7 +287,13 @@ def train_steps(args, names: list[str]) -> tuple[dict, dict]:
         optimizer.zero_grad(set_to_none=True)
 
     model.train()
-    return {name: functools.partial(step, name) for name in names}, {"flops": flops}
+    precisions = precisions_of(args)
+    steps = {
+        step_key(name, precision, precisions): functools.partial(step, name, precision)
+        for name in names
+        for precision in precisions
+    }
+    return steps, {"flops": flops}
 
 
 def run_config(args, name: str) -> dict:
@@ -284,26 +310,9 @@ def run_config(args, name: str) -> dict:
         seconds = time.perf_counter() - start
         assert diffusion.h.shape == (30522,)
         return {"seconds": seconds, "peak_gib": peak_memory(device)}
-    precision = precision_of(args)
     if args.mode == "train":
-        names = selected(args) if name == "timing" else [name]
-        steps, counted = train_steps(args, names)
-        times = interleaved(steps, device, args.repeats)
-        if name != "timing":
-            return {"peak_gib": peak_memory(device)}
-        peak, tokens = matmul_peak(device, precision), args.batch_size * args.length
-        out = {}
-        for config, seconds in times.items():
-            median = statistics.median(seconds)
-            flops = counted["flops"](config)
-            out[config] = {"seconds": median, "tokens_per_s": tokens / median,
-                           "precision": precision,
-                           **utilisation(flops, median, peak, device)}  # fmt: skip
-            if "plain" in times:
-                out[config]["time_ratio"] = paired_ratio(seconds, times["plain"])
-        if len(names) == 1:  # the only configuration: its peak is this process's
-            out[names[0]]["peak_gib"] = peak_memory(device)
-        return out
+        return train_timing(args, name, device)
+    precision = precision_of(args)
     tokenizer, model, diffusion, x0, target = setup(args)
     model.eval()
     replay = Replay(model)
@@ -343,6 +352,40 @@ def run_config(args, name: str) -> dict:
     return out
 
 
+def train_timing(args, name: str, device: torch.device) -> dict:
+    """Training steps of every objective (``name`` ``timing``) or of one, each precision of
+    --precision taking turns in this process: per ``step_key``, seconds, tokens/s, MFU against
+    this process's matmul peak in that dtype, the time ratio to ``plain`` (of the same
+    precision) and, for bf16 beside fp32, its speed-up over fp32 (median of paired rounds)."""
+    names = selected(args) if name == "timing" else [name]
+    precisions = precisions_of(args)
+    steps, counted = train_steps(args, names)
+    times = interleaved(steps, device, args.repeats)
+    if name != "timing":
+        return {"peak_gib": peak_memory(device)}
+    peaks = {precision: matmul_peak(device, precision) for precision in precisions}
+    tokens, out = args.batch_size * args.length, {}
+    for config in names:
+        for precision in precisions:
+            key = step_key(config, precision, precisions)
+            seconds = times[key]
+            median = statistics.median(seconds)
+            out[key] = {"seconds": median, "tokens_per_s": tokens / median,
+                        "precision": precision,
+                        **utilisation(counted["flops"](config), median, peaks[precision],
+                                      device)}  # fmt: skip
+            if "plain" in names:
+                plain = times[step_key("plain", precision, precisions)]
+                out[key]["time_ratio"] = paired_ratio(seconds, plain)
+            if precision == "bf16" and "fp32" in precisions:
+                fp32 = times[step_key(config, "fp32", precisions)]
+                out[key]["speedup_vs_fp32"] = 1.0 / paired_ratio(seconds, fp32)
+    if len(names) == 1:  # the only configuration: its peak is this process's
+        for precision in precisions:
+            out[step_key(names[0], precision, precisions)]["peak_gib"] = peak_memory(device)
+    return out
+
+
 def in_subprocess(config: str) -> dict:
     """Run one configuration in a fresh process (its own peak memory); its JSON result."""
     command = [sys.executable, __file__, *sys.argv[1:], "--config", config]
@@ -373,8 +416,9 @@ def build_parser() -> Parser:
     a("--configs", "--samplers", default=None,
       help=f"a comma-separated subset of the mode's configurations ({listed})")  # fmt: skip
     a("--topk", type=int, default=0, help="sample mode: top-k filter of the samplers (0: off)")
-    a("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-      help="bf16: bf16 autocast (CPU too); auto: bf16 on CUDA, fp32 on the CPU")  # fmt: skip
+    a("--precision", choices=["auto", "fp32", "bf16", "both"], default="auto",
+      help="bf16: bf16 autocast (CPU too); auto: bf16 on CUDA, fp32 on the CPU; both "
+      "(train mode): fp32 and bf16 steps taking turns in one process")  # fmt: skip
     a("--threads", type=int, default=2, help="torch CPU threads")
     p.boolean("--compile", help="torch.compile the encoder")
     a("--tag", default=None, help="a label written into each result row")
@@ -415,6 +459,8 @@ def main() -> None:
     names = selected(args)
     if args.mode == "train" and len(names) == 1:  # one process times it and takes its peak
         rows = [{"config": names[0]}]
+    elif args.mode == "train":
+        rows = [{"config": name, **in_subprocess(name)} for name in names]
     else:
         rows = [{"config": name, **in_subprocess(name)} for name in names]
     if args.mode == "sample":  # the same seed: the same samples as ancestral (when it ran)
@@ -423,15 +469,19 @@ def main() -> None:
             row["identical_to_" + first["config"]] = row.pop("samples") == reference
             row["speedup_vs_" + first["config"]] = first["seconds"] / row["seconds"]
     if args.mode == "train":
-        times = in_subprocess("timing")
-        for row in rows:
-            row.update(times[row["config"]])
+        times, precisions = in_subprocess("timing"), precisions_of(args)
+        rows = [
+            {**row, **times[step_key(row["config"], precision, precisions)]}
+            for row in rows
+            for precision in precisions
+        ]
         if names[0] == "plain":
-            for row in rows[1:]:
-                row["memory_ratio"] = row["peak_gib"] / rows[0]["peak_gib"]
-    stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine":
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-             + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""),
+            plain = {row["precision"]: row["peak_gib"] for row in rows if row["config"] == "plain"}
+            for row in rows:
+                if row["config"] != "plain":
+                    row["memory_ratio"] = row["peak_gib"] / plain[row["precision"]]
+    stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+             "machine": describe_machine(args.device),
              "command": " ".join(["python", "bench/bench.py", *sys.argv[1:]]),
              "settings": {k: v for k, v in vars(args).items() if k != "config"},
              **({"tag": args.tag} if args.tag else {})}  # fmt: skip

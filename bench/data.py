@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.cli import Parser  # noqa: E402
+from common.machine import describe_machine  # noqa: E402
 
 VOCAB = 30522
 MAX_LENGTH = 128
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     row["write_s"] = write_s
     row = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": describe_machine(),
         "command": " ".join(["python", "bench/bench.py", "--mode", "data", *(argv or [])]),
         **row,
     }

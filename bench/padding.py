@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from common.cli import Parser  # noqa: E402
 from common.files import write_text  # noqa: E402
+from common.machine import describe_machine  # noqa: E402
 from diffusion import d3pm_loss  # noqa: E402
 from models import DiffusionConfig, build_model, resolve_model_name  # noqa: E402
 from training.batches import BatchPlan  # noqa: E402
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     for dataset in args.datasets.split(","):
         row = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "machine": describe_machine(),
             "command": " ".join(["python", "bench/bench.py", "--mode", "padding", *(argv or [])]),
             "settings": {k: v for k, v in vars(args).items() if k != "results"},
             **measure(dataset, args),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.cli import Parser  # noqa: E402
+from common.machine import describe_machine  # noqa: E402
 from common.progress import set_quiet  # noqa: E402
 from common.runtime import pick_device, quiet_transformers  # noqa: E402
 from corpora import load_texts, tokenize_texts  # noqa: E402
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         rows += pair_part(a, b, load_data(a, args, args.pair_sentences), args)
     stamp = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()}"
+        "machine": f"{describe_machine()}, {torch.get_num_threads()} threads"
         " threads".strip(), "device": str(args.device), "checkpoint": args.checkpoint,
         "pair": args.pair, "dataset": args.dataset, "split": args.split,
     }  # fmt: skip
