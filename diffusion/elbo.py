@@ -104,7 +104,8 @@ def continuous_nelbo(
     masked at eps), which keeps the estimate an unbiased upper bound without the 1/u variance.
     Each column is an unbiased estimate. ``options`` are ``continuous_draws``'s: ``eps``
     (1e-3), ``noise``, ``estimator`` (``diffusion.estimators``) and ``proposal``. One network
-    call per draw, plus one.
+    call per draw, plus one for the reconstruction (none for ``rao_blackwell``, whose draws
+    carry it: ``time_given_mask``).
     """
     draws, _, recon = continuous_draws(
         diffusion, denoiser, x0, target_mask, mc_samples, generator, **options
@@ -126,6 +127,8 @@ def continuous_draws(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``continuous_nelbo``'s parts: the weighted integral draws (B, K), their times
     v = (u − eps) / (1 − eps) (B, K) and the reconstruction term (B,), all float64.
+    For ``rao_blackwell`` each draw carries its own unbiased share of the reconstruction and
+    the returned term is 0 (no reconstruction call).
 
     ``estimator`` picks how the times and masks are drawn (``diffusion.estimators``),
     ``proposal`` the time density of ``importance`` (default uniform); call k uses ``noise``'s
@@ -167,12 +170,15 @@ def continuous_draws(
             nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
             target = x0[masked].unsqueeze(-1)
             nll[masked] = -log_probs.gather(-1, target).squeeze(-1).to(torch.float64)
-            out[:, k] = (1.0 - eps) * time_given_mask(diffusion, x0, target_mask, masked, nll, eps)
+            integral, recon = time_given_mask(diffusion, x0, target_mask, masked, nll, eps)
+            out[:, k] = (1.0 - eps) * integral + recon
             continue
         rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
         rows = masked.nonzero(as_tuple=True)[0]
         out[:, k].index_add_(0, rows, (1.0 - eps) * rate.to(torch.float64))
         out[:, k] *= weight * p_any
+    if rao_blackwell:
+        return out, times, torch.zeros(batch, dtype=torch.float64, device=x0.device)
     u_eps = torch.full((batch,), eps, dtype=torch.float64, device=x0.device)
     xt, masked, p_any = _mask(diffusion, x0, target_mask, u_eps, noise, mc_samples, conditioned)
     log_probs = denoiser(xt, u_eps, masked)
@@ -189,28 +195,37 @@ def time_given_mask(
     masked: torch.Tensor,
     nll: torch.Tensor,
     eps: float,
-) -> torch.Tensor:
-    """E[f(v, M) / P(any | v) · P(any | v) | M] over the time v ∈ [0, 1] given the mask M, for
-    masks drawn conditioned on masking one target at a uniform time: ∫ P(M | v) f(v, M) dv /
-    ∫ P(M | v) / P(any | v) dv, f(v, M) = Σ_{i∈M} ρ_i(u) nll_i, u = eps + (1 − eps) v, by
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a mask M drawn conditioned on masking one target at a uniform time v, its unbiased
+    shares of the bound's two parts, given M only.
+
+    M's density is r(M) = ∫ P(M | v) / P(any | v) dv, u = eps + (1 − eps) v. The integral's
+    share is E[f(v, M) | M] = ∫ P(M | v) f(v, M) dv / r(M), f(v, M) = Σ_{i∈M} ρ_i(u) nll_i
+    (the caller multiplies it by 1 − eps). The reconstruction's, E_{q(M' | eps)}[Σ_{i∈M'}
+    nll_i(M')] by importance, is P(M | eps) Σ_{i∈M} nll_i / r(M): the network sees M alone,
+    so the draw's own output serves and no call at u = eps is needed. Integrals by
     ``time_quadrature``. Args: x0, target_mask, masked (B, L); nll (B, L) float64, the
-    network's −log p_θ(x0_i | M) at the masked positions. Returns (B,) float64 (0 where
+    network's −log p_θ(x0_i | M) at the masked positions. Returns both (B,) float64 (0 where
     nothing is masked)."""
     v, weights = time_quadrature(x0.device)
-    u = (eps + (1.0 - eps) * v).unsqueeze(-1)  # (J, 1): broadcasts against (B, L)
+    v = torch.cat([v, v.new_zeros(1)])  # the last row: u = eps, for the reconstruction
+    u = (eps + (1.0 - eps) * v).unsqueeze(-1)  # (J + 1, 1): broadcasts against (B, L)
     w = diffusion.centred(x0, target_mask)
     keep = diffusion.alpha_bar(u, w, discrete=False).expand(len(v), *x0.shape)
     rho = diffusion.schedule.loss_weight(u, w).expand_as(keep)
     kept = target_mask & ~masked
     log_keep = keep.clamp_min(1e-300).log()
     log_mask = (1.0 - keep).clamp_min(1e-300).log()
-    log_p = (log_mask * masked).sum(-1) + torch.where(kept, log_keep, 0.0).sum(-1)  # (J, B)
+    log_p = (log_mask * masked).sum(-1) + torch.where(kept, log_keep, 0.0).sum(-1)  # (J+1, B)
     log_any = torch.log(-torch.expm1(torch.where(target_mask, log_keep, 0.0).sum(-1)))
-    f = (rho * nll * masked).sum(-1)  # (J, B)
+    f = (rho * nll * masked).sum(-1)  # (J + 1, B)
+    log_p, log_p_eps = log_p[:-1], log_p[-1]
     shift = log_p.max(0).values
-    num = (weights[:, None] * (log_p - shift).exp() * f).sum(0)
-    den = (weights[:, None] * (log_p - log_any - shift).exp()).sum(0)
-    return torch.where(masked.any(-1), num / den, 0.0)
+    num = (weights[:, None] * (log_p - shift).exp() * f[:-1]).sum(0)
+    den = (weights[:, None] * (log_p - log_any[:-1] - shift).exp()).sum(0)
+    recon = (log_p_eps - shift).exp() * (nll * masked).sum(-1) / den
+    any_masked = masked.any(-1)
+    return torch.where(any_masked, num / den, 0.0), torch.where(any_masked, recon, 0.0)
 
 
 def _mask(

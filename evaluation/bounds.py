@@ -28,9 +28,14 @@ CONTINUOUS_EPS = 1e-3  # continuous_nelbo's default eps
 TERM_BUCKETS = 16
 
 
-def calls_per_batch(bound: str, num_steps: int, step_size: int, mc_samples: int) -> int:
-    """Network calls one batch of ``sequence_nelbo`` makes."""
-    return num_steps // step_size if bound == "discrete" else mc_samples + 1
+def calls_per_batch(
+    bound: str, num_steps: int, step_size: int, mc_samples: int, estimator: str = "plain"
+) -> int:
+    """Network calls one batch of ``sequence_nelbo`` makes: T/S terms, or K draws plus the
+    reconstruction (which ``rao_blackwell``'s draws carry: no call of its own)."""
+    if bound == "discrete":
+        return num_steps // step_size
+    return mc_samples + (estimator != "rao_blackwell")
 
 
 class Terms:
@@ -104,8 +109,11 @@ class TermRecorder:
             nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
             target = x0[masked].unsqueeze(-1)
             nll[masked] = -log_probs.gather(-1, target).squeeze(-1).double()
-            per_row = time_given_mask(diffusion, x0, target_mask, masked, nll, CONTINUOUS_EPS)
+            per_row, recon = time_given_mask(
+                diffusion, x0, target_mask, masked, nll, CONTINUOUS_EPS
+            )
             self.terms.add(u, per_row, (1.0 - CONTINUOUS_EPS) / self.mc_samples)
+            self.terms.reconstruction += recon.sum().item() / self.mc_samples
         elif self.call <= self.mc_samples:
             rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
             per_row.index_add_(0, rows, rate.to(torch.float64))
@@ -193,7 +201,7 @@ def sequence_bounds(
     """
     generator = torch.Generator(device=device).manual_seed(seed)
     values, tokens = [], []
-    per_batch = calls_per_batch(bound, diffusion.num_steps, step_size, mc_samples)
+    per_batch = calls_per_batch(bound, diffusion.num_steps, step_size, mc_samples, estimator)
     bar = progress_bar(
         total * per_batch if total is not None else None, "bound", "call", enabled=progress
     )

@@ -81,7 +81,7 @@ def likelihood_record(
     back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
     values, tokens = values[back], tokens[back]
     calls += math.ceil(len(ids) / batch_size) * calls_per_batch(
-        bound, ckpt.config.num_steps, step_size, mc_samples
+        bound, ckpt.config.num_steps, step_size, mc_samples, estimator
     )
     words = torch.tensor(num_words)
     record = {

@@ -161,7 +161,7 @@ def test_conditioned_mask_has_the_conditional_law():
         assert abs(counts[code].item() / n - p) < 4 * se
 
 
-def exact_continuous(diffusion, net, x0: torch.Tensor, nodes: int = 60) -> float:
+def exact_continuous(diffusion, net, x0: torch.Tensor, nodes: int = 60, eps: float = EPS) -> float:
     """The continuous NELBO with the reconstruction step at eps, exactly: the 2^L masking
     patterns enumerated at each time, Gauss–Legendre quadrature over u in [eps, 1]."""
     target = torch.ones(1, L, dtype=torch.bool)
@@ -191,24 +191,24 @@ def exact_continuous(diffusion, net, x0: torch.Tensor, nodes: int = 60) -> float
 
     integral = (
         sum(
-            w * expected(EPS + (1 - EPS) * (p + 1) / 2, False)
+            w * expected(eps + (1 - eps) * (p + 1) / 2, False)
             for p, w in zip(points, weights, strict=True)
         )
-        * (1 - EPS)
+        * (1 - eps)
         / 2
     )
-    return integral + expected(EPS, True)
+    return integral + expected(eps, True)
 
 
-def z_score(diffusion, net, x0, estimator, proposal=None, weightless=False, n=6000):
+def z_score(diffusion, net, x0, estimator, proposal=None, weightless=False, n=6000, eps=EPS):
     """(mean of n one-draw-per-sentence estimates − exact) / its standard error."""
-    exact = exact_continuous(diffusion, net, x0)
+    exact = exact_continuous(diffusion, net, x0, eps=eps)
     proposal_used = proposal
     if weightless:  # draws from the proposal without dividing by its density: biased
         proposal_used = BiasedProposal(proposal.edges, proposal.density)
     draws = continuous_nelbo(
         diffusion, net, x0.expand(n, L), torch.ones(n, L, dtype=torch.bool), 2,
-        torch.Generator().manual_seed(5), eps=EPS, estimator=estimator, proposal=proposal_used,
+        torch.Generator().manual_seed(5), eps=eps, estimator=estimator, proposal=proposal_used,
     ).mean(-1)  # fmt: skip
     return (draws.mean().item() - exact) / (draws.std().item() / math.sqrt(n))
 
