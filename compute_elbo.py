@@ -52,8 +52,10 @@ def build_parser() -> Parser:
         choices=choices(ESTIMATORS),
         help="continuous bound: plain (iid masks), conditioned (masks conditioned on masking "
         "one, scaled by its probability), importance (conditioned, times from a fitted "
-        "proposal), antithetic, or rao_blackwell (conditioned, each score averaged over the "
-        "time given its mask: --timestep none models without the spindle); all unbiased",
+        "proposal), antithetic, rao_blackwell (conditioned, each score averaged over the "
+        "time given its mask: --timestep none models without the spindle) or "
+        "rao_blackwell_cv (rao_blackwell minus a control variate, the NLLs with every token "
+        "masked, whose expectation is known; one more call); all unbiased",
     )
     a(
         "--proposal",

@@ -12,6 +12,8 @@ import torch
 
 from diffusion.errors import ParameterError, check_step_size
 from diffusion.estimators import (
+    CONDITIONED,
+    RAO_BLACKWELL,
     TimeProposal,
     check_estimator,
     conditioned_mask,
@@ -105,7 +107,7 @@ def continuous_nelbo(
     Each column is an unbiased estimate. ``options`` are ``continuous_draws``'s: ``eps``
     (1e-3), ``noise``, ``estimator`` (``diffusion.estimators``) and ``proposal``. One network
     call per draw, plus one for the reconstruction (none for ``rao_blackwell``, whose draws
-    carry it: ``time_given_mask``).
+    carry it: ``time_given_mask``; for ``rao_blackwell_cv`` the one is ``context_free``'s).
     """
     draws, _, recon = continuous_draws(
         diffusion, denoiser, x0, target_mask, mc_samples, generator, **options
@@ -128,7 +130,8 @@ def continuous_draws(
     """``continuous_nelbo``'s parts: the weighted integral draws (B, K), their times
     v = (u − eps) / (1 − eps) (B, K) and the reconstruction term (B,), all float64.
     For ``rao_blackwell`` each draw carries its own unbiased share of the reconstruction and
-    the returned term is 0 (no reconstruction call).
+    the returned term is 0 (no reconstruction call); ``rao_blackwell_cv``'s draws also carry
+    the control variate's expectation (``context_free``, its call made first).
 
     ``estimator`` picks how the times and masks are drawn (``diffusion.estimators``),
     ``proposal`` the time density of ``importance`` (default uniform); call k uses ``noise``'s
@@ -138,15 +141,19 @@ def continuous_draws(
     check_estimator(estimator)
     batch = x0.shape[0]
     noise = noise or BatchNoise(batch, x0.shape[1], generator, x0.device)
-    conditioned = estimator in ("conditioned", "importance", "rao_blackwell")
+    conditioned = estimator in CONDITIONED
     antithetic = estimator == "antithetic"
-    rao_blackwell = estimator == "rao_blackwell"
+    rao_blackwell = estimator in RAO_BLACKWELL
     if rao_blackwell and diffusion.candidate_rates:
         raise ParameterError(
             "estimator",
-            "estimator 'rao_blackwell' needs reveal rates that do not depend on the candidate "
+            f"estimator {estimator!r} needs reveal rates that do not depend on the candidate "
             "token: a schedule without the spindle, or the official protocol",
         )
+    baseline_nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
+    baseline = torch.zeros(batch, dtype=torch.float64, device=x0.device)
+    if estimator == "rao_blackwell_cv":
+        baseline_nll, baseline = context_free(diffusion, denoiser, x0, target_mask)
     proposal = proposal if estimator == "importance" and proposal else TimeProposal.uniform()
     out = torch.zeros(batch, mc_samples, dtype=torch.float64, device=x0.device)
     times = torch.zeros_like(out)
@@ -170,8 +177,9 @@ def continuous_draws(
             nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
             target = x0[masked].unsqueeze(-1)
             nll[masked] = -log_probs.gather(-1, target).squeeze(-1).to(torch.float64)
+            nll = nll - baseline_nll * masked
             integral, recon = time_given_mask(diffusion, x0, target_mask, masked, nll, eps)
-            out[:, k] = (1.0 - eps) * integral + recon
+            out[:, k] = (1.0 - eps) * integral + recon + baseline
             continue
         rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
         rows = masked.nonzero(as_tuple=True)[0]
@@ -186,6 +194,37 @@ def continuous_draws(
     rows = masked.nonzero(as_tuple=True)[0]
     recon = torch.zeros(batch, dtype=torch.float64, device=x0.device).index_add(0, rows, recon)
     return out, times, recon * p_any
+
+
+def context_free(
+    diffusion: AbsorbingDiffusion,
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    target_mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rao_blackwell_cv``'s control variate, from one network call with every target masked:
+    g (B, L) float64, each target token's NLL then (0 elsewhere), and the bound of a network
+    whose NLLs were g whatever the mask, Σ_i g_i (1 − ᾱ_i(1)) (B,) float64. (Each token's
+    share is ∫_eps^1 ρ_i (1 − ᾱ_i) du = ᾱ_i(eps) − ᾱ_i(1) plus the reconstruction's
+    1 − ᾱ_i(eps), since ρ_i = −ᾱ_i' / (1 − ᾱ_i).)"""
+    ones = torch.ones(x0.shape[0], dtype=torch.float64, device=x0.device)
+    log_probs = denoiser(x0.masked_fill(target_mask, diffusion.mask_id), ones, target_mask)
+    return context_free_values(diffusion, x0, target_mask, log_probs)
+
+
+def context_free_values(
+    diffusion: AbsorbingDiffusion,
+    x0: torch.Tensor,
+    target_mask: torch.Tensor,
+    log_probs: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``context_free``'s g (B, L) and expectation (B,) from its call's ``log_probs`` (N, V),
+    N = the target tokens of x0 in row-major order."""
+    g = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
+    g[target_mask] = -log_probs.gather(-1, x0[target_mask].unsqueeze(-1)).squeeze(-1).double()
+    ones = torch.ones(x0.shape[0], dtype=torch.float64, device=x0.device)
+    keep = diffusion.alpha_bar(ones, diffusion.centred(x0, target_mask), discrete=False)
+    return g, (g * (1.0 - keep.expand_as(g))).sum(-1)
 
 
 def time_given_mask(

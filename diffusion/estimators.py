@@ -23,6 +23,13 @@ integrals computed by quadrature (``time_quadrature``) with no further network c
 its tokens times the number of targets. It needs the true reveal rate ρ_i to be the model's
 (no spindle, or the ``official`` protocol), and a time-agnostic network.
 
+``rao_blackwell_cv``: ``rao_blackwell`` with a control variate. One more network call gives
+every target token's NLL with all targets masked, g_i. The same score computed with g in
+place of the network's NLLs has a known expectation, Σ_i g_i (1 − ᾱ_i(1)) (the bound of a
+network that ignores the context), so each draw scores that plus the ``rao_blackwell`` score
+of the differences nll_i − g_i: only what the context adds is left to Monte Carlo. Unbiased
+for any g; its variance is small when the context changes the NLLs little.
+
 ``antithetic``: draws in pairs: a stratified time v with mask uniforms U, then its mirror,
 time 1 − v with uniforms 1 − U (where one masks a token the other tends to keep). Each draw
 alone is a draw of ``plain``, so the average stays unbiased.
@@ -39,7 +46,17 @@ import torch
 
 from diffusion.errors import ParameterError
 
-ESTIMATORS = ("plain", "conditioned", "importance", "antithetic", "rao_blackwell")
+ESTIMATORS = ("plain", "conditioned", "importance", "antithetic", "rao_blackwell",
+              "rao_blackwell_cv")  # fmt: skip
+RAO_BLACKWELL = ("rao_blackwell", "rao_blackwell_cv")
+CONDITIONED = ("conditioned", "importance", *RAO_BLACKWELL)  # masks conditioned on one
+
+
+def network_calls(estimator: str, draws: int) -> int:
+    """Network calls of the continuous bound with ``draws`` draws: one each, plus the
+    reconstruction at eps (which ``rao_blackwell``'s draws carry) or the all-masked call of
+    ``rao_blackwell_cv``."""
+    return draws + (estimator != "rao_blackwell")
 
 
 def check_estimator(estimator: str) -> None:

@@ -19,7 +19,8 @@ from diffusion import (
     continuous_nelbo,
     discrete_nelbo,
 )
-from diffusion.elbo import continuous_integrand, time_given_mask
+from diffusion.elbo import context_free_values, continuous_integrand, time_given_mask
+from diffusion.estimators import CONDITIONED, RAO_BLACKWELL, network_calls
 from diffusion.kl import masked_kl
 from diffusion.types import Denoiser
 
@@ -31,11 +32,11 @@ TERM_BUCKETS = 16
 def calls_per_batch(
     bound: str, num_steps: int, step_size: int, mc_samples: int, estimator: str = "plain"
 ) -> int:
-    """Network calls one batch of ``sequence_nelbo`` makes: T/S terms, or K draws plus the
-    reconstruction (which ``rao_blackwell``'s draws carry: no call of its own)."""
+    """Network calls one batch of ``sequence_nelbo`` makes: T/S terms, or the continuous
+    bound's (``diffusion.estimators.network_calls``)."""
     if bound == "discrete":
         return num_steps // step_size
-    return mc_samples + (estimator != "rao_blackwell")
+    return network_calls(estimator, mc_samples)
 
 
 class Terms:
@@ -58,6 +59,12 @@ class Terms:
         self.nats.index_add_(0, index, nats.double().cpu() * weight)
         self.draws.index_add_(0, index, torch.ones_like(index))
 
+    def add_profile(self, nats: torch.Tensor, reconstruction: float) -> None:
+        """A known part of the bound, not a draw: nats (buckets,) per t bucket and its
+        reconstruction share (``rao_blackwell_cv``'s control variate)."""
+        self.nats += nats.double().cpu()
+        self.reconstruction += reconstruction
+
     def figures(self, tokens: int) -> dict:
         return {
             "t_low": self.edges[:-1].tolist(),
@@ -77,7 +84,7 @@ class TermRecorder:
     def __init__(self, diffusion, denoiser, bound, step_size, mc_samples, bar, terms=None):
         self.diffusion, self.denoiser, self.bound = diffusion, denoiser, bound
         self.step_size, self.mc_samples, self.bar, self.terms = step_size, mc_samples, bar, terms
-        self.x0 = self.target_mask = None
+        self.x0 = self.target_mask = self.context_free_nll = None
         self.call = 0
         self.estimator, self.proposal = "plain", None
 
@@ -105,10 +112,14 @@ class TermRecorder:
                 self.terms.reconstruction += per_row.sum().item()
             else:
                 self.terms.add(u_t, per_row, 1.0)
-        elif self.call <= self.mc_samples and self.estimator == "rao_blackwell":
+        elif self.estimator == "rao_blackwell_cv" and self.call == 1:
+            self._context_free(log_probs)
+        elif self.estimator in RAO_BLACKWELL:
             nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
             target = x0[masked].unsqueeze(-1)
             nll[masked] = -log_probs.gather(-1, target).squeeze(-1).double()
+            if self.estimator == "rao_blackwell_cv":
+                nll = nll - self.context_free_nll * masked
             per_row, recon = time_given_mask(
                 diffusion, x0, target_mask, masked, nll, CONTINUOUS_EPS
             )
@@ -125,11 +136,24 @@ class TermRecorder:
             per_row.index_add_(0, rows, nll)
             self.terms.reconstruction += (per_row * self._factor(u)).sum().item()
 
+    def _context_free(self, log_probs: torch.Tensor) -> None:
+        """``rao_blackwell_cv``'s first call: keep g for the draws, and add the control
+        variate's expectation to the buckets where it lies: Σ_i g_i (ᾱ_i(a) − ᾱ_i(b)) for a
+        bucket [a, b] of u ≥ eps, Σ_i g_i (1 − ᾱ_i(eps)) to the reconstruction."""
+        diffusion, x0, target_mask = self.diffusion, self.x0, self.target_mask
+        g, _ = context_free_values(diffusion, x0, target_mask, log_probs)
+        self.context_free_nll = g
+        edges = self.terms.edges.to(x0.device).clamp_min(CONTINUOUS_EPS).unsqueeze(-1)
+        w = diffusion.centred(x0, target_mask)
+        keep = diffusion.alpha_bar(edges, w, discrete=False).expand(len(edges), *x0.shape)
+        per_bucket = ((keep[:-1] - keep[1:]) * g).sum((-1, -2))
+        self.terms.add_profile(per_bucket, ((1.0 - keep[0]) * g).sum().item())
+
     def _factor(self, u: torch.Tensor) -> torch.Tensor:
         """What the estimator multiplies a continuous draw at times u (B,) by: P(at least one
         target masked) for a conditioned mask, over the proposal's density for importance."""
         factor = torch.ones_like(u, dtype=torch.float64)
-        if self.estimator in ("conditioned", "importance", "rao_blackwell"):
+        if self.estimator in CONDITIONED:
             w = self.diffusion.centred(self.x0, self.target_mask)
             keep = self.diffusion.alpha_bar(u, w, discrete=False).expand(self.x0.shape)
             factor = 1.0 - torch.where(self.target_mask, keep, 1.0).prod(-1)

@@ -11,6 +11,7 @@ from common.errors import UsageError
 from corpora import toy
 from corpora.collate import collate
 from diffusion import TimeProposal
+from diffusion.estimators import RAO_BLACKWELL
 from evaluation.bounds import Terms, calls_per_batch, length_nll, sequence_bounds, summarise
 from evaluation.proposal import fit_proposal, pilot_calls
 from evaluation.report import NOT_A_BOUND
@@ -53,9 +54,9 @@ def likelihood_record(
     pad = ckpt.tokenizer.pad_token_id
     ids_str = sentence_ids(ids)
     estimator = estimator if bound == "continuous" else "plain"
-    if estimator == "rao_blackwell" and ckpt.config.timestep != "none":
+    if estimator in RAO_BLACKWELL and ckpt.config.timestep != "none":
         raise UsageError(
-            f"--estimator rao_blackwell needs a network that does not see the time; "
+            f"--estimator {estimator} needs a network that does not see the time; "
             f"{ckpt.path} was trained with --timestep {ckpt.config.timestep}: use "
             "--estimator conditioned"
         )

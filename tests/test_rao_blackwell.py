@@ -1,6 +1,7 @@
-"""The ``rao_blackwell`` estimator of the continuous bound: its time integral against a dense
-numerical reference, unbiasedness by enumeration, never more variance than ``conditioned``
-on the same draws, and the cases it refuses."""
+"""The ``rao_blackwell`` estimators of the continuous bound: the time integral against a
+dense numerical reference, unbiasedness by enumeration (with and without the control
+variate), never more variance than ``conditioned`` on the same draws, the control variate's
+zero variance for a network that ignores the context, and the cases they refuse."""
 
 import math
 
@@ -12,7 +13,7 @@ from diffusion import ParameterError, continuous_nelbo
 from diffusion.elbo import time_given_mask
 from diffusion.estimators import time_quadrature
 from tests.enumeration import L, TinyNet, make_diffusion
-from tests.test_paired import EPS, RowNet, z_score
+from tests.test_paired import EPS, RowNet, exact_continuous, z_score
 
 
 def test_the_quadrature_integrates_what_varies_near_zero():
@@ -55,32 +56,59 @@ def test_the_time_given_the_mask_matches_a_dense_reference(n, k):
     assert recon.item() == pytest.approx(expected_recon, rel=1e-6)
 
 
+ESTIMATORS = ("rao_blackwell", "rao_blackwell_cv")
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
 @pytest.mark.parametrize(("lam", "protocol"), [(0.0, "exact"), (0.3, "official")])
-def test_rao_blackwell_is_unbiased(lam, protocol):
+def test_rao_blackwell_is_unbiased(lam, protocol, estimator):
     """Within 3 standard errors of the exact bound (enumeration and quadrature), with and
     without per-token rates (the spindle under the official protocol)."""
     diffusion, net = make_diffusion(lam, 1024, protocol), TinyNet(2)
     for ids in [(0, 3), (4, 1)]:
-        assert abs(z_score(diffusion, net, torch.tensor([ids]), "rao_blackwell")) < 3
+        assert abs(z_score(diffusion, net, torch.tensor([ids]), estimator)) < 3
 
 
-def test_the_reconstruction_its_draws_carry_is_unbiased():
+class ContextFreeNet(TinyNet):
+    """TinyNet without its context term: logits at position i = A[i], whatever is masked."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__(seed)
+        self.b = torch.zeros_like(self.b)
+
+
+@pytest.mark.parametrize(("lam", "protocol", "eps"), [(0.0, "exact", EPS), (0.3, "official", 0.2)])
+def test_the_control_variate_leaves_nothing_to_chance_without_context(lam, protocol, eps):
+    """For a network that ignores the context the control variate is the score itself: every
+    draw of ``rao_blackwell_cv`` equals the exact bound, to rounding."""
+    diffusion, net = make_diffusion(lam, 1024, protocol), ContextFreeNet(4)
+    for ids in [(0, 3), (4, 1)]:
+        x0 = torch.tensor([ids])
+        exact = exact_continuous(diffusion, net, x0, eps=eps)
+        draws = continuous_nelbo(diffusion, net, x0.expand(50, 2), torch.ones(50, 2).bool(), 3,
+                                 torch.Generator().manual_seed(1), eps=eps,
+                                 estimator="rao_blackwell_cv")  # fmt: skip
+        assert draws.std().item() < 1e-9 and draws.mean().item() == pytest.approx(exact, rel=1e-9)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_the_reconstruction_its_draws_carry_is_unbiased(estimator):
     """At eps = 0.2 the reconstruction step masks a token with probability 0.36, so a wrong
     share of it in the draws shows (its share scaled by 0.8 failed this test, checked once);
     at eps = 1e-3 it is too small to see."""
     diffusion, net = make_diffusion(0.0, 1024), TinyNet(2)
     for ids in [(0, 3), (4, 1)]:
         x0 = torch.tensor([ids])
-        assert abs(z_score(diffusion, net, x0, "rao_blackwell", eps=0.2)) < 3
+        assert abs(z_score(diffusion, net, x0, estimator, eps=0.2)) < 3
 
 
 def test_its_draws_carry_the_reconstruction_and_make_k_calls():
     """K draws, K network calls: no call at u = eps, and ``calls_per_batch`` says so; the
-    other estimators make K + 1."""
+    other estimators make K + 1 (for ``rao_blackwell_cv`` the one is the all-masked call)."""
     from evaluation.bounds import calls_per_batch
 
     diffusion, target = make_diffusion(0.0, 1024), torch.ones(1, 2, dtype=torch.bool)
-    for estimator in ("rao_blackwell", "conditioned"):
+    for estimator in ("rao_blackwell", "rao_blackwell_cv", "conditioned"):
         net = CountingNet(TinyNet(2))
         continuous_nelbo(diffusion, net, torch.tensor([[0, 3]]), target, 4, eps=EPS,
                          estimator=estimator)  # fmt: skip
@@ -119,15 +147,17 @@ def test_rao_blackwell_never_adds_variance_to_the_same_draws():
         assert abs(blackwell.mean() - conditioned.mean()).item() < 4 * se
 
 
-def test_rao_blackwell_refuses_rates_that_depend_on_the_candidate():
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_rao_blackwell_refuses_rates_that_depend_on_the_candidate(estimator):
     diffusion = make_diffusion(0.3, 1024)  # spindle, exact protocol
-    with pytest.raises(ParameterError, match="rao_blackwell' needs reveal rates"):
+    with pytest.raises(ParameterError, match=f"{estimator}' needs reveal rates"):
         target = torch.ones(1, L, dtype=torch.bool)
         continuous_nelbo(diffusion, TinyNet(0), torch.tensor([[0, 3]]), target, 1,
-                         estimator="rao_blackwell")  # fmt: skip
+                         estimator=estimator)  # fmt: skip
 
 
-def test_a_model_that_sees_the_time_is_refused(tiny_bert, tokenizer):
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_a_model_that_sees_the_time_is_refused(tiny_bert, tokenizer, estimator):
     from common.errors import UsageError
     from evaluation.likelihood import likelihood_record
     from models import DiffusionConfig, build_model
@@ -138,10 +168,11 @@ def test_a_model_that_sees_the_time_is_refused(tiny_bert, tokenizer):
     ckpt = Checkpoint(model, tokenizer, config, None, tiny_bert, None)
     with pytest.raises(UsageError, match="--timestep token: use --estimator conditioned"):
         likelihood_record(ckpt, [[1000, 1001]], [1], "continuous", 1, 2, "exact", 4, 0,
-                          torch.device("cpu"), estimator="rao_blackwell")  # fmt: skip
+                          torch.device("cpu"), estimator=estimator)  # fmt: skip
 
 
-def test_its_terms_add_up_to_the_bound():
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_its_terms_add_up_to_the_bound(estimator):
     from corpora.collate import collate
     from evaluation.bounds import Terms, sequence_bounds
     from evaluation.sentences import noise_keys, sentence_ids
@@ -151,7 +182,7 @@ def test_its_terms_add_up_to_the_bound():
     terms = Terms()
     values, _ = sequence_bounds(
         make_diffusion(0.0, 16), RowNet(), [collate(rows, 0)], "continuous", 1, 4, terms=terms,
-        keys=noise_keys(1, sentence_ids(rows)), estimator="rao_blackwell",
+        keys=noise_keys(1, sentence_ids(rows)), estimator=estimator,
     )  # fmt: skip
     total = terms.nats.sum().item() + terms.reconstruction
     assert total == pytest.approx(values.mean(-1).sum().item(), rel=1e-9)
