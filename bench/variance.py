@@ -3,8 +3,9 @@
 python bench/bench.py --mode variance --checkpoint A [--pair B] [flags]
 
 For one checkpoint, on the first --sentences sentences of the split: each estimator of the
-continuous bound (plain, conditioned, importance) at each --draws K (K + 1 network calls per
-sentence, plus the importance pilot's share) is run with --replicates seeds; a sentence's Monte
+continuous bound (--estimators) at each --draws K (K + 1 network calls per sentence, K for
+rao_blackwell, plus the importance pilot's share; or --calls C: each estimator with the draws
+that cost C calls) is run with --replicates seeds; a sentence's Monte
 Carlo standard error is the standard deviation of its estimate over the seeds, reported as the
 root mean square over sentences. With --pair B: A and B bounded with one seed (common random
 numbers; importance reuses A's proposal for B), the half-width of the paired 95% interval of
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ from common.progress import set_quiet  # noqa: E402
 from common.runtime import pick_device, quiet_transformers  # noqa: E402
 from corpora import load_texts, tokenize_texts  # noqa: E402
 from diffusion import ESTIMATORS, TimeProposal  # noqa: E402
+from diffusion.estimators import network_calls  # noqa: E402
 from evaluation.compare import paired  # noqa: E402
 from evaluation.likelihood import likelihood_record  # noqa: E402
 from models import load_checkpoint  # noqa: E402
@@ -50,6 +53,8 @@ def build_parser() -> Parser:
     a("--sentences", type=int, default=64, help="sentences of the Monte Carlo error part")
     a("--pair_sentences", type=int, default=128, help="sentences of the paired part")
     a("--draws", default="3,11", help="comma-separated K: draws per sentence")
+    a("--calls", default=None, help="comma-separated network calls per sentence: each "
+      "estimator at the draws that cost that many (instead of --draws)")  # fmt: skip
     a("--replicates", type=int, default=8, help="seeds per configuration (error part)")
     a("--discrete_steps", type=int, default=128, help="terms of the discrete bound (T/S)")
     a("--estimators", default=",".join(ESTIMATORS), help="which estimators")
@@ -71,11 +76,23 @@ def bound(ckpt, data, args, kind, seed, estimator="plain", draws=1, proposal=Non
     )  # fmt: skip
 
 
+def per_sentence(network_calls: int, n: int, args) -> float:
+    """Times a sentence passes through the network: the calls of a record over its batches."""
+    return network_calls / math.ceil(n / args.batch_size)
+
+
+def draw_counts(args, estimator: str) -> list[int]:
+    """The K of ``estimator``: --draws, or with --calls the K that cost each many calls."""
+    if args.calls is None:
+        return [int(k) for k in args.draws.split(",")]
+    return [int(c) - network_calls(estimator, 0) for c in args.calls.split(",")]
+
+
 def error_part(ckpt, data, args) -> list[dict]:
     """Per-sentence Monte Carlo s.e. of each estimator and K, over ``replicates`` seeds."""
     rows = []
     for estimator in args.estimators.split(","):
-        for draws in (int(k) for k in args.draws.split(",")):
+        for draws in draw_counts(args, estimator):
             runs = [
                 bound(ckpt, data, args, "continuous", seed, estimator, draws)
                 for seed in range(args.replicates)
@@ -86,7 +103,7 @@ def error_part(ckpt, data, args) -> list[dict]:
             n = nats.shape[1]
             rows.append({
                 "part": "mc_error", "estimator": estimator, "draws": draws,
-                "calls_per_sentence": runs[0]["network_calls"] * args.batch_size / n,
+                "calls_per_sentence": per_sentence(runs[0]["network_calls"], n, args),
                 "mc_se_per_sentence_rms": variance.mean().sqrt().item(),
                 "mc_se_of_mean_nats_per_token": variance.sum().sqrt().item() / tokens,
                 "nats_per_token": nats.sum(1).mean().item() / tokens,
@@ -103,7 +120,7 @@ def pair_part(a, b, data, args) -> list[dict]:
     rows = []
     settings = [("discrete", "plain", 1)] if args.discrete else []
     settings += [
-        ("continuous", e, int(k)) for e in args.estimators.split(",") for k in args.draws.split(",")
+        ("continuous", e, k) for e in args.estimators.split(",") for k in draw_counts(args, e)
     ]
     for kind, estimator, draws in settings:
         first = bound(a, data, args, kind, 0, estimator, draws)
@@ -113,8 +130,9 @@ def pair_part(a, b, data, args) -> list[dict]:
         figures = paired(first, second)["per_word"]
         rows.append({
             "part": "pair", "bound": kind, "estimator": estimator if kind == "continuous"
-            else None, "draws": draws, "calls_per_sentence": first["network_calls"]
-            * args.batch_size / n, "difference_per_word": figures["difference"],
+            else None, "draws": draws,
+            "calls_per_sentence": per_sentence(first["network_calls"], n, args),
+            "difference_per_word": figures["difference"],
             "paired_half_width_95": (figures["interval"][1] - figures["interval"][0]) / 2,
             "paired_se": figures["paired_se"], "unpaired_se": figures["unpaired_se"],
             "unpaired_over_paired": figures["unpaired_over_paired"], "sentences": n,
