@@ -322,11 +322,12 @@ def grid(args: argparse.Namespace) -> None:
             before = results.read_text() if results.is_file() else ""
             write_text(results, before + json.dumps(record) + "\n")
     from ablation_plots import write_pictures
-    from ablation_table import summary
+    from ablation_table import earlier_grids, summary
 
     with contextlib.suppress(FileNotFoundError):
         write_json(output / "pictures.json", write_pictures(results, output))
-        write_text(output / "summary.md", summary(read_jsonl(results), output))
+        text = summary(read_jsonl(results), output, earlier_grids(output))
+        write_text(output / "summary.md", text)
     print(f"ablation: results in {results}")
 
 

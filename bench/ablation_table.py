@@ -210,11 +210,62 @@ def table(rows: Rows) -> list[str]:
     return lines
 
 
-def summary(records: list[dict], folder: Path | None = None) -> str:
-    """The whole summary as Markdown; ``folder`` holds the runs' per-sentence files."""
+def earlier_grids(folder: Path) -> dict[str, list[dict]]:
+    """{subfolder name: its records} for every ``<folder>/<name>/results.jsonl``: the grids
+    kept beside this one (another budget, another machine); a damaged one is skipped."""
+    grids = {}
+    for path in sorted(folder.glob("*/results.jsonl")):
+        try:
+            records = read_jsonl(path)
+            check_records(records, path)
+        except UsageError:
+            continue
+        if records:
+            grids[path.parent.name] = records
+    return grids
+
+
+def budget_table(records: list[dict], earlier: dict[str, list[dict]]) -> list[str]:
+    """Each row's discrete bound (nats/word, mean over its seeds; the seeds in brackets) in
+    the earlier grids (fewest steps first) and in this one, side by side, and this grid's
+    change from the first grid that has the row."""
+
+    def steps(runs: list[dict]) -> str:
+        budget = runs[0].get("budget", {}).get("steps")
+        precision = runs[0].get("precision")
+        return f"{budget} steps" + (f", {precision}" if precision else "")
+
+    ordered = sorted(earlier.items(), key=lambda item: (item[1][0].get("budget", {}).get(
+        "steps", 0), item[0]))  # fmt: skip
+    columns = [(label, by_row(runs), steps(runs)) for label, runs in ordered]
+    columns.append(("this grid", by_row(records), steps(records)))
+    head = "| row | " + " | ".join(f"{label} ({what})" for label, _, what in columns)
+    lines = [head + " | change from the first |", "|" + "---|" * (len(columns) + 2)]
+    for name in columns[-1][1]:
+        cells = []
+        for _, rows, _ in columns:
+            runs = rows.get(name)
+            cells.append(f"{mean_nats_per_word(runs):.3f} ({len(runs)})" if runs else "—")
+        first = next((rows[name] for _, rows, _ in columns if name in rows), None)
+        change = mean_nats_per_word(columns[-1][1][name]) - mean_nats_per_word(first)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {change:+.3f} |")
+    return lines
+
+
+def summary(records: list[dict], folder: Path | None = None, earlier: dict | None = None) -> str:
+    """The whole summary as Markdown; ``folder`` holds the runs' per-sentence files,
+    ``earlier`` the grids kept beside this one ({label: records}, ``earlier_grids``)."""
     rows = by_row(records)
     lines = ["Mean over seeds; s.e. over test sentences (mean of the seeds' s.e.).", ""]
     lines += table(rows)
+    if earlier:
+        lines += [
+            "",
+            "Budgets side by side (discrete bound, nats/word, mean over the seeds in "
+            "brackets; the same first test sentences):",
+            "",
+            *budget_table(records, earlier),
+        ]
     pairs = paper_pairs(rows, folder)
     agree = sum(p["agrees"] for p in pairs)
     lines += [
@@ -307,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     if not records:
         sys.exit(f"error: {path}: no runs yet; run `bash run.sh ablation` first")
     try:
-        text = summary(records, path.parent)
+        text = summary(records, path.parent, earlier_grids(path.parent))
     except UsageError as error:
         sys.exit(f"error: {error}")
     print(text, end="")

@@ -261,3 +261,29 @@ def test_a_damaged_results_file_stops_the_grid_before_any_work(tmp_path):
     with pytest.raises(SystemExit, match=r"--output .*results.jsonl:2: not valid JSON"):
         ablation.main(["--output", str(tmp_path), "--runs_dir", str(tmp_path / "runs")])
     assert not (tmp_path / "runs").exists()
+
+
+def test_earlier_grids_are_set_side_by_side_fewest_steps_first(tmp_path):
+    """Grids kept in subfolders (another budget or machine) become columns ordered by steps;
+    each row's mean over its seeds, and this grid's change from the first grid with the row."""
+
+    def at(steps: int, *runs: dict) -> list[dict]:
+        return [{**run, "budget": {"steps": steps}} for run in runs]
+
+    grids = {
+        "steps300": at(300, _record("a", 1, 5.0, [6.0]), _record("a", 2, 5.4, [6.0])),
+        "other600": at(600, _record("b", 1, 3.0, [4.0])),
+    }
+    for name, runs in grids.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "results.jsonl").write_text('{"row": \n')
+    earlier = ablation_table.earlier_grids(tmp_path)
+    assert list(earlier) == ["other600", "steps300"]  # the damaged one is skipped
+    records = at(600, _record("a", 1, 4.0, [5.0]), _record("b", 1, 3.5, [4.0]))
+    lines = ablation_table.budget_table(records, earlier)
+    assert lines[0].startswith("| row | steps300 (300 steps) | other600 (600 steps) | this grid")
+    assert lines[2] == "| a | 5.200 (2) | — | 4.000 (1) | -1.200 |"
+    assert lines[3] == "| b | — | 3.000 (1) | 3.500 (1) | +0.500 |"
+    assert "Budgets side by side" in ablation_table.summary(records, None, earlier)
