@@ -83,9 +83,16 @@ def per_sentence(network_calls: int, n: int, args) -> float:
 
 def draw_counts(args, estimator: str) -> list[int]:
     """The K of ``estimator``: --draws, or with --calls the K that cost each many calls."""
-    if args.calls is None:
-        return [int(k) for k in args.draws.split(",")]
-    return [int(c) - network_calls(estimator, 0) for c in args.calls.split(",")]
+    flag, text = ("--draws", args.draws) if args.calls is None else ("--calls", args.calls)
+    items = text.split(",")
+    if not all(item.isdigit() for item in items):
+        sys.exit(f"error: {flag} {text!r}: pass positive integers separated by commas, e.g. 5,11")
+    extra = 0 if args.calls is None else network_calls(estimator, 0)
+    draws = [int(item) - extra for item in items]
+    if min(draws) < 1:
+        sys.exit(f"error: {flag} {text!r}: {estimator} needs at least {extra + 1} calls "
+                 "(one draw)")  # fmt: skip
+    return draws
 
 
 def error_part(ckpt, data, args) -> list[dict]:
