@@ -101,9 +101,9 @@ def paired(a: dict, b: dict, level: float = 0.95) -> dict:
             "paired_se": se,
             "interval": [difference - quantile * se, difference + quantile * se],
             "unpaired_se": unpaired,
-            "unpaired_over_paired": unpaired / se if se > 0 else math.inf,
+            "unpaired_over_paired": unpaired / se if se > 0 else None,  # None: no paired spread
         }
-    out["t"] = t
+    out["t"] = t if math.isfinite(t) else None  # None: every sentence differs by the same
     out["p_value"] = t_two_sided_p(t, n - 1)
     return out
 
@@ -121,14 +121,15 @@ def table(name_a: str, name_b: str, figures: dict, notes: list[str]) -> str:
     for unit in ("word", "token"):
         f = figures[f"per_{unit}"]
         low, high = f["interval"]
+        ratio = f["unpaired_over_paired"]
+        ratio = "no paired spread" if ratio is None else f"{ratio:.1f}× paired"
         lines.append(
             f"  nats/{unit:5}  A {f['a']:.4f}  B {f['b']:.4f}  A−B {f['difference']:+.4f} "
             f"± {f['paired_se']:.4f} (paired s.e.)  {level}% [{low:+.4f}, {high:+.4f}]  "
-            f"unpaired s.e. {f['unpaired_se']:.4f} ({f['unpaired_over_paired']:.1f}× paired)"
+            f"unpaired s.e. {f['unpaired_se']:.4f} ({ratio})"
         )
-    lines.append(
-        f"  paired t = {figures['t']:.2f}, p = {figures['p_value']:.3g}: {verdict(figures)}"
-    )
+    t = "infinite" if figures["t"] is None else f"{figures['t']:.2f}"
+    lines.append(f"  paired t = {t}, p = {figures['p_value']:.3g}: {verdict(figures)}")
     lines.extend(
         f"  note: the noise is not shared ({note}): valid, but less cancels" for note in notes
     )
@@ -162,6 +163,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     if len(args.records) < 2:
         raise UsageError("give two or more compute_elbo.py --json files to compare")
+    twice = sorted({path for path in args.records if args.records.count(path) > 1})
+    if twice:
+        raise UsageError(f"{twice[0]} is given twice: give each record once")
     results = compare(args.records)
     for result in results:
         print(table(result["a"], result["b"], result, result["noise_differs"]))

@@ -43,7 +43,13 @@ def check_record(record: object, where: str) -> None:
     if not isinstance(record, dict) or "given_length" not in record:
         raise UsageError(f"{where}: not a compute_elbo.py --json record (no given_length)")
     sentences = record.get("sentences")
-    if not isinstance(sentences, dict):
+    if sentences is not None and not isinstance(sentences, dict):
+        raise UsageError(
+            f"{where}: field sentences is a {type(sentences).__name__}, not the table of "
+            "columns (id, tokens, words, nats) that compute_elbo.py --json writes: a damaged "
+            "record; rerun compute_elbo.py --json"
+        )
+    if sentences is None:
         raise UsageError(
             f"{where}: field sentences is missing: the record has no per-sentence values (an "
             "older compute_elbo.py wrote it); rerun compute_elbo.py --json"

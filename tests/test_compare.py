@@ -123,7 +123,10 @@ def test_bad_files_are_one_line(tmp_path, capsys):
     text = record(["1.5", 2.0])
     negative = record([1.0, 2.0], tokens=[10, -3])
     twice = record([1.0, 2.0], ids=["0:a", "0:a"])
+    rows = record([1.0, 2.0])
+    rows["sentences"] = [{"id": "0:a", "nats": 1.0}]
     cases = [
+        (write(tmp_path, "rows.json", rows), "field sentences is a list, not the table"),
         (write(tmp_path, "old.json", old), "field sentences is missing"),
         (write(tmp_path, "torn.json", torn), "not a complete JSON record (line 1"),
         (write(tmp_path, "list.json", "[1, 2]"), "not a compute_elbo.py --json record"),
@@ -146,6 +149,24 @@ def test_bad_files_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare.main([good])
     assert "two or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        compare.main([good, good])
+    assert f"{good} is given twice" in capsys.readouterr().err
+
+
+def test_no_paired_spread_is_written_as_valid_json(tmp_path, capsys):
+    """Every sentence differing by the same amount: no paired spread, an infinite t. The
+    figures say so in words and the JSON stays standard (no Infinity)."""
+    a = write(tmp_path, "a.json", record([1.0, 2.0, 3.5]))
+    b = write(tmp_path, "b.json", record([2.0, 3.0, 4.5]))
+    out = tmp_path / "out.json"
+    [result] = compare.main([a, b, "--json", str(out)])
+    assert result["t"] is None and result["p_value"] == 0.0
+    assert result["per_word"]["unpaired_over_paired"] is None
+    assert result["verdict"] == "A lower"
+    printed = capsys.readouterr().out
+    assert "no paired spread" in printed and "paired t = infinite" in printed
+    json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
 
 
 def test_noise_differences_are_noted_not_refused(tmp_path, capsys):
