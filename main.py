@@ -151,6 +151,11 @@ def build_parser() -> Parser:
         help="bf16 autocast where the device computes bf16 natively (CUDA, CPUs with "
         "AVX512-BF16/AMX); fp32 elsewhere",
     )
+    p.boolean(
+        "--compile",
+        help="torch.compile the encoder: a faster step once compiled (the first steps and dev "
+        "evaluations wait for the compiler; docs/performance.md); needs a C++ compiler",
+    )
     a("--seed", type=int, default=42, help="seeds the weights, data order and noise")
     a("--output_dir", default="outputs/run", help="where best/, last/ and train_log.jsonl go")
     a(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import functools
 import json
 import math
@@ -230,7 +231,7 @@ def setup(args):
     torch.manual_seed(0)
     model = build(args, tokenizer, config).to(args.device)
     if args.compile:
-        model.mlm.base_model.compile()
+        model.compile_encoder()
     counts = torch.randint(1, 10**6, (model.mlm.config.vocab_size,))
     diffusion = config.diffusion(counts, tokenizer.mask_token_id, tokenizer.pad_token_id)
     g = torch.Generator().manual_seed(0)
@@ -266,13 +267,15 @@ def train_steps(args, names: list[str]) -> tuple[dict, dict]:
 
     calls = collections.Counter()
 
-    def step(name: str, precision: str) -> None:
+    def step(name: str, precision: str, eager: bool = False) -> None:
         """The k-th step of every precision draws its times and masks from seed k, so that
-        the precisions' times are paired round by round."""
+        the precisions' times are paired round by round. ``eager``: the compiled encoder run
+        eagerly (``torch.compiler.set_stance``), the step as it is without --compile."""
         current[:] = [name]
-        g.manual_seed(calls[name, precision])
-        calls[name, precision] += 1
-        with autocast(precision, device):
+        g.manual_seed(calls[name, precision, eager])
+        calls[name, precision, eager] += 1
+        stance = torch.compiler.set_stance("force_eager") if eager else contextlib.nullcontext()
+        with stance, autocast(precision, device):
             if name == "plain":
                 masked = torch.rand(x0.shape, device=device, generator=g) < 0.15
                 labels = x0.masked_fill(~masked, -100)
@@ -293,6 +296,9 @@ def train_steps(args, names: list[str]) -> tuple[dict, dict]:
         for name in names
         for precision in precisions
     }
+    if args.compile and "fp32" in precisions and len(precisions) > 1:
+        for name in names:  # the default without --compile, for bf16's speed-up over it
+            steps[f"{name}@fp32-eager"] = functools.partial(step, name, "fp32", eager=True)
     return steps, {"flops": flops}
 
 
@@ -380,6 +386,16 @@ def train_timing(args, name: str, device: torch.device) -> dict:
             if precision == "bf16" and "fp32" in precisions:
                 fp32 = times[step_key(config, "fp32", precisions)]
                 out[key]["speedup_vs_fp32"] = 1.0 / paired_ratio(seconds, fp32)
+                if f"{config}@fp32-eager" in times:
+                    eager = times[f"{config}@fp32-eager"]
+                    out[key]["speedup_vs_eager_fp32"] = 1.0 / paired_ratio(seconds, eager)
+                    eager_median = statistics.median(eager)
+                    out[f"{config}@fp32-eager"] = {
+                        "seconds": eager_median,
+                        "tokens_per_s": tokens / eager_median,
+                        "precision": "fp32",
+                        "compiled": False,
+                    }
     if len(names) == 1:  # the only configuration: its peak is this process's
         for precision in precisions:
             out[step_key(names[0], precision, precisions)]["peak_gib"] = peak_memory(device)
@@ -480,6 +496,7 @@ def main() -> None:
             for row in rows:
                 if row["config"] != "plain":
                     row["memory_ratio"] = row["peak_gib"] / plain[row["precision"]]
+        rows += [{"config": key, **times[key]} for key in times if key.endswith("@fp32-eager")]
     stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
              "machine": describe_machine(args.device),
              "command": " ".join(["python", "bench/bench.py", *sys.argv[1:]]),

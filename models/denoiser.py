@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 
 import torch
 from torch import nn
@@ -71,6 +73,18 @@ class DiffusionBert(nn.Module):
             return (args[0] + self._shifts[index], *args[1:]), kwargs
         kwargs["hidden_states"] = kwargs["hidden_states"] + self._shifts[index]
         return args, kwargs
+
+    def compile_encoder(self) -> None:
+        """``torch.compile`` the encoder in place. The LM head stays eager: its row count (the
+        masked positions) changes at every call. Parameters and their names do not change, so
+        a checkpoint is the same with or without it."""
+        tried = [c for c in (os.environ.get("CXX"), "g++", "clang++", "c++") if c]
+        if not any(shutil.which(c) for c in tried):
+            raise UsageError(
+                "--compile: torch.compile builds its kernels with a C++ compiler and none was "
+                f"found (tried {', '.join(tried)}): install g++ or set CXX, or drop --compile"
+            )
+        self.mlm.base_model.compile()
 
     def _head(self) -> nn.Module:
         for name in ("cls", "lm_head"):

@@ -39,7 +39,7 @@ RESUME_LOCKED = (
 # The value a setting had in runs saved before it existed.
 BEFORE_IT_EXISTED = {"group_by_length": False}
 # Free to change on resume: how long (epochs, max_steps), how often to log, evaluate and save
-# (logging_steps, eval_steps, save_steps, keep_last), eval_batch_size, where (output_dir,
+# (logging_steps, eval_steps, save_steps, keep_last), eval_batch_size, compile, where (output_dir,
 # fitlog_dir, cache_dir, device) and the path of --word_freq_file (its counts are compared with
 # the checkpoint's by content).
 
@@ -65,6 +65,7 @@ class TrainingConfig:
     bf16: bool = True
     per_sequence_t: bool = False
     group_by_length: bool = False
+    compile: bool = False
     seed: int = 42
     logging_steps: int = 100
     eval_steps: int = 2000

@@ -98,6 +98,8 @@ class Trainer:
         )
         self.optimizer = adamw(self.model, t.lr, t.weight_decay, self.device)
         self.scheduler = lr_scheduler(self.optimizer, t.lr_schedule, t.warmup_steps)
+        if t.compile:
+            self.model.compile_encoder()
         self.network = self.model
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
