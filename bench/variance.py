@@ -9,7 +9,10 @@ that cost C calls) is run with --replicates seeds; a sentence's Monte
 Carlo standard error is the standard deviation of its estimate over the seeds, reported as the
 root mean square over sentences. With --pair B: A and B bounded with one seed (common random
 numbers; importance reuses A's proposal for B), the half-width of the paired 95% interval of
-A − B per word for each estimator and K, and for the --discrete_steps-term discrete bound.
+A − B per word for each estimator and K, and for the --discrete_steps-term discrete bound;
+with --pair_seeds S ≥ 2 each of them is repeated with S seeds, and its paired s.e.² is split
+into the part that no number of draws removes (the spread over sentences of the exact bound's
+difference, floor_se) and the Monte Carlo part of one seed's estimate (mc_se).
 One JSON line per configuration in bench/results/variance.jsonl (or --results).
 """
 
@@ -56,6 +59,8 @@ def build_parser() -> Parser:
     a("--calls", default=None, help="comma-separated network calls per sentence: each "
       "estimator at the draws that cost that many (instead of --draws)")  # fmt: skip
     a("--replicates", type=int, default=8, help="seeds per configuration (error part)")
+    a("--pair_seeds", type=int, default=1, help="pair part: seeds per setting; 2 or more "
+      "split the paired s.e. into its sentence floor and its Monte Carlo part")  # fmt: skip
     a("--discrete_steps", type=int, default=128, help="terms of the discrete bound (T/S)")
     a("--estimators", default=",".join(ESTIMATORS), help="which estimators")
     p.boolean("--discrete", default=True, help="pair part: also the discrete bound")
@@ -130,22 +135,50 @@ def pair_part(a, b, data, args) -> list[dict]:
         ("continuous", e, k) for e in args.estimators.split(",") for k in draw_counts(args, e)
     ]
     for kind, estimator, draws in settings:
-        first = bound(a, data, args, kind, 0, estimator, draws)
-        proposal = first["noise"]["proposal"]
-        proposal = TimeProposal.from_dict(proposal) if proposal else None
-        second = bound(b, data, args, kind, 0, estimator, draws, proposal)
-        figures = paired(first, second)["per_word"]
+        differences = []
+        for seed in range(args.pair_seeds):
+            first = bound(a, data, args, kind, seed, estimator, draws)
+            proposal = first["noise"]["proposal"]
+            proposal = TimeProposal.from_dict(proposal) if proposal else None
+            second = bound(b, data, args, kind, seed, estimator, draws, proposal)
+            differences.append(sentence_differences(first, second))
+            if seed == 0:
+                figures, calls = paired(first, second)["per_word"], first["network_calls"]
+        words = sum(first["sentences"]["words"])
         rows.append({
             "part": "pair", "bound": kind, "estimator": estimator if kind == "continuous"
             else None, "draws": draws,
-            "calls_per_sentence": per_sentence(first["network_calls"], n, args),
+            "calls_per_sentence": per_sentence(calls, n, args),
             "difference_per_word": figures["difference"],
             "paired_half_width_95": (figures["interval"][1] - figures["interval"][0]) / 2,
             "paired_se": figures["paired_se"], "unpaired_se": figures["unpaired_se"],
             "unpaired_over_paired": figures["unpaired_over_paired"], "sentences": n,
+            **({} if args.pair_seeds < 2 else floor_and_noise(differences, words)),
         })  # fmt: skip
         print(json.dumps(rows[-1]))
     return rows
+
+
+def sentence_differences(first: dict, second: dict) -> torch.Tensor:
+    """(n,) float64 nats of A − B per sentence, in A's sentence order (matched by id)."""
+    order = {sid: i for i, sid in enumerate(second["sentences"]["id"])}
+    index = torch.tensor([order[sid] for sid in first["sentences"]["id"]])
+    a = torch.tensor(first["sentences"]["nats"], dtype=torch.float64)
+    return a - torch.tensor(second["sentences"]["nats"], dtype=torch.float64)[index]
+
+
+def floor_and_noise(differences: list[torch.Tensor], words: int) -> dict:
+    """The paired s.e. (nats/word) of one seed's mean difference split in two, from S ≥ 2
+    seeds' (n,) per-sentence differences d_s: the Monte Carlo variance of a sentence's
+    difference is the mean over sentences of its variance over seeds, σ²; what is left of one
+    seed's spread over sentences, mean_s Var_i(d_s) − σ², is the spread of the exact bound's
+    difference, the floor that no number of draws lowers. s.e. = √(n · variance) / words."""
+    d = torch.stack(differences)
+    n = d.shape[1]
+    noise = d.var(0).mean().item()
+    floor = max(0.0, d.var(1).mean().item() - noise)
+    return {"pair_seeds": d.shape[0], "floor_se": math.sqrt(n * floor) / words,
+            "mc_se": math.sqrt(n * noise) / words}  # fmt: skip
 
 
 def load_data(ckpt, args, count: int):
@@ -160,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
     set_quiet(True)
+    if args.pair_seeds < 1:
+        sys.exit(f"error: --pair_seeds {args.pair_seeds}: pass 1 or more (2 to split the "
+                 "paired s.e. into its floor and its Monte Carlo part)")  # fmt: skip
     args.device = pick_device(args.device)
     a = load_checkpoint(args.checkpoint, args.device)
     rows = [] if not args.error_part else error_part(a, load_data(a, args, args.sentences), args)
@@ -168,8 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         rows += pair_part(a, b, load_data(a, args, args.pair_sentences), args)
     stamp = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{describe_machine()}, {torch.get_num_threads()} threads"
-        " threads".strip(), "device": str(args.device), "checkpoint": args.checkpoint,
+        "machine": f"{describe_machine()}, {torch.get_num_threads()} threads",
+        "device": str(args.device), "checkpoint": args.checkpoint,
         "pair": args.pair, "dataset": args.dataset, "split": args.split,
     }  # fmt: skip
     path = Path(args.results)
