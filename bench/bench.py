@@ -507,13 +507,16 @@ def main() -> None:
         for row in rows:
             f.write(json.dumps({**stamp, **row}) + "\n")
     keys = sorted({k for row in rows for k in row} - {"config"})
-    print(f"{'config':10}" + "".join(f"{k:>16}" for k in keys))
+    widths = {k: max(16, len(k) + 2) for k in keys}
+    first = max(10, *(len(row["config"]) + 2 for row in rows))
+    print(f"{'config':{first}}" + "".join(f"{k:>{widths[k]}}" for k in keys))
     for row in rows:
         cells = "".join(
-            f"{row[k]:>16.4f}" if isinstance(row.get(k), float) else f"{row.get(k, '')!s:>16}"
+            f"{row[k]:>{widths[k]}.4f}" if isinstance(row.get(k), float)
+            else f"{row.get(k, '')!s:>{widths[k]}}"
             for k in keys
         )  # fmt: skip
-        print(f"{row['config']:10}{cells}")
+        print(f"{row['config']:{first}}{cells}")
     print(f"appended to {results}")
 
 
