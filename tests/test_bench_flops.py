@@ -13,7 +13,7 @@ from models import DiffusionConfig
 from models.checkpoint import denoiser_from
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench import forward_flops  # noqa: E402
+from bench import forward_flops
 
 
 def counted(tokenizer, timestep: str, rows: int, length: int, seed: int):
