@@ -22,7 +22,7 @@ the device's bf16 dense datasheet peak (mfu_datasheet).
 Results are printed and appended to bench/results/<mode>.jsonl (or --results).
 """
 
-# Over 300 lines: one script for the five benchmark modes, which share the timing, replay and
+# Over 300 lines: one script for the benchmark modes, which share the timing, replay and
 # memory helpers.
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import collections
 import contextlib
 import functools
 import json
-import math
 import resource
 import statistics
 import subprocess
@@ -45,6 +44,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from flops import forward_flops, matmul_peak, sync, utilisation  # noqa: E402
 
 from common.cli import Parser  # noqa: E402
 from common.machine import describe_machine  # noqa: E402
@@ -72,22 +73,6 @@ CONFIGS = {
 }
 # modes run by another file's main(argv)
 SCRIPTS = {"data": "data.py", "variance": "variance.py", "padding": "padding.py"}
-# TFLOP/s of dense bf16 matrix products (fp32 accumulate) from the vendors' datasheets, by a
-# fragment of torch.cuda.get_device_name(); the first fragment that matches wins.
-BF16_DENSE_PEAK = (
-    ("H100 PCIe", 756.0),
-    ("H100", 989.4),
-    ("H200", 989.4),
-    ("B200", 2250.0),
-    ("A100", 312.0),
-    ("L40S", 362.1),
-    ("L4", 121.0),
-)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def interleaved(fns: dict, device: torch.device, repeats: int, warmup: int = 2) -> dict:
@@ -137,53 +122,6 @@ def step_key(name: str, precision: str, precisions: list[str]) -> str:
     """A training configuration's name in the timing table: ``d3pm``, or ``d3pm@bf16`` when
     more than one precision takes turns."""
     return name if len(precisions) == 1 else f"{name}@{precision}"
-
-
-def datasheet_peak(device: torch.device) -> float | None:
-    """The bf16 dense datasheet peak in FLOP/s of this CUDA device, None if not listed."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((tflops * 1e12 for part, tflops in BF16_DENSE_PEAK if part in name), None)
-
-
-def matmul_peak(device: torch.device, precision: str, repeats: int = 5) -> float:
-    """FLOP/s of the fastest of ``repeats`` square products (8192 on CUDA, 1024 on the CPU) in
-    the precision's dtype, in this process, through ``linear``: the op of the network's layers
-    (on a CPU without bf16 instructions a bf16 ``mm`` is ten times slower than a bf16
-    ``linear``, which would inflate the utilisation)."""
-    n = 8192 if device.type == "cuda" else 1024
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = math.inf
-    for _ in range(repeats + 1):  # the first is a warm-up
-        sync(device)
-        start = time.perf_counter()
-        torch.nn.functional.linear(a, b)
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def forward_flops(config, rows: int, width: int, scored: int) -> float:
-    """Matrix-multiply FLOPs of one forward pass: the encoder on ``rows`` sequences of ``width``
-    positions (8h² + 4hf projections and 4wh attention per position and layer) and the
-    masked-LM head (h² transform, hV decoder) at ``scored`` positions. Recomputation in
-    backward is not counted (model FLOPs, not hardware FLOPs)."""
-    h, f, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    encoder = layers * rows * width * (2 * (4 * h * h + 2 * h * f) + 4 * width * h)
-    return encoder + 2 * scored * (h * h + h * config.vocab_size)
-
-
-def utilisation(flops: float, seconds: float, peak: float, device: torch.device) -> dict:
-    """Model TFLOP/s and their fraction of the measured peak (and of the datasheet's)."""
-    out = {"model_tflops": flops / seconds / 1e12, "matmul_peak_tflops": peak / 1e12,
-           "mfu": flops / seconds / peak}  # fmt: skip
-    sheet = datasheet_peak(device)
-    if sheet is not None:
-        out["mfu_datasheet"] = flops / seconds / sheet
-    return out
 
 
 class Replay:

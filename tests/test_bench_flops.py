@@ -1,5 +1,6 @@
-"""The model FLOPs behind bench/bench.py's MFU (``forward_flops``) against torch's own count
-(``torch.utils.flop_counter.FlopCounterMode``) of a denoiser's forward pass."""
+"""The model FLOPs behind bench/bench.py's MFU (``forward_flops`` in bench/flops.py) against
+torch's own count (``torch.utils.flop_counter.FlopCounterMode``) of a denoiser's forward
+pass."""
 
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from models import DiffusionConfig
 from models.checkpoint import denoiser_from
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench import forward_flops
+from flops import forward_flops
 
 
 def counted(tokenizer, timestep: str, rows: int, length: int, seed: int):
