@@ -55,7 +55,9 @@ def build_parser() -> Parser:
         "proposal), antithetic, rao_blackwell (conditioned, each score averaged over the "
         "time given its mask: --timestep none models without the spindle) or "
         "rao_blackwell_cv (rao_blackwell minus a control variate, the NLLs with every token "
-        "masked, whose expectation is known; one more call); all unbiased",
+        "masked, whose expectation is known; one more call) or rao_blackwell_loo "
+        "(rao_blackwell with independent times, minus a control variate from each token's "
+        "NLLs in the other draws; no extra call); all unbiased",
     )
     a(
         "--proposal",

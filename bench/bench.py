@@ -44,6 +44,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "bench"))  # flops.py, also when this file is imported
 
 from flops import forward_flops, matmul_peak, sync, utilisation  # noqa: E402
 

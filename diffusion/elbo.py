@@ -106,8 +106,9 @@ def continuous_nelbo(
     masked at eps), which keeps the estimate an unbiased upper bound without the 1/u variance.
     Each column is an unbiased estimate. ``options`` are ``continuous_draws``'s: ``eps``
     (1e-3), ``noise``, ``estimator`` (``diffusion.estimators``) and ``proposal``. One network
-    call per draw, plus one for the reconstruction (none for ``rao_blackwell``, whose draws
-    carry it: ``time_given_mask``; for ``rao_blackwell_cv`` the one is ``context_free``'s).
+    call per draw, plus one for the reconstruction (none for ``rao_blackwell`` and
+    ``rao_blackwell_loo``, whose draws carry it: ``time_given_mask``; for ``rao_blackwell_cv``
+    the one is ``context_free``'s).
     """
     draws, _, recon = continuous_draws(
         diffusion, denoiser, x0, target_mask, mc_samples, generator, **options
@@ -131,7 +132,8 @@ def continuous_draws(
     v = (u − eps) / (1 − eps) (B, K) and the reconstruction term (B,), all float64.
     For ``rao_blackwell`` each draw carries its own unbiased share of the reconstruction and
     the returned term is 0 (no reconstruction call); ``rao_blackwell_cv``'s draws also carry
-    the control variate's expectation (``context_free``, its call made first).
+    the control variate's expectation (``context_free``, its call made first), and
+    ``rao_blackwell_loo``'s their leave-one-out control variate (``leave_one_out_control``).
 
     ``estimator`` picks how the times and masks are drawn (``diffusion.estimators``),
     ``proposal`` the time density of ``importance`` (default uniform); call k uses ``noise``'s
@@ -144,6 +146,7 @@ def continuous_draws(
     conditioned = estimator in CONDITIONED
     antithetic = estimator == "antithetic"
     rao_blackwell = estimator in RAO_BLACKWELL
+    leave_one_out = estimator == "rao_blackwell_loo"
     if rao_blackwell and diffusion.candidate_rates:
         raise ParameterError(
             "estimator",
@@ -158,6 +161,7 @@ def continuous_draws(
     out = torch.zeros(batch, mc_samples, dtype=torch.float64, device=x0.device)
     times = torch.zeros_like(out)
     offsets = noise.offset()
+    nlls, masks = [], []  # rao_blackwell_loo: every draw's NLLs and mask
     for k in range(mc_samples):
         if antithetic and k % 2:  # the mirror of draw k − 1: time 1 − v, uniforms 1 − U
             v = 1.0 - times[:, k - 1]
@@ -166,8 +170,12 @@ def continuous_draws(
                                             discrete=False, draw=draw)  # fmt: skip
             u, weight, p_any = eps + (1.0 - eps) * v, 1.0, torch.ones_like(v)
         else:
-            y = stratified(offsets, k // 2, (mc_samples + 1) // 2) if antithetic else (
-                stratified(offsets, k, mc_samples))  # fmt: skip
+            if leave_one_out:  # independent times: the other draws say nothing of this one
+                y = noise.time(k)
+            elif antithetic:
+                y = stratified(offsets, k // 2, (mc_samples + 1) // 2)
+            else:
+                y = stratified(offsets, k, mc_samples)
             v, weight = proposal.sample(y)
             u = eps + (1.0 - eps) * v
             xt, masked, p_any = _mask(diffusion, x0, target_mask, u, noise, k, conditioned)
@@ -180,11 +188,18 @@ def continuous_draws(
             nll = nll - baseline_nll * masked
             integral, recon = time_given_mask(diffusion, x0, target_mask, masked, nll, eps)
             out[:, k] = (1.0 - eps) * integral + recon + baseline
+            nlls.append(nll)
+            masks.append(masked)
             continue
         rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
         rows = masked.nonzero(as_tuple=True)[0]
         out[:, k].index_add_(0, rows, (1.0 - eps) * rate.to(torch.float64))
         out[:, k] *= weight * p_any
+    if leave_one_out:
+        integral, recon, expected = leave_one_out_control(
+            diffusion, x0, target_mask, torch.stack(nlls), torch.stack(masks), eps
+        )
+        out -= (1.0 - eps) * integral + recon - expected
     if rao_blackwell:
         return out, times, torch.zeros(batch, dtype=torch.float64, device=x0.device)
     u_eps = torch.full((batch,), eps, dtype=torch.float64, device=x0.device)
@@ -212,6 +227,50 @@ def context_free(
     return context_free_values(diffusion, x0, target_mask, log_probs)
 
 
+def leave_one_out_values(nll: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """v^(−k) for every draw k, (K, B, L) float64: each token's mean NLL over the other draws
+    that mask it, 0 where none does. Args: nll (K, B, L) float64 (0 where not masked), masked
+    (K, B, L) bool."""
+    total, count = (nll * masked).sum(0), masked.sum(0)
+    others = count - masked.long()
+    return torch.where(others > 0, (total - nll * masked) / others.clamp_min(1), 0.0)
+
+
+def leave_one_out_control(
+    diffusion: AbsorbingDiffusion,
+    x0: torch.Tensor,
+    target_mask: torch.Tensor,
+    nll: torch.Tensor,
+    masked: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``rao_blackwell_loo``'s control variate of each draw, in three parts, each (B, K)
+    float64: the ``time_given_mask`` integral and reconstruction shares of v^(−k)
+    (``leave_one_out_values``) on draw k's mask, and their expectation Σ_i v^(−k)_i
+    (1 − ᾱ_i(1)). Draw k's control variate, (1 − eps) · integral + reconstruction −
+    expectation, has mean 0 when v^(−k) is independent of draw k's mask. Args: x0,
+    target_mask (B, L); nll (K, B, L) float64; masked (K, B, L) bool."""
+    values = leave_one_out_values(nll, masked)
+    share = no_context_share(diffusion, x0, target_mask)
+    parts = [
+        time_given_mask(diffusion, x0, target_mask, masked[k], values[k], eps)
+        for k in range(len(values))
+    ]
+    integral = torch.stack([part[0] for part in parts], -1)
+    recon = torch.stack([part[1] for part in parts], -1)
+    return integral, recon, (values * share).sum(-1).T
+
+
+def no_context_share(
+    diffusion: AbsorbingDiffusion, x0: torch.Tensor, target_mask: torch.Tensor
+) -> torch.Tensor:
+    """(B, L) float64: 1 − ᾱ_i(1) at the target tokens (0 elsewhere), the weight of a fixed
+    per-token NLL in the continuous bound (``context_free``)."""
+    ones = torch.ones(x0.shape[0], dtype=torch.float64, device=x0.device)
+    keep = diffusion.alpha_bar(ones, diffusion.centred(x0, target_mask), discrete=False)
+    return torch.where(target_mask, 1.0 - keep.expand(x0.shape).double(), 0.0)
+
+
 def context_free_values(
     diffusion: AbsorbingDiffusion,
     x0: torch.Tensor,
@@ -222,9 +281,7 @@ def context_free_values(
     N = the target tokens of x0 in row-major order."""
     g = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
     g[target_mask] = -log_probs.gather(-1, x0[target_mask].unsqueeze(-1)).squeeze(-1).double()
-    ones = torch.ones(x0.shape[0], dtype=torch.float64, device=x0.device)
-    keep = diffusion.alpha_bar(ones, diffusion.centred(x0, target_mask), discrete=False)
-    return g, (g * (1.0 - keep.expand_as(g))).sum(-1)
+    return g, (g * no_context_share(diffusion, x0, target_mask)).sum(-1)
 
 
 def time_given_mask(

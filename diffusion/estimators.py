@@ -30,6 +30,15 @@ network that ignores the context), so each draw scores that plus the ``rao_black
 of the differences nll_i − g_i: only what the context adds is left to Monte Carlo. Unbiased
 for any g; its variance is small when the context changes the NLLs little.
 
+``rao_blackwell_loo``: ``rao_blackwell`` with a leave-one-out control variate and no extra
+call. Draw k's times are independent uniforms (not stratified), so the other draws tell
+nothing about draw k's mask; v^(−k)_i, token i's mean NLL over the other draws that mask it (0
+where none does), is then a fixed value for draw k, and draw k scores its ``rao_blackwell``
+score minus the same score computed with v^(−k), plus that score's known expectation
+Σ_i v^(−k)_i (1 − ᾱ_i(1)). Each draw stays unbiased; what is left to chance is how a token's
+NLL moves with the rest of the mask. The draws share their values, so the standard error from
+their spread is a large-K approximation. Same requirements as ``rao_blackwell``.
+
 ``antithetic``: draws in pairs: a stratified time v with mask uniforms U, then its mirror,
 time 1 − v with uniforms 1 − U (where one masks a token the other tends to keep). Each draw
 alone is a draw of ``plain``, so the average stays unbiased.
@@ -47,16 +56,17 @@ import torch
 from diffusion.errors import ParameterError
 
 ESTIMATORS = ("plain", "conditioned", "importance", "antithetic", "rao_blackwell",
-              "rao_blackwell_cv")  # fmt: skip
-RAO_BLACKWELL = ("rao_blackwell", "rao_blackwell_cv")
+              "rao_blackwell_cv", "rao_blackwell_loo")  # fmt: skip
+RAO_BLACKWELL = ("rao_blackwell", "rao_blackwell_cv", "rao_blackwell_loo")
+CARRY_RECONSTRUCTION = ("rao_blackwell", "rao_blackwell_loo")  # no call at eps
 CONDITIONED = ("conditioned", "importance", *RAO_BLACKWELL)  # masks conditioned on one
 
 
 def network_calls(estimator: str, draws: int) -> int:
     """Network calls of the continuous bound with ``draws`` draws: one each, plus the
-    reconstruction at eps (which ``rao_blackwell``'s draws carry) or the all-masked call of
-    ``rao_blackwell_cv``."""
-    return draws + (estimator != "rao_blackwell")
+    reconstruction at eps (which the draws of ``CARRY_RECONSTRUCTION`` carry) or the
+    all-masked call of ``rao_blackwell_cv``."""
+    return draws + (estimator not in CARRY_RECONSTRUCTION)
 
 
 def check_estimator(estimator: str) -> None:

@@ -2,7 +2,8 @@
 
 A likelihood bound consumes, per sequence: one ``offset`` uniform (the stratified times of the
 continuous bound), and per network call a ``pick`` uniform (the first masked position of a
-mask conditioned on masking one) and ``mask`` uniforms, one per position. ``BatchNoise``
+mask conditioned on masking one), ``mask`` uniforms, one per position, and a ``time`` uniform
+(independent times, for ``rao_blackwell_loo``). ``BatchNoise``
 draws them from one generator in batch order (so a sequence's noise depends on its batch).
 ``KeyedNoise`` draws each sequence's from a generator seeded by that sequence's key, in a
 layout that depends only on the key and the number of target tokens: the same sequence gets
@@ -39,11 +40,16 @@ class BatchNoise:
         """(B, L) uniforms for network call ``call``."""
         return self._rand(self.batch, self.length)
 
+    def time(self, call: int) -> torch.Tensor:
+        """(B,) uniforms for network call ``call``'s own time."""
+        return self._rand(self.batch)
+
 
 class KeyedNoise:
     """Every sequence's uniforms from its own key: a generator seeded by ``keys[b]`` draws, in
-    this order, 1 offset, ``calls`` picks, then ``calls`` × n_b mask uniforms (n_b = its target
-    tokens, laid at its target positions in order; other positions get 1, never masked).
+    this order, 1 offset, ``calls`` picks, ``calls`` × n_b mask uniforms (n_b = its target
+    tokens, laid at its target positions in order; other positions get 1, never masked), then
+    ``calls`` times (last, so the streams before them are those of the layout without them).
 
     Args: keys: B integers in [0, 2**63); target_mask (B, L) bool; calls: network calls the
     bound makes; device: where the uniforms are returned. Memory: B × calls × L float64.
@@ -56,15 +62,18 @@ class KeyedNoise:
         counts = target_mask.sum(-1).tolist()
         offsets = torch.empty(batch, dtype=torch.float64)
         picks = torch.empty(batch, calls, dtype=torch.float64)
+        times = torch.empty(batch, calls, dtype=torch.float64)
         masks = torch.ones(batch, calls, length, dtype=torch.float64)
         cpu_mask = target_mask.cpu()
         for b, (key, n) in enumerate(zip(keys, counts, strict=True)):
             generator = torch.Generator().manual_seed(int(key))
-            stream = torch.rand(1 + calls + calls * n, generator=generator, dtype=torch.float64)
+            stream = torch.rand(1 + 2 * calls + calls * n, generator=generator, dtype=torch.float64)
             offsets[b], picks[b] = stream[0], stream[1 : 1 + calls]
-            masks[b][:, cpu_mask[b]] = stream[1 + calls :].view(calls, n)
+            masks[b][:, cpu_mask[b]] = stream[1 + calls : 1 + calls + calls * n].view(calls, n)
+            times[b] = stream[1 + calls + calls * n :]
         device = device if device is not None else target_mask.device
         self._offsets, self._picks = offsets.to(device), picks.to(device)
+        self._times = times.to(device)
         self._masks = masks.to(device)
 
     def offset(self) -> torch.Tensor:
@@ -78,3 +87,7 @@ class KeyedNoise:
     def mask(self, call: int) -> torch.Tensor:
         """(B, L) uniforms for network call ``call``."""
         return self._masks[:, call]
+
+    def time(self, call: int) -> torch.Tensor:
+        """(B,) uniforms for network call ``call``'s own time."""
+        return self._times[:, call].contiguous()

@@ -19,7 +19,13 @@ from diffusion import (
     continuous_nelbo,
     discrete_nelbo,
 )
-from diffusion.elbo import context_free_values, continuous_integrand, time_given_mask
+from diffusion.elbo import (
+    context_free_values,
+    continuous_integrand,
+    leave_one_out_control,
+    leave_one_out_values,
+    time_given_mask,
+)
 from diffusion.estimators import CONDITIONED, RAO_BLACKWELL, network_calls
 from diffusion.kl import masked_kl
 from diffusion.types import Denoiser
@@ -86,10 +92,12 @@ class TermRecorder:
         self.step_size, self.mc_samples, self.bar, self.terms = step_size, mc_samples, bar, terms
         self.x0 = self.target_mask = self.context_free_nll = None
         self.call = 0
+        self.loo_draws = []
         self.estimator, self.proposal = "plain", None
 
     def batch(self, x0: torch.Tensor, target_mask: torch.Tensor) -> None:
         self.x0, self.target_mask, self.call = x0, target_mask, 0
+        self.loo_draws = []  # rao_blackwell_loo: (u, nll, masked) of each draw
 
     def __call__(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         log_probs = self.denoiser(xt, u, masked)
@@ -125,6 +133,10 @@ class TermRecorder:
             )
             self.terms.add(u, per_row, (1.0 - CONTINUOUS_EPS) / self.mc_samples)
             self.terms.reconstruction += recon.sum().item() / self.mc_samples
+            if self.estimator == "rao_blackwell_loo":
+                self.loo_draws.append((u, nll, masked))
+                if self.call == self.mc_samples:
+                    self._leave_one_out()
         elif self.call <= self.mc_samples:
             rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
             per_row.index_add_(0, rows, rate.to(torch.float64))
@@ -138,16 +150,34 @@ class TermRecorder:
 
     def _context_free(self, log_probs: torch.Tensor) -> None:
         """``rao_blackwell_cv``'s first call: keep g for the draws, and add the control
-        variate's expectation to the buckets where it lies: Σ_i g_i (ᾱ_i(a) − ᾱ_i(b)) for a
-        bucket [a, b] of u ≥ eps, Σ_i g_i (1 − ᾱ_i(eps)) to the reconstruction."""
-        diffusion, x0, target_mask = self.diffusion, self.x0, self.target_mask
-        g, _ = context_free_values(diffusion, x0, target_mask, log_probs)
+        variate's expectation (``_profile``)."""
+        g, _ = context_free_values(self.diffusion, self.x0, self.target_mask, log_probs)
         self.context_free_nll = g
+        self._profile(g)
+
+    def _leave_one_out(self) -> None:
+        """``rao_blackwell_loo``'s last draw of a batch: take each draw's control variate off
+        its term (its integral share in its draw's bucket, its reconstruction share) and add
+        their expectations (``_profile``)."""
+        u, nll, masked = (torch.stack(part) for part in zip(*self.loo_draws, strict=True))
+        integral, recon, _ = leave_one_out_control(
+            self.diffusion, self.x0, self.target_mask, nll, masked, CONTINUOUS_EPS
+        )
+        for k in range(len(u)):
+            self.terms.add(u[k], -integral[:, k], (1.0 - CONTINUOUS_EPS) / self.mc_samples)
+        self.terms.reconstruction -= recon.sum().item() / self.mc_samples
+        self._profile(leave_one_out_values(nll, masked).sum(0) / self.mc_samples)
+
+    def _profile(self, values: torch.Tensor) -> None:
+        """Add the bound of fixed per-token NLLs ``values`` (B, L) to the buckets where it
+        lies: Σ_i v_i (ᾱ_i(a) − ᾱ_i(b)) for a bucket [a, b] of u ≥ eps, Σ_i v_i (1 −
+        ᾱ_i(eps)) to the reconstruction (a control variate's expectation)."""
+        diffusion, x0, target_mask = self.diffusion, self.x0, self.target_mask
         edges = self.terms.edges.to(x0.device).clamp_min(CONTINUOUS_EPS).unsqueeze(-1)
         w = diffusion.centred(x0, target_mask)
         keep = diffusion.alpha_bar(edges, w, discrete=False).expand(len(edges), *x0.shape)
-        per_bucket = ((keep[:-1] - keep[1:]) * g).sum((-1, -2))
-        self.terms.add_profile(per_bucket, ((1.0 - keep[0]) * g).sum().item())
+        per_bucket = ((keep[:-1] - keep[1:]) * values).sum((-1, -2))
+        self.terms.add_profile(per_bucket, ((1.0 - keep[0]) * values).sum().item())
 
     def _factor(self, u: torch.Tensor) -> torch.Tensor:
         """What the estimator multiplies a continuous draw at times u (B,) by: P(at least one

@@ -77,14 +77,17 @@ class Recorder:
         return self.net(xt, u, masked)
 
 
-def bound_all(rows, order, batch_size, bound, estimator="plain", proposal=None):
+def bound_all(rows, order, batch_size, bound, estimator="plain", proposal=None, lam=0.3):
     """Per-sentence bounds (in the original order) with keyed noise, batched as asked, and
     what the network was shown for each sentence."""
-    diffusion = make_diffusion(0.3, 16)
+    from evaluation.bounds import calls_per_batch
+
+    diffusion = make_diffusion(lam, 16)
     keys = noise_keys(7, sentence_ids(rows))
     shuffled = [rows[i] for i in order]
     batches = [collate(shuffled[i : i + batch_size], 0) for i in range(0, len(rows), batch_size)]
-    recorder = Recorder(RowNet(), order, batch_size, 8 if bound == "discrete" else 4)
+    per_batch = calls_per_batch(bound, 16, 2, 3, estimator)
+    recorder = Recorder(RowNet(), order, batch_size, per_batch)
     values, _ = sequence_bounds(
         diffusion, recorder, batches, bound, 2, 3, seed=0, keys=[keys[i] for i in order],
         estimator=estimator, proposal=proposal,
@@ -97,38 +100,43 @@ def bound_all(rows, order, batch_size, bound, estimator="plain", proposal=None):
 @pytest.mark.parametrize(
     ("bound", "estimator"),
     [("discrete", "plain"), ("continuous", "plain"), ("continuous", "conditioned"),
-     ("continuous", "importance"), ("continuous", "antithetic")],
+     ("continuous", "importance"), ("continuous", "antithetic"),
+     ("continuous", "rao_blackwell_loo")],
 )  # fmt: skip
 def test_keyed_noise_ignores_batching_order_and_padding(bound, estimator):
     """A sentence's draws depend on its id and the seed only: batch sizes 1, 7 and 32 and a
     shuffled order give the same per-sentence bound."""
     rows = sentences()
     proposal = skewed(2.0) if estimator == "importance" else None
-    reference, shown = bound_all(rows, list(range(len(rows))), 1, bound, estimator, proposal)
+    lam = 0.0 if estimator.startswith("rao_blackwell") else 0.3  # needs no spindle
+    reference, shown = bound_all(rows, list(range(len(rows))), 1, bound, estimator, proposal,
+                                 lam)  # fmt: skip
     shuffled = list(range(len(rows)))
     random.Random(3).shuffle(shuffled)
     for batch_size, order in [(7, list(range(len(rows)))), (32, shuffled), (7, shuffled)]:
-        again, shown_again = bound_all(rows, order, batch_size, bound, estimator, proposal)
+        again, shown_again = bound_all(rows, order, batch_size, bound, estimator, proposal, lam)
         assert shown_again == shown  # the same times and masks, exactly
         assert torch.allclose(again, reference, rtol=1e-6, atol=0)  # float32 sums aside
     other_seed = sequence_bounds(
-        make_diffusion(0.3, 16), RowNet(), [collate(rows, 0)], bound, 2, 3,
+        make_diffusion(lam, 16), RowNet(), [collate(rows, 0)], bound, 2, 3,
         keys=noise_keys(8, sentence_ids(rows)), estimator=estimator, proposal=proposal,
     )[0]  # fmt: skip
     assert not torch.allclose(other_seed, reference)
 
 
 def test_keyed_noise_layout():
-    """Offset, picks, then each call's uniforms at the target positions, from the key alone."""
+    """Offset, picks, each call's uniforms at the target positions, then each call's time,
+    from the key alone."""
     target = torch.tensor([[True, True, False], [False, True, True]])
     noise = KeyedNoise([11, 12], target, calls=2)
-    stream = torch.rand(1 + 2 + 2 * 2, generator=torch.Generator().manual_seed(12),
+    stream = torch.rand(1 + 2 + 2 * 2 + 2, generator=torch.Generator().manual_seed(12),
                         dtype=torch.float64)  # fmt: skip
     assert noise.offset()[1] == stream[0]
     assert torch.equal(noise.pick(1)[1:], stream[2:3])
     assert torch.equal(noise.mask(0)[1, 1:], stream[3:5])
     assert torch.equal(noise.mask(1)[1, 1:], stream[5:7])
     assert noise.mask(1)[1, 0] == 1.0 and noise.mask(0)[0, 2] == 1.0
+    assert noise.time(0)[1] == stream[7] and noise.time(1)[1] == stream[8]  # times come last
 
 
 def test_sentence_ids_hash_the_tokens_and_keep_the_index():

@@ -56,7 +56,7 @@ def test_the_time_given_the_mask_matches_a_dense_reference(n, k):
     assert recon.item() == pytest.approx(expected_recon, rel=1e-6)
 
 
-ESTIMATORS = ("rao_blackwell", "rao_blackwell_cv")
+ESTIMATORS = ("rao_blackwell", "rao_blackwell_cv", "rao_blackwell_loo")
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
@@ -104,16 +104,17 @@ def test_the_reconstruction_its_draws_carry_is_unbiased(estimator):
 
 def test_its_draws_carry_the_reconstruction_and_make_k_calls():
     """K draws, K network calls: no call at u = eps, and ``calls_per_batch`` says so; the
-    other estimators make K + 1 (for ``rao_blackwell_cv`` the one is the all-masked call)."""
+    other estimators make K + 1 (for ``rao_blackwell_cv`` the one is the all-masked call);
+    ``rao_blackwell_loo``'s control variate needs no call."""
     from evaluation.bounds import calls_per_batch
 
     diffusion, target = make_diffusion(0.0, 1024), torch.ones(1, 2, dtype=torch.bool)
-    for estimator in ("rao_blackwell", "rao_blackwell_cv", "conditioned"):
+    for estimator in ("rao_blackwell", "rao_blackwell_cv", "rao_blackwell_loo", "conditioned"):
         net = CountingNet(TinyNet(2))
         continuous_nelbo(diffusion, net, torch.tensor([[0, 3]]), target, 4, eps=EPS,
                          estimator=estimator)  # fmt: skip
         assert net.calls == calls_per_batch("continuous", 1024, 1, 4, estimator)
-        assert net.calls == (4 if estimator == "rao_blackwell" else 5)
+        assert net.calls == (4 if estimator in ("rao_blackwell", "rao_blackwell_loo") else 5)
 
 
 class CountingNet:
