@@ -8,7 +8,6 @@ bench/results/ablation/results.jsonl, pictures beside it)
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import iter_jsonl, write_error
 
@@ -136,13 +136,16 @@ def write_pictures(results: Path, output: Path) -> dict:
 
 
 @exit_on_usage_error
+def build_parser() -> Parser:
+    p = Parser(prog="python3 bench/ablation_plots.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("results", nargs="?", type=Path, default=RESULTS,
+                   help="bench/ablation.py's results.jsonl (default: %(default)s)")  # fmt: skip
+    p.flag("--out", type=Path, default=None, help="where the PNGs go (none: beside the results)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", nargs="?", type=Path, default=RESULTS,
-                        help="bench/ablation.py's results.jsonl")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where the PNGs go (default: beside the results)")  # fmt: skip
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     output = args.out or args.results.parent
     drawn = write_pictures(args.results, output)
     for name in drawn:

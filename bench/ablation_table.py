@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import Parser
 from common.errors import UsageError
 from common.files import read_jsonl
 from evaluation.compare import check_comparable, paired
@@ -347,9 +348,15 @@ def summary(records: list[dict], folder: Path | None = None, earlier: dict | Non
     return "\n".join(lines) + "\n"
 
 
+def build_parser() -> Parser:
+    p = Parser(prog="python3 bench/ablation_table.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("results", nargs="?", default="bench/results/ablation/results.jsonl",
+                   help="bench/ablation.py's results.jsonl (default: %(default)s)")  # fmt: skip
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    path = Path(argv[0] if argv else "bench/results/ablation/results.jsonl")
+    path = Path(build_parser().parse_args(argv).results)
     try:
         records = read_jsonl(path)
         check_records(records, path)

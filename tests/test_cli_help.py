@@ -15,7 +15,8 @@ from common.cli import BooleanFlag, Parser
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "compute_elbo",
            "compute_metric", "evaluation.plots", "evaluation.compare"]  # fmt: skip
-BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/variance.py"]
+BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/variance.py",
+         "bench/ablation_table.py", "bench/ablation_plots.py"]  # fmt: skip
 
 
 def parser_of(name: str) -> argparse.ArgumentParser:
