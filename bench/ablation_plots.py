@@ -135,7 +135,6 @@ def write_pictures(results: Path, output: Path) -> dict:
     return drawn
 
 
-@exit_on_usage_error
 def build_parser() -> Parser:
     p = Parser(prog="python3 bench/ablation_plots.py", description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="?", type=Path, default=RESULTS,
@@ -144,6 +143,7 @@ def build_parser() -> Parser:
     return p
 
 
+@exit_on_usage_error
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     output = args.out or args.results.parent
