@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     if len(args.records) < 2:
         raise UsageError("give two or more compute_elbo.py --json files to compare")
-    twice = sorted({path for path in args.records if args.records.count(path) > 1})
+    resolved = [Path(path).resolve() for path in args.records]
+    twice = [path for path, real in zip(args.records, resolved, strict=True)
+             if resolved.count(real) > 1]  # fmt: skip
     if twice:
         raise UsageError(f"{twice[0]} is given twice: give each record once")
     results = compare(args.records)

@@ -152,6 +152,12 @@ def test_bad_files_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare.main([good, good])
     assert f"{good} is given twice" in capsys.readouterr().err
+    other_spelling = str(tmp_path / "." / "good.json")
+    (tmp_path / "link.json").symlink_to(tmp_path / "good.json")
+    for again in (other_spelling, str(tmp_path / "link.json")):
+        with pytest.raises(SystemExit):
+            compare.main([good, again])
+        assert "is given twice" in capsys.readouterr().err
 
 
 def test_no_paired_spread_is_written_as_valid_json(tmp_path, capsys):
