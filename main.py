@@ -157,6 +157,13 @@ def build_parser() -> Parser:
         "evaluations wait for the compiler; docs/performance.md); needs a C++ compiler",
     )
     a("--seed", type=int, default=42, help="seeds the weights, data order and noise")
+    a(
+        "--data_seed",
+        type=int,
+        default=42,
+        help="draws the held-out dev set and the dev bound's noise, apart from --seed: runs "
+        "with other training seeds are scored on the same sentences",
+    )
     a("--output_dir", default="outputs/run", help="where best/, last/ and train_log.jsonl go")
     a(
         "--cache_dir",
@@ -213,6 +220,7 @@ def check_args(args: argparse.Namespace) -> None:
     check_number("--weight_decay", args.weight_decay, 0, 1e6)
     check_number("--max_grad_norm", args.max_grad_norm, 0, 1e12, note="0 = no clipping")
     check_seed("--seed", args.seed, TRAINING_SEED_LIMIT)
+    check_seed("--data_seed", args.data_seed, TRAINING_SEED_LIMIT)
     check_number("--dev_size", args.dev_size, 0, MAX_COUNT, low_open=True)
     if args.dev_size <= 0 or (args.dev_size >= 1 and args.dev_size != int(args.dev_size)):
         raise UsageError(
@@ -296,7 +304,7 @@ def train(
     seed_everything(args.seed + rank)
     train_set, dev_set = training_data(
         tokenizer, args.dataset, args.task, args.data_dir, args.max_length,
-        args.max_target_length, args.dev_size, args.seed, rank, world,
+        args.max_target_length, args.dev_size, args.data_seed, rank, world,
         dist.barrier if world > 1 else None, args.cache_dir,
     )  # fmt: skip
     if resumed is not None:

@@ -85,7 +85,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--output", default="bench/results/ablation", help="results, runs and pictures")
     a("--runs_dir", default="outputs/ablation", help="checkpoints of every run")
     a("--rows", default="", help="comma-separated row names (default: the whole grid)")
-    a("--seeds", default="1,2,3", help="seeds of the headline rows (others: the first)")
+    a("--seeds", default="1,2,3", help="training seeds of every row of the paper's Table 2")
+    a(
+        "--headline_seeds",
+        default="1,2,3,4,5,6,7,8",
+        help="training seeds of the headline pair (the rows beyond the paper: the first of "
+        "--seeds)",
+    )
+    a(
+        "--data_seed",
+        type=int,
+        default=42,
+        help="main.py --data_seed: one dev set for every training seed",
+    )
     a("--max_steps", type=int, default=600, help="optimizer steps of every run")
     a("--eval_steps", type=int, default=50, help="dev bound every N steps")
     a("--dev_size", type=int, default=256, help="training sentences held out for the dev bound")
@@ -98,7 +110,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--eval_step_size", type=int, default=16, help="S of the discrete bound (T/S terms)")
     a("--mc_samples", type=int, default=4, help="draws per sequence, continuous bound")
     a("--estimator", default="conditioned", help="continuous bound's estimator (compute_elbo.py)")
-    a("--eval_examples", type=int, default=512, help="test sentences, continuous bound")
+    a(
+        "--eval_examples",
+        type=int,
+        default=0,
+        help="test sentences, continuous bound (0: the whole split)",
+    )
     a("--discrete_examples", type=int, default=128, help="test sentences, discrete bound")
     a(
         "--group_by_length",
@@ -112,6 +129,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--device", default="auto", help="auto, cpu, cuda")
     args = p.parse_args(argv)
     args.seeds = ",".join(str(seed) for seed in seed_list(args.seeds))
+    args.headline_seeds = ",".join(str(seed) for seed in seed_list(args.headline_seeds))
     return args
 
 
@@ -166,6 +184,7 @@ def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path
         "--num_steps", args.num_steps, "--hybrid_lambda", 0.01, "--max_steps", args.max_steps,
         "--batch_size", args.batch_size, "--max_length", args.max_length, "--lr", args.lr,
         "--lr_schedule", "constant", "--warmup_steps", args.warmup_steps, "--seed", seed,
+        "--data_seed", args.data_seed,
         "--dev_size", args.dev_size, "--eval_steps", args.eval_steps, "--logging_steps", 50,
         "--output_dir", run, "--fitlog_dir", "", "--device", args.device,
         "--group_by_length", str(args.group_by_length).lower(),
@@ -175,17 +194,29 @@ def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path
     call("main", *flags)
 
 
-def bound(args: argparse.Namespace, run: Path, kind: str, step_size: int | None = None) -> dict:
-    """compute_elbo.py on the test split; returns its JSON record."""
+def bound(
+    args: argparse.Namespace, run: Path, kind: str, noise_seed: int, step_size: int | None = None
+) -> dict:
+    """compute_elbo.py on the test split with noise seed ``noise_seed``; returns its JSON
+    record."""
     out = run / f"elbo_{kind}{step_size or ''}.json"
     if not out.is_file():
         extra = ["--eval_step_size", step_size] if kind == "discrete" else []
         examples = args.discrete_examples if kind == "discrete" else args.eval_examples
+        if examples:
+            extra += ["--max_examples", examples]
         call("compute_elbo", "--checkpoint", run / "best", "--dataset", args.dataset,
              "--split", "test", "--bound", kind, "--mc_samples", args.mc_samples,
-             "--estimator", args.estimator, "--max_examples", examples,
+             "--estimator", args.estimator, "--seed", noise_seed,
              "--device", args.device, "--json", out, *extra)  # fmt: skip
     return json.loads(out.read_text())
+
+
+def noise_seed(seed: int) -> int:
+    """The bounds' noise seed of every run trained with ``seed``: the two runs of a pair share
+    it (common random numbers within the pair), the pairs of other seeds do not (independent
+    noise across seeds, so a recipe-level interval may treat them as independent)."""
+    return seed
 
 
 def figures(record: dict) -> dict:
@@ -249,8 +280,8 @@ def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict
     run = Path(args.runs_dir) / f"{row.name}-seed{seed}"
     started = time.time()
     train(args, row, seed, run, counts)
-    discrete = bound(args, run, "discrete", args.eval_step_size)
-    continuous = bound(args, run, "continuous")
+    discrete = bound(args, run, "discrete", noise_seed(seed), args.eval_step_size)
+    continuous = bound(args, run, "continuous", noise_seed(seed))
     record = {
         "row": row.name,
         "seed": seed,
@@ -260,6 +291,8 @@ def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict
             "sequences_per_step": args.batch_size,
             "max_length": args.max_length,
         },
+        "data_seed": args.data_seed,
+        "noise_seed": noise_seed(seed),
         "paper_ppl_per_word": PAPER_PPL.get(row.name),
         "discrete": figures(discrete),
         "continuous": figures(continuous),
@@ -267,9 +300,11 @@ def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict
         "samples": sample_metrics(args, row, run),
         "dev_curve": dev_curve(run),
     }
-    if row.name == "pretrained-spindle-none" and seed == int(args.seeds.split(",")[0]):
+    if row.name == "pretrained-spindle-none" and seed == seed_list(args.headline_seeds)[0]:
         record["table3"] = {
-            steps: figures(bound(args, run, "discrete", args.num_steps // int(steps)))
+            steps: figures(
+                bound(args, run, "discrete", noise_seed(seed), args.num_steps // int(steps))
+            )
             for steps in args.table3_steps.split(",")
         }
     record["precision"] = trained_precision(run)
@@ -302,7 +337,6 @@ def grid(args: argparse.Namespace) -> None:
     if unknown:
         sys.exit(f"error: --rows: unknown {unknown}; choose from {[r.name for r in GRID]}")
     rows = [row for row in GRID if not wanted or row.name in wanted]
-    seeds = seed_list(args.seeds)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     results = output / "results.jsonl"
@@ -311,16 +345,15 @@ def grid(args: argparse.Namespace) -> None:
     if not counts.is_file():
         call("word_freq", "--model_name_or_path", args.model_name_or_path, "--dataset",
              args.dataset, "--max_length", args.max_length, "--output", counts)  # fmt: skip
-    for row in rows:
-        for seed in seeds if row.headline else seeds[:1]:
-            if (row.name, seed) in done:
-                print(f"ablation: {row.name} seed {seed} done already, skipped")
-                continue
-            print(f"ablation: {row.name} seed {seed}")
-            check_run_folder(Path(args.runs_dir) / f"{row.name}-seed{seed}")
-            record = run_one(args, row, seed, counts)
-            before = results.read_text() if results.is_file() else ""
-            write_text(results, before + json.dumps(record) + "\n")
+    for row, seed in plan(rows, seed_list(args.seeds), seed_list(args.headline_seeds)):
+        if (row.name, seed) in done:
+            print(f"ablation: {row.name} seed {seed} done already, skipped")
+            continue
+        print(f"ablation: {row.name} seed {seed}")
+        check_run_folder(Path(args.runs_dir) / f"{row.name}-seed{seed}")
+        record = run_one(args, row, seed, counts)
+        before = results.read_text() if results.is_file() else ""
+        write_text(results, before + json.dumps(record) + "\n")
     from ablation_plots import write_pictures
     from ablation_table import earlier_grids, summary
 
@@ -329,6 +362,28 @@ def grid(args: argparse.Namespace) -> None:
         text = summary(read_jsonl(results), output, earlier_grids(output))
         write_text(output / "summary.md", text)
     print(f"ablation: results in {results}")
+
+
+def plan(rows: list[Row], seeds: list[int], headline_seeds: list[int]) -> list[tuple[Row, int]]:
+    """(row, training seed) of every run, in the order they run: the paper's rows take every
+    seed of ``seeds``, the headline rows every seed of ``headline_seeds``, the rows beyond the
+    paper the first of ``seeds``. Seed by seed (every row's first seed, then every row's
+    second...), the rows beyond the paper last, so that a grid stopped part-way is balanced."""
+    runs = []
+    for row in rows:
+        if row.name not in PAPER_PPL:
+            chosen = seeds[:1]
+        else:
+            chosen = headline_seeds if row.headline else seeds
+        runs += [(row, seed) for seed in chosen]
+    order = {row.name: i for i, row in enumerate(rows)}
+
+    def key(run: tuple[Row, int]) -> tuple[bool, int, int]:
+        row, seed = run
+        chosen = headline_seeds if row.headline else seeds
+        return (row.name not in PAPER_PPL, chosen.index(seed), order[row.name])
+
+    return sorted(runs, key=key)
 
 
 def finished_runs(results: Path) -> set[tuple[str, int]]:

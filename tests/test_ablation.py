@@ -40,7 +40,7 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
     rows = "scratch-mutual-layerwise,pretrained-spindle-none"
     argv = [
         "--model_name_or_path", str(tiny_pretrained), "--dataset", str(data), "--rows", rows,
-        "--seeds", "1", "--dev_size", "8", "--max_steps", "2", "--eval_steps", "1",
+        "--seeds", "1", "--headline_seeds", "1", "--dev_size", "8", "--max_steps", "2", "--eval_steps", "1",
         "--batch_size", "4",
         "--max_length", "24", "--num_steps", "64", "--eval_step_size", "16",
         "--mc_samples", "1", "--eval_examples", "8", "--discrete_examples", "8",
@@ -77,12 +77,29 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
     assert set(sentences) == {"discrete", "continuous"}
     assert len(sentences["discrete"]["sentences"]["id"]) == 8
     assert sentences["continuous"]["noise"]["estimator"] == "conditioned"
+    for kind in ("discrete", "continuous"):
+        assert sentences[kind]["noise"]["seed"] == records[1]["noise_seed"] == 1
+    assert records[1]["data_seed"] == 42
+    run_args = tmp_path / "runs" / "pretrained-spindle-none-seed1" / "best" / "training_args.json"
+    assert json.loads(run_args.read_text())["args"]["data_seed"] == 42
     assert "first seeds paired (discrete, 8 sentences):" in summary
     assert "Paired 95% intervals (first seeds" in summary
 
     ablation.main(argv)
     assert "done already, skipped" in capsys.readouterr().out
     assert len(results.read_text().splitlines()) == 2
+
+
+def test_the_plan_runs_seed_by_seed_with_more_seeds_for_the_headline_pair():
+    runs = ablation.plan(list(ablation.GRID), [1, 2, 3], [1, 2, 3, 4, 5])
+    named = [(row.name, seed) for row, seed in runs]
+    assert len(named) == len(set(named)) == 4 * 3 + 2 * 5 + 1
+    first_round = {name for name, seed in named[:6]}
+    assert first_round == set(ablation.PAPER_PPL) and {s for _, s in named[:6]} == {1}
+    assert named[-1] == ("pretrained-spindle-none-mdlm", 1)
+    assert [s for name, s in named if name == "pretrained-spindle-none"] == [1, 2, 3, 4, 5]
+    assert [s for name, s in named if name == "scratch-mutual-layerwise"] == [1, 2, 3]
+    assert ablation.noise_seed(4) != ablation.noise_seed(5)
 
 
 def test_the_grid_is_the_papers_rows_plus_one():

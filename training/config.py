@@ -21,6 +21,7 @@ RESUME_LOCKED = (
     "hybrid_lambda",
     "max_length",
     "seed",
+    "data_seed",
     "batch_size",
     "accumulation_steps",
     "dev_size",
@@ -67,6 +68,7 @@ class TrainingConfig:
     group_by_length: bool = False
     compile: bool = False
     seed: int = 42
+    data_seed: int = 42
     logging_steps: int = 100
     eval_steps: int = 2000
     eval_step_size: int = 4
@@ -86,4 +88,6 @@ class TrainingConfig:
 def resume_differences(saved: dict, now: dict) -> dict[str, tuple[Any, Any]]:
     """{name: (saved value, new value)} for every ``RESUME_LOCKED`` setting that changed."""
     old = {k: saved.get(k, BEFORE_IT_EXISTED.get(k)) for k in RESUME_LOCKED}
+    if "data_seed" not in saved:  # before --data_seed, the dev set was drawn with --seed
+        old["data_seed"] = saved.get("seed")
     return {k: (old[k], now[k]) for k in RESUME_LOCKED if old[k] != now[k]}

@@ -58,7 +58,7 @@ def training_data(
     max_length: int,
     max_target_length: int,
     dev_size: float,
-    seed: int,
+    data_seed: int,
     rank: int = 0,
     world: int = 1,
     barrier: Callable[[], None] | None = None,
@@ -69,7 +69,8 @@ def training_data(
     Unconditional: the training split's token ids come from the on-disk cache
     (``corpora.cache``; rank 0 of ``world`` processes tokenises a missing entry while the
     others wait in ``barrier``), and ``dev_size`` sequences (a fraction if < 1) drawn with
-    ``seed`` are held out. Seq2seq: the dev set is the first ``dev_size`` pairs of the task's
+    ``data_seed`` (not the training seed: every training seed is scored on the same dev set)
+    are held out. Seq2seq: the dev set is the first ``dev_size`` pairs of the task's
     valid split.
     """
     size = int(dev_size) if dev_size >= 1 else dev_size
@@ -87,7 +88,7 @@ def training_data(
     data = cached_token_ids(
         dataset, "train", tokenizer, max_length, cache_dir=cache_dir, rank=rank, barrier=barrier
     )
-    return holdout(data, size, seed)
+    return holdout(data, size, data_seed)
 
 
 class _Chunks:

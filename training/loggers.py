@@ -99,7 +99,8 @@ SERVER_CONFIG = (
 DEFINING = (
     "dataset", "model_name_or_path", "from_scratch", "objective", "schedule", "num_steps",
     "word_freq_lambda", "word_freq_file", "timestep", "max_length", "lr", "lr_schedule",
-    "warmup_steps", "max_steps", "epochs", "global_batch", "seed", "device", "precision",
+    "warmup_steps", "max_steps", "epochs", "global_batch", "seed", "data_seed", "device",
+    "precision",
 )  # fmt: skip
 D3PM_ONLY = ("hybrid_lambda", "per_sequence_t")
 SEQ2SEQ_ONLY = ("task", "data_dir", "max_target_length")

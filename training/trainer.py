@@ -226,7 +226,7 @@ class Trainer:
                 bound,
                 self.train.eval_step_size,
                 1,
-                self.train.seed,
+                self.train.data_seed,
                 self.device,
             )
         result["bound"] = bound
