@@ -40,7 +40,8 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
     rows = "scratch-mutual-layerwise,pretrained-spindle-none"
     argv = [
         "--model_name_or_path", str(tiny_pretrained), "--dataset", str(data), "--rows", rows,
-        "--seeds", "1", "--headline_seeds", "1", "--dev_size", "8", "--max_steps", "2", "--eval_steps", "1",
+        "--seeds", "1", "--headline_seeds", "1", "--dev_size", "8", "--max_steps", "2",
+        "--eval_steps", "1",
         "--batch_size", "4",
         "--max_length", "24", "--num_steps", "64", "--eval_step_size", "16",
         "--mc_samples", "1", "--eval_examples", "8", "--discrete_examples", "8",
