@@ -220,11 +220,12 @@ def noise_seed(seed: int) -> int:
 
 
 def figures(record: dict) -> dict:
-    """Per-word and per-token perplexity of a bound, with standard errors over sequences."""
+    """Per-word and per-token perplexity of a bound, with the ratio estimator's standard
+    errors over sequences."""
     given = record["given_length"]
     n, words = given["num_sequences"], given["num_words"]
     nats_per_word = given["nats_per_sequence"] * n / words
-    se_per_word = given["nats_per_sequence_se"] * n / words
+    se_per_word = given["nats_per_word_se"]
     return {
         "ppl_per_word": given["ppl_per_word"],
         "nats_per_word": nats_per_word,

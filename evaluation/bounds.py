@@ -29,6 +29,7 @@ from diffusion.elbo import (
 from diffusion.estimators import CONDITIONED, RAO_BLACKWELL, network_calls
 from diffusion.kl import masked_kl
 from diffusion.types import Denoiser
+from evaluation.stats import ratio_se
 
 BOUNDS = ("discrete", "continuous")
 CONTINUOUS_EPS = 1e-3  # continuous_nelbo's default eps
@@ -301,8 +302,9 @@ def summarise(
     words: torch.Tensor | None = None,
     extra_nll: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Figures for a set: NLL per token (± standard error over sequences), bits per token,
-    perplexity per token and per word, mean NLL per sequence.
+    """Figures for a set: NLL per token and per word (± the ratio estimator's standard error
+    over sequences, ``evaluation.stats.ratio_se``), bits per token, perplexity per token and
+    per word, mean NLL per sequence.
 
     Args: values (N, K) bound draws; tokens, words (N,); extra_nll (N,) added per sequence
     (−log p(length) for the full-sequence bound).
@@ -313,7 +315,7 @@ def summarise(
     n = len(per_sequence)
     num_tokens = tokens.sum().item()
     nats = per_sequence.sum().item() / num_tokens
-    se = per_sequence.std().item() * math.sqrt(n) / num_tokens if n > 1 else 0.0
+    se = ratio_se(per_sequence.tolist(), tokens.tolist())
     out = {
         "nats_per_token": nats,
         "nats_per_token_se": se,
@@ -327,6 +329,9 @@ def summarise(
     if words is not None:
         out["num_words"] = int(words.sum().item())
         out["ppl_per_word"] = math.exp(per_sequence.sum().item() / max(words.sum().item(), 1))
+        if out["num_words"] > 0:
+            out["nats_per_word"] = per_sequence.sum().item() / out["num_words"]
+            out["nats_per_word_se"] = ratio_se(per_sequence.tolist(), words.tolist())
     return out
 
 

@@ -4,10 +4,11 @@ sentence.
 python -m evaluation.compare A.json B.json [C.json ...] [--json OUT]
 
 Each file is a compute_elbo.py --json record. Sentences are matched by id; for each pair of
-files the mean difference A − B (per word and per token; negative: A has the lower bound),
-its paired standard error, the 95% interval and the two-sided p-value of a paired t-test are
-printed, with the unpaired standard error (what ignoring the pairing gives) for contrast.
-Records whose sentence sets, dataset, split, bound, protocol, T or S differ are refused.
+files the mean difference A − B (per word and per token; negative: A has the lower bound), its
+paired standard error (a ratio's: the delta method over sentences, ``ratio_se``), the 95%
+interval and the two-sided p-value of a paired t-test are printed, with the unpaired standard
+error (what ignoring the pairing gives) for contrast. Records whose sentence sets, dataset,
+split, bound, protocol, T or S differ are refused.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
 from evaluation.records import read_record
-from evaluation.stats import t_quantile, t_two_sided_p
+from evaluation.stats import ratio_se, t_quantile, t_two_sided_p
 
 # Settings that must agree for two records to be compared: (name, how to read it).
 MUST_AGREE = (
@@ -85,15 +86,13 @@ def paired(a: dict, b: dict, level: float = 0.95) -> dict:
     out = {"num_sentences": n, "level": level}
     if n < 2:
         raise UsageError(f"{n} common sentence(s): a paired comparison needs at least 2")
-    sd, mean = diff.std().item(), diff.mean().item()
-    t = mean / (sd / math.sqrt(n)) if sd > 0 else math.copysign(math.inf, mean) if mean else 0.0
     quantile = t_quantile(level, n - 1)
-    unpaired_sd = math.sqrt(nats_a.var().item() + nats_b.var().item())
     for unit in ("word", "token"):
-        total = float(sum(a["sentences"][f"{unit}s"]))
+        units = [float(u) for u in a["sentences"][f"{unit}s"]]
+        total = math.fsum(units)
         difference = diff.sum().item() / total
-        se = sd * math.sqrt(n) / total
-        unpaired = unpaired_sd * math.sqrt(n) / total
+        se = ratio_se(diff.tolist(), units)
+        unpaired = math.hypot(ratio_se(nats_a.tolist(), units), ratio_se(nats_b.tolist(), units))
         out[f"per_{unit}"] = {
             "a": nats_a.sum().item() / total,
             "b": nats_b.sum().item() / total,
@@ -103,6 +102,8 @@ def paired(a: dict, b: dict, level: float = 0.95) -> dict:
             "unpaired_se": unpaired,
             "unpaired_over_paired": unpaired / se if se > 0 else None,  # None: no paired spread
         }
+    mean, se = out["per_word"]["difference"], out["per_word"]["paired_se"]
+    t = mean / se if se > 0 else math.copysign(math.inf, mean) if mean else 0.0
     out["t"] = t if math.isfinite(t) else None  # None: every sentence differs by the same
     out["p_value"] = t_two_sided_p(t, n - 1)
     return out

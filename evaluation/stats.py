@@ -1,4 +1,5 @@
-"""Student's t distribution for paired tests and intervals, without SciPy.
+"""Student's t distribution for paired tests and intervals, without SciPy, and the standard
+error of a ratio (a figure per word or per token).
 
 The two-sided tail is the regularised incomplete beta function
 P(|T| ≥ t) = I_{df / (df + t²)}(df / 2, 1 / 2), evaluated by its continued fraction (modified
@@ -8,6 +9,7 @@ Lentz); the quantile is found by bisection on it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -63,3 +65,25 @@ def t_quantile(level: float, df: float) -> float:
         else:
             high = mid
     return (low + high) / 2.0
+
+
+def ratio_se(y: Sequence[float], x: Sequence[float]) -> float:
+    """Standard error of the ratio R = Σy / Σx over n units (delta method, the ratio
+    estimator's): sqrt(n / (n − 1) · Σ (y_i − R x_i)²) / Σx.
+
+    A figure per word or per token is such a ratio: y the nats of each sentence (or the
+    difference of two models' nats), x its words or tokens. Treating Σx as fixed instead,
+    sd(y)·√n / Σx, is wrong when sentence lengths vary and nats grow with them. Returns 0.0
+    for fewer than 2 units.
+    """
+    n = len(y)
+    if n != len(x):
+        raise ValueError(f"ratio_se: {n} values and {len(x)} denominators")
+    if n < 2:
+        return 0.0
+    total_x = math.fsum(x)
+    if total_x <= 0:
+        raise ValueError("ratio_se: the denominators sum to 0")
+    r = math.fsum(y) / total_x
+    squares = math.fsum((yi - r * xi) ** 2 for yi, xi in zip(y, x, strict=True))
+    return math.sqrt(n / (n - 1) * squares) / total_x
