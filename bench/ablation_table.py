@@ -1,7 +1,8 @@
 """The ablation's results (bench/ablation.py) as the README shows them: one table row per grid
-row (mean over seeds), the paper's pairwise orderings checked against ours, the headline rows
-against their seed-to-seed spread, and whether the dev-bound ordering still moves between the
-last two evaluations.
+row (mean over seeds), the paper's pairwise orderings checked against ours at the checkpoint
+level (first seeds) and the recipe level (every seed; evaluation.recipes), the headline rows'
+seed-to-seed spread, and whether the dev-bound ordering still moves between the last two
+evaluations.
 
 python bench/ablation_table.py [results.jsonl]   prints the summary (Markdown)
 """
@@ -15,14 +16,17 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import Parser
 from common.errors import UsageError
 from common.files import read_jsonl
 from evaluation.compare import check_comparable, paired
+from evaluation.recipes import recipe_difference
 from evaluation.records import check_record
-from evaluation.stats import t_quantile
+from evaluation.stats import ratio_se
 
 Rows = dict[str, list[dict]]
 
@@ -115,16 +119,14 @@ def paper_pairs(rows: Rows, folder: Path | None = None) -> list[dict]:
     over the combined standard error over sequences (unpaired, so conservative). Where both
     rows' first seeds have per-sentence values (``folder``: the results' folder), also the
     paired difference of those two runs (same sentences, same noise), its 95% interval and
-    ``label``."""
+    ``label``: the checkpoint level. Where both rows have several seeds, ``recipe``: the
+    recipe-level difference (``recipe_level``) and its label."""
     reported = {name: runs[0]["paper_ppl_per_word"] for name, runs in rows.items()}
     names = [name for name, ppl in reported.items() if ppl is not None]
     pairs = []
     for a, b in itertools.combinations(names, 2):
         ours = mean_nats_per_word(rows[a]) - mean_nats_per_word(rows[b])
-        se = math.hypot(
-            statistics.fmean(r["discrete"]["nats_per_word_se"] for r in rows[a]),
-            statistics.fmean(r["discrete"]["nats_per_word_se"] for r in rows[b]),
-        )
+        se = math.hypot(row_se(rows[a], folder), row_se(rows[b], folder))
         paper = math.log(reported[a]) - math.log(reported[b])
         pairs.append(
             {
@@ -149,33 +151,46 @@ def paper_pairs(rows: Rows, folder: Path | None = None) -> list[dict]:
                 "unpaired_se": figures["unpaired_se"],
                 "label": label(paper, figures["interval"]),
             }
+        recipe = recipe_level(rows, a, b, folder)
+        if recipe is not None:
+            pairs[-1]["recipe"] = {**recipe, "label": label(paper, recipe["interval"])}
     return pairs
 
 
-def seed_paired(seeded: Rows, folder: Path | None) -> tuple[tuple[str, str], dict] | None:
-    """For two rows with several seeds: the paired difference (per word) of seed k of one
-    against seed k of the other, for every seed both have per-sentence values of, and the
-    Student t 95% interval of their mean over seeds; None with fewer than two such seeds."""
-    if len(seeded) != 2 or folder is None:
+def recipe_level(rows: Rows, a: str, b: str, folder: Path | None) -> dict | None:
+    """Row a − row b as recipes (``evaluation.recipes.recipe_difference``, per word): the
+    seeds both rows have per-sentence values of, paired by seed, on the bound with more
+    sentences; its interval counts the training seeds, the shared sentences and the draws.
+    None with fewer than two such seeds (a one-seed row is one checkpoint, not a recipe)."""
+    if folder is None:
         return None
-    (a, runs_a), (b, runs_b) = seeded.items()
-    bound = paired_bound(runs_a, folder)
-    seeds_b = {run["seed"]: run for run in runs_b}
-    differences, sentences = [], 0
-    for run in runs_a:
+    bound = paired_bound(rows[a], folder)
+    seeds_b = {run["seed"]: run for run in rows[b]}
+    pairs = []
+    for run in rows[a]:
         other = seeds_b.get(run["seed"])
         first = sentence_record(run, folder, bound)
         second = sentence_record(other, folder, bound) if other else None
         if first is not None and second is not None:
-            differences.append(paired_figures(first, second, a, b, folder)["difference"])
-            sentences = len(first["sentences"]["id"])
-    if len(differences) < 2:
+            check_comparable(first, second, f"{a} seed {run['seed']}", f"{b} seed {run['seed']}")
+            pairs.append((run["seed"], first, second))
+    if len(pairs) < 2:
         return None
-    mean = statistics.fmean(differences)
-    half = t_quantile(0.95, len(differences) - 1) * statistics.stdev(differences)
-    half /= math.sqrt(len(differences))
-    return (a, b), {"bound": bound, "sentences": sentences, "differences": differences,
-                    "mean": mean, "interval": [mean - half, mean + half]}  # fmt: skip
+    ids = pairs[0][1]["sentences"]["id"]
+    for seed, first, _ in pairs[1:]:
+        check_comparable(pairs[0][1], first, f"{a} seed {pairs[0][0]}", f"{a} seed {seed}")
+
+    def aligned(record: dict) -> list[float]:
+        order = {sid: i for i, sid in enumerate(record["sentences"]["id"])}
+        return [record["sentences"]["nats"][order[sid]] for sid in ids]
+
+    nats_a = np.array([aligned(first) for _, first, _ in pairs])
+    nats_b = np.array([aligned(second) for _, _, second in pairs])
+    words = np.array(pairs[0][1]["sentences"]["words"], dtype=np.float64)
+    figures = recipe_difference(nats_a, nats_b, words, paired=True)
+    noise = [first.get("noise", {}).get("seed") for _, first, _ in pairs]
+    return {"bound": bound, "sentences": len(ids), "seeds": [seed for seed, _, _ in pairs],
+            "shared_noise": len(set(noise)) < len(noise), **figures}  # fmt: skip
 
 
 def dev_orderings(rows: Rows) -> tuple[list[int], list[list[str]]]:
@@ -188,7 +203,23 @@ def dev_orderings(rows: Rows) -> tuple[list[int], list[list[str]]]:
     return last_two, orders
 
 
-def table(rows: Rows) -> list[str]:
+def run_se(run: dict, folder: Path | None, bound: str = "discrete", unit: str = "word") -> float:
+    """A run's standard error per word (or token) over its test sentences: the ratio
+    estimator's from its per-sentence values where the results' folder has them, else the
+    figure its record carries."""
+    record = sentence_record(run, folder, bound) if folder is not None else None
+    if record is None:
+        return run[bound][f"nats_per_{unit}_se"]
+    columns = record["sentences"]
+    return ratio_se(columns["nats"], columns[f"{unit}s"])
+
+
+def row_se(runs: list[dict], folder: Path | None, unit: str = "word") -> float:
+    """Mean over a row's seeds of ``run_se`` (discrete bound)."""
+    return statistics.fmean(run_se(run, folder, "discrete", unit) for run in runs)
+
+
+def table(rows: Rows, folder: Path | None = None) -> list[str]:
     head = (
         "| row | seeds | PPL/word, discrete (nats/word ± s.e.) | PPL/word, continuous | "
         "nats/token, discrete ± s.e. | BLEU | self-BLEU | dist-1 | div-4 | paper PPL |"
@@ -196,10 +227,10 @@ def table(rows: Rows) -> list[str]:
     lines = [head, "|" + "---|" * 10]
     for name, runs in rows.items():
         d = mean_nats_per_word(runs)
-        se = statistics.fmean(r["discrete"]["nats_per_word_se"] for r in runs)
+        se = row_se(runs, folder)
         c = mean_nats_per_word(runs, "continuous")
         tok = statistics.fmean(r["discrete"]["nats_per_token"] for r in runs)
-        tok_se = statistics.fmean(r["discrete"]["nats_per_token_se"] for r in runs)
+        tok_se = row_se(runs, folder, "token")
         s = {k: statistics.fmean(r["samples"][k] for r in runs) for k in runs[0]["samples"]}
         paper = runs[0]["paper_ppl_per_word"]
         lines.append(
@@ -257,8 +288,12 @@ def summary(records: list[dict], folder: Path | None = None, earlier: dict | Non
     """The whole summary as Markdown; ``folder`` holds the runs' per-sentence files,
     ``earlier`` the grids kept beside this one ({label: records}, ``earlier_grids``)."""
     rows = by_row(records)
-    lines = ["Mean over seeds; s.e. over test sentences (mean of the seeds' s.e.).", ""]
-    lines += table(rows)
+    lines = [
+        "Mean over seeds; s.e. over test sentences (the ratio estimator's, the mean of the "
+        "seeds'): it counts the sentences and draws of one checkpoint, not the seeds.",
+        "",
+    ]
+    lines += table(rows, folder)
     if earlier:
         lines += [
             "",
@@ -268,52 +303,54 @@ def summary(records: list[dict], folder: Path | None = None, earlier: dict | Non
             *budget_table(records, earlier),
         ]
     pairs = paper_pairs(rows, folder)
-    agree = sum(p["agrees"] for p in pairs)
     lines += [
         "",
-        f"Pairs the paper orders: {agree} of {len(pairs)} ordered the same way "
-        "(discrete bound per word; margin = |difference| / combined s.e.):",
+        f"The {len(pairs)} pairs the paper orders (nats/word; paper: its log-PPL difference; "
+        "ours: the difference of the rows' means over seeds, discrete bound). Two levels:",
+        "- checkpoint level: the first seeds of both rows, paired sentence by sentence (same "
+        "sentences, same noise); its interval counts the sentences and the draws, not the "
+        "training seeds: it says which of two checkpoints is lower;",
+        "- recipe level: every seed both rows have, paired by seed; its interval counts the "
+        "training seeds, the shared sentences and the draws (evaluation.recipes); only where "
+        "both rows have at least two seeds.",
         "",
     ]
     for p in pairs:
         a, b = p["pair"]
-        line = (
-            f"- {a} vs {b}: paper {p['paper']:+.3f}, ours {p['ours']:+.3f} nats/word "
-            f"({'agrees' if p['agrees'] else 'differs'}, margin {p['margin_se']:.1f})"
-        )
+        line = f"- {a} vs {b}: paper {p['paper']:+.3f}, ours {p['ours']:+.3f}"
         if "paired" in p:
             q = p["paired"]
             low, high = q["interval"]
             line += (
-                f"; first seeds paired ({q['bound']}, {q['sentences']} sentences): "
-                f"{q['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
-                f"(s.e. {q['paired_se']:.3f} paired, {q['unpaired_se']:.3f} unpaired): "
-                f"**{q['label']}**"
+                f"; checkpoint level ({q['bound']}, {q['sentences']} sentences): "
+                f"{q['difference']:+.3f} [{low:+.3f}, {high:+.3f}] **{q['label']}**"
             )
+        if "recipe" in p:
+            q = p["recipe"]
+            low, high = q["interval"]
+            share = q["variance"]["seeds"] / max(sum(q["variance"].values()), 1e-300)
+            line += (
+                f"; recipe level ({len(q['seeds'])} seeds, {q['bound']}, {q['sentences']} "
+                f"sentences): {q['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
+                f"**{q['label']}** (seeds {100 * share:.0f}% of the variance"
+                + ("; one noise seed shared by the seeds' pairs" if q["shared_noise"] else "")
+                + ")"
+            )
+        else:
+            line += "; recipe level: none (a row with one seed is one checkpoint)"
         lines.append(line)
-    labelled = [p["paired"]["label"] for p in pairs if "paired" in p]
-    if labelled:
+    for level, key in (("Checkpoint level (first seeds)", "paired"), ("Recipe level", "recipe")):
+        labelled = [p[key]["label"] for p in pairs if key in p]
         counts = {name: labelled.count(name) for name in ("confirmed", "reversed", "undecided")}
         lines += [
             "",
-            "Paired 95% intervals (first seeds, same sentences and noise): "
+            f"{level}: "
             + ", ".join(f"{n} {name}" for name, n in counts.items())
-            + f" of {len(labelled)} pairs.",
-        ]
+            + f" of {len(labelled)} pairs"
+            + (f"; {len(pairs) - len(labelled)} pairs have no such interval." if
+               len(labelled) < len(pairs) else "."),
+        ]  # fmt: skip
     seeded = {name: runs for name, runs in rows.items() if len(runs) > 1}
-    over_seeds = seed_paired(seeded, folder)
-    if over_seeds:
-        (a, b), q = over_seeds
-        differences = ", ".join(f"{d:+.3f}" for d in q["differences"])
-        low, high = q["interval"]
-        lines += [
-            "",
-            f"Headline pair {a} − {b}, paired seed by seed ({q['bound']} bound, "
-            f"{q['sentences']} sentences, nats/word): {differences}; mean {q['mean']:+.3f}, "
-            f"95% interval over the {len(q['differences'])} seeds [{low:+.3f}, {high:+.3f}] "
-            "(Student t; it counts the training seeds' spread, which the sentence-paired "
-            "intervals above do not).",
-        ]
     if len(seeded) == 2:
         (a, ra), (b, rb) = seeded.items()
         (lo_a, hi_a), (lo_b, hi_b) = seed_range(ra), seed_range(rb)

@@ -17,9 +17,9 @@ the m shared sentences, with w_i words. The estimate is D = (mean_s Σ_i a_si �
 - the seeds: the per-unit figure of each seed (or of each seed's pair), its variance over seeds
   divided by the number of seeds.
 A draw's Monte Carlo error is in whichever part it varies with: in the seeds' part when each
-pair has its own noise seed, in the sentences' part when every pair shares one. The
-sentence-by-seed interaction is counted in both parts, so the variance is slightly
-conservative (by that term over seeds × sentences). The half-width adds each part's own t half-width (t at its
+pair has its own noise seed, in the sentences' part when every pair shares one. The sentence-
+by-seed interaction is counted in both parts, so the variance is slightly conservative (by that
+term over seeds × sentences). The half-width adds each part's own t half-width (t at its
 degrees of freedom: sentences − 1, seeds − 1) in quadrature: a plain t with Welch–Satterthwaite
 degrees of freedom covered only 92% with 3 seeds in simulation, the seeds' degrees of freedom
 alone over-cover (98–100%) when the sentences dominate. Its coverage is tested by simulation

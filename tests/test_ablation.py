@@ -3,14 +3,15 @@ JSON line per run with every figure, draws what it wrote, and a rerun skips fini
 
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from transformers import BertConfig, BertForMaskedLM
 
 from corpora import toy
+from evaluation.recipes import recipe_difference
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -83,8 +84,9 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
     assert records[1]["data_seed"] == 42
     run_args = tmp_path / "runs" / "pretrained-spindle-none-seed1" / "best" / "training_args.json"
     assert json.loads(run_args.read_text())["args"]["data_seed"] == 42
-    assert "first seeds paired (discrete, 8 sentences):" in summary
-    assert "Paired 95% intervals (first seeds" in summary
+    assert "checkpoint level (discrete, 8 sentences):" in summary
+    assert "Checkpoint level (first seeds): " in summary
+    assert "recipe level: none (a row with one seed is one checkpoint)" in summary
 
     ablation.main(argv)
     assert "done already, skipped" in capsys.readouterr().out
@@ -141,7 +143,8 @@ def test_the_summary_checks_the_papers_orderings_seeds_and_dev_stability():
     records[4]["table3"] = {"32": {"ppl_per_word": 1200.4}, "16": {"ppl_per_word": 1500.0}}
     text = ablation_table.summary(records)
     assert "c seed 1: per-word PPL bound at 16 ELBO steps 1,500, 32 ELBO steps 1,200." in text
-    assert "2 of 3 ordered the same way" in text
+    assert "Recipe level: 0 confirmed, 0 reversed, 0 undecided of 0 pairs; 3 pairs" in text
+    assert "ordered the same way" not in text  # no count mixing means over seeds with one seed
     assert "a 4.000–4.400, b 3.900–4.300" in text and "the seed ranges overlap" in text
     assert "Pairs that swapped between the two: 2 (b / a; c / d)." in text
     assert f"| a | 2 | {math.exp(4.2):,.0f} (4.200 ± 0.100) |" in text
@@ -196,9 +199,10 @@ def test_paired_intervals_label_the_papers_orderings(tmp_path):
     assert "paired" not in ablation_table.paper_pairs(ablation_table.by_row(noisy))[0]
 
 
-def test_the_bound_with_more_sentences_pairs_and_the_headline_is_paired_seed_by_seed(tmp_path):
+def test_the_bound_with_more_sentences_pairs_and_rows_with_seeds_compare_as_recipes(tmp_path):
     """Continuous records on 12 sentences beat discrete ones on 8; two headline rows with
-    seeds 1–3 give three per-seed paired differences and a t interval over them."""
+    seeds 1–3 give three per-seed paired differences and a recipe-level interval
+    (evaluation.recipes) over seeds and sentences."""
     base = [30.0, 41.0, 25.0, 52.0, 38.0, 33.0, 47.0, 29.0, 35.0, 44.0, 31.0, 40.0]
     folder = tmp_path / "sentences"
     folder.mkdir()
@@ -227,81 +231,16 @@ def test_the_bound_with_more_sentences_pairs_and_the_headline_is_paired_seed_by_
     rows = ablation_table.by_row(runs)
     (pair,) = ablation_table.paper_pairs(rows, tmp_path)
     assert pair["paired"]["bound"] == "continuous" and pair["paired"]["sentences"] == 12
-    (a, b), q = ablation_table.seed_paired(rows, tmp_path)
+    q = pair["recipe"]
+    assert q["seeds"] == [1, 2, 3] and q["bound"] == "continuous" and q["shared_noise"]
     offsets = [0.01 * (i % 3) for i in range(12)]
     expected = [(sum(offsets) / 12 - 0.6 - w) * 12 / 96 for w in (0.0, 0.2, -0.1)]
-    assert (a, b) == ("a", "b") and q["differences"] == pytest.approx(expected)
-    mean, sd = sum(expected) / 3, statistics.stdev(expected)
-    half = 4.302653 * sd / math.sqrt(3)  # t(0.975, 2 df)
-    assert q["interval"] == pytest.approx([mean - half, mean + half], rel=1e-5)
-    assert "paired seed by seed (continuous bound, 12 sentences" in ablation_table.summary(
-        runs, tmp_path
-    )
-
-
-def test_a_damaged_sentences_file_is_one_line(tmp_path):
-    records = _paired_runs(tmp_path, {"a": 0.0, "b": 0.5})
-    (tmp_path / "sentences" / "b.json").write_text('{"discrete": ')
-    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    with pytest.raises(SystemExit, match=r"sentences/b.json: cannot be read"):
-        ablation_table.main([str(tmp_path / "results.jsonl")])
-    damaged = json.loads((tmp_path / "sentences" / "a.json").read_text())
-    damaged["discrete"]["sentences"]["nats"][3] = None
-    (tmp_path / "sentences" / "b.json").write_text(json.dumps(damaged))
-    with pytest.raises(SystemExit, match=r"b.json \(discrete\): field sentences.nats, entry 4"):
-        ablation_table.main([str(tmp_path / "results.jsonl")])
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "no such file"),
-        ("", "no runs yet"),
-        ('{"row": "a"}\nnot json\n', ":2: not valid JSON"),
-        (b'{"row": "\xff"}\n', ":1: not UTF-8 text"),
-        ("[1, 2]\n", ":1: a JSON object per line is expected"),
-        ('{"row": "a", "seed": 1}\n', "run 1 lacks paper_ppl_per_word, discrete"),
-    ],
-)
-def test_bad_results_are_one_line_naming_the_file(tmp_path, capsys, content, message):
-    path = tmp_path / "results.jsonl"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif content is not None:
-        path.write_text(content)
-    with pytest.raises(SystemExit) as exit_info:
-        ablation_table.main([str(path)])
-    assert message in str(exit_info.value) and str(path) in str(exit_info.value)
-
-
-def test_a_damaged_results_file_stops_the_grid_before_any_work(tmp_path):
-    (tmp_path / "results.jsonl").write_text('{"row": "a", "seed": 1}\n{"row": \n')
-    with pytest.raises(SystemExit, match=r"--output .*results.jsonl:2: not valid JSON"):
-        ablation.main(["--output", str(tmp_path), "--runs_dir", str(tmp_path / "runs")])
-    assert not (tmp_path / "runs").exists()
-
-
-def test_earlier_grids_are_set_side_by_side_fewest_steps_first(tmp_path):
-    """Grids kept in subfolders (another budget or machine) become columns ordered by steps;
-    each row's mean over its seeds, and this grid's change from the first grid with the row."""
-
-    def at(steps: int, *runs: dict) -> list[dict]:
-        return [{**run, "budget": {"steps": steps}} for run in runs]
-
-    grids = {
-        "steps300": at(300, _record("a", 1, 5.0, [6.0]), _record("a", 2, 5.4, [6.0])),
-        "other600": at(600, _record("b", 1, 3.0, [4.0])),
-    }
-    for name, runs in grids.items():
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
-    (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "results.jsonl").write_text('{"row": \n')
-    earlier = ablation_table.earlier_grids(tmp_path)
-    assert list(earlier) == ["other600", "steps300"]  # the damaged one is skipped
-    records = at(600, _record("a", 1, 4.0, [5.0]), _record("b", 1, 3.5, [4.0]))
-    lines = ablation_table.budget_table(records, earlier)
-    assert lines[0].startswith("| row | steps300 (300 steps) | other600 (600 steps) | this grid")
-    assert lines[2] == "| a | 5.200 (2) | — | 4.000 (1) | -1.200 |"
-    assert lines[3] == "| b | — | 3.000 (1) | 3.500 (1) | +0.500 |"
-    assert "Budgets side by side" in ablation_table.summary(records, None, earlier)
+    assert q["per_pair"] == pytest.approx(expected)
+    nats_a = [[x + 0.01 * (i % 3) for i, x in enumerate(base)]] * 3
+    nats_b = [[x + 0.6 + w for x in base] for w in (0.0, 0.2, -0.1)]
+    by_hand = recipe_difference(np.array(nats_a), np.array(nats_b), np.full(12, 8.0), True)
+    assert q["interval"] == pytest.approx(by_hand["interval"])
+    assert q["label"] == "confirmed"  # the paper and ours put a lower
+    text = ablation_table.summary(runs, tmp_path)
+    assert "recipe level (3 seeds, continuous, 12 sentences)" in text
+    assert "Recipe level: 1 confirmed, 0 reversed, 0 undecided of 1 pairs." in text
