@@ -14,7 +14,8 @@ from common.cli import BooleanFlag, Parser
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "compute_elbo",
-           "compute_metric", "evaluation.plots", "evaluation.compare"]  # fmt: skip
+           "compute_metric", "evaluation.plots", "evaluation.compare", "evaluation.recipes",
+           "experiments.recipe_coverage"]  # fmt: skip
 BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/variance.py",
          "bench/ablation_table.py", "bench/ablation_plots.py"]  # fmt: skip
 
