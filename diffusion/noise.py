@@ -20,29 +20,37 @@ import torch
 
 
 class BatchNoise:
-    """Uniforms drawn from ``generator`` in call order, for a batch of (B, L) sequences."""
+    """Uniforms drawn from ``generator`` in call order, for a batch of (B, L) sequences. Each
+    stream's uniforms for a call are drawn once, at the first request, and returned again for
+    the same call (the ``antithetic`` estimator mirrors call k − 1's mask uniforms)."""
 
     def __init__(self, batch: int, length: int, generator: torch.Generator | None, device):
         self.batch, self.length, self.generator, self.device = batch, length, generator, device
+        self._drawn: dict[tuple[str, int], torch.Tensor] = {}
 
-    def _rand(self, *shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=self.generator, device=self.device, dtype=torch.float64)
+    def _rand(self, stream: str, call: int, *shape: int) -> torch.Tensor:
+        key = (stream, call)
+        if key not in self._drawn:
+            self._drawn[key] = torch.rand(
+                *shape, generator=self.generator, device=self.device, dtype=torch.float64
+            )
+        return self._drawn[key]
 
     def offset(self) -> torch.Tensor:
         """(B,) uniforms."""
-        return self._rand(self.batch)
+        return self._rand("offset", 0, self.batch)
 
     def pick(self, call: int) -> torch.Tensor:
         """(B,) uniforms for network call ``call``."""
-        return self._rand(self.batch)
+        return self._rand("pick", call, self.batch)
 
     def mask(self, call: int) -> torch.Tensor:
         """(B, L) uniforms for network call ``call``."""
-        return self._rand(self.batch, self.length)
+        return self._rand("mask", call, self.batch, self.length)
 
     def time(self, call: int) -> torch.Tensor:
         """(B,) uniforms for network call ``call``'s own time."""
-        return self._rand(self.batch)
+        return self._rand("time", call, self.batch)
 
 
 class KeyedNoise:

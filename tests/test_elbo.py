@@ -123,10 +123,14 @@ def test_length_cost_and_summary_by_hand():
     nll = length_nll(counts, torch.tensor([1, 2, 3]))
     assert torch.allclose(nll, -torch.log(torch.tensor([4 / 7, 1 / 7, 2 / 7], dtype=torch.float64)))
     values = torch.tensor([[2.0, 4.0], [6.0, 6.0]], dtype=torch.float64)
-    out = summarise(values, torch.tensor([2, 4]), torch.tensor([1, 3]))
-    assert out["nats_per_token"] == pytest.approx(9 / 6)
-    assert out["bits_per_token"] == pytest.approx(9 / 6 / math.log(2))
+    out = summarise(values, torch.tensor([2, 3]), torch.tensor([1, 3]))
+    assert out["nats_per_token"] == pytest.approx(9 / 5)
+    assert out["bits_per_token"] == pytest.approx(9 / 5 / math.log(2))
     assert out["ppl_per_word"] == pytest.approx(math.exp(9 / 4))
+    assert out["nats_per_word"] == pytest.approx(9 / 4)
     assert out["nats_per_sequence"] == pytest.approx(4.5)
-    assert out["nats_per_token_se"] == pytest.approx(math.sqrt(4.5) * math.sqrt(2) / 6)
+    # the ratio estimator's s.e.: residuals y − R·x are (3 − 3.6, 6 − 5.4) per token and
+    # (3 − 2.25, 6 − 6.75) per word; sqrt(n / (n − 1) · Σ residual²) / Σx
+    assert out["nats_per_token_se"] == pytest.approx(math.sqrt(2 * 0.72) / 5)
+    assert out["nats_per_word_se"] == pytest.approx(math.sqrt(2 * 1.125) / 4)
     assert summarise(values[:1], torch.tensor([0 + 1]))["nats_per_token_se"] == 0.0

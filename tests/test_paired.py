@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from corpora.collate import collate
-from diffusion import KeyedNoise, TimeProposal, continuous_nelbo
+from diffusion import BatchNoise, KeyedNoise, TimeProposal, continuous_nelbo
 from diffusion.elbo import continuous_integrand
 from diffusion.estimators import PROPOSAL_EDGES, conditioned_mask
 from evaluation.bounds import Terms, sequence_bounds
@@ -137,6 +137,32 @@ def test_keyed_noise_layout():
     assert torch.equal(noise.mask(1)[1, 1:], stream[5:7])
     assert noise.mask(1)[1, 0] == 1.0 and noise.mask(0)[0, 2] == 1.0
     assert noise.time(0)[1] == stream[7] and noise.time(1)[1] == stream[8]  # times come last
+
+
+def test_batch_noise_returns_one_draw_per_call_and_antithetic_mirrors_it():
+    """BatchNoise draws a call's uniforms once (in first-request order) and returns them again
+    for the same call, so the antithetic estimator's odd draws mirror the even ones' mask
+    uniforms instead of drawing new ones (it drew afresh before: not antithetic)."""
+    generator = torch.Generator().manual_seed(0)
+    noise = BatchNoise(2, 3, generator, "cpu")
+    first = noise.mask(0)
+    assert torch.equal(noise.mask(0), first) and not torch.equal(noise.mask(1), first)
+    expected = torch.rand(2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.equal(first, expected)
+    diffusion = make_diffusion(0.0, 64)
+    x0 = torch.tensor([[1, 2, 3][:L]])
+    seen = []
+
+    def net(xt, u, masked):
+        seen.append(u.clone())
+        return TinyNet(0)(xt, u, masked)
+
+    noise = BatchNoise(1, x0.shape[1], torch.Generator().manual_seed(1), "cpu")
+    continuous_nelbo(diffusion, net, x0, torch.ones_like(x0, dtype=torch.bool), 4,
+                     noise=noise, estimator="antithetic")  # fmt: skip
+    drawn = {call for stream, call in noise._drawn if stream == "mask"}
+    assert {0, 2} <= drawn and not {1, 3} & drawn  # odd draws reuse 1 − U of the even ones
+    assert (seen[0] + seen[1]).item() == pytest.approx(1.0 + EPS)  # times v and 1 − v
 
 
 def test_sentence_ids_hash_the_tokens_and_keep_the_index():
