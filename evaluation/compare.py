@@ -90,6 +90,11 @@ def paired(a: dict, b: dict, level: float = 0.95) -> dict:
     for unit in ("word", "token"):
         units = [float(u) for u in a["sentences"][f"{unit}s"]]
         total = math.fsum(units)
+        if total <= 0:
+            raise UsageError(
+                f"the sentences count 0 {unit}s: no figure per {unit}; a damaged record? "
+                "rerun compute_elbo.py --json"
+            )
         difference = diff.sum().item() / total
         se = ratio_se(diff.tolist(), units)
         unpaired = math.hypot(ratio_se(nats_a.tolist(), units), ratio_se(nats_b.tolist(), units))

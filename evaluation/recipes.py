@@ -17,13 +17,16 @@ the m shared sentences, with w_i words. The estimate is D = (mean_s Σ_i a_si �
 - the seeds: the per-unit figure of each seed (or of each seed's pair), its variance over seeds
   divided by the number of seeds.
 A draw's Monte Carlo error is in whichever part it varies with: in the seeds' part when each
-pair has its own noise seed, in the sentences' part when every pair shares one. The sentence-
-by-seed interaction is counted in both parts, so the variance is slightly conservative (by that
-term over seeds × sentences). The half-width adds each part's own t half-width (t at its
-degrees of freedom: sentences − 1, seeds − 1) in quadrature: a plain t with Welch–Satterthwaite
-degrees of freedom covered only 92% with 3 seeds in simulation, the seeds' degrees of freedom
-alone over-cover (98–100%) when the sentences dominate. Its coverage is tested by simulation
-(tests/test_recipes.py), next to a t over the seeds alone, which ignores the shared sentences.
+pair has its own noise seed, in the sentences' part when every pair shares one. The
+sentence-by-seed interaction (the draws' per-sentence noise included) is counted in both
+parts, so the variance is conservative: slightly where seeds or sentences dominate, by up to
+2× (√2 in width) where the draws' noise dominates. The half-width adds each part's own t
+half-width (t at its degrees of freedom: sentences − 1, seeds − 1) in quadrature: a plain t
+with Welch–Satterthwaite degrees of freedom (reported for information) covered only 92% with
+3 seeds in simulation, and the seeds' degrees of freedom alone over-covered (98–100%) where
+the sentences dominate. Its coverage is simulated by experiments/recipe_coverage.py and
+tested in tests/test_recipes.py, next to a t over the seeds alone (paired seeds only), which
+ignores the shared sentences.
 """
 
 from __future__ import annotations
@@ -49,13 +52,13 @@ class Interval:
 
     difference: float
     se: float
-    df: float
+    df: float | None
     low: float
     high: float
 
     def as_dict(self) -> dict:
-        return {"difference": self.difference, "se": self.se, "df": self.df,
-                "interval": [self.low, self.high]}  # fmt: skip
+        return {"difference": self.difference, "se": self.se,
+                "welch_satterthwaite_df": self.df, "interval": [self.low, self.high]}  # fmt: skip
 
 
 def _interval(difference: float, parts: Sequence[tuple[float, float]], level: float) -> Interval:
@@ -66,7 +69,7 @@ def _interval(difference: float, parts: Sequence[tuple[float, float]], level: fl
     Welch–Satterthwaite one, for information."""
     variance = math.fsum(v for v, _ in parts)
     if variance <= 0:
-        return Interval(difference, 0.0, math.inf, difference, difference)
+        return Interval(difference, 0.0, None, difference, difference)
     half = math.sqrt(math.fsum(t_quantile(level, d) ** 2 * v for v, d in parts))
     df = variance**2 / math.fsum(v * v / d for v, d in parts if v > 0)
     return Interval(difference, math.sqrt(variance), df, difference - half, difference + half)
@@ -83,10 +86,12 @@ def recipe_difference(
     each seed's (or pair's) figure, and a t over seeds alone for contrast.
     """
     a, b, units = (np.asarray(x, dtype=np.float64) for x in (a, b, units))
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] != len(units):
+    if a.ndim != 2 or b.ndim != 2 or not a.shape[1] == b.shape[1] == len(units):
         raise ValueError(f"recipe_difference: shapes {a.shape}, {b.shape}, {units.shape}")
     if min(len(a), len(b)) < 2:
         raise ValueError("recipe_difference: at least 2 seeds per recipe")
+    if len(units) < 2 or units.sum() <= 0:
+        raise ValueError("recipe_difference: at least 2 sentences and a positive unit count")
     if paired and len(a) != len(b):
         raise ValueError("recipe_difference: paired seeds need as many seeds in A as in B")
     total = units.sum()
@@ -162,7 +167,8 @@ def pairing_notes(records_a: list[dict], records_b: list[dict], names_a, names_b
             )
     shared: dict[object, list[str]] = {}
     for ra, _, na, _ in pairs:
-        shared.setdefault(noise_seed(ra), []).append(na)
+        if noise_seed(ra) is not None:
+            shared.setdefault(noise_seed(ra), []).append(na)
     for seed, files in shared.items():
         if len(files) > 1:
             notes.append(
@@ -196,6 +202,17 @@ def compare_recipes(
         )
     records = [read_record(path) for path in names]
     _, columns = _aligned(records, names)
+    if columns["nats"].shape[1] < 2:
+        raise UsageError(
+            f"{names[0]}: {columns['nats'].shape[1]} sentence(s): a recipe-level interval "
+            "needs at least 2 shared sentences"
+        )
+    for unit in ("words", "tokens"):
+        if columns[unit].sum() <= 0:
+            raise UsageError(
+                f"{names[0]}: the sentences count 0 {unit}: no figure per {unit[:-1]}; a "
+                "damaged record? rerun compute_elbo.py --json"
+            )
     a, b = columns["nats"][: len(paths_a)], columns["nats"][len(paths_a) :]
     out: dict = {
         "a": paths_a,
@@ -232,8 +249,8 @@ def table(result: dict) -> str:
         lines.append(
             f"  nats/{unit:5}  A {f['a']:.4f}  B {f['b']:.4f}  A−B {f['difference']:+.4f} ± "
             f"{f['se']:.4f} (s.e. over seeds, sentences and draws)  {level}% [{low:+.4f}, "
-            f"{high:+.4f}] (t, {f['df']:.1f} d.f.; seeds {100 * share:.0f}% of the variance, "
-            f"sentences {100 * (1 - share):.0f}%)"
+            f"{high:+.4f}] (the seeds' and the sentences' t half-widths in quadrature; seeds "
+            f"{100 * share:.0f}% of the variance, sentences {100 * (1 - share):.0f}%)"
         )
     seeds_only = result["per_word"].get("seeds_only")
     if seeds_only:

@@ -8,6 +8,7 @@ Lentz); the quantile is found by bisection on it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -53,6 +54,7 @@ def t_two_sided_p(t: float, df: float) -> float:
     return betainc(df / 2.0, 0.5, df / (df + t * t))
 
 
+@functools.lru_cache(maxsize=4096)
 def t_quantile(level: float, df: float) -> float:
     """The t with P(|T| ≤ t) = ``level`` (e.g. 0.95 → 2.228 at df = 10)."""
     low, high = 0.0, 1.0

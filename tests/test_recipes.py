@@ -171,3 +171,40 @@ def test_recipes_bad_input_is_one_line(tmp_path, capsys):
     other.write_text(json.dumps(record))
     differ = _fails(capsys, ["--a", *paths["a"], "--b", *paths["b"][:2], str(other)])
     assert "sentences.id differs" in differ and str(other) in differ
+
+
+def test_recipes_edge_cases(tmp_path, capsys):
+    with pytest.raises(ValueError, match="shapes"):
+        recipes.recipe_difference(np.ones((2, 1)), np.ones((2, 3)), np.ones(3), True)
+    with pytest.raises(ValueError, match="2 sentences"):
+        recipes.recipe_difference(np.ones((2, 1)), np.ones((2, 1)), np.ones(1), True)
+    same = recipes.recipe_difference(np.ones((2, 4)), np.ones((2, 4)), np.ones(4), True)
+    assert same["interval"] == [0.0, 0.0] and same["welch_satterthwaite_df"] is None
+    nats, words = [3.0, 4.0], [0, 0]
+    paths = []
+    for k in range(4):
+        path = tmp_path / f"r{k}.json"
+        path.write_text(json.dumps(_record(nats, words, seed=k % 2)))
+        paths.append(str(path))
+    zero = _fails(capsys, ["--a", *paths[:2], "--b", *paths[2:]])
+    assert "count 0 words" in zero
+    one = []
+    for k in range(4):
+        path = tmp_path / f"one{k}.json"
+        path.write_text(json.dumps(_record([3.0 + k], [2], seed=k % 2)))
+        one.append(str(path))
+    assert "at least 2 shared sentences" in _fails(capsys, ["--a", *one[:2], "--b", *one[2:]])
+    out = tmp_path / "same.json"
+    argv = ["--a", *_copies(tmp_path, "a"), "--b", *_copies(tmp_path, "b"), "--json", str(out)]
+    recipes.main(argv)
+    assert "Infinity" not in out.read_text() and "NaN" not in out.read_text()
+
+
+def _copies(tmp_path, name: str) -> list[str]:
+    """Two records with identical values: zero variance everywhere."""
+    paths = []
+    for k in range(2):
+        path = tmp_path / f"{name}-copy{k}.json"
+        path.write_text(json.dumps(_record([5.0, 7.0, 9.0], [2, 3, 4], seed=k)))
+        paths.append(str(path))
+    return paths
