@@ -6,8 +6,15 @@ python compute_elbo.py --checkpoint outputs/demo/best --dataset toy --split test
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from common.checks import check_number, check_output_file, check_seed
+from common.checks import (
+    check_number,
+    check_output_file,
+    check_outputs_apart,
+    check_seed,
+    require_finite,
+)
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
@@ -17,10 +24,11 @@ from common.runtime import pick_device, quiet_transformers
 from corpora import load_texts, tokenize_texts
 from diffusion import ESTIMATORS, PROTOCOLS, check_step_size
 from evaluation.bounds import BOUNDS
-from evaluation.likelihood import likelihood_record
+from evaluation.likelihood import check_estimator_fits, likelihood_record
 from evaluation.records import read_proposal
 from evaluation.report import likelihood_table
-from models import load_checkpoint
+from models import DiffusionConfig, load_checkpoint
+from models.folder_checks import SETTINGS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -115,8 +123,22 @@ def main(argv: list[str] | None = None) -> None:
     check_seed("--seed", args.seed)
     if args.json:
         check_output_file(args.json, "--json")
+        local = Path(args.dataset) if Path(args.dataset).exists() else None
+        check_outputs_apart(
+            {"--json": args.json},
+            {"--checkpoint": args.checkpoint, "--proposal": args.proposal, "--dataset": local},
+        )
+    ignored = {"discrete": ("estimator", "mc_samples", "proposal"),
+               "continuous": ("eval_step_size",)}  # fmt: skip
+    build_parser().refuse_ignored(argv, ignored[args.bound], f"--bound {args.bound}")
     if args.proposal and args.estimator != "importance":
         raise UsageError("--proposal is used by --estimator importance only: add it or drop it")
+    settings = Path(args.checkpoint) / SETTINGS
+    if settings.is_file():  # the estimator against the checkpoint's schedule, before it loads
+        check_estimator_fits(
+            DiffusionConfig.load(settings), args.estimator if args.bound == "continuous"
+            else "plain", args.protocol, args.checkpoint,
+        )  # fmt: skip
     proposal = read_proposal(args.proposal, "--proposal") if args.proposal else None
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
@@ -150,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
     record = {"checkpoint": record["checkpoint"], "dataset": args.dataset, "split": args.split,
               "precision": precision, **record}  # fmt: skip
+    require_finite(record, "the bound", "a non-finite input or an overflow; nothing is valid")
     print(likelihood_table(record))
     if args.json:
         write_json(args.json, record)

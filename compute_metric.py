@@ -12,7 +12,7 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from common.checks import check_output_file
+from common.checks import check_output_file, check_outputs_apart
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import read_text, write_json
@@ -89,6 +89,13 @@ def main(argv: list[str] | None = None) -> None:
         raise UsageError(f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard")
     if args.json:
         check_output_file(args.json, "--json")
+        local = Path(args.dataset) if args.dataset and Path(args.dataset).exists() else None
+        check_outputs_apart(
+            {"--json": args.json},
+            {"--generated": args.generated, "--references": args.references, "--dataset": local,
+             "--candidates": args.candidates, "--gen_ppl_model": args.gen_ppl_model
+             if args.gen_ppl_model and Path(args.gen_ppl_model).exists() else None},
+        )  # fmt: skip
     generated = read_lines(args.generated, "--generated")
     if not any(line.strip() for line in generated):
         raise UsageError(

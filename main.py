@@ -27,7 +27,13 @@ import torch
 import torch.distributed as dist
 from transformers import AutoConfig, AutoTokenizer
 
-from common.checks import TRAINING_SEED_LIMIT, check_number, check_output_dir, check_seed
+from common.checks import (
+    TRAINING_SEED_LIMIT,
+    check_number,
+    check_output_dir,
+    check_outputs_apart,
+    check_seed,
+)
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import ADVICE, write_error
@@ -231,6 +237,12 @@ def check_args(args: argparse.Namespace) -> None:
     if args.schedule == "linear":
         check_step_size(args.num_steps, args.eval_step_size)
     check_output_dir(args.output_dir, "--output_dir")
+    out = Path(args.output_dir)
+    local = Path(args.dataset) if Path(args.dataset).exists() else None
+    check_outputs_apart(
+        {f"--output_dir's {name}": out / name for name in ("best", "last", "train_log.jsonl")},
+        {"--word_freq_file": args.word_freq_file, "--dataset": local, "--data_dir": args.data_dir},
+    )
     if args.fitlog_dir:
         check_output_dir(args.fitlog_dir, "--fitlog_dir")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
 
 # isort: split
-from common.checks import check_number, check_output_file
+from common.checks import check_number, check_output_file, check_outputs_apart
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> None:
         raise UsageError(f"--length must be ≥ 0 (0 = drawn from the histogram), got {args.length}")
     check_number("--length", args.length, 0, 2**20, note="0 = drawn from the histogram")
     check_output_file(args.output, "--output")
+    check_outputs_apart(
+        {"--output": args.output, "--show_process": process_path(Path(args.output))
+         if args.show_process else None},
+        {"--checkpoint": args.checkpoint},
+    )  # fmt: skip
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     precision = announced_precision(args.bf16, device)

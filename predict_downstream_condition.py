@@ -15,7 +15,7 @@ from pathlib import Path
 import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
 
 # isort: split
-from common.checks import check_number, check_output_dir
+from common.checks import check_number, check_output_dir, check_outputs_apart
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json, write_text
@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     out = Path(args.output_dir) if args.output_dir else ckpt.path.parent / "generation"
     check_output_dir(out, "--output_dir")
+    check_outputs_apart(
+        {f"--output_dir file {name}": out / f"{task}_{name}"
+         for name in ("mbr.txt", "candidates.jsonl", "metrics.json")},
+        {"--checkpoint": args.checkpoint, "--data_dir": args.data_dir},
+    )  # fmt: skip
 
     rows = min(args.batch_size, len(sources) * args.mbr_size)
     copies = 2 if args.cfg_weight > 0 else 1

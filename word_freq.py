@@ -17,7 +17,7 @@ import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is o
 # isort: split
 from transformers import AutoTokenizer
 
-from common.checks import check_output_file
+from common.checks import check_output_file, check_outputs_apart
 from common.cli import Parser, choices
 from common.errors import exit_on_usage_error
 from common.progress import set_quiet
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     set_quiet(False)  # off a terminal: no carriage-return floods from datasets' bars
     output = args.output or default_counts_path(args.model_name_or_path, args.dataset, args.task)
     check_output_file(output, "--output")
+    local = Path(args.dataset) if Path(args.dataset).exists() else None
+    check_outputs_apart({"--output": output}, {"--dataset": local, "--data_dir": args.data_dir})
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))
     if args.task:
         pairs = load_pairs(args.task, args.split, args.data_dir)

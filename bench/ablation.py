@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -28,11 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from common.cli import Parser  # noqa: E402
 from common.errors import UsageError  # noqa: E402
 from common.files import (  # noqa: E402
     RUN_LOCK,
     iter_jsonl,
+    json_text,
     locked_by_another,
+    read_json,
     read_jsonl,
     write_json,
     write_text,
@@ -78,8 +82,8 @@ PAPER_PPL = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    a = p.add_argument
+    p = Parser(prog="python3 bench/ablation.py", description=__doc__.splitlines()[0])
+    a = p.flag
     a("--model_name_or_path", default="minilm-l6", help="the backbone of every row")
     a("--dataset", default="wiki-summaries", help="any --dataset of main.py")
     a("--output", default="bench/results/ablation", help="results, runs and pictures")
@@ -117,10 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="test sentences, continuous bound (0: the whole split)",
     )
     a("--discrete_examples", type=int, default=128, help="test sentences, discrete bound")
-    a(
+    p.boolean(
         "--group_by_length",
-        action=argparse.BooleanOptionalAction,
-        default=False,
         help="main.py --group_by_length (batches of one length: faster, less varied)",
     )
     a("--num_samples", type=int, default=64, help="samples per run (top-k 30)")
@@ -128,18 +130,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--table3_steps", default="16,32,64,128", help="ELBO steps T/S for the Table 3 analogue")
     a("--device", default="auto", help="auto, cpu, cuda")
     args = p.parse_args(argv)
-    args.seeds = ",".join(str(seed) for seed in seed_list(args.seeds))
-    args.headline_seeds = ",".join(str(seed) for seed in seed_list(args.headline_seeds))
+    try:
+        args.seeds = ",".join(str(seed) for seed in seed_list(args.seeds))
+        args.headline_seeds = ",".join(
+            str(seed) for seed in seed_list(args.headline_seeds, "--headline_seeds")
+        )
+    except UsageError as error:
+        p.error(str(error))
     return args
 
 
-def seed_list(text: str) -> list[int]:
-    """``--seeds`` as distinct integers ≥ 0 in the order given; anything else is one line."""
+def seed_list(text: str, flag: str = "--seeds") -> list[int]:
+    """``flag``'s value as distinct integers ≥ 0 in the order given; anything else is one
+    UsageError."""
     items = [item.strip() for item in text.split(",")]
-    if not all(item.isdigit() for item in items) or len(set(map(int, items))) != len(items):
-        sys.exit(
-            f"error: --seeds {text!r}: pass distinct integers ≥ 0 separated by commas, "
-            "e.g. --seeds 1,2,3"
+    if not all(re.fullmatch("[0-9]+", item) for item in items) or len(set(map(int, items))) != len(
+        items
+    ):
+        raise UsageError(
+            f"{flag} {text!r}: pass distinct integers ≥ 0 (digits 0-9) separated by commas, "
+            f"e.g. {flag} 1,2,3"
         )
     return [int(item) for item in items]
 
@@ -156,10 +166,10 @@ def call(script: str, *argv: str) -> None:
         module.main([str(a) for a in argv])
     except SystemExit as exit_info:
         if exit_info.code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
-            raise KeyboardInterrupt from None
+            raise Stopped(exit_info.code - 128) from None
         if exit_info.code not in (0, None):
             raise UsageError(f"{command} exited with status {exit_info.code}") from None
-    except (KeyboardInterrupt, UsageError):
+    except (KeyboardInterrupt, Stopped, UsageError):
         raise
     except Exception as error:
         if os.environ.get("DIFFUSIONBERT_DEBUG"):
@@ -201,15 +211,17 @@ def bound(
     record."""
     out = run / f"elbo_{kind}{step_size or ''}.json"
     if not out.is_file():
-        extra = ["--eval_step_size", step_size] if kind == "discrete" else []
+        if kind == "discrete":
+            extra = ["--eval_step_size", step_size]
+        else:
+            extra = ["--mc_samples", args.mc_samples, "--estimator", args.estimator]
         examples = args.discrete_examples if kind == "discrete" else args.eval_examples
         if examples:
             extra += ["--max_examples", examples]
         call("compute_elbo", "--checkpoint", run / "best", "--dataset", args.dataset,
-             "--split", "test", "--bound", kind, "--mc_samples", args.mc_samples,
-             "--estimator", args.estimator, "--seed", noise_seed,
+             "--split", "test", "--bound", kind, "--seed", noise_seed,
              "--device", args.device, "--json", out, *extra)  # fmt: skip
-    return json.loads(out.read_text())
+    return read_json(out, "bound record")
 
 
 def noise_seed(seed: int) -> int:
@@ -247,7 +259,7 @@ def sample_metrics(args: argparse.Namespace, row: Row, run: Path) -> dict:
              "--output", samples)  # fmt: skip
         call("compute_metric", "--generated", samples, "--dataset", args.dataset, "--split",
              "test", "--json", scores)  # fmt: skip
-    metrics = json.loads(scores.read_text())
+    metrics = read_json(scores, "metrics")
     return {k: metrics[k] for k in ("bleu", "self_bleu", "dist_1", "div_4") if k in metrics}
 
 
@@ -257,13 +269,16 @@ def trained_precision(run: Path) -> str | None:
     args = run / "best" / "training_args.json"
     if not args.is_file():
         return None
-    return json.loads(args.read_text()).get("resolved", {}).get("precision")
+    data = read_json(args, "training_args")
+    resolved = data.get("resolved") if isinstance(data, dict) else None
+    return resolved.get("precision") if isinstance(resolved, dict) else None
 
 
 def dev_curve(run: Path) -> list[tuple[int, float]]:
     """(step, dev nats per token) of every dev evaluation in the run's training log."""
-    rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
-    return [(r["step"], r["dev_nats_per_token"]) for r in rows if "dev_nats_per_token" in r]
+    rows = [row for _, row, _ in iter_jsonl(run / "train_log.jsonl", "train_log")]
+    return [(r["step"], r["dev_nats_per_token"]) for r in rows
+            if isinstance(r, dict) and "dev_nats_per_token" in r]  # fmt: skip
 
 
 def write_sentences(args: argparse.Namespace, row: Row, seed: int, *records: dict) -> str:
@@ -315,28 +330,45 @@ def run_one(args: argparse.Namespace, row: Row, seed: int, counts: Path) -> dict
     return record
 
 
+class Stopped(Exception):
+    """A signal (Ctrl-C's SIGINT, or SIGTERM) stopped the grid; ``number`` is the signal."""
+
+    def __init__(self, number: int):
+        super().__init__(number)
+        self.number = number
+
+
+def _on_sigterm(number: int, frame: object) -> None:
+    raise Stopped(number)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """The grid; a bad results file or run folder is one ``error:`` line, and Ctrl-C one line
-    with status 130 (the same command continues the grid)."""
+    """The grid; a bad flag, results file or run folder is one ``error:`` line with status 2;
+    Ctrl-C or SIGTERM is one line with status 130 or 143 (the same command continues)."""
     args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         grid(args)
     except UsageError as error:
-        sys.exit(f"error: {error}")
-    except KeyboardInterrupt:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (KeyboardInterrupt, Stopped) as stop:
+        number = stop.number if isinstance(stop, Stopped) else signal.SIGINT
         print(
-            "ablation: stopped by Ctrl-C; run the same command again to continue (finished "
-            "runs are skipped, an interrupted run resumes from its last/)",
+            f"ablation: stopped by {signal.Signals(number).name}; run the same command again "
+            "to continue (finished runs are skipped, an interrupted run resumes from its last/)",
             file=sys.stderr,
         )
-        sys.exit(130)
+        sys.exit(128 + number)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def grid(args: argparse.Namespace) -> None:
     wanted = [r for r in args.rows.split(",") if r]
     unknown = sorted(set(wanted) - {row.name for row in GRID})
     if unknown:
-        sys.exit(f"error: --rows: unknown {unknown}; choose from {[r.name for r in GRID]}")
+        raise UsageError(f"--rows: unknown {unknown}; choose from {[r.name for r in GRID]}")
     rows = [row for row in GRID if not wanted or row.name in wanted]
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -354,7 +386,7 @@ def grid(args: argparse.Namespace) -> None:
         check_run_folder(Path(args.runs_dir) / f"{row.name}-seed{seed}")
         record = run_one(args, row, seed, counts)
         before = results.read_text() if results.is_file() else ""
-        write_text(results, before + json.dumps(record) + "\n")
+        write_text(results, before + json_text(record, None, str(results)) + "\n")
     from ablation_plots import write_pictures
     from ablation_table import earlier_grids, summary
 

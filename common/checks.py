@@ -98,3 +98,75 @@ def _file_above(path: Path) -> Path | None:
         if candidate.exists() or candidate.is_symlink():
             return None if candidate.is_dir() else candidate
     return None
+
+
+def nonfinite_field(data: object, prefix: str = "") -> tuple[str, float] | None:
+    """The first (dotted field name, value) in nested dicts and lists whose number is NaN or
+    infinite; None when every number is finite."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (prefix or "value", data)
+    if isinstance(data, dict):
+        items = ((f"{prefix}.{key}" if prefix else str(key), value) for key, value in data.items())
+    elif isinstance(data, (list, tuple)):
+        items = ((f"{prefix}[{i}]", value) for i, value in enumerate(data))
+    else:
+        return None
+    for name, value in items:
+        found = nonfinite_field(value, name)
+        if found is not None:
+            return found
+    return None
+
+
+def require_finite(data: object, what: str, hint: str = "") -> None:
+    """UsageError naming ``what`` and the field unless every number in ``data`` is finite: a
+    result that is NaN or infinite is never printed or written."""
+    found = nonfinite_field(data)
+    if found is not None:
+        field, value = found
+        raise UsageError(
+            f"{what}: field {field} is {value}, not a finite number; nothing was written"
+            + (f" ({hint})" if hint else "")
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_outputs_apart(
+    outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]
+) -> None:
+    """No output is one of the inputs: an output path that resolves (links included) to an
+    input file, or to an existing file inside an input folder, and an input inside an output
+    folder (which the command replaces), are one UsageError naming both flags, before any
+    work. ``outputs`` and ``inputs`` map a flag (or a description) to a path;
+    None entries are skipped."""
+    for out_flag, out_given in outputs.items():
+        if out_given is None or str(out_given) == "":
+            continue
+        out = Path(out_given)
+        for in_flag, in_given in inputs.items():
+            if in_given is None or str(in_given) == "":
+                continue
+            given = Path(in_given)
+            inside = (
+                given.is_dir()
+                and out.exists()
+                and not out.is_dir()
+                and given.resolve() in out.resolve().parents
+            )
+            if _same_file(out, given) or inside:
+                where = "is" if not inside else "is a file inside"
+                raise UsageError(
+                    f"{out_flag} {out} {where} the input {in_flag} {given}: writing it would "
+                    "destroy an input; choose another output path"
+                )
+            if out.is_dir() and out.resolve() in given.resolve().parents:
+                raise UsageError(
+                    f"the input {in_flag} {given} is inside {out_flag} {out}, which the command "
+                    "replaces; move the input or choose another output path"
+                )

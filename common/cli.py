@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
+
+from common.errors import UsageError
 
 TRUE = ("true", "1", "yes", "on")
 FALSE = ("false", "0", "no", "off")
@@ -110,6 +112,30 @@ class Parser(argparse.ArgumentParser):
             message = f"{flag.split('/')[0]}: {rest}" if rest else message
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+    def given(self, argv: Sequence[str] | None = None) -> set[str]:
+        """The destinations of the flags ``argv`` (default: the command line) sets explicitly,
+        whatever their values: a flag passed with its default value counts as given."""
+        saved = {id(action): action.default for action in self._actions}
+        try:
+            for action in self._actions:
+                action.default = argparse.SUPPRESS
+            namespace, _ = self.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+        finally:
+            for action in self._actions:
+                action.default = saved[id(action)]
+        return set(vars(namespace))
+
+    def refuse_ignored(
+        self, argv: Sequence[str] | None, ignored: Iterable[str], because: str
+    ) -> None:
+        """One UsageError naming a flag among ``ignored`` (destinations) that ``argv`` sets,
+        which the combination ``because`` (e.g. "--bound discrete") would ignore."""
+        given = self.given(argv)
+        for dest in ignored:
+            if dest in given:
+                flag = next(a.option_strings[0] for a in self._actions if a.dest == dest)
+                raise UsageError(f"{flag} is ignored with {because}: drop it")
 
     def flag(self, *names: str, **kwargs: Any) -> argparse.Action:
         """``add_argument`` that refuses a flag without help text."""

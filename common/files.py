@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from common.checks import require_finite
 from common.errors import UsageError
 
 ADVICE = {
@@ -93,9 +94,35 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_text(data: object, indent: int | None = 2, what: str = "a result") -> str:
+    """Strict JSON (no ``NaN`` or ``Infinity`` tokens, which standard JSON lacks): a non-finite
+    number is one UsageError naming ``what`` and the field instead."""
+    require_finite(data, what)
+    return json.dumps(data, indent=indent, allow_nan=False)
+
+
 def write_json(path: str | Path, data: dict | list) -> None:
-    """Write indented JSON atomically."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
+    """Write indented, strict JSON atomically (``json_text``: a NaN or an infinity is refused
+    before anything is written)."""
+    write_text(path, json_text(data, what=str(path)) + "\n")
+
+
+def read_json(path: str | Path, what: str = "") -> object:
+    """The JSON value in ``path``; a missing, unreadable, torn or non-JSON file is one
+    UsageError naming the file (``what``: the flag or role) and where the JSON breaks."""
+    path = Path(path)
+    where = f"{what} {path}".strip()
+    try:
+        text = read_text(path, what)
+    except OSError as error:
+        raise UsageError(f"{where}: cannot be read ({error.strerror or error})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"{where}: not complete JSON (line {error.lineno}, column {error.colno}: "
+            f"{error.msg}); it may be truncated: write it again"
+        ) from None
 
 
 @contextlib.contextmanager

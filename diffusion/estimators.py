@@ -47,6 +47,7 @@ alone is a draw of ``plain``, so the average stays unbiased.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -115,7 +116,8 @@ class TimeProposal:
     def __post_init__(self) -> None:
         widths = [b - a for a, b in zip(self.edges, self.edges[1:], strict=False)]
         if (
-            len(self.density) != len(widths)
+            not all(math.isfinite(x) for x in (*self.edges, *self.density))
+            or len(self.density) != len(widths)
             or self.edges[0] != 0.0
             or self.edges[-1] != 1.0
             or min(widths) <= 0
@@ -124,7 +126,7 @@ class TimeProposal:
         ):
             raise ParameterError(
                 "proposal",
-                "proposal: edges must rise from 0 to 1 and the density be positive and "
+                "proposal: edges must rise from 0 to 1 and the density be finite, positive and "
                 "integrate to 1",
             )
 

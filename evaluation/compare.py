@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from common.checks import check_output_file, check_outputs_apart, require_finite
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
@@ -68,10 +69,11 @@ def check_comparable(a: dict, b: dict, name_a: str, name_b: str) -> None:
 
 def noise_notes(a: dict, b: dict) -> list[str]:
     """Settings of the noise that differ (the pairing stays valid, less noise cancels)."""
+    noise_a, noise_b = a.get("noise") or {}, b.get("noise") or {}
     return [
-        f"{field}: {a['noise'].get(field)!r} vs {b['noise'].get(field)!r}"
+        f"{field}: {noise_a.get(field)!r} vs {noise_b.get(field)!r}"
         for field in NOISE
-        if a["noise"].get(field) != b["noise"].get(field)
+        if noise_a.get(field) != noise_b.get(field)
     ]
 
 
@@ -174,7 +176,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
              if resolved.count(real) > 1]  # fmt: skip
     if twice:
         raise UsageError(f"{twice[0]} is given twice: give each record once")
+    if args.json:
+        check_output_file(args.json, "--json")
+        check_outputs_apart({"--json": args.json},
+                            {f"record {path}": path for path in args.records})  # fmt: skip
     results = compare(args.records)
+    require_finite(results, "the comparison", "the records' nats are too large to add up")
     for result in results:
         print(table(result["a"], result["b"], result, result["noise_differs"]))
     if args.json:

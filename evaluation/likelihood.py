@@ -19,6 +19,28 @@ from evaluation.sentences import noise_keys, per_sentence, sentence_ids
 from models.checkpoint import Checkpoint
 
 
+def check_estimator_fits(config, estimator: str, protocol: str, where: object) -> None:
+    """One UsageError unless ``estimator`` can bound the checkpoint whose settings are
+    ``config`` (a ``DiffusionConfig``; ``where`` names the checkpoint): the Rao–Blackwell
+    estimators need a network that does not see the time and reveal rates that do not depend
+    on the candidate token (no spindle, or the official protocol). Cheap: call it before the
+    model and the data load."""
+    if estimator not in RAO_BLACKWELL:
+        return
+    if config.timestep != "none":
+        raise UsageError(
+            f"--estimator {estimator} needs a network that does not see the time; "
+            f"{where} was trained with --timestep {config.timestep}: use --estimator conditioned"
+        )
+    if config.word_freq_lambda > 0 and protocol == "exact":
+        raise UsageError(
+            f"--estimator {estimator} needs reveal rates that do not depend on the candidate "
+            f"token; {where} was trained with the spindle (word_freq_lambda "
+            f"{config.word_freq_lambda}): use --estimator conditioned (or --protocol official, "
+            "which is not a bound)"
+        )
+
+
 def likelihood_record(
     ckpt: Checkpoint,
     ids: list[list[int]],
@@ -54,12 +76,7 @@ def likelihood_record(
     pad = ckpt.tokenizer.pad_token_id
     ids_str = sentence_ids(ids)
     estimator = estimator if bound == "continuous" else "plain"
-    if estimator in RAO_BLACKWELL and ckpt.config.timestep != "none":
-        raise UsageError(
-            f"--estimator {estimator} needs a network that does not see the time; "
-            f"{ckpt.path} was trained with --timestep {ckpt.config.timestep}: use "
-            "--estimator conditioned"
-        )
+    check_estimator_fits(ckpt.config, estimator, protocol, ckpt.path)
     calls = 0
     if estimator == "importance" and proposal is None:
         proposal = fit_proposal(diffusion, ckpt.model, ids, ids_str, pad, seed, batch_size, device)

@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from common.checks import check_outputs_apart
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import read_jsonl, write_error
@@ -310,6 +311,10 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
          args.process or _first("*.process.json", run)),
         ("bench_sampling.png", plot_bench, args.bench),
     ]  # fmt: skip
+    check_outputs_apart(
+        {f"--out file {picture}": out / picture for picture, _, _ in jobs},
+        {f"input of {picture}": source for picture, _, source in jobs},
+    )
     written = {}
     for picture, plot, source in jobs:
         if source is None or not Path(source).exists():

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.checks import check_output_file, check_outputs_apart, require_finite
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
@@ -277,11 +278,11 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.json:
-        out = Path(args.json).resolve()
-        for path in [*args.a, *args.b]:
-            if Path(path).resolve() == out:
-                raise UsageError(f"--json {args.json} is one of the records read: choose another")
+        check_output_file(args.json, "--json")
+        check_outputs_apart({"--json": args.json},
+                            {f"record {path}": path for path in [*args.a, *args.b]})  # fmt: skip
     result = compare_recipes(args.a, args.b, paired=not args.unpaired)
+    require_finite(result, "the comparison", "the records' nats are too large to add up")
     print(table(result))
     if args.json:
         write_json(Path(args.json), result)

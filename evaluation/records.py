@@ -11,6 +11,10 @@ from common.errors import UsageError
 from diffusion import ParameterError, TimeProposal
 
 SENTENCE_FIELDS = ("id", "tokens", "words", "nats")
+# A sentence's bound or count beyond these cannot come from compute_elbo.py (a sentence of
+# 10⁶ tokens at the vocabulary's log size is under 10⁸ nats): a damaged or forged record.
+MAX_NATS = 1e9
+MAX_COUNT = 10**9
 
 
 def read_record(path: str | Path, what: str = "") -> dict:
@@ -65,9 +69,9 @@ def check_record(record: object, where: str) -> None:
         for number, value in enumerate(sentences[field], 1):
             bad = not isinstance(value, kind) or isinstance(value, bool)
             if not bad and field == "nats":
-                bad = not math.isfinite(value)
+                bad = not math.isfinite(value) or abs(value) > MAX_NATS
             elif not bad and field != "id":
-                bad = value < 0
+                bad = not 0 <= value <= MAX_COUNT
             if bad:
                 raise UsageError(
                     f"{where}: field sentences.{field}, entry {number}, is {value!r}: a damaged "
@@ -75,8 +79,10 @@ def check_record(record: object, where: str) -> None:
                 )
     if len(set(sentences["id"])) != len(sentences["id"]):
         raise UsageError(f"{where}: field sentences.id repeats an id: a damaged record")
-    if "noise" not in record:
-        raise UsageError(f"{where}: field noise is missing: rerun compute_elbo.py --json")
+    if not isinstance(record.get("noise"), dict):
+        raise UsageError(
+            f"{where}: field noise is missing or not an object: rerun compute_elbo.py --json"
+        )
 
 
 def read_proposal(path: str | Path, what: str = "--proposal") -> TimeProposal:

@@ -149,8 +149,9 @@ def test_full_sequence_bounds_are_above_the_true_nll(spindle_run, plain_run, tmp
     out = tmp_path / "elbo.json"
     code, stdout, err = run_main(
         "compute_elbo.py", "--checkpoint", str(checkpoint), "--dataset", "toy",
-        "--max_examples", "48", "--bound", bound, "--eval_step_size", "10",
-        "--mc_samples", "2", "--json", str(out), capsys=capsys,
+        "--max_examples", "48", "--bound", bound, "--json", str(out),
+        *(["--eval_step_size", "10"] if bound == "discrete" else ["--mc_samples", "2"]),
+        capsys=capsys,
     )  # fmt: skip
     assert code == 0, err[-2000:]
     record = json.loads(out.read_text())
@@ -170,14 +171,16 @@ def test_two_checkpoints_are_compared_pairwise(spindle_run, plain_run, tmp_path,
     records = {}
     for name, run, batch in (("a", spindle_run, "5"), ("b", plain_run, "16")):
         out = tmp_path / f"{name}.json"
-        extra = ["--estimator", "importance"] if bound == "continuous" else []
+        if bound == "continuous":
+            extra = ["--estimator", "importance", "--mc_samples", "3"]
+        else:
+            extra = ["--eval_step_size", "10"]
         if name == "b" and bound == "continuous":
             extra += ["--proposal", str(tmp_path / "a.json")]
         code, _, err = run_main(
             "compute_elbo.py", "--checkpoint", str(run / "best"), "--dataset", "toy",
-            "--max_examples", "20", "--bound", bound, "--eval_step_size", "10",
-            "--mc_samples", "3", "--batch_size", batch, "--json", str(out), *extra,
-            capsys=capsys,
+            "--max_examples", "20", "--bound", bound, "--batch_size", batch,
+            "--json", str(out), *extra, capsys=capsys,
         )  # fmt: skip
         assert code == 0, err[-2000:]
         records[name] = json.loads(out.read_text())
@@ -256,7 +259,17 @@ def test_official_protocol_is_labelled(spindle_run, capsys):
         (["--protocol", "leaky"], "--protocol 'leaky' is unknown"),
         (["--mc_samples", "0"], "--mc_samples must be"),
         (["--estimator", "lucky"], "--estimator 'lucky' is unknown"),
-        (["--estimator", "importance", "--proposal", "absent.json"], "absent.json: cannot be"),
+        (
+            ["--bound", "continuous", "--estimator", "importance", "--proposal", "absent.json"],
+            "absent.json: cannot be",
+        ),
+        (["--estimator", "rao_blackwell_loo"], "--estimator is ignored with --bound discrete"),
+        (["--bound", "discrete", "--mc_samples", "8"], "--mc_samples is ignored with --bound"),
+        (
+            ["--bound", "continuous", "--eval_step_size", "4"],
+            "--eval_step_size is ignored with --bound continuous",
+        ),
+        (["--bound", "continuous", "--estimator", "rao_blackwell_cv"], "trained with the spindle"),
     ],
 )
 def test_bad_elbo_input_is_one_clear_line(spindle_run, extra, message, capsys):

@@ -181,3 +181,48 @@ def test_noise_differences_are_noted_not_refused(tmp_path, capsys):
     [result] = compare.main([a, b])
     assert result["noise_differs"] == ["seed: 0 vs 1"]
     assert "the noise is not shared (seed: 0 vs 1)" in capsys.readouterr().out
+
+
+def test_the_json_output_is_never_one_of_the_records(tmp_path, capsys):
+    path_a = write(tmp_path, "a.json", record([30.0, 41.0, 25.0]))
+    path_b = write(tmp_path, "b.json", record([31.0, 40.0, 26.0]))
+    link = tmp_path / "same-as-a.json"
+    link.symlink_to(path_a)
+    before = (tmp_path / "a.json").read_text()
+    for out in (path_a, str(link)):
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main([path_a, path_b, "--json", out])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "destroy an input" in err and err.count("\n") == 1
+    assert (tmp_path / "a.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.update(noise=None), "field noise is missing or not an object"),
+        (lambda r: r["sentences"].update(nats=[1e308] * 3), "field sentences.nats, entry 1"),
+        (lambda r: r["sentences"].update(words=[0, 0, 0]), "count 0 words"),
+    ],
+)
+def test_records_that_cannot_give_a_finite_figure_are_one_line(tmp_path, capsys, change, message):
+    bad = record([30.0, 41.0, 25.0])
+    change(bad)
+    other = record([31.0, 40.0, 26.0], words=bad["sentences"]["words"] or None)
+    paths = [write(tmp_path, "bad.json", bad), write(tmp_path, "other.json", other)]
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(paths)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_a_proposal_holding_nan_is_refused(tmp_path):
+    from evaluation.records import read_proposal
+
+    proposal = {"edges": [0.0, 0.5, 1.0], "density": [float("nan"), 1.0]}
+    rec = record([3.0, 4.0], noise={"seed": 0, "estimator": "importance", "draws": 1,
+                                    "proposal": proposal})  # fmt: skip
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(rec))  # Python writes NaN, as a damaged file would hold it
+    with pytest.raises(compare.UsageError, match=r"noise\.proposal is damaged.*finite"):
+        read_proposal(path)
