@@ -81,7 +81,7 @@ PAPER_PPL = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> Parser:
     p = Parser(prog="python3 bench/ablation.py", description=__doc__.splitlines()[0])
     a = p.flag
     a("--model_name_or_path", default="minilm-l6", help="the backbone of every row")
@@ -129,6 +129,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--sample_steps", type=int, default=128, help="T' of sampling")
     a("--table3_steps", default="16,32,64,128", help="ELBO steps T/S for the Table 3 analogue")
     a("--device", default="auto", help="auto, cpu, cuda")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     try:
         args.seeds = ",".join(str(seed) for seed in seed_list(args.seeds))

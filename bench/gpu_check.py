@@ -40,6 +40,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.checks import check_number, check_output_dir  # noqa: E402
+from common.cli import Parser  # noqa: E402
+from common.errors import exit_on_usage_error  # noqa: E402
 from common.files import write_json  # noqa: E402
 
 WHEELS = REPO / ".whl"
@@ -415,19 +418,18 @@ def nccl_probe() -> int:
     return 0 if ok else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def build_parser() -> Parser:
+    p = Parser(prog="bash bench/gpu_check.sh", description=__doc__)
     p.add_argument("outdir", nargs="?", help="where the JSON, the log and the runs go")
-    p.add_argument("--budget", type=float, default=470, help="seconds for all steps (470)")
-    p.add_argument("--dry-run", action="store_true", help="only parse every command")
-    p.add_argument("--prepare", action="store_true", help="fill --wheels with pip download")
-    p.add_argument("--wheels", default=str(WHEELS), help="the wheels folder (.whl)")
-    p.add_argument("--nccl", action="store_true", help="under torchrun: the NCCL probe")
+    p.flag("--budget", type=float, default=470, help="seconds for all steps")
+    p.boolean("--dry-run", help="only parse every command")
+    p.boolean("--prepare", help="fill --wheels with pip download")
+    p.flag("--wheels", default=str(WHEELS), help="the wheels folder (.whl)")
+    p.boolean("--nccl", help="under torchrun: the NCCL probe")
     return p
 
 
+@exit_on_usage_error
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
@@ -438,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.outdir:
         p.error("OUTDIR is required (bash bench/gpu_check.sh OUTDIR)")
-    out = Path(args.outdir).resolve()
+    check_number("--budget", args.budget, 1, 10**6)
+    out = check_output_dir(Path(args.outdir), "OUTDIR").resolve()
     import torch
 
     if args.dry_run or not torch.cuda.is_available():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,15 @@ SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "comp
            "compute_metric", "evaluation.plots", "evaluation.compare", "evaluation.recipes",
            "experiments.recipe_coverage"]  # fmt: skip
 BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/variance.py",
-         "bench/ablation_table.py", "bench/ablation_plots.py"]  # fmt: skip
+         "bench/ablation_table.py", "bench/ablation_plots.py", "bench/ablation.py",
+         "bench/gpu_check.py"]  # fmt: skip
 
 
 def parser_of(name: str) -> argparse.ArgumentParser:
     if name.endswith(".py"):
         spec = importlib.util.spec_from_file_location(Path(name).stem + "_help", REPO / name)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
     else:
         module = importlib.import_module(name)

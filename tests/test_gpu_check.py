@@ -110,3 +110,14 @@ def test_pytest_summary_counts(gpu_check):
     failed = gpu_check.pytest_counts(None, ["F.\n1 failed, 39 passed in 9.1s\n"])
     assert not failed["ok"] and failed["failed"] == 1
     assert not gpu_check.pytest_counts(None, ["\n5 skipped in 1.0s\n"])["ok"]
+
+
+def test_an_outdir_that_cannot_be_written_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for outdir in (blocker, blocker / "below"):
+        done = subprocess.run(["bash", "bench/gpu_check.sh", str(outdir)], cwd=REPO,
+                              capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert "OUTDIR" in done.stderr and "Traceback" not in done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
