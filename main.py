@@ -39,7 +39,7 @@ from common.errors import UsageError, exit_on_usage_error
 from common.files import ADVICE, write_error
 from common.precision import precision_note
 from common.progress import set_quiet
-from common.runtime import quiet_transformers
+from common.runtime import pick_device, probe_compile, quiet_transformers
 from conditional_data import TASKS, get_task
 from corpora.counting import default_counts_path, length_histogram, load_counts
 from diffusion import BASE_SCHEDULES, OBJECTIVES, check_step_size
@@ -236,6 +236,8 @@ def check_args(args: argparse.Namespace) -> None:
         get_task(args.task)
     if args.schedule == "linear":
         check_step_size(args.num_steps, args.eval_step_size)
+    if args.compile:  # the real thing at the smallest size, before the run folder is made
+        probe_compile(pick_device(args.device))
     check_output_dir(args.output_dir, "--output_dir")
     out = Path(args.output_dir)
     local = Path(args.dataset) if Path(args.dataset).exists() else None

@@ -46,3 +46,33 @@ def test_no_cxx_compiler_is_one_clear_error(tiny_bert, tokenizer, toy_txt, monke
     with pytest.raises(UsageError) as error:
         trainer(tiny_bert, tokenizer, toy_txt, compile=True)
     assert "tried my-c++, g++, clang++, c++" in str(error.value)
+
+
+def test_a_compiler_that_does_not_work_is_one_line_before_the_run_folder(tmp_path, capsys,
+                                                                          monkeypatch):  # fmt: skip
+    """The up-front check compiles a one-line function for real; a toolchain that fails there
+    (here torch.compile itself raising, as a compiler without Python headers does) stops
+    main.py with one line before its output folder exists."""
+    import main
+
+    def broken(function):
+        def run(*args):
+            raise RuntimeError("CppCompileError: Python.h: No such file or directory\nmore")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--compile", "--output_dir", str(out), "--fitlog_dir", "", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.count("\n") == 0
+    assert "--compile: torch.compile could not build" in err and "Python.h" in err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not HAS_CXX, reason="torch.compile on the CPU needs a C++ compiler")
+def test_the_compile_probe_passes_with_a_working_compiler():
+    from common.runtime import probe_compile
+
+    probe_compile(torch.device("cpu"))
