@@ -3,6 +3,7 @@ sampling and to refuse a training batch that cannot fit, before any work)."""
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import torch
@@ -11,14 +12,31 @@ GIB = 2**30
 
 
 def available_bytes(device: torch.device | str) -> int | None:
-    """Free memory of ``device``: CUDA's free bytes, or the host's ``MemAvailable``; None
-    where it cannot be read."""
+    """Free memory of ``device``: CUDA's free bytes; on the host the smallest of what the
+    process may really use: ``MemAvailable``, the cgroup's limit less its usage (a container
+    or a cluster job), and the address-space limit (``ulimit -v``) less the address space in
+    use. None where none can be read."""
     device = torch.device(device)
     if device.type == "cuda":
         try:
             return int(torch.cuda.mem_get_info(device)[0])
         except (RuntimeError, AssertionError):
             return None
+    known = [b for b in (meminfo_available(), cgroup_headroom(), address_space_headroom())
+             if b is not None]  # fmt: skip
+    return max(0, min(known)) if known else None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(text) if text.isdigit() else None  # "max": no limit
+
+
+def meminfo_available() -> int | None:
+    """The host's ``MemAvailable`` in bytes."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -26,6 +44,30 @@ def available_bytes(device: torch.device | str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def cgroup_headroom() -> int | None:
+    """The memory cgroup's limit less its usage (cgroup v2, else v1); None without a limit."""
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+         "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):  # fmt: skip
+        cap, used = _read_int(limit), _read_int(usage)
+        if cap is not None and used is not None and cap < 2**60:
+            return cap - used
+    return None
+
+
+def address_space_headroom() -> int | None:
+    """``RLIMIT_AS`` (``ulimit -v``) less this process's address space; None without one."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    pages = _read_int("/proc/self/statm")
+    if pages is None:
+        return soft
+    return soft - pages * resource.getpagesize()
 
 
 def largest_batch(per_item: int, budget: int | None, fixed: int = 0) -> int | None:

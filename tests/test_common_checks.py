@@ -4,6 +4,9 @@ the file, and a flag a combination ignores is refused."""
 import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,8 @@ from common.checks import check_outputs_apart, nonfinite_field, require_finite
 from common.cli import Parser
 from common.errors import UsageError
 from common.files import json_text, read_json, write_json
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_an_output_that_is_an_input_is_refused(tmp_path):
@@ -72,3 +77,36 @@ def test_a_flag_the_combination_ignores_is_refused():
         p.refuse_ignored(["--mc_samples", "8"], ["mc_samples"], "--bound discrete")
     p.refuse_ignored(["--bound", "discrete"], ["mc_samples"], "--bound discrete")
     assert p.parse_args([]).mc_samples == 8  # defaults restored
+
+
+def test_host_memory_is_the_smallest_of_what_the_process_may_use(monkeypatch):
+    from common import memory
+
+    monkeypatch.setattr(memory, "meminfo_available", lambda: 20 * memory.GIB)
+    monkeypatch.setattr(memory, "cgroup_headroom", lambda: 6 * memory.GIB)
+    monkeypatch.setattr(memory, "address_space_headroom", lambda: None)
+    assert memory.available_bytes("cpu") == 6 * memory.GIB
+    monkeypatch.setattr(memory, "address_space_headroom", lambda: 2 * memory.GIB)
+    assert memory.available_bytes("cpu") == 2 * memory.GIB
+    monkeypatch.setattr(memory, "address_space_headroom", lambda: -5)
+    assert memory.available_bytes("cpu") == 0
+    for name in ("meminfo_available", "cgroup_headroom", "address_space_headroom"):
+        monkeypatch.setattr(memory, name, lambda: None)
+    assert memory.available_bytes("cpu") is None
+
+
+def test_an_address_space_limit_is_seen(tmp_path):
+    """Under ``ulimit -v`` (RLIMIT_AS) a process has at most the limit less what it maps."""
+    code = (
+        "import resource\n"
+        "from common import memory\n"
+        "used = memory._read_int('/proc/self/statm') * resource.getpagesize()\n"
+        "limit = used + memory.GIB\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))\n"
+        "free = memory.available_bytes('cpu')\n"
+        "assert 0 < free <= memory.GIB, free\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
