@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import datasets
@@ -72,7 +73,9 @@ def load_counts(
             "--model_name_or_path <model> --dataset <dataset>` (it prints where it wrote)"
         )
     try:
-        counts = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol advice: the error says it
+            warnings.simplefilter("ignore", UserWarning)
+            counts = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # never repeat torch's advice to pass weights_only=False: that would run the file's code
         raise UsageError(

@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -344,7 +345,9 @@ def load_training_state(path: Path) -> dict:
             f"--resume_from {path}: no {TRAINING_STATE}; pass <output_dir>/last of a run"
         )
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol advice: the error says it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # torch's message suggests weights_only=False, which would run the file's code: never
         raise damaged(

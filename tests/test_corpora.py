@@ -106,3 +106,19 @@ def test_counts_equal_a_manual_count_and_round_trip(tmp_path, tokenizer):
         load_counts(tmp_path / "f.pt", 100)
     with pytest.raises(UsageError, match=r"word_freq\.py"):
         load_counts(tmp_path / "missing.pt", 100)
+
+
+def test_a_plain_pickle_as_word_counts_is_one_line_without_torchs_warning(tmp_path):
+    import pickle
+    import warnings
+
+    from common.errors import UsageError
+    from corpora.counting import load_counts
+
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(pickle.dumps({"the": 3}, protocol=4))  # what older code wrote
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(UsageError, match="not a tensor file written by word_freq.py"):
+            load_counts(path, 3)
+    assert not [w for w in seen if "pickle" in str(w.message)]
