@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 from common.checks import check_number, check_output_dir  # noqa: E402
 from common.cli import Parser  # noqa: E402
 from common.errors import exit_on_usage_error  # noqa: E402
-from common.files import write_json  # noqa: E402
+from common.files import iter_jsonl, read_json, write_json  # noqa: E402
 
 WHEELS = REPO / ".whl"
 SITE = Path("/tmp/gpu-check-site")
@@ -120,12 +120,12 @@ def pytest_counts(out: Path, logs: list[str]) -> dict:
 
 def losses(log: Path) -> dict[int, float]:
     """Logged training loss by step from a train_log.jsonl."""
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+    rows = [row for _, row, _ in iter_jsonl(log)]
+    return {r["step"]: r["loss"] for r in rows if isinstance(r, dict) and "loss" in r}
 
 
 def check_demo(out: Path, logs: list[str]) -> dict:
-    record = json.loads((out / "demo" / "elbo_validation.json").read_text())
+    record = read_json(out / "demo" / "elbo_validation.json", "the demo's bound")
     given = record["given_length"]["nats_per_token"]
     full = record["full_sequence"]["nats_per_token"]
     truth = record["toy_oracle"]["true_nats_per_token"]
@@ -164,8 +164,7 @@ def bench_rows(name: str) -> Callable[[Path, list[str]], dict]:
     """The rows this step appended to OUTDIR/bench.jsonl, by configuration."""
 
     def check(out: Path, logs: list[str]) -> dict:
-        lines = (out / "bench.jsonl").read_text().splitlines()
-        rows = [json.loads(line) for line in lines if line.strip()]
+        rows = [row for _, row, _ in iter_jsonl(out / "bench.jsonl")]
         mine = [r for r in rows if r.get("tag") == name]
         keep = (
             "tokens_per_s",

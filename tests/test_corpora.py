@@ -119,6 +119,6 @@ def test_a_plain_pickle_as_word_counts_is_one_line_without_torchs_warning(tmp_pa
     path.write_bytes(pickle.dumps({"the": 3}, protocol=4))  # what older code wrote
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        with pytest.raises(UsageError, match="not a tensor file written by word_freq.py"):
+        with pytest.raises(UsageError, match=r"not a tensor file written by word_freq\.py"):
             load_counts(path, 3)
     assert not [w for w in seen if "pickle" in str(w.message)]
