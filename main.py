@@ -249,6 +249,21 @@ def check_args(args: argparse.Namespace) -> None:
         check_output_dir(args.fitlog_dir, "--fitlog_dir")
 
 
+def refuse_ignored_flags(args: argparse.Namespace, argv: list[str] | None) -> None:
+    """A flag that the other settings make main.py ignore is one line, not silence."""
+    parser = build_parser()
+    if args.objective != "d3pm":
+        parser.refuse_ignored(argv, ("hybrid_lambda", "per_sequence_t"),
+                              f"--objective {args.objective} (d3pm only)")  # fmt: skip
+    if args.task is None:
+        parser.refuse_ignored(argv, ("max_target_length", "data_dir"), "no --task (seq2seq only)")
+    if args.max_steps != -1:
+        parser.refuse_ignored(argv, ("epochs",), "--max_steps (it sets the length of the run)")
+    if args.schedule != "linear":
+        because = f"--schedule {args.schedule} (the dev bound is continuous)"
+        parser.refuse_ignored(argv, ("eval_step_size",), because)
+
+
 def diffusion_config(args: argparse.Namespace) -> DiffusionConfig:
     config = DiffusionConfig(
         schedule=args.schedule,
@@ -273,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet_transformers()
     set_quiet(args.quiet)
     check_args(args)
+    refuse_ignored_flags(args, argv)
     config = diffusion_config(args)
     resume_dir, state = resume_state(args.resume_from, vars(args))
     rank0 = os.environ.get("RANK", "0") == "0"

@@ -196,7 +196,7 @@ def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path
         "--from_scratch", str(not row.pretrained).lower(), "--timestep", row.timestep,
         "--objective", row.objective, "--word_freq_lambda",
         args.word_freq_lambda if row.spindle else 0, "--word_freq_file", counts,
-        "--num_steps", args.num_steps, "--hybrid_lambda", 0.01, "--max_steps", args.max_steps,
+        "--num_steps", args.num_steps, "--max_steps", args.max_steps,
         "--batch_size", args.batch_size, "--max_length", args.max_length, "--lr", args.lr,
         "--lr_schedule", "constant", "--warmup_steps", args.warmup_steps, "--seed", seed,
         "--data_seed", args.data_seed,
@@ -204,6 +204,8 @@ def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path
         "--output_dir", run, "--fitlog_dir", "", "--device", args.device,
         "--group_by_length", str(args.group_by_length).lower(),
     ]  # fmt: skip
+    if row.objective == "d3pm":
+        flags += ["--hybrid_lambda", 0.01]
     if (run / "last" / "training_state.pt").is_file():
         flags += ["--resume_from", run / "last"]
     call("main", *flags)

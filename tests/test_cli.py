@@ -269,7 +269,10 @@ def test_official_protocol_is_labelled(spindle_run, capsys):
             ["--bound", "continuous", "--eval_step_size", "4"],
             "--eval_step_size is ignored with --bound continuous",
         ),
-        (["--bound", "continuous", "--estimator", "rao_blackwell_cv"], "trained with the spindle"),
+        (
+            ["--bound", "continuous", "--estimator", "rao_blackwell_cv"],
+            "needs a network that does not see the time",
+        ),
     ],
 )
 def test_bad_elbo_input_is_one_clear_line(spindle_run, extra, message, capsys):
@@ -277,6 +280,30 @@ def test_bad_elbo_input_is_one_clear_line(spindle_run, extra, message, capsys):
     code, _, err = run_main("compute_elbo.py", *args, capsys=capsys)
     assert code == 2 and message in err, err[-2000:]
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_an_estimator_the_checkpoint_cannot_take_is_refused_before_it_loads(
+    spindle_run, tmp_path, capsys, monkeypatch
+):
+    """The Rao–Blackwell estimators against the checkpoint's own settings (its time design,
+    then its spindle), read from its settings file before the model or the data load."""
+    import compute_elbo
+
+    def not_now(*args, **kwargs):
+        raise AssertionError("the model was loaded before the check")
+
+    monkeypatch.setattr(compute_elbo, "load_checkpoint", not_now)
+    args = ["--checkpoint", str(spindle_run / "best"), "--bound", "continuous"]
+    code, _, err = run_main("compute_elbo.py", *args, "--estimator", "rao_blackwell_loo",
+                            capsys=capsys)  # fmt: skip
+    assert code == 2 and "--timestep layerwise" in err and err.count("\n") == 1
+    settings = json.loads((spindle_run / "best" / "diffusion_config.json").read_text())
+    copy = tmp_path / "time-agnostic"
+    copy.mkdir()
+    (copy / "diffusion_config.json").write_text(json.dumps({**settings, "timestep": "none"}))
+    args = ["--checkpoint", str(copy), "--bound", "continuous", "--estimator", "rao_blackwell_cv"]
+    code, _, err = run_main("compute_elbo.py", *args, capsys=capsys)
+    assert code == 2 and "trained with the spindle" in err and err.count("\n") == 1
 
 
 @pytest.fixture(scope="module")
@@ -462,3 +489,22 @@ def test_demo_checkpoint_samples_are_not_degenerate(tmp_path):
     texts = samples.read_text().splitlines()
     assert len(texts) == 32
     assert text_metrics.div_4([text_metrics.tokenize(t) for t in texts]) > 0.5
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--objective", "mdlm", "--hybrid_lambda", "0.01"], "--hybrid_lambda is ignored with"),
+        (["--objective", "mdlm", "--per_sequence_t"], "--per_sequence_t is ignored with"),
+        (["--max_target_length", "16"], "--max_target_length is ignored with no --task"),
+        (["--data_dir", "somewhere"], "--data_dir is ignored with no --task"),
+        (["--max_steps", "5", "--epochs", "2"], "--epochs is ignored with --max_steps"),
+        (["--eval_step_size", "4"], "--eval_step_size is ignored with --schedule mutual"),
+    ],
+)
+def test_a_training_flag_the_other_settings_ignore_is_one_line(tmp_path, extra, message, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_main("main.py", "--output_dir", str(out), "--fitlog_dir", "", *extra,
+                            capsys=capsys)  # fmt: skip
+    assert code == 2 and message in err and err.count("\n") == 1, err[-2000:]
+    assert not (out / "last").exists() and not (out / "train_log.jsonl").exists()
