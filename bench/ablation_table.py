@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import Parser
-from common.errors import UsageError
+from common.errors import UsageError, exit_on_usage_error
 from common.files import read_jsonl
 from evaluation.compare import check_comparable, paired
 from evaluation.recipes import recipe_difference
@@ -392,20 +392,17 @@ def build_parser() -> Parser:
     return p
 
 
+@exit_on_usage_error
 def main(argv: list[str] | None = None) -> None:
     path = Path(build_parser().parse_args(argv).results)
     try:
         records = read_jsonl(path)
         check_records(records, path)
     except UsageError as error:
-        sys.exit(f"error: {error} (the results of `bash run.sh ablation`)")
+        raise UsageError(f"{error} (the results of `bash run.sh ablation`)") from None
     if not records:
-        sys.exit(f"error: {path}: no runs yet; run `bash run.sh ablation` first")
-    try:
-        text = summary(records, path.parent, earlier_grids(path.parent))
-    except UsageError as error:
-        sys.exit(f"error: {error}")
-    print(text, end="")
+        raise UsageError(f"{path}: no runs yet; run `bash run.sh ablation` first")
+    print(summary(records, path.parent, earlier_grids(path.parent)), end="")
 
 
 if __name__ == "__main__":

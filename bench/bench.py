@@ -49,6 +49,7 @@ sys.path.insert(1, str(REPO / "bench"))  # flops.py, also when this file is impo
 from flops import forward_flops, matmul_peak, sync, utilisation  # noqa: E402
 
 from common.cli import Parser  # noqa: E402
+from common.errors import UsageError, exit_on_usage_error  # noqa: E402
 from common.machine import describe_machine  # noqa: E402
 from common.precision import autocast  # noqa: E402
 from diffusion import (  # noqa: E402
@@ -108,7 +109,7 @@ def peak_memory(device: torch.device) -> float:
 def precision_of(args) -> str:
     """fp32 or bf16: --precision, where auto is bf16 on CUDA and fp32 on the CPU."""
     if args.precision == "both":
-        sys.exit("error: --precision both is for --mode train; pass fp32, bf16 or auto")
+        raise UsageError("--precision both is for --mode train; pass fp32, bf16 or auto")
     if args.precision != "auto":
         return args.precision
     return "bf16" if torch.device(args.device).type == "cuda" else "fp32"
@@ -389,11 +390,12 @@ def selected(args) -> list[str]:
     names = args.configs.split(",")
     unknown = [n for n in names if n not in CONFIGS[args.mode]]
     if unknown:
-        sys.exit(f"error: --configs {','.join(unknown)} is not a configuration of --mode "
-                 f"{args.mode}: choose from {','.join(CONFIGS[args.mode])}")  # fmt: skip
+        raise UsageError(f"--configs {','.join(unknown)} is not a configuration of --mode "
+                         f"{args.mode}: choose from {','.join(CONFIGS[args.mode])}")  # fmt: skip
     return names
 
 
+@exit_on_usage_error
 def main() -> None:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--mode")

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.cli import Parser  # noqa: E402
+from common.errors import UsageError, exit_on_usage_error  # noqa: E402
 from common.machine import describe_machine  # noqa: E402
 from common.progress import set_quiet  # noqa: E402
 from common.runtime import pick_device, quiet_transformers  # noqa: E402
@@ -91,12 +92,12 @@ def draw_counts(args, estimator: str) -> list[int]:
     flag, text = ("--draws", args.draws) if args.calls is None else ("--calls", args.calls)
     items = text.split(",")
     if not all(item.isdigit() for item in items):
-        sys.exit(f"error: {flag} {text!r}: pass positive integers separated by commas, e.g. 5,11")
+        raise UsageError(f"{flag} {text!r}: pass positive integers separated by commas, e.g. 5,11")
     extra = 0 if args.calls is None else network_calls(estimator, 0)
     draws = [int(item) - extra for item in items]
     if min(draws) < 1:
-        sys.exit(f"error: {flag} {text!r}: {estimator} needs at least {extra + 1} calls "
-                 "(one draw)")  # fmt: skip
+        raise UsageError(f"{flag} {text!r}: {estimator} needs at least {extra + 1} calls "
+                         "(one draw)")  # fmt: skip
     return draws
 
 
@@ -189,13 +190,14 @@ def load_data(ckpt, args, count: int):
     return data.select(range(min(count, len(data))))[:]
 
 
+@exit_on_usage_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
     set_quiet(True)
     if args.pair_seeds < 1:
-        sys.exit(f"error: --pair_seeds {args.pair_seeds}: pass 1 or more (2 to split the "
-                 "paired s.e. into its floor and its Monte Carlo part)")  # fmt: skip
+        raise UsageError(f"--pair_seeds {args.pair_seeds}: pass 1 or more (2 to split the "
+                         "paired s.e. into its floor and its Monte Carlo part)")  # fmt: skip
     args.device = pick_device(args.device)
     a = load_checkpoint(args.checkpoint, args.device)
     rows = [] if not args.error_part else error_part(a, load_data(a, args, args.sentences), args)

@@ -10,4 +10,5 @@ if __name__ == "__main__":
     try:
         print(get_task(sys.argv[1] if len(sys.argv) > 1 else "", "task").folder)
     except UsageError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

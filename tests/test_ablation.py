@@ -244,3 +244,34 @@ def test_the_bound_with_more_sentences_pairs_and_rows_with_seeds_compare_as_reci
     text = ablation_table.summary(runs, tmp_path)
     assert "recipe level (3 seeds, continuous, 12 sentences)" in text
     assert "Recipe level: 1 confirmed, 0 reversed, 0 undecided of 1 pairs." in text
+
+
+def test_the_grids_errors_and_stops_have_the_documented_statuses(monkeypatch, capsys, tmp_path):
+    import signal
+
+    folders = ["--output", str(tmp_path / "r"), "--runs_dir", str(tmp_path / "x")]
+    cases = ((["--seeds", "²"], "--seeds '²'"), (["--headline_seeds", "1,1"], "--headline_seeds"),
+             (["--rows", "nope"], "--rows: unknown"))  # fmt: skip
+    for argv, needle in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            ablation.main([*argv, *folders])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and needle in err and err.count("\n") == 1, err
+
+    def stopped(args):
+        raise ablation.Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(ablation, "grid", stopped)
+    with pytest.raises(SystemExit) as exit_info:
+        ablation.main([])
+    assert exit_info.value.code == 143 and "stopped by SIGTERM" in capsys.readouterr().err
+
+
+def test_a_torn_file_in_a_run_folder_is_one_line_naming_it(tmp_path):
+    from common.errors import UsageError
+
+    best = tmp_path / "best"
+    best.mkdir()
+    (best / "training_args.json").write_text('{"resolved": {"precis')
+    with pytest.raises(UsageError, match=r"training_args\.json: not complete JSON"):
+        ablation.trained_precision(tmp_path)

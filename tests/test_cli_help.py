@@ -142,3 +142,17 @@ def test_main_help_says_what_to_run_first():
     text = " ".join(parser_of("main").format_help().split())
     assert "What to run first: word_freq.py" in text and "then main.py" in text
     assert "bash run.sh" in text
+
+
+def test_no_command_exits_with_an_error_string():
+    """``sys.exit("error: ...")`` exits with status 1; every one-line error exits with 2
+    (docs/reliability.md), through ``exit_on_usage_error`` or an explicit ``sys.exit(2)``."""
+    offenders = []
+    for path in REPO.rglob("*.py"):
+        if any(part in {"tests", ".git", "outputs"} for part in path.relative_to(REPO).parts):
+            continue
+        text = path.read_text(encoding="utf-8")
+        for marker in ('sys.exit(f"error', 'sys.exit("error', "sys.exit(f'error"):
+            if marker in text:
+                offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []
