@@ -12,7 +12,7 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from common.checks import check_output_file, check_outputs_apart
+from common.checks import check_output_file, check_outputs_apart, require_finite
 from common.cli import Parser, choices
 from common.errors import UsageError, exit_on_usage_error
 from common.files import read_text, write_json
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             result.update(generative_perplexity(generated, args.gen_ppl_model))
         except UsageError as error:
             result["gen_ppl_skipped"] = str(error)
+    require_finite(result, "the metrics", "an empty text or a model that gives it probability 0")
     width = max(len(k) for k in result)
     for key, value in result.items():
         shown = f"{value:.4f}" if isinstance(value, float) else value
