@@ -51,7 +51,7 @@ lm1b)
   torchrun --nproc_per_node "${NGPU:-1}" main.py --model_name_or_path "$model" \
     --dataset "$data" --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 \
     --num_steps 2048 --schedule mutual --objective d3pm --hybrid_lambda 0.01 --timestep none \
-    --lr 5e-5 --lr_schedule invsqrt --warmup_steps 10000 --batch_size 128 --epochs 3 \
+    --lr 5e-5 --lr_schedule invsqrt --warmup_steps 10000 --batch_size 128 \
     --max_length 128 --eval_steps 2000 --logging_steps 100 --output_dir "$out" "$@"
   ;;
 *)

@@ -23,17 +23,18 @@ def grid_argv(tmp_path, *extra):
     return ["--output", str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs"), *extra]
 
 
-def exit_message(argv) -> str:
+def exit_message(argv, capsys) -> str:
+    capsys.readouterr()
     with pytest.raises(SystemExit) as info:
         ablation.main(argv)
-    message = str(info.value.code)
-    assert message.startswith("error: ") and "\n" not in message
+    message = capsys.readouterr().err
+    assert info.value.code == 2 and message.startswith("error: ") and message.count("\n") == 1
     return message
 
 
 @pytest.mark.parametrize("seeds", ["1,,2", "1,a", "-1", "1,1", ""])
-def test_bad_seeds_are_one_line(tmp_path, seeds):
-    message = exit_message(grid_argv(tmp_path, "--seeds", seeds))
+def test_bad_seeds_are_one_line(tmp_path, seeds, capsys):
+    message = exit_message(grid_argv(tmp_path, "--seeds", seeds), capsys)
     assert "--seeds" in message and "distinct integers" in message
     assert not (tmp_path / "out").exists()
 
@@ -43,10 +44,10 @@ def test_seeds_with_spaces_are_normalised():
 
 
 @pytest.mark.parametrize("line", ['{"seed": 1}', '{"row": "x"}', '{"row": "x", "seed": "1"}', "[]"])
-def test_a_results_line_without_row_or_seed_is_one_line(tmp_path, line):
+def test_a_results_line_without_row_or_seed_is_one_line(tmp_path, line, capsys):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "results.jsonl").write_text('{"row": "a", "seed": 1}\n' + line + "\n")
-    message = exit_message(grid_argv(tmp_path))
+    message = exit_message(grid_argv(tmp_path), capsys)
     assert "results.jsonl:2" in message and "'row'" in message
     assert not (tmp_path / "runs").exists()
 
@@ -66,7 +67,7 @@ def test_a_sub_script_failure_is_one_line(monkeypatch):
     with pytest.raises(UsageError, match="exited with status 2"):
         ablation.call("broken")
     module.main = lambda argv: sys.exit(130)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(ablation.Stopped):
         ablation.call("broken")
 
 
