@@ -7,8 +7,8 @@
 #                          hybrid 0.01) under torchrun --nproc_per_node ${NGPU:-1}; MODEL and
 #                          DATASET override the backbone and the data (a local copy)
 # bash run.sh ablation [ARGS]  the paper's Table 2 ablation at small scale, nice'd
-#                          (bench/ablation.py; resumable)
-# Extra ARGS pass through to main.py (to bench/ablation.py for ablation). See README.md and
+#                          (python3 -m experiments.ablation; resumable)
+# Extra ARGS pass through to main.py (to experiments.ablation for ablation). See README.md and
 # docs/training.md, docs/results.md.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,7 +40,7 @@ demo)
     "$out/elbo_validation.json, metrics $out/metrics.json, pictures $out/plots/"
   ;;
 ablation)
-  nice -n 10 python3 bench/ablation.py "$@"
+  nice -n 10 python3 -m experiments.ablation "$@"
   ;;
 lm1b)
   out="${OUT:-outputs/lm1b}"

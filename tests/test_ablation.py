@@ -1,9 +1,9 @@
-"""The ablation grid (bench/ablation.py): a two-row, few-step version runs end to end, writes one
-JSON line per run with every figure, draws what it wrote, and a rerun skips finished runs."""
+"""The ablation grid (python3 -m experiments.ablation): a two-row, few-step version runs end
+to end, writes one JSON line per run with every figure, draws what it wrote, and a rerun skips
+finished runs."""
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +12,11 @@ from transformers import BertConfig, BertForMaskedLM
 
 from corpora import toy
 from evaluation.recipes import recipe_difference
+from experiments.ablation import plots as ablation_plots
+from experiments.ablation import run as ablation
+from experiments.ablation import table as ablation_table
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-
-import ablation  # noqa: E402
-import ablation_plots  # noqa: E402
-import ablation_table  # noqa: E402
 
 
 @pytest.fixture(scope="module")

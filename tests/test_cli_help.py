@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "compute_elbo",
            "conditional_data.__main__",
            "compute_metric", "evaluation.plots", "evaluation.compare", "evaluation.recipes",
-           "experiments.recipe_coverage"]  # fmt: skip
+           "experiments.recipe_coverage", "experiments.ablation.run", "experiments.ablation.table",
+           "experiments.ablation.plots"]  # fmt: skip
 BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/variance.py",
-         "bench/ablation_table.py", "bench/ablation_plots.py", "bench/ablation.py",
          "bench/gpu_check.py"]  # fmt: skip
 
 

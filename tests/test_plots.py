@@ -223,19 +223,14 @@ def test_an_out_that_cannot_be_written_is_one_line(demo_like, tmp_path, capsys):
 
 
 def _ablation_plots():
-    import importlib.util
-    from pathlib import Path
+    from experiments.ablation import plots
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "ablation_plots.py"
-    spec = importlib.util.spec_from_file_location("ablation_plots", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return plots
 
 
 def test_the_ablation_pictures_from_the_committed_results(tmp_path, capsys):
     module = _ablation_plots()
-    history = module.RESULTS.parent / "steps300" / "results.jsonl"  # the 300-step grid
+    history = module.RESULTS.parent / "bf16-600-shared-noise" / "steps300" / "results.jsonl"
     drawn = module.main([str(history), "--out", str(tmp_path)])
     records = [json.loads(line) for line in history.read_text().splitlines()]
     assert drawn["dev_curves.png"] == {f"{r['row']} (seed {r['seed']})": r["dev_curve"]

@@ -3,16 +3,11 @@ unexpected one is one line naming it (or is repaired when nothing is lost), a su
 failure is one line, and Ctrl-C stops the grid with one line."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-
-import ablation
-
 from common.errors import UsageError
+from experiments.ablation import run as ablation
 from tests import test_reliability_checkpoint
 
 # module-scoped fixtures shared with those tests
@@ -52,34 +47,20 @@ def test_a_results_line_without_row_or_seed_is_one_line(tmp_path, line, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_sub_script_failure_is_one_line(monkeypatch):
-    module = type(sys)("broken")
-
-    def fail(argv):
-        raise IndexError("list index out of range")
-
-    module.main = fail
-    monkeypatch.setitem(sys.modules, "broken", module)
-    with pytest.raises(UsageError) as info:
-        ablation.call("broken", "--flag", 1)
-    assert "broken.py --flag 1 failed (IndexError" in str(info.value)
-    module.main = lambda argv: sys.exit(2)
-    with pytest.raises(UsageError, match="exited with status 2"):
-        ablation.call("broken")
-    module.main = lambda argv: sys.exit(130)
-    with pytest.raises(ablation.Stopped):
-        ablation.call("broken")
-
-
-def test_a_sub_script_leaves_no_signal_handler_behind(monkeypatch):
-    import signal
-
-    module = type(sys)("handler")
-    module.main = lambda argv: signal.signal(signal.SIGINT, lambda *_: None)
-    monkeypatch.setitem(sys.modules, "handler", module)
-    before = signal.getsignal(signal.SIGINT)
-    ablation.call("handler")
-    assert signal.getsignal(signal.SIGINT) is before
+def test_a_sub_script_failure_is_one_line(tmp_path):
+    """The scripts run as subprocesses: a crash, a one-line error and a Ctrl-C of a script
+    are one UsageError naming the command, the same, and ``Stopped``."""
+    broken = tmp_path / "broken.py"
+    for body, expected in (("raise IndexError('list index out of range')", UsageError),
+                           ("import sys; sys.exit(2)", UsageError),
+                           ("import sys; sys.exit(130)", ablation.Stopped)):  # fmt: skip
+        broken.write_text(body + "\n")
+        with pytest.raises(expected) as info:
+            ablation.call(broken, "--flag", 1)
+        if expected is UsageError:
+            assert "broken.py --flag 1 exited with status" in str(info.value)
+    broken.write_text("print('fine')\n")
+    ablation.call(broken)
 
 
 def test_ctrl_c_during_the_grid_is_one_line(tmp_path, monkeypatch, capsys):

@@ -1,23 +1,20 @@
-"""Pictures of the ablation (bench/ablation.py): the dev bound against training steps for
+"""Pictures of the ablation (experiments.ablation): the dev bound against training steps for
 every run, and the per-word perplexity bound against ELBO steps for the spindle row (the
 paper's Table 3 analogue). Each function returns the numbers it drew.
 
-python3 bench/ablation_plots.py [RESULTS_JSONL] [--out FOLDER]   (default: the committed
-bench/results/ablation/results.jsonl, pictures beside it)
+python3 -m experiments.ablation.plots [RESULTS_JSONL] [--out FOLDER]   (default: the committed
+experiments/ablation/results/results.jsonl, pictures beside it)
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
@@ -30,7 +27,7 @@ STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fo
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
            "#F0E442"]  # fmt: skip
 SEED_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # (dash, marker) per seed
-RESULTS = Path(__file__).resolve().parent / "results" / "ablation" / "results.jsonl"
+RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
 
 
 def _save(fig, out: Path) -> None:
@@ -106,7 +103,7 @@ def read_results(results: Path) -> list[dict]:
     [step, nats] pairs is one line naming the file and the line."""
     results = Path(results)
     if not results.is_file():
-        raise UsageError(f"{results}: no such file; run bench/ablation.py first")
+        raise UsageError(f"{results}: no such file; run experiments.ablation first")
     records = []
     for number, record, _ in iter_jsonl(results):
         curve = record.get("dev_curve") if isinstance(record, dict) else None
@@ -121,7 +118,7 @@ def read_results(results: Path) -> list[dict]:
                              "([[step, nats], ...]); fix or delete that line")  # fmt: skip
         records.append(record)
     if not records:
-        raise UsageError(f"{results}: no records; run bench/ablation.py first")
+        raise UsageError(f"{results}: no records; run experiments.ablation first")
     return records
 
 
@@ -136,9 +133,9 @@ def write_pictures(results: Path, output: Path) -> dict:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="python3 bench/ablation_plots.py", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python3 -m experiments.ablation.plots", description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="?", type=Path, default=RESULTS,
-                   help="bench/ablation.py's results.jsonl (default: %(default)s)")  # fmt: skip
+                   help="experiments.ablation's results.jsonl (default: %(default)s)")  # fmt: skip
     p.flag("--out", type=Path, default=None, help="where the PNGs go (none: beside the results)")
     return p
 

@@ -1,37 +1,33 @@
 """The paper's ablation (Table 2) at small scale: every row trained at one equal budget, then
 bounded and sampled the same way. Results: one JSON line per run in
-<output>/results.jsonl, plus PNGs (bench/ablation_plots.py) and summary.md, the README's table
-and orderings (bench/ablation_table.py).
+<output>/results.jsonl, plus PNGs (experiments.ablation.plots) and summary.md, the README's
+table and orderings (experiments.ablation.table).
 
-bash run.sh ablation [flags]      (= python bench/ablation.py [flags])
+bash run.sh ablation [flags]      (= nice python3 -m experiments.ablation [flags])
 
 A rerun skips the runs whose results exist and resumes a run whose last/ exists, so an
 interrupted grid finishes when it is run again. --max_steps, --model_name_or_path and
 --dataset scale it up on a GPU box (--dataset lm1b --model_name_or_path bert-base-uncased).
+The scripts run as subprocesses (python3 main.py ...), each with its own one-line errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
-import os
 import re
 import signal
+import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from common.cli import Parser  # noqa: E402
-from common.errors import UsageError  # noqa: E402
-from common.files import (  # noqa: E402
+from common.cli import Parser
+from common.errors import UsageError
+from common.files import (
     RUN_LOCK,
     iter_jsonl,
     json_text,
@@ -41,52 +37,21 @@ from common.files import (  # noqa: E402
     write_json,
     write_text,
 )
-from common.machine import describe_machine  # noqa: E402
-from models import load_training_state  # noqa: E402
-from training.run_dir import discard, existing_run  # noqa: E402
+from common.machine import describe_machine
+from experiments.ablation.grid import GRID, PAPER_PPL, Row
+from models import load_training_state
+from training.run_dir import discard, existing_run
 
-
-@dataclass(frozen=True)
-class Row:
-    """One row of the paper's Table 2 (plus one beyond it): initialisation, schedule, time
-    design and objective. ``headline`` rows run with every seed of ``--seeds``."""
-
-    name: str
-    pretrained: bool
-    spindle: bool
-    timestep: str
-    objective: str = "d3pm"
-    headline: bool = False
-
-
-# The grid, in one place. Paper (LM1B, per-word PPL bound): scratch (T−t+1)⁻¹ LTE 82.34,
-# scratch spindle LTE 77.50, BERT (T−t+1)⁻¹ LTE 92.53 / PTE 79.95 / TAD 78.76, BERT spindle
-# TAD 63.78. LTE = layerwise, PTE = token, TAD = none (time-agnostic).
-GRID = (
-    Row("scratch-mutual-layerwise", pretrained=False, spindle=False, timestep="layerwise"),
-    Row("scratch-spindle-layerwise", pretrained=False, spindle=True, timestep="layerwise"),
-    Row("pretrained-mutual-layerwise", pretrained=True, spindle=False, timestep="layerwise"),
-    Row("pretrained-mutual-token", pretrained=True, spindle=False, timestep="token"),
-    Row("pretrained-mutual-none", pretrained=True, spindle=False, timestep="none", headline=True),
-    Row("pretrained-spindle-none", pretrained=True, spindle=True, timestep="none", headline=True),
-    Row("pretrained-spindle-none-mdlm", True, spindle=True, timestep="none", objective="mdlm"),
-)
-PAPER_PPL = {
-    "scratch-mutual-layerwise": 82.34,
-    "scratch-spindle-layerwise": 77.50,
-    "pretrained-mutual-layerwise": 92.53,
-    "pretrained-mutual-token": 79.95,
-    "pretrained-mutual-none": 78.76,
-    "pretrained-spindle-none": 63.78,
-}
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = Path("experiments/ablation/results")
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="python3 bench/ablation.py", description=__doc__.splitlines()[0])
+    p = Parser(prog="python3 -m experiments.ablation", description=__doc__.splitlines()[0])
     a = p.flag
     a("--model_name_or_path", default="minilm-l6", help="the backbone of every row")
     a("--dataset", default="wiki-summaries", help="any --dataset of main.py")
-    a("--output", default="bench/results/ablation", help="results, runs and pictures")
+    a("--output", default=str(RESULTS), help="results, runs and pictures")
     a("--runs_dir", default="outputs/ablation", help="checkpoints of every run")
     a("--rows", default="", help="comma-separated row names (default: the whole grid)")
     a("--seeds", default="1,2,3", help="training seeds of every row of the paper's Table 2")
@@ -159,34 +124,30 @@ def seed_list(text: str, flag: str = "--seeds") -> list[int]:
     return [int(item) for item in items]
 
 
-def call(script: str, *argv: str) -> None:
-    """``script``'s main(argv) in this process. A failure raises ``UsageError``, one line
-    naming the command (the script has printed its own one-line error above it); a script
-    stopped by Ctrl-C or SIGTERM (status 130 or 143) raises ``KeyboardInterrupt`` so the grid
-    stops too. The signal handlers a script installs are undone when it returns."""
-    module = importlib.import_module(script)
-    command = f"{script}.py {' '.join(map(str, argv))}"
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+def call(script: str | Path, *argv: object) -> None:
+    """``python3 <script> argv`` as a subprocess (``script``: a name of the project's scripts,
+    ``main`` for main.py, or a path). A failure raises ``UsageError``, one line naming the
+    command (the script has printed its own error above it); a script stopped by Ctrl-C or
+    SIGTERM (status 130 or 143) raises ``Stopped`` so that the grid stops too. A SIGTERM sent
+    to the grid is passed on, and the script is waited for, so that it saves its last/."""
+    path = Path(script) if str(script).endswith(".py") else REPO / f"{script}.py"
+    args = [str(a) for a in argv]
+    shown = f"{path.name} {' '.join(args)}".strip()
+    process = subprocess.Popen([sys.executable, str(path), *args])
     try:
-        module.main([str(a) for a in argv])
-    except SystemExit as exit_info:
-        if exit_info.code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
-            raise Stopped(exit_info.code - 128) from None
-        if exit_info.code not in (0, None):
-            raise UsageError(f"{command} exited with status {exit_info.code}") from None
-    except (KeyboardInterrupt, Stopped, UsageError):
+        code = process.wait()
+    except (KeyboardInterrupt, Stopped) as stop:
+        if isinstance(stop, Stopped):  # Ctrl-C reaches the whole process group by itself
+            process.send_signal(stop.number)
+        process.wait()
         raise
-    except Exception as error:
-        if os.environ.get("DIFFUSIONBERT_DEBUG"):
-            raise
-        why = " ".join(str(error).split())[:300] or type(error).__name__
-        raise UsageError(
-            f"{command} failed ({type(error).__name__}: {why}); run it alone with "
-            "DIFFUSIONBERT_DEBUG=1 to see where"
-        ) from None
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM) or -code in (
+        signal.SIGINT,
+        signal.SIGTERM,
+    ):
+        raise Stopped(code - 128 if code > 0 else -code)
+    if code != 0:
+        raise UsageError(f"{shown} exited with status {code} (its error is above)")
 
 
 def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path) -> None:
@@ -291,7 +252,7 @@ def dev_curve(run: Path) -> list[tuple[int, float]]:
 def write_sentences(args: argparse.Namespace, row: Row, seed: int, *records: dict) -> str:
     """Both bounds' per-sentence values and noise settings in a file beside results.jsonl
     (``sentences/<row>-seed<seed>.json``, its name relative to the results' folder), so that
-    bench/ablation_table.py can pair any two runs sentence by sentence."""
+    experiments.ablation.table can pair any two runs sentence by sentence."""
     name = f"sentences/{row.name}-seed{seed}.json"
     keep = ("dataset", "split", "bound", "protocol", "num_steps", "eval_step_size", "noise",
             "given_length", "sentences")  # fmt: skip
@@ -394,8 +355,8 @@ def grid(args: argparse.Namespace) -> None:
         record = run_one(args, row, seed, counts)
         before = results.read_text() if results.is_file() else ""
         write_text(results, before + json_text(record, None, str(results)) + "\n")
-    from ablation_plots import write_pictures
-    from ablation_table import earlier_grids, summary
+    from experiments.ablation.plots import write_pictures
+    from experiments.ablation.table import earlier_grids, summary
 
     with contextlib.suppress(FileNotFoundError):
         write_json(output / "pictures.json", write_pictures(results, output))

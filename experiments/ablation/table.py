@@ -1,10 +1,10 @@
-"""The ablation's results (bench/ablation.py) as the README shows them: one table row per grid
+"""The ablation's results (experiments.ablation) as the README shows them: one table row per grid
 row (mean over seeds), the paper's pairwise orderings checked against ours at the checkpoint
 level (first seeds) and the recipe level (every seed; evaluation.recipes), the headline rows'
 seed-to-seed spread, and whether the dev-bound ordering still moves between the last two
 evaluations.
 
-python bench/ablation_table.py [results.jsonl]   prints the summary (Markdown)
+python3 -m experiments.ablation.table [results.jsonl]   prints the summary (Markdown)
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import itertools
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
@@ -41,7 +38,7 @@ def check_records(records: list[dict], path: Path) -> None:
         if missing:
             raise UsageError(
                 f"{path}: run {number} lacks {', '.join(missing)}; it was not written by "
-                "bench/ablation.py: remove it and rerun `bash run.sh ablation`"
+                "experiments.ablation: remove it and rerun `bash run.sh ablation`"
             )
 
 
@@ -386,9 +383,9 @@ def summary(records: list[dict], folder: Path | None = None, earlier: dict | Non
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="python3 bench/ablation_table.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("results", nargs="?", default="bench/results/ablation/results.jsonl",
-                   help="bench/ablation.py's results.jsonl (default: %(default)s)")  # fmt: skip
+    p = Parser(prog="python3 -m experiments.ablation.table", description=__doc__.split("\n\n")[0])
+    p.add_argument("results", nargs="?", default="experiments/ablation/results/results.jsonl",
+                   help="experiments.ablation's results.jsonl (default: %(default)s)")  # fmt: skip
     return p
 
 
