@@ -5,7 +5,6 @@ python bench/bench.py --mode elbo       # discrete NELBO vs the network calls it
 python bench/bench.py --mode sample     # ancestral / cached / rowcache / official samplers
 python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
 python bench/bench.py --mode data       # host cost of the data pipeline (bench/data.py)
-python bench/bench.py --mode variance --checkpoint A [--pair B]  # bound error vs calls
 python bench/bench.py --mode padding    # padding computed, with and without --group_by_length
 The paper's size: --preset bert-base --batch_size 128 --length 128 --precision bf16 (the
 bert-base architecture built from its config: random weights, no download); on a GPU add
@@ -74,7 +73,7 @@ CONFIGS = {
     "construct": ["construct"],
 }
 # modes run by another file's main(argv)
-SCRIPTS = {"data": "data.py", "variance": "variance.py", "padding": "padding.py"}
+SCRIPTS = {"data": "data.py", "padding": "padding.py"}
 
 
 def interleaved(fns: dict, device: torch.device, repeats: int, warmup: int = 2) -> dict:

@@ -18,8 +18,8 @@ SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "comp
            "conditional_data.__main__",
            "compute_metric", "evaluation.plots", "evaluation.compare", "evaluation.recipes",
            "experiments.recipe_coverage", "experiments.ablation.run", "experiments.ablation.table",
-           "experiments.ablation.plots"]  # fmt: skip
-BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/variance.py",
+           "experiments.ablation.plots", "experiments.variance"]  # fmt: skip
+BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/padding.py",
          "bench/gpu_check.py"]  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """Monte Carlo error of the likelihood bounds against the network calls they cost.
 
-python bench/bench.py --mode variance --checkpoint A [--pair B] [flags]
+python3 -m experiments.variance --checkpoint A [--pair B] [flags]
 
 For one checkpoint, on the first --sentences sentences of the split: each estimator of the
 continuous bound (--estimators) at each --draws K (K + 1 network calls per sentence, K for
@@ -13,7 +13,7 @@ A − B per word for each estimator and K, and for the --discrete_steps-term dis
 with --pair_seeds S ≥ 2 each of them is repeated with S seeds, and its paired s.e.² is split
 into the part that no number of draws removes (the spread over sentences of the exact bound's
 difference, floor_se) and the Monte Carlo part of one seed's estimate (mc_se).
-One JSON line per configuration in bench/results/variance.jsonl (or --results).
+One JSON line per configuration in experiments/results/variance.jsonl (or --results).
 """
 
 from __future__ import annotations
@@ -21,26 +21,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common.cli import Parser
+from common.errors import UsageError, exit_on_usage_error
+from common.machine import describe_machine
+from common.progress import set_quiet
+from common.runtime import pick_device, quiet_transformers
+from corpora import load_texts, tokenize_texts
+from diffusion import ESTIMATORS, TimeProposal
+from diffusion.estimators import network_calls
+from evaluation.compare import paired
+from evaluation.likelihood import likelihood_record
+from evaluation.stats import ratio_se
+from models import load_checkpoint
 
-from common.cli import Parser  # noqa: E402
-from common.errors import UsageError, exit_on_usage_error  # noqa: E402
-from common.machine import describe_machine  # noqa: E402
-from common.progress import set_quiet  # noqa: E402
-from common.runtime import pick_device, quiet_transformers  # noqa: E402
-from corpora import load_texts, tokenize_texts  # noqa: E402
-from diffusion import ESTIMATORS, TimeProposal  # noqa: E402
-from diffusion.estimators import network_calls  # noqa: E402
-from evaluation.compare import paired  # noqa: E402
-from evaluation.likelihood import likelihood_record  # noqa: E402
-from models import load_checkpoint  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="python bench/bench.py --mode variance", description=__doc__)
+    p = Parser(prog="python3 -m experiments.variance", description=__doc__)
     a = p.flag
     a("--checkpoint", required=True, help="a main.py checkpoint folder (A)")
     a("--pair", default=None, help="a second checkpoint (B): paired intervals of A − B")
@@ -68,7 +67,7 @@ def build_parser() -> Parser:
     p.boolean("--error_part", default=True, help="the Monte Carlo error part")
     a("--batch_size", type=int, default=32, help="sequences per network call")
     a("--device", default="cpu", help="cpu, cuda or auto")
-    a("--results", default=str(REPO / "bench/results/variance.jsonl"), help="JSON lines file")
+    a("--results", default=str(REPO / "experiments/results/variance.jsonl"), help="JSON lines file")
     return p
 
 
@@ -145,7 +144,7 @@ def pair_part(a, b, data, args) -> list[dict]:
             differences.append(sentence_differences(first, second))
             if seed == 0:
                 figures, calls = paired(first, second)["per_word"], first["network_calls"]
-        words = sum(first["sentences"]["words"])
+        units = torch.tensor(first["sentences"]["words"], dtype=torch.float64)
         rows.append({
             "part": "pair", "bound": kind, "estimator": estimator if kind == "continuous"
             else None, "draws": draws,
@@ -154,7 +153,7 @@ def pair_part(a, b, data, args) -> list[dict]:
             "paired_half_width_95": (figures["interval"][1] - figures["interval"][0]) / 2,
             "paired_se": figures["paired_se"], "unpaired_se": figures["unpaired_se"],
             "unpaired_over_paired": figures["unpaired_over_paired"], "sentences": n,
-            **({} if args.pair_seeds < 2 else floor_and_noise(differences, words)),
+            **({} if args.pair_seeds < 2 else floor_and_noise(differences, units)),
         })  # fmt: skip
         print(json.dumps(rows[-1]))
     return rows
@@ -168,18 +167,20 @@ def sentence_differences(first: dict, second: dict) -> torch.Tensor:
     return a - torch.tensor(second["sentences"]["nats"], dtype=torch.float64)[index]
 
 
-def floor_and_noise(differences: list[torch.Tensor], words: int) -> dict:
-    """The paired s.e. (nats/word) of one seed's mean difference split in two, from S ≥ 2
-    seeds' (n,) per-sentence differences d_s: the Monte Carlo variance of a sentence's
-    difference is the mean over sentences of its variance over seeds, σ²; what is left of one
-    seed's spread over sentences, mean_s Var_i(d_s) − σ², is the spread of the exact bound's
-    difference, the floor that no number of draws lowers. s.e. = √(n · variance) / words."""
+def floor_and_noise(differences: list[torch.Tensor], units: torch.Tensor) -> dict:
+    """The paired s.e. (nats/word) of one seed's per-word difference split in two, from S ≥ 2
+    seeds' (n,) per-sentence differences d_s on sentences of ``units`` (n,) words. One seed's
+    variance is the ratio estimator's, ``ratio_se(d_s, units)²``, averaged over the seeds; its
+    Monte Carlo part is n · σ² / W², σ² the mean over sentences of a sentence's variance over
+    seeds and W the words in all; what is left is the floor, the spread of the exact bound's
+    difference that no number of draws lowers."""
     d = torch.stack(differences)
-    n = d.shape[1]
-    noise = d.var(0).mean().item()
-    floor = max(0.0, d.var(1).mean().item() - noise)
-    return {"pair_seeds": d.shape[0], "floor_se": math.sqrt(n * floor) / words,
-            "mc_se": math.sqrt(n * noise) / words}  # fmt: skip
+    n, total = d.shape[1], float(units.sum())
+    units_list = units.tolist()
+    one_seed = sum(ratio_se(row.tolist(), units_list) ** 2 for row in d) / d.shape[0]
+    noise = n * d.var(0).mean().item() / total**2
+    floor = max(0.0, one_seed - noise)
+    return {"pair_seeds": d.shape[0], "floor_se": math.sqrt(floor), "mc_se": math.sqrt(noise)}
 
 
 def load_data(ckpt, args, count: int):
