@@ -26,7 +26,7 @@ CUDA = pytest.param(
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "cuda: the CUDA case of a device-following test (bench/gpu_check.sh runs these)"
+        "markers", "cuda: the CUDA case of a device-following test (tools/gpu_check.sh runs these)"
     )
 
 

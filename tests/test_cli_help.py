@@ -20,7 +20,7 @@ SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "comp
            "experiments.recipe_coverage", "experiments.ablation.run", "experiments.ablation.table",
            "experiments.ablation.plots", "experiments.variance"]  # fmt: skip
 BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/padding.py",
-         "bench/gpu_check.py"]  # fmt: skip
+         "tools/gpu_check.py"]  # fmt: skip
 
 
 def parser_of(name: str) -> argparse.ArgumentParser:

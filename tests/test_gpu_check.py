@@ -1,4 +1,4 @@
-"""bench/gpu_check.sh: without CUDA, one line and a dry run in which every step's command
+"""tools/gpu_check.sh: without CUDA, one line and a dry run in which every step's command
 parses; the dry run names a command that does not; the checks of the demo, torchrun and
 pytest figures accept what they should and refuse what they should not."""
 
@@ -18,7 +18,7 @@ STEPS = ["tests", "demo", "torchrun", "bench-train", "bench-train-compiled", "be
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["gpu_check"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -28,7 +28,7 @@ def gpu_check():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the script measures")
 def test_without_cuda_one_line_and_every_command_parses(tmp_path):
-    done = subprocess.run(["bash", "bench/gpu_check.sh", str(tmp_path)], cwd=REPO,
+    done = subprocess.run(["bash", "tools/gpu_check.sh", str(tmp_path)], cwd=REPO,
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     (line,) = done.stdout.splitlines()
@@ -39,9 +39,9 @@ def test_without_cuda_one_line_and_every_command_parses(tmp_path):
 
 
 def test_the_script_needs_one_outdir():
-    done = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=REPO, capture_output=True,
+    done = subprocess.run(["bash", "tools/gpu_check.sh"], cwd=REPO, capture_output=True,
                           text=True, check=False)  # fmt: skip
-    assert done.returncode == 2 and done.stderr == "usage: bash bench/gpu_check.sh OUTDIR\n"
+    assert done.returncode == 2 and done.stderr == "usage: bash tools/gpu_check.sh OUTDIR\n"
 
 
 def test_a_command_that_does_not_parse_is_named(gpu_check, tmp_path):
@@ -52,7 +52,7 @@ def test_a_command_that_does_not_parse_is_named(gpu_check, tmp_path):
     assert "bench/bench.py does not parse" in gpu_check.parses(bad_mode)
     launcher = [py, "-m", "torch.distributed.run", "--nproc_per_node", "NGPU", "main.py"]
     assert gpu_check.parses([*launcher, "--batch_size", "4"]) is None
-    probe = [py, "-m", "torch.distributed.run", "--nproc_per_node", "NGPU", "bench/gpu_check.py"]
+    probe = [py, "-m", "torch.distributed.run", "--nproc_per_node", "NGPU", "tools/gpu_check.py"]
     assert gpu_check.parses([*probe, "--nccl"]) is None
     assert "gpu_check.py does not parse" in gpu_check.parses([*probe, "--nccl_probe"])
     assert "main.py does not parse" in gpu_check.parses([*launcher, "--batch_size", "four"])
@@ -116,7 +116,7 @@ def test_an_outdir_that_cannot_be_written_is_one_line(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     for outdir in (blocker, blocker / "below"):
-        done = subprocess.run(["bash", "bench/gpu_check.sh", str(outdir)], cwd=REPO,
+        done = subprocess.run(["bash", "tools/gpu_check.sh", str(outdir)], cwd=REPO,
                               capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert "OUTDIR" in done.stderr and "Traceback" not in done.stderr

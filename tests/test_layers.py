@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("common", "diffusion", "models", "corpora", "conditional_data", "training",
-            "generation", "evaluation", "experiments")  # fmt: skip
+            "generation", "evaluation", "experiments", "bench", "tools")  # fmt: skip
 SCRIPTS = ("main.py", "word_freq.py", "predict.py", "compute_elbo.py")
 
 

@@ -1,4 +1,4 @@
-"""The GPU check: run by ``bash bench/gpu_check.sh OUTDIR`` (see docs/gpu.md).
+"""The GPU check: run by ``bash tools/gpu_check.sh OUTDIR`` (see docs/gpu.md).
 
 In order, each step timed, its output appended to OUTDIR/gpu_check.log and its figures to
 OUTDIR/gpu_check.json (rewritten after every step):
@@ -13,7 +13,7 @@ The steps share a budget (--budget, 470 s): a step that would start past it is r
 not run. Without CUDA it says so in one line, checks that every step's command parses
 (argparse, and pytest's collection of the CUDA cases) and exits 0 (1 if one does not parse).
 
-python3 bench/gpu_check.py --prepare [--wheels .whl]   # on a machine with pip: fill .whl/
+python3 tools/gpu_check.py --prepare [--wheels .whl]   # on a machine with pip: fill .whl/
 """
 
 # Over 300 lines: the steps' commands, their checks and the driver belong together, so that
@@ -213,7 +213,7 @@ def steps(out: Path) -> list[Step]:
              *words("--max_examples 256 --device cuda --json"), elbo_json],
         ], 100, check_demo),
         Step("torchrun", [
-            [*torchrun, "bench/gpu_check.py", "--nccl"],
+            [*torchrun, "tools/gpu_check.py", "--nccl"],
             [PY, "main.py", *short, "--output_dir", str(out / "single")],
             [*torchrun, "main.py", *short, "--output_dir", str(out / "ddp")],
         ], 90, check_torchrun),
@@ -418,7 +418,7 @@ def nccl_probe() -> int:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="bash bench/gpu_check.sh", description=__doc__)
+    p = Parser(prog="bash tools/gpu_check.sh", description=__doc__)
     p.add_argument("outdir", nargs="?", help="where the JSON, the log and the runs go")
     p.flag("--budget", type=float, default=470, help="seconds for all steps")
     p.boolean("--dry-run", help="only parse every command")
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(Path(args.wheels))
         return 0
     if not args.outdir:
-        p.error("OUTDIR is required (bash bench/gpu_check.sh OUTDIR)")
+        p.error("OUTDIR is required (bash tools/gpu_check.sh OUTDIR)")
     check_number("--budget", args.budget, 1, 10**6)
     out = check_output_dir(Path(args.outdir), "OUTDIR").resolve()
     import torch
