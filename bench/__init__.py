@@ -1,1 +1,1 @@
-"""Benchmarks of speed and memory (python3 bench/bench.py --help); results in bench/results/."""
+"""Benchmarks of speed and memory (python3 -m bench.bench --help); results in bench/results/."""

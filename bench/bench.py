@@ -1,11 +1,11 @@
 """Speed and memory of training, likelihood and sampling against the bare network.
 
-python bench/bench.py --mode train      # d3pm and mdlm step vs a plain masked-LM step
-python bench/bench.py --mode elbo       # discrete NELBO vs the network calls it needs
-python bench/bench.py --mode sample     # ancestral / cached / rowcache / official samplers
-python bench/bench.py --mode construct  # building the diffusion object (vocab 30522)
-python bench/bench.py --mode data       # host cost of the data pipeline (bench/data.py)
-python bench/bench.py --mode padding    # padding computed, with and without --group_by_length
+python3 -m bench.bench --mode train      # d3pm and mdlm step vs a plain masked-LM step
+python3 -m bench.bench --mode elbo       # discrete NELBO vs the network calls it needs
+python3 -m bench.bench --mode sample     # ancestral / cached / rowcache / official samplers
+python3 -m bench.bench --mode construct  # building the diffusion object (vocab 30522)
+python3 -m bench.bench --mode data       # host cost of the data pipeline (bench.data)
+python3 -m bench.bench --mode padding    # padding computed, with and without --group_by_length
 The paper's size: --preset bert-base --batch_size 128 --length 128 --precision bf16 (the
 bert-base architecture built from its config: random weights, no download); on a GPU add
 --device cuda, and --compile to torch.compile the encoder (in place, for every side alike;
@@ -30,6 +30,7 @@ import argparse
 import collections
 import contextlib
 import functools
+import importlib
 import json
 import resource
 import statistics
@@ -41,17 +42,12 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(1, str(REPO / "bench"))  # flops.py, also when this file is imported
-
-from flops import forward_flops, matmul_peak, sync, utilisation  # noqa: E402
-
-from common.cli import Parser  # noqa: E402
-from common.errors import UsageError, exit_on_usage_error  # noqa: E402
-from common.machine import describe_machine  # noqa: E402
-from common.precision import autocast  # noqa: E402
-from diffusion import (  # noqa: E402
+from bench.flops import forward_flops, matmul_peak, sync, utilisation
+from common.cli import Parser
+from common.errors import UsageError, exit_on_usage_error
+from common.machine import describe_machine
+from common.precision import autocast
+from diffusion import (
     AbsorbingDiffusion,
     NoiseSchedule,
     d3pm_loss,
@@ -61,9 +57,11 @@ from diffusion import (  # noqa: E402
     sample,
     token_information,
 )
-from models import DiffusionConfig, build_model, resolve_model_name  # noqa: E402
-from models.checkpoint import denoiser_from  # noqa: E402
-from training.optim import adamw  # noqa: E402
+from models import DiffusionConfig, build_model, resolve_model_name
+from models.checkpoint import denoiser_from
+from training.optim import adamw
+
+REPO = Path(__file__).resolve().parents[1]
 
 PRESETS = {"minilm": "minilm-l6", "bert-base": "the bert-base architecture, random weights"}
 CONFIGS = {
@@ -73,7 +71,7 @@ CONFIGS = {
     "construct": ["construct"],
 }
 # modes run by another file's main(argv)
-SCRIPTS = {"data": "data.py", "padding": "padding.py"}
+SCRIPTS = {"data": "bench.data", "padding": "bench.padding"}
 
 
 def interleaved(fns: dict, device: torch.device, repeats: int, warmup: int = 2) -> dict:
@@ -343,7 +341,7 @@ def train_timing(args, name: str, device: torch.device) -> dict:
 
 def in_subprocess(config: str) -> dict:
     """Run one configuration in a fresh process (its own peak memory); its JSON result."""
-    command = [sys.executable, __file__, *sys.argv[1:], "--config", config]
+    command = [sys.executable, "-m", "bench.bench", *sys.argv[1:], "--config", config]
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
     if done.returncode:
         sys.exit(f"{config} failed:\n{done.stderr[-3000:]}")
@@ -353,8 +351,8 @@ def in_subprocess(config: str) -> dict:
 def build_parser() -> Parser:
     p = Parser(description=__doc__)
     a = p.flag
-    a("--mode", choices=[*CONFIGS, *SCRIPTS], required=True, help="what to time ("
-      + ", ".join(f"{mode}: bench/{file}" for mode, file in SCRIPTS.items()) + ")")  # fmt: skip
+    modes = ", ".join(f"{mode}: python3 -m {module}" for mode, module in SCRIPTS.items())
+    a("--mode", choices=[*CONFIGS, *SCRIPTS], required=True, help=f"what to time ({modes})")
     a("--config", default=None, help=argparse.SUPPRESS)
     a("--device", default="cpu", help="cpu, cuda or cuda:N")
     a("--preset", choices=list(PRESETS), default="minilm", help="the denoiser to time")
@@ -400,13 +398,7 @@ def main() -> None:
     pre.add_argument("--mode")
     known, rest = pre.parse_known_args()
     if known.mode in SCRIPTS:
-        import importlib.util
-
-        path = REPO / "bench" / SCRIPTS[known.mode]
-        spec = importlib.util.spec_from_file_location(f"bench_{known.mode}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.main(rest)
+        importlib.import_module(SCRIPTS[known.mode]).main(rest)
         return
     args = build_parser().parse_args()
     if args.config:
@@ -439,7 +431,7 @@ def main() -> None:
         rows += [{"config": key, **times[key]} for key in times if key.endswith("@fp32-eager")]
     stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
              "machine": describe_machine(args.device),
-             "command": " ".join(["python", "bench/bench.py", *sys.argv[1:]]),
+             "command": " ".join(["python3", "-m", "bench.bench", *sys.argv[1:]]),
              "settings": {k: v for k, v in vars(args).items() if k != "config"},
              **({"tag": args.tag} if args.tag else {})}  # fmt: skip
     results = Path(args.results or REPO / "bench" / "results" / f"{args.mode}.jsonl")

@@ -1,6 +1,6 @@
-"""Host cost of the data pipeline at LM1B scale (python bench/bench.py --mode data).
+"""Host cost of the data pipeline at LM1B scale (python3 -m bench.bench --mode data).
 
-python bench/bench.py --mode data [--num_examples N]
+python3 -m bench.bench --mode data [--num_examples N]
 
 A child process writes N synthetic tokenised rows (lengths ~ 1 + Gamma(4, 6.5), mean ~27
 wordpieces like LM1B's, clipped to 128; ids uniform below 30522) in the token cache's on-disk
@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common.cli import Parser
+from common.machine import describe_machine
 
-from common.cli import Parser  # noqa: E402
-from common.machine import describe_machine  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 VOCAB = 30522
 MAX_LENGTH = 128
@@ -152,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         path = Path(tmp) / "tokens"
         tick = time.perf_counter()
-        command = [sys.executable, __file__, "--num_examples", str(args.num_examples),
+        command = [sys.executable, "-m", "bench.data", "--num_examples", str(args.num_examples),
                    "--write", str(path)]  # fmt: skip
         subprocess.run(command, check=True, cwd=REPO)
         write_s = time.perf_counter() - tick
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     row = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe_machine(),
-        "command": " ".join(["python", "bench/bench.py", "--mode", "data", *(argv or [])]),
+        "command": " ".join(["python3", "-m", "bench.bench", "--mode", "data", *(argv or [])]),
         **row,
     }
     append_atomically(REPO / "bench" / "results" / "data.jsonl", row)

@@ -1,6 +1,6 @@
 """Padding the network computes, and what batching by length saves (bench.py --mode padding).
 
-python bench/bench.py --mode padding [--datasets wiki-summaries,toy] [--time_steps 12]
+python3 -m bench.bench --mode padding [--datasets wiki-summaries,toy] [--time_steps 12]
 
 For each dataset, at the ablation grid's settings (minilm-l6's tokenizer, --max_length 32,
 --batch_size 32, 256 dev sentences held out with seed 1), walks the first --steps optimizer
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,16 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common.cli import Parser
+from common.files import write_text
+from common.machine import describe_machine
+from diffusion import d3pm_loss
+from models import DiffusionConfig, build_model, resolve_model_name
+from training.batches import BatchPlan
+from training.data import fetch, row_lengths, training_data
 
-from common.cli import Parser  # noqa: E402
-from common.files import write_text  # noqa: E402
-from common.machine import describe_machine  # noqa: E402
-from diffusion import d3pm_loss  # noqa: E402
-from models import DiffusionConfig, build_model, resolve_model_name  # noqa: E402
-from training.batches import BatchPlan  # noqa: E402
-from training.data import fetch, row_lengths, training_data  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> Parser:
@@ -121,7 +119,9 @@ def main(argv: list[str] | None = None) -> None:
         row = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": describe_machine(),
-            "command": " ".join(["python", "bench/bench.py", "--mode", "padding", *(argv or [])]),
+            "command": " ".join(
+                ["python3", "-m", "bench.bench", "--mode", "padding", *(argv or [])]
+            ),
             "settings": {k: v for k, v in vars(args).items() if k != "results"},
             **measure(dataset, args),
         }

@@ -1,7 +1,7 @@
 """Sampling speed of a checkpoint: samples/s, network calls and row forwards per sample,
 ancestral vs cached vs rowcache, for several numbers of steps T'.
 
-python bench/sample.py --checkpoint outputs/demo/best      # CPU, the demo checkpoint
+python3 -m bench.sample --checkpoint outputs/demo/best      # CPU, the demo checkpoint
 Prints a table and appends JSON lines to bench/results/sample_sweep.jsonl.
 """
 
@@ -18,13 +18,12 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common.cli import Parser
+from generation.config import SamplingConfig
+from generation.unconditional import generate
+from models import load_checkpoint
 
-from common.cli import Parser  # noqa: E402
-from generation.config import SamplingConfig  # noqa: E402
-from generation.unconditional import generate  # noqa: E402
-from models import load_checkpoint  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> Parser:
@@ -74,7 +73,7 @@ def main() -> None:
                          f"identical_to_{reference[0]}": out.ids == reference[1]})  # fmt: skip
     stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads",
-             "command": " ".join(["python", "bench/sample.py", *sys.argv[1:]]),
+             "command": " ".join(["python3", "-m", "bench.sample", *sys.argv[1:]]),
              "settings": vars(args)}  # fmt: skip
     results = REPO / "bench" / "results" / "sample_sweep.jsonl"
     with results.open("a") as f:

@@ -2,19 +2,14 @@
 torch's own count (``torch.utils.flop_counter.FlopCounterMode``) of a denoiser's forward
 pass."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForMaskedLM, BertConfig
 
+from bench.flops import forward_flops
 from models import DiffusionConfig
 from models.checkpoint import denoiser_from
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from flops import forward_flops
 
 
 def counted(tokenizer, timestep: str, rows: int, length: int, seed: int):

@@ -19,19 +19,11 @@ SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "comp
            "compute_metric", "evaluation.plots", "evaluation.compare", "evaluation.recipes",
            "experiments.recipe_coverage", "experiments.ablation.run", "experiments.ablation.table",
            "experiments.ablation.plots", "experiments.variance"]  # fmt: skip
-BENCH = ["bench/bench.py", "bench/sample.py", "bench/data.py", "bench/padding.py",
-         "tools/gpu_check.py"]  # fmt: skip
+BENCH = ["bench.bench", "bench.sample", "bench.data", "bench.padding", "tools.gpu_check"]
 
 
 def parser_of(name: str) -> argparse.ArgumentParser:
-    if name.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(Path(name).stem + "_help", REPO / name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(name)
-    return module.build_parser()
+    return importlib.import_module(name).build_parser()
 
 
 @pytest.mark.parametrize("name", SCRIPTS + BENCH)
@@ -113,7 +105,6 @@ def test_bad_values_are_one_line_naming_the_flag(capsys):
 
 def test_bars_off_a_terminal_are_plain_lines(monkeypatch):
     import io
-    import sys
 
     from common import progress
 

@@ -2,7 +2,6 @@
 parses; the dry run names a command that does not; the checks of the demo, torchrun and
 pytest figures accept what they should and refuse what they should not."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,12 +17,9 @@ STEPS = ["tests", "demo", "torchrun", "bench-train", "bench-train-compiled", "be
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["gpu_check"]
+    from tools import gpu_check
+
+    return gpu_check
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the script measures")
@@ -48,13 +44,14 @@ def test_a_command_that_does_not_parse_is_named(gpu_check, tmp_path):
     py = sys.executable
     assert gpu_check.parses([py, "main.py", "--lr", "1e-3"]) is None
     assert "main.py does not parse" in gpu_check.parses([py, "main.py", "--no_such_flag"])
-    bad_mode = [py, "bench/bench.py", "--mode", "speed"]
-    assert "bench/bench.py does not parse" in gpu_check.parses(bad_mode)
+    bad_mode = [py, "-m", "bench.bench", "--mode", "speed"]
+    assert "bench.bench does not parse" in gpu_check.parses(bad_mode)
     launcher = [py, "-m", "torch.distributed.run", "--nproc_per_node", "NGPU", "main.py"]
     assert gpu_check.parses([*launcher, "--batch_size", "4"]) is None
-    probe = [py, "-m", "torch.distributed.run", "--nproc_per_node", "NGPU", "tools/gpu_check.py"]
+    probe = [py, "-m", "torch.distributed.run", "--nproc_per_node", "NGPU", "-m",
+             "tools.gpu_check"]  # fmt: skip
     assert gpu_check.parses([*probe, "--nccl"]) is None
-    assert "gpu_check.py does not parse" in gpu_check.parses([*probe, "--nccl_probe"])
+    assert "tools.gpu_check does not parse" in gpu_check.parses([*probe, "--nccl_probe"])
     assert "main.py does not parse" in gpu_check.parses([*launcher, "--batch_size", "four"])
     commands = [c for step in gpu_check.steps(tmp_path) for c in step.commands]
     written = [c[i + 1] for c in commands for i, a in enumerate(c)

@@ -13,7 +13,7 @@ The steps share a budget (--budget, 470 s): a step that would start past it is r
 not run. Without CUDA it says so in one line, checks that every step's command parses
 (argparse, and pytest's collection of the CUDA cases) and exits 0 (1 if one does not parse).
 
-python3 tools/gpu_check.py --prepare [--wheels .whl]   # on a machine with pip: fill .whl/
+python3 -m tools.gpu_check --prepare [--wheels .whl]   # on a machine with pip: fill .whl/
 """
 
 # Over 300 lines: the steps' commands, their checks and the driver belong together, so that
@@ -37,14 +37,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.checks import check_number, check_output_dir
+from common.cli import Parser
+from common.errors import exit_on_usage_error
+from common.files import iter_jsonl, read_json, write_json
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from common.checks import check_number, check_output_dir  # noqa: E402
-from common.cli import Parser  # noqa: E402
-from common.errors import exit_on_usage_error  # noqa: E402
-from common.files import iter_jsonl, read_json, write_json  # noqa: E402
-
 WHEELS = REPO / ".whl"
 SITE = Path("/tmp/gpu-check-site")
 PY = sys.executable
@@ -213,7 +211,7 @@ def steps(out: Path) -> list[Step]:
              *words("--max_examples 256 --device cuda --json"), elbo_json],
         ], 100, check_demo),
         Step("torchrun", [
-            [*torchrun, "tools/gpu_check.py", "--nccl"],
+            [*torchrun, "-m", "tools.gpu_check", "--nccl"],
             [PY, "main.py", *short, "--output_dir", str(out / "single")],
             [*torchrun, "main.py", *short, "--output_dir", str(out / "ddp")],
         ], 90, check_torchrun),
@@ -224,24 +222,19 @@ def steps(out: Path) -> list[Step]:
     for mode, args in modes.items():
         for compiled in (False, True):
             name = f"bench-{mode}{'-compiled' if compiled else ''}"
-            command = [PY, "bench/bench.py", "--mode", mode, *args, *results, "--tag", name]
+            command = [PY, "-m", "bench.bench", "--mode", mode, *args, *results, "--tag", name]
             command += ["--compile"] if compiled else []
             found.append(Step(name, [command], 120 if compiled else 60, bench_rows(name)))
-    table = [PY, "bench/bench.py", "--mode", "sample", *SAMPLING, "--no-replay", "--repeats",
+    table = [PY, "-m", "bench.bench", "--mode", "sample", *SAMPLING, "--no-replay", "--repeats",
              "1", *results, "--tag", "sampling"]  # fmt: skip
     found.append(Step("sampling", [table], 120, bench_rows("sampling")))
     return found
 
 
 @functools.cache
-def parser_of(script: str) -> argparse.ArgumentParser:
-    """The argparse parser of one of the project's scripts, imported from its file."""
-    path = REPO / script
-    spec = importlib.util.spec_from_file_location(f"gpu_check_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.build_parser()
+def parser_of(target: str) -> argparse.ArgumentParser:
+    """The parser of one of the project's scripts (``main.py``) or modules (``bench.bench``)."""
+    return importlib.import_module(target.removesuffix(".py")).build_parser()
 
 
 def parses(command: list[str]) -> str | None:
@@ -258,11 +251,14 @@ def parses(command: list[str]) -> str | None:
     if args[:2] == ["-m", "torch.distributed.run"]:
         from torch.distributed.run import get_args_parser
 
-        script = next(i for i, a in enumerate(args) if a.endswith(".py"))
+        start = next(i for i, a in enumerate(args) if i >= 2 and (a.endswith(".py") or a == "-m"))
+        script = start + 1 if args[start] == "-m" else start
         launcher = [a.replace("NGPU", "1") for a in args[2 : script + 1]]
         if get_args_parser().parse_args(launcher).training_script != args[script]:
             return f"torchrun does not run {args[script]}"
         args = args[script:]
+    elif args[:1] == ["-m"]:
+        args = args[1:]
     try:
         parser_of(args[0]).parse_args(args[1:])
     except SystemExit as stop:

@@ -10,4 +10,4 @@ if [ $# -ne 1 ]; then
   exit 2
 fi
 cd "$(dirname "$0")/.."
-exec python3 tools/gpu_check.py "$1"
+exec python3 -m tools.gpu_check "$1"
