@@ -9,9 +9,6 @@ or bash run.sh, which runs both and then bounds, samples, scores and draws the d
 Reference: docs/training.md.
 """
 
-# Over 300 lines because of its ~45 flags, each with help text; the logic it wires lives in
-# training/ (Trainer.fit, resume checks, the run folder) and models/.
-
 from __future__ import annotations
 
 import argparse
@@ -23,9 +20,6 @@ from pathlib import Path
 import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
 
 # isort: split
-import torch
-import torch.distributed as dist
-from transformers import AutoConfig, AutoTokenizer
 
 from common.checks import (
     TRAINING_SEED_LIMIT,
@@ -41,27 +35,17 @@ from common.precision import precision_note
 from common.progress import set_quiet
 from common.runtime import pick_device, probe_compile, quiet_transformers
 from conditional_data import TASKS, get_task
-from corpora.counting import default_counts_path, length_histogram, load_counts
 from diffusion import BASE_SCHEDULES, OBJECTIVES, check_step_size
 from models import (
     TIMESTEPS,
     DiffusionConfig,
-    build_model,
-    load_checkpoint,
-    resolve_model_name,
 )
-from models.checkpoint import check_lengths
-from training.config import TrainingConfig
-from training.data import training_data
-from training.distributed import setup_distributed, teardown_distributed
-from training.loggers import FitlogLogger, JsonlLog, dashboard_settings
-from training.memory import check_batch_fits
+from training.assemble import assemble
+from training.distributed import teardown_distributed
 from training.optim import LR_SCHEDULES
-from training.resume import check_resumed_counts, load_resumed_state, resume_state
-from training.rng import seed_everything
-from training.run_dir import claim, existing_run, repair_log
+from training.resume import resume_state
+from training.run_dir import claim, existing_run
 from training.stopping import StopRequests, resume_command
-from training.trainer import Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -313,87 +297,17 @@ def main(argv: list[str] | None = None) -> None:
 def train(
     args: argparse.Namespace, config: DiffusionConfig, resume_dir, state, argv: list[str]
 ) -> None:
-    backbone = resolve_model_name(args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
-    model_config = AutoConfig.from_pretrained(backbone)
-    check_lengths(model_config, args.max_length, args.timestep)
-    counts, freq_file = None, None
-    if args.word_freq_lambda > 0 or args.word_freq_file:
-        freq_file = args.word_freq_file or default_counts_path(
-            args.model_name_or_path, args.dataset, args.task
-        )
-        counts = load_counts(freq_file, model_config.vocab_size)
-    resumed = None
-    if state is not None:
-        resumed = load_checkpoint(resume_dir)
-        check_resumed_counts(resume_dir, resumed.counts, counts)
-
-    rank, world, device = setup_distributed(args.device)
-    width = args.max_length + 3  # [CLS], [SEP] and a time token at most
-    check_batch_fits(args.batch_size, args.accumulation_steps, width, model_config, device)
-    seed_everything(args.seed + rank)
-    train_set, dev_set = training_data(
-        tokenizer, args.dataset, args.task, args.data_dir, args.max_length,
-        args.max_target_length, args.dev_size, args.data_seed, rank, world,
-        dist.barrier if world > 1 else None, args.cache_dir,
-    )  # fmt: skip
-    if resumed is not None:
-        model = resumed.model
-    else:
-        torch.manual_seed(args.seed)
-        model = build_model(backbone, tokenizer, config, args.from_scratch)
-    model.to(device)
-    trainer = Trainer(
-        model=model,
-        diffusion=config.diffusion(counts, tokenizer.mask_token_id, tokenizer.pad_token_id),
-        config=config,
-        train=TrainingConfig.from_namespace(args),
-        tokenizer=tokenizer,
-        train_set=train_set,
-        device=device,
-        counts=counts,
-        lengths=length_histogram(train_set, args.max_length),
-        rank=rank,
-        world_size=world,
-        run_args=vars(args),
-    )
-    out = Path(args.output_dir)
-    loggers = []
-    if rank == 0 and state is not None:
-        repair_log(out / "train_log.jsonl")
+    run = assemble(args, config, resume_dir, state)
+    trainer, rank, out = run.trainer, run.rank, Path(args.output_dir)
     if rank == 0:
-        loggers.append(JsonlLog(out / "train_log.jsonl", state["step"] if state else None))
-    if state is not None:
-        load_resumed_state(trainer, state, resume_dir)
-    if rank == 0 and args.fitlog_dir:
-        loggers.append(
-            FitlogLogger(
-                args.fitlog_dir, out, state["step"] if state else None,
-                resume_dir.parent if resume_dir else None,
-            )
-        )  # fmt: skip
-    resolved = {
-        "word_freq_file": str(freq_file) if freq_file else "none (no spindle)",
-        "device": str(device), "precision": trainer.precision, "max_steps": trainer.max_steps,
-        "global_batch": trainer.plan.global_batch,
-    }  # fmt: skip
-    for logger in loggers:
-        logger.hyper(dashboard_settings(vars(args), resolved))
-    if rank == 0:
-        kind = f"{args.task} pairs" if args.task else "sequences"
-        print(
-            f"training {type(model.mlm).__name__} ({sum(p.numel() for p in model.parameters()):,}"
-            f" parameters) on {len(train_set):,} {kind} ({len(dev_set):,} held out), "
-            f"{trainer.max_steps} steps of {trainer.plan.global_batch} sequences, device "
-            f"{device} ({trainer.precision}), {world} process(es) → {out}"
-        )
-        note = precision_note(args.bf16, device)
+        print(run.describe())
+        note = precision_note(args.bf16, run.device)
         if note and any(flag.startswith("--bf16") for flag in argv):  # asked, not the default
             print(f"note: {note}", file=sys.stderr)
         for warning in trainer.setting_warnings():
             print(f"warning: {warning}", file=sys.stderr)
 
-    result = trainer.fit(dev_set, out, loggers, stop=StopRequests(announce=rank == 0))
+    result = trainer.fit(run.dev_set, out, run.loggers, stop=StopRequests(announce=rank == 0))
     if result.signal is not None:
         if rank == 0:
             print(
