@@ -21,9 +21,6 @@ the device's bf16 dense datasheet peak (mfu_datasheet).
 Results are printed and appended to bench/results/<mode>.jsonl (or --results).
 """
 
-# Over 300 lines: one script for the benchmark modes, which share the timing, replay and
-# memory helpers.
-
 from __future__ import annotations
 
 import argparse

@@ -16,9 +16,6 @@ not run. Without CUDA it says so in one line, checks that every step's command p
 python3 -m tools.gpu_check --prepare [--wheels .whl]   # on a machine with pip: fill .whl/
 """
 
-# Over 300 lines: the steps' commands, their checks and the driver belong together, so that
-# the dry run checks exactly the commands a GPU run executes.
-
 from __future__ import annotations
 
 import argparse

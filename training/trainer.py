@@ -1,8 +1,6 @@
 """The trainer: one optimizer step of diffusion training, dev evaluation, and the loop
-(``fit``) that owns steps, logging, evaluation, best tracking, saving and pruning.
-
-Over 300 lines on purpose: one class with one job, whose loop a reader follows top to
-bottom (nanoGPT's train.py is the model); splitting it would scatter the loop."""
+(``fit``) that owns steps, logging, evaluation, best tracking, saving and pruning: one class
+with one job, whose loop a reader follows top to bottom (nanoGPT's train.py is the model)."""
 
 from __future__ import annotations
 
