@@ -1,4 +1,4 @@
-"""Issue 18: every file of a checkpoint folder is checked on load; a damaged one is one line
+"""Every file of a checkpoint folder is checked on load; a damaged one is one line
 naming the file (never a traceback, never silent defaults or a random model)."""
 
 import json

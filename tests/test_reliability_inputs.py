@@ -1,4 +1,4 @@
-"""Issue 18: bad numbers, bad files and failed writes are one ``error:`` line that names the
+"""Bad numbers, bad files and failed writes are one ``error:`` line that names the
 flag or file, with exit status 2, before the work; a failed write leaves the old file."""
 
 import errno

@@ -1,4 +1,4 @@
-"""Issue 18: a run folder belongs to one run; nothing of an earlier run is lost or mixed, and a
+"""A run folder belongs to one run; nothing of an earlier run is lost or mixed, and a
 resume changes nothing silently. Runs are main(argv) in this process (tiny BERT, few steps)."""
 
 import errno

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import main as main_script
+import training.assemble
 from common.errors import INTERRUPTED
 from models import DiffusionConfig, build_model, save_checkpoint
 from tests import test_reliability_run
@@ -35,7 +35,7 @@ def test_ctrl_c_while_main_loads_its_data_is_one_line_and_frees_the_folder(
     capsys,
     monkeypatch,
 ):
-    monkeypatch.setattr(main_script, "training_data", interrupt)
+    monkeypatch.setattr(training.assemble, "training_data", interrupt)
     out = tmp_path / "run"
     code, _, err = run_main(*args(tiny_bert, toy_txt, counts, out, 2), capsys=capsys)
     assert code == 130 and err.strip() == INTERRUPTED
