@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> None:
         raise UsageError(f"--mode {args.mode!r} is unknown: choose {', '.join(MODES)}")
     if args.bleu_convention not in text_metrics.BLEU_CONVENTIONS:
         raise UsageError(f"--bleu_convention {args.bleu_convention!r}: choose diffuseq or standard")
+    parser = build_parser()
+    if args.references:
+        parser.refuse_ignored(argv, ("dataset", "split"), "--references (they are the references)")
+    elif not args.dataset:
+        parser.refuse_ignored(argv, ("split",), "no --dataset")
+    if args.mode == "unconditional":
+        parser.refuse_ignored(argv, ("candidates", "bleu_convention"), "--mode unconditional")
     if args.json:
         check_output_file(args.json, "--json")
         local = Path(args.dataset) if args.dataset and Path(args.dataset).exists() else None

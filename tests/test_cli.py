@@ -508,3 +508,21 @@ def test_a_training_flag_the_other_settings_ignore_is_one_line(tmp_path, extra, 
                             capsys=capsys)  # fmt: skip
     assert code == 2 and message in err and err.count("\n") == 1, err[-2000:]
     assert not (out / "last").exists() and not (out / "train_log.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--references", "REF", "--dataset", "toy"], "--dataset is ignored with --references"),
+        (["--split", "validation"], "--split is ignored with no --dataset"),
+        (["--candidates", "c.jsonl"], "--candidates is ignored with --mode unconditional"),
+        (["--bleu_convention", "standard"], "--bleu_convention is ignored with --mode uncond"),
+    ],
+)
+def test_a_metric_flag_the_other_settings_ignore_is_one_line(tmp_path, extra, message, capsys):
+    gen, ref = tmp_path / "gen.txt", tmp_path / "ref.txt"
+    gen.write_text("a b c d\n")
+    ref.write_text("a b c e\n")
+    extra = [str(ref) if a == "REF" else a for a in extra]
+    code, _, err = run_main("compute_metric.py", "--generated", str(gen), *extra, capsys=capsys)
+    assert code == 2 and message in err and err.count("\n") == 1, err[-2000:]
