@@ -12,13 +12,13 @@ import torch
 import training.assemble
 from common.errors import INTERRUPTED
 from models import DiffusionConfig, build_model, save_checkpoint
-from tests import test_reliability_run
+from tests import test_training_run_folder
 from tests.test_cli import run_main
 from training.run_dir import lock
 
 # module-scoped fixtures shared with those tests
-args = test_reliability_run.args
-counts = test_reliability_run.counts
+args = test_training_run_folder.args
+counts = test_training_run_folder.counts
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,10 @@ import pytest
 
 from common.errors import UsageError
 from experiments.ablation import run as ablation
-from tests import test_reliability_checkpoint
+from tests import test_models_folder_checks
 
 # module-scoped fixtures shared with those tests
-saved = test_reliability_checkpoint.saved
+saved = test_models_folder_checks.saved
 
 
 def grid_argv(tmp_path, *extra):

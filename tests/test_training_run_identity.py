@@ -10,15 +10,15 @@ import torch
 from common.errors import UsageError
 from models import DiffusionConfig, build_model, load_checkpoint
 from models.checkpoint import save_checkpoint
-from tests import test_reliability_run
+from tests import test_training_run_folder
 from tests.test_cli import run_main
 from training import run_dir
 
 # module-scoped fixtures shared with those tests
-args = test_reliability_run.args
-counts = test_reliability_run.counts
-earlier = test_reliability_run.earlier
-finished = test_reliability_run.finished
+args = test_training_run_folder.args
+counts = test_training_run_folder.counts
+earlier = test_training_run_folder.earlier
+finished = test_training_run_folder.finished
 
 
 def fake_run(out):

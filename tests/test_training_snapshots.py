@@ -12,13 +12,13 @@ import torch
 from common.errors import UsageError
 from models import checkpoint, load_checkpoint, load_training_state
 from models.card import TRAINING_ARGS
-from tests import test_reliability_checkpoint, test_reliability_run
+from tests import test_models_folder_checks, test_training_run_folder
 from tests.test_cli import run_main
 
 # module-scoped fixtures shared with those tests
-saved = test_reliability_checkpoint.saved
-args = test_reliability_run.args
-counts = test_reliability_run.counts
+saved = test_models_folder_checks.saved
+args = test_training_run_folder.args
+counts = test_training_run_folder.counts
 
 
 def weights(ckpt):

@@ -17,11 +17,11 @@ from common.errors import UsageError
 from common.files import WriteError, atomic_path
 from corpora.counting import save_counts
 from models import checkpoint, load_checkpoint
-from tests import test_reliability_checkpoint
+from tests import test_models_folder_checks
 from tests.test_cli import run_main
 
 # module-scoped fixtures shared with those tests
-saved = test_reliability_checkpoint.saved
+saved = test_models_folder_checks.saved
 
 FULL = "Error while serializing: I/O error: No space left on device (os error 28)"
 

@@ -11,14 +11,14 @@ import torch
 from common.errors import UsageError
 from common.memory import GIB
 from generation import memory as sampling_memory
-from tests import test_reliability_checkpoint, test_reliability_run
+from tests import test_models_folder_checks, test_training_run_folder
 from tests.test_cli import run_main
 from training import memory
 
 # module-scoped fixtures shared with those tests
-saved = test_reliability_checkpoint.saved
-counts = test_reliability_run.counts
-args = test_reliability_run.args
+saved = test_models_folder_checks.saved
+counts = test_training_run_folder.counts
+args = test_training_run_folder.args
 
 BERT_BASE = SimpleNamespace(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                             intermediate_size=3072, vocab_size=30522,
