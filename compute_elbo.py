@@ -27,7 +27,7 @@ from evaluation.bounds import BOUNDS
 from evaluation.likelihood import check_estimator_fits, likelihood_record
 from evaluation.records import read_proposal
 from evaluation.report import likelihood_table
-from models import DiffusionConfig, load_checkpoint
+from models import DiffusionConfig, checkpoint_inputs, load_checkpoint
 from models.folder_checks import SETTINGS
 
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         local = Path(args.dataset) if Path(args.dataset).exists() else None
         check_outputs_apart(
             {"--json": args.json},
-            {"--checkpoint": args.checkpoint, "--proposal": args.proposal, "--dataset": local},
+            {**checkpoint_inputs(args.checkpoint), "--proposal": args.proposal, "--dataset": local},
         )
     ignored = {"discrete": ("estimator", "mc_samples", "proposal"),
                "continuous": ("eval_step_size",)}  # fmt: skip

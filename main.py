@@ -20,6 +20,7 @@ from pathlib import Path
 import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
 
 # isort: split
+import torch
 
 from common.checks import (
     TRAINING_SEED_LIMIT,
@@ -221,7 +222,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.schedule == "linear":
         check_step_size(args.num_steps, args.eval_step_size)
     if args.compile:  # the real thing at the smallest size, before the run folder is made
-        probe_compile(pick_device(args.device))
+        device = pick_device(args.device)
+        if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # this rank's GPU
+        probe_compile(device)
     check_output_dir(args.output_dir, "--output_dir")
     out = Path(args.output_dir)
     local = Path(args.dataset) if Path(args.dataset).exists() else None
@@ -271,8 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
     set_quiet(args.quiet)
-    check_args(args)
     refuse_ignored_flags(args, argv)
+    check_args(args)
     config = diffusion_config(args)
     resume_dir, state = resume_state(args.resume_from, vars(args))
     rank0 = os.environ.get("RANK", "0") == "0"

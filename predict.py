@@ -22,7 +22,7 @@ from common.runtime import pick_device, quiet_transformers
 from generation.config import SamplingConfig, add_sampling_flags
 from generation.memory import fitting_batch
 from generation.unconditional import check_length, generate
-from models import load_checkpoint
+from models import checkpoint_inputs, load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     check_outputs_apart(
         {"--output": args.output, "--show_process": process_path(Path(args.output))
          if args.show_process else None},
-        {"--checkpoint": args.checkpoint},
+        checkpoint_inputs(args.checkpoint),
     )  # fmt: skip
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)

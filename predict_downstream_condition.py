@@ -27,7 +27,7 @@ from evaluation import text_metrics
 from generation.config import SamplingConfig, add_sampling_flags
 from generation.memory import fitting_batch
 from generation.seq2seq import generate_candidates
-from models import load_checkpoint
+from models import checkpoint_inputs, load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     check_outputs_apart(
         {f"--output_dir file {name}": out / f"{task}_{name}"
          for name in ("mbr.txt", "candidates.jsonl", "metrics.json")},
-        {"--checkpoint": args.checkpoint, "--data_dir": args.data_dir},
+        {**checkpoint_inputs(args.checkpoint), "--data_dir": args.data_dir},
     )  # fmt: skip
 
     rows = min(args.batch_size, len(sources) * args.mbr_size)

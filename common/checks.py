@@ -140,11 +140,12 @@ def _same_file(a: Path, b: Path) -> bool:
 def check_outputs_apart(
     outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]
 ) -> None:
-    """No output is one of the inputs: an output path that resolves (links included) to an
-    input file, or to an existing file inside an input folder, and an input inside an output
-    folder (which the command replaces), are one UsageError naming both flags, before any
-    work. ``outputs`` and ``inputs`` map a flag (or a description) to a path;
-    None entries are skipped."""
+    """No output is one of the inputs: an output path that resolves (links included, hard
+    links by inode) to an input file, and an input inside an output folder (which the command
+    replaces), are one UsageError naming both, before any work. ``outputs`` and ``inputs`` map
+    a flag (or a description) to a path; None entries are skipped. A folder input is given as
+    the files the command reads from it (``models.checkpoint.checkpoint_inputs``), so that a
+    new file beside them (``--output run/best/samples.txt``) stays allowed."""
     for out_flag, out_given in outputs.items():
         if out_given is None or str(out_given) == "":
             continue
@@ -153,16 +154,9 @@ def check_outputs_apart(
             if in_given is None or str(in_given) == "":
                 continue
             given = Path(in_given)
-            inside = (
-                given.is_dir()
-                and out.exists()
-                and not out.is_dir()
-                and given.resolve() in out.resolve().parents
-            )
-            if _same_file(out, given) or inside:
-                where = "is" if not inside else "is a file inside"
+            if _same_file(out, given):
                 raise UsageError(
-                    f"{out_flag} {out} {where} the input {in_flag} {given}: writing it would "
+                    f"{out_flag} {out} is the input {in_flag} {given}: writing it would "
                     "destroy an input; choose another output path"
                 )
             if out.is_dir() and out.resolve() in given.resolve().parents:

@@ -46,16 +46,31 @@ def meminfo_available() -> int | None:
     return None
 
 
+def _stat(path: str, key: str) -> int:
+    """One counter of a cgroup ``memory.stat`` file (0 when absent)."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    except OSError:
+        return 0
+    return 0
+
+
 def cgroup_headroom() -> int | None:
-    """The memory cgroup's limit less its usage (cgroup v2, else v1); None without a limit."""
-    for limit, usage in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    """The memory cgroup's limit less what it uses, its reclaimable page cache
+    (``inactive_file``) not counted as used (cgroup v2, else v1); None without a limit."""
+    for limit, usage, stat, key in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current",
+         "/sys/fs/cgroup/memory.stat", "inactive_file"),
         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-         "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+         "/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.stat",
+         "total_inactive_file"),
     ):  # fmt: skip
         cap, used = _read_int(limit), _read_int(usage)
         if cap is not None and used is not None and cap < 2**60:
-            return cap - used
+            return cap - max(0, used - _stat(stat, key))
     return None
 
 

@@ -10,7 +10,7 @@ Pictures (into --out, default RUN_DIR/plots):
                 schedule, from the checkpoint (RUN_DIR/best)
   elbo_terms.png  nats per token by t bucket, from compute_elbo.py --json
   sampling.png  the first sample at chosen steps, from predict.py --show_process
-  bench_sampling.png  sampling speed against T', from bench/sample.py's results
+  bench_sampling.png  sampling speed against T', from python3 -m bench.sample's results
 Each plot_* function returns the arrays it drew (tests compare them with the source files).
 """
 
@@ -210,10 +210,11 @@ def plot_sampling(process_json: Path, out: Path, rows: int = 8, name: str = "") 
 
 def plot_bench(sweep_jsonl: Path, out: Path, default: str = DEFAULT_SAMPLER) -> dict:
     """Samples/s and network calls per sample against T', by sampler: the newest run of
-    bench/sample.py in the file; the ``default`` sampler drawn bold, or said to be missing."""
+    python3 -m bench.sample in the file; the ``default`` sampler drawn bold, or said to be
+    missing."""
     records = read_jsonl(sweep_jsonl)
     if not records:
-        raise UsageError(f"{sweep_jsonl} is empty; run bench/sample.py")
+        raise UsageError(f"{sweep_jsonl} is empty; run python3 -m bench.sample")
     for number, r in enumerate(records, start=1):
         if (
             not isinstance(r.get("date"), str)
@@ -224,7 +225,7 @@ def plot_bench(sweep_jsonl: Path, out: Path, default: str = DEFAULT_SAMPLER) -> 
         ):
             raise UsageError(
                 f"{sweep_jsonl}: record {number} lacks date, sampler, num_steps, samples_per_s "
-                "or calls_per_sample; rerun bench/sample.py"
+                "or calls_per_sample; rerun python3 -m bench.sample"
             )
     newest = max(r["date"] for r in records)
     rows = [r for r in records if r["date"] == newest]
@@ -248,7 +249,7 @@ def plot_bench(sweep_jsonl: Path, out: Path, default: str = DEFAULT_SAMPLER) -> 
                 title="sampling speed")  # fmt: skip
     axes[1].set(xscale="log", yscale="log", xlabel="sampling steps T'",
                 ylabel="network calls / sample", title="network calls")  # fmt: skip
-    fig.suptitle(f"bench/sample.py, {drawn['machine']}, {newest[:10]}{missing}")
+    fig.suptitle(f"python3 -m bench.sample, {drawn['machine']}, {newest[:10]}{missing}")
     measured = sorted({r["num_steps"] for r in rows})
     for ax in axes:
         ax.set_xticks(measured, [str(n) for n in measured])
@@ -281,7 +282,8 @@ def build_parser() -> Parser:
         "--bench",
         type=Path,
         default=None,
-        help="bench/sample.py results (default: none; e.g. bench/results/sample_sweep.jsonl)",
+        help="python3 -m bench.sample's results (default: none; e.g. "
+        "bench/results/sample_sweep.jsonl)",
     )
     a("--rows", type=int, default=8, help="sampling.png: steps shown")
     return p
@@ -311,9 +313,13 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
          args.process or _first("*.process.json", run)),
         ("bench_sampling.png", plot_bench, args.bench),
     ]  # fmt: skip
+    from models.checkpoint import checkpoint_inputs
+
+    sources = {f"input of {picture}": source for picture, _, source in jobs
+               if source is not None and not Path(source).is_dir()}  # fmt: skip
     check_outputs_apart(
         {f"--out file {picture}": out / picture for picture, _, _ in jobs},
-        {f"input of {picture}": source for picture, _, source in jobs},
+        {**sources, **checkpoint_inputs(checkpoint)},
     )
     written = {}
     for picture, plot, source in jobs:

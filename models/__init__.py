@@ -4,6 +4,7 @@ from models.backbone import resolve_model_name
 from models.checkpoint import (
     Checkpoint,
     build_model,
+    checkpoint_inputs,
     load_checkpoint,
     load_training_state,
     resolve_checkpoint_dir,
@@ -20,6 +21,7 @@ __all__ = [
     "DiffusionBert",
     "DiffusionConfig",
     "build_model",
+    "checkpoint_inputs",
     "load_checkpoint",
     "load_training_state",
     "resolve_checkpoint_dir",

@@ -172,6 +172,17 @@ TOKENIZER_FILES = ("tokenizer", "vocab", "special_tokens", "added_tokens", "merg
                    "sentencepiece")  # fmt: skip
 
 
+def checkpoint_inputs(folder: str | Path, flag: str = "--checkpoint") -> dict[str, Path]:
+    """{"<flag>'s <name>": path} for every file of the checkpoint ``folder`` that a save
+    writes (``is_checkpoint_file``): what an output must not overwrite. Other files in the
+    folder (samples, notes) are not the checkpoint's; a folder that does not exist has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {f"{flag}'s {p.name}": p for p in sorted(folder.iterdir())
+            if p.is_file() and is_checkpoint_file(p.name)}  # fmt: skip
+
+
 def is_checkpoint_file(name: str) -> bool:
     """Whether ``name`` is one a checkpoint save writes (model, tokenizer, settings, state;
     also a large model's weight shards and their index)."""

@@ -31,13 +31,21 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
     check_outputs_apart({"--json": tmp_path / "b.json"}, {"record": record, "none": None})
 
 
-def test_files_inside_input_folders_and_inputs_inside_output_folders(tmp_path):
+def test_a_checkpoints_own_files_are_inputs_and_a_new_file_beside_them_is_not(tmp_path):
+    from models import checkpoint_inputs
+
     checkpoint = tmp_path / "best"
     checkpoint.mkdir()
-    (checkpoint / "config.json").write_text("{}")
-    with pytest.raises(UsageError, match="is a file inside the input --checkpoint"):
-        check_outputs_apart({"--output": checkpoint / "config.json"}, {"--checkpoint": checkpoint})
-    check_outputs_apart({"--output": checkpoint / "samples.txt"}, {"--checkpoint": checkpoint})
+    for name in ("config.json", "model.safetensors", "vocab.txt", "diffusion_config.json"):
+        (checkpoint / name).write_text("{}")
+    inputs = checkpoint_inputs(checkpoint)
+    assert len(inputs) == 4 and checkpoint_inputs(tmp_path / "absent") == {}
+    with pytest.raises(UsageError, match=r"--output .*config\.json is the input --checkpoint's"):
+        check_outputs_apart({"--output": checkpoint / "config.json"}, inputs)
+    samples = checkpoint / "samples.txt"
+    check_outputs_apart({"--output": samples}, inputs)
+    samples.write_text("a sample\n")  # a second run writes the same file again: allowed
+    check_outputs_apart({"--output": samples}, checkpoint_inputs(checkpoint))
     counts = checkpoint / "counts.pt"
     counts.write_text("")
     with pytest.raises(UsageError, match="inside --output_dir's best"):
@@ -110,3 +118,15 @@ def test_an_address_space_limit_is_seen(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_cgroup_headroom_does_not_count_reclaimable_page_cache(monkeypatch):
+    from common import memory
+
+    values = {"/sys/fs/cgroup/memory.max": 8 * memory.GIB,
+              "/sys/fs/cgroup/memory.current": 7 * memory.GIB}  # fmt: skip
+    monkeypatch.setattr(memory, "_read_int", values.get)
+    monkeypatch.setattr(memory, "_stat", lambda path, key: 5 * memory.GIB)
+    assert memory.cgroup_headroom() == 6 * memory.GIB  # 8 − (7 − 5 of reclaimable cache)
+    monkeypatch.setattr(memory, "_read_int", lambda path: None)
+    assert memory.cgroup_headroom() is None

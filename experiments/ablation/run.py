@@ -52,7 +52,7 @@ def build_parser() -> Parser:
     a("--model_name_or_path", default="minilm-l6", help="the backbone of every row")
     a("--dataset", default="wiki-summaries", help="any --dataset of main.py")
     a("--output", default=str(RESULTS), help="results, runs and pictures")
-    a("--runs_dir", default="outputs/ablation", help="checkpoints of every run")
+    a("--runs_dir", default="outputs/ablation-recipes", help="checkpoints of every run")
     a("--rows", default="", help="comma-separated row names (default: the whole grid)")
     a("--seeds", default="1,2,3", help="training seeds of every row of the paper's Table 2")
     a(
@@ -139,7 +139,11 @@ def call(script: str | Path, *argv: object) -> None:
     except (KeyboardInterrupt, Stopped) as stop:
         if isinstance(stop, Stopped):  # Ctrl-C reaches the whole process group by itself
             process.send_signal(stop.number)
-        process.wait()
+        while process.poll() is None:  # a second signal (timeout's to the group) waits too
+            try:
+                process.wait()
+            except (KeyboardInterrupt, Stopped):
+                continue
         raise
     if code in (128 + signal.SIGINT, 128 + signal.SIGTERM) or -code in (
         signal.SIGINT,
