@@ -273,3 +273,22 @@ def test_a_torn_file_in_a_run_folder_is_one_line_naming_it(tmp_path):
     (best / "training_args.json").write_text('{"resolved": {"precis')
     with pytest.raises(UsageError, match=r"training_args\.json: not complete JSON"):
         ablation.trained_precision(tmp_path)
+
+
+def test_later_seeds_without_checkpoint_figures_summarise(tmp_path):
+    """With --checkpoint_figures first only a row's first seed carries the discrete bound
+    and the samples: the table's discrete and sample columns are those of the seeds that
+    have them, the continuous column every seed's."""
+    first = _record("a", 1, 4.0, [5.0, 4.0], paper=63.78)
+    later = _record("a", 2, 4.4, [5.0, 4.2], paper=63.78)
+    del later["discrete"], later["samples"]
+    other = _record("b", 1, 3.9, [5.0, 4.1], paper=78.76)
+    rows = ablation_table.by_row([first, later, other])
+    assert ablation_table.mean_nats_per_word(rows["a"]) == pytest.approx(4.0)
+    assert ablation_table.mean_nats_per_word(rows["a"], "continuous") == pytest.approx(5.2)
+    text = ablation_table.summary([first, later, other])
+    assert f"| a | 2 | {math.exp(4.0):,.0f} (4.000 ± 0.100) |" in text
+    ablation_table.check_records([first, later, other], tmp_path / "results.jsonl")
+    args = ablation.parse_args([])
+    row = next(r for r in ablation.GRID if r.name == "pretrained-spindle-none")
+    assert ablation.seeds_of(row, args) == list(range(1, 9)) and args.checkpoint_figures == "first"

@@ -28,7 +28,9 @@ from evaluation.stats import ratio_se
 Rows = dict[str, list[dict]]
 
 
-FIELDS = ("row", "seed", "paper_ppl_per_word", "discrete", "continuous", "samples", "dev_curve")
+FIELDS = ("row", "seed", "paper_ppl_per_word", "continuous", "dev_curve")
+# Not in every run: with --checkpoint_figures first only a row's first seed has them.
+CHECKPOINT_FIELDS = ("discrete", "samples")
 
 
 def check_records(records: list[dict], path: Path) -> None:
@@ -50,15 +52,22 @@ def by_row(records: list[dict]) -> Rows:
     return rows
 
 
+def having(runs: list[dict], field: str) -> list[dict]:
+    """The runs that carry ``field`` (the discrete bound and the samples may be on a row's
+    first seed only)."""
+    return [run for run in runs if field in run]
+
+
 def mean_nats_per_word(runs: list[dict], bound: str = "discrete") -> float:
-    """Mean over seeds of a row's bound in nats per word."""
-    return statistics.fmean(run[bound]["nats_per_word"] for run in runs)
+    """Mean over the seeds that have it of a row's bound in nats per word (NaN: none has)."""
+    values = [run[bound]["nats_per_word"] for run in having(runs, bound)]
+    return statistics.fmean(values) if values else math.nan
 
 
 def seed_range(runs: list[dict]) -> tuple[float, float]:
     """(min, max) over seeds of the discrete bound, nats per word."""
-    values = [run["discrete"]["nats_per_word"] for run in runs]
-    return min(values), max(values)
+    values = [run["discrete"]["nats_per_word"] for run in having(runs, "discrete")]
+    return (min(values), max(values)) if values else (math.nan, math.nan)
 
 
 def sentence_record(run: dict, folder: Path | None, bound: str) -> dict | None:
@@ -213,6 +222,9 @@ def run_se(run: dict, folder: Path | None, bound: str = "discrete", unit: str = 
 
 def row_se(runs: list[dict], folder: Path | None, unit: str = "word") -> float:
     """Mean over a row's seeds of ``run_se`` (discrete bound)."""
+    runs = having(runs, "discrete")
+    if not runs:
+        return math.nan
     return statistics.fmean(run_se(run, folder, "discrete", unit) for run in runs)
 
 
@@ -226,9 +238,14 @@ def table(rows: Rows, folder: Path | None = None) -> list[str]:
         d = mean_nats_per_word(runs)
         se = row_se(runs, folder)
         c = mean_nats_per_word(runs, "continuous")
-        tok = statistics.fmean(r["discrete"]["nats_per_token"] for r in runs)
+        discrete = having(runs, "discrete")
+        tok = statistics.fmean(r["discrete"]["nats_per_token"] for r in discrete) if discrete \
+            else math.nan  # fmt: skip
         tok_se = row_se(runs, folder, "token")
-        s = {k: statistics.fmean(r["samples"][k] for r in runs) for k in runs[0]["samples"]}
+        sampled = having(runs, "samples")
+        keys = ("bleu", "self_bleu", "dist_1", "div_4")
+        s = {k: statistics.fmean(r["samples"][k] for r in sampled) if sampled else math.nan
+             for k in keys}  # fmt: skip
         paper = runs[0]["paper_ppl_per_word"]
         lines.append(
             f"| {name} | {len(runs)} | {math.exp(d):,.0f} ({d:.3f} ± {se:.3f}) | "
