@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import re
 import signal
 import subprocess
 import sys
@@ -25,110 +23,21 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.cli import Parser
 from common.errors import UsageError
 from common.files import (
-    RUN_LOCK,
     iter_jsonl,
     json_text,
-    locked_by_another,
     read_json,
     read_jsonl,
     write_json,
     write_text,
 )
 from common.machine import describe_machine
+from experiments.ablation.folders import check_run_folder, finished_runs
 from experiments.ablation.grid import GRID, PAPER_PPL, Row
-from models import load_training_state
-from training.run_dir import discard, existing_run
+from experiments.ablation.settings import parse_args, seed_list
 
 REPO = Path(__file__).resolve().parents[2]
-RESULTS = Path("experiments/ablation/results")
-
-
-def build_parser() -> Parser:
-    p = Parser(prog="python3 -m experiments.ablation", description=__doc__.splitlines()[0])
-    a = p.flag
-    a("--model_name_or_path", default="minilm-l6", help="the backbone of every row")
-    a("--dataset", default="wiki-summaries", help="any --dataset of main.py")
-    a("--output", default=str(RESULTS), help="results, runs and pictures")
-    a("--runs_dir", default="outputs/ablation-recipes", help="checkpoints of every run")
-    a("--rows", default="", help="comma-separated row names (default: the whole grid)")
-    a("--seeds", default="1,2,3", help="training seeds of every row of the paper's Table 2")
-    a(
-        "--headline_seeds",
-        default="1,2,3,4,5,6,7,8",
-        help="training seeds of the headline pair (the rows beyond the paper: the first of "
-        "--seeds)",
-    )
-    a(
-        "--data_seed",
-        type=int,
-        default=42,
-        help="main.py --data_seed: one dev set for every training seed",
-    )
-    a("--max_steps", type=int, default=600, help="optimizer steps of every run")
-    a("--eval_steps", type=int, default=50, help="dev bound every N steps")
-    a("--dev_size", type=int, default=256, help="training sentences held out for the dev bound")
-    a("--batch_size", type=int, default=32, help="sequences per step")
-    a("--max_length", type=int, default=32, help="tokens per sequence")
-    a("--lr", type=float, default=3e-4, help="one learning rate for every row")
-    a("--warmup_steps", type=int, default=50, help="linear warm-up, then constant")
-    a("--word_freq_lambda", type=float, default=0.3, help="λ of the spindle rows")
-    a("--num_steps", type=int, default=2048, help="training T")
-    a("--eval_step_size", type=int, default=16, help="S of the discrete bound (T/S terms)")
-    a("--mc_samples", type=int, default=4, help="draws per sequence, continuous bound")
-    a("--estimator", default="conditioned", help="continuous bound's estimator (compute_elbo.py)")
-    a(
-        "--eval_examples",
-        type=int,
-        default=0,
-        help="test sentences, continuous bound (0: the whole split)",
-    )
-    a("--discrete_examples", type=int, default=128, help="test sentences, discrete bound")
-    p.boolean(
-        "--group_by_length",
-        help="main.py --group_by_length (batches of one length: faster, less varied)",
-    )
-    a(
-        "--checkpoint_figures",
-        default="first",
-        choices=["first", "all"],
-        help="which seeds of a row get the discrete bound (128 terms) and the samples: they "
-        "feed only the checkpoint-level table and BLEU, and cost half a run each",
-    )
-    a("--num_samples", type=int, default=64, help="samples per run (top-k 30)")
-    a("--sample_steps", type=int, default=128, help="T' of sampling")
-    a("--table3_steps", default="16,32,64,128", help="ELBO steps T/S for the Table 3 analogue")
-    a("--device", default="auto", help="auto, cpu, cuda")
-    return p
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = build_parser()
-    args = p.parse_args(argv)
-    try:
-        args.seeds = ",".join(str(seed) for seed in seed_list(args.seeds))
-        args.headline_seeds = ",".join(
-            str(seed) for seed in seed_list(args.headline_seeds, "--headline_seeds")
-        )
-    except UsageError as error:
-        p.error(str(error))
-    return args
-
-
-def seed_list(text: str, flag: str = "--seeds") -> list[int]:
-    """``flag``'s value as distinct integers ≥ 0 in the order given; anything else is one
-    UsageError."""
-    items = [item.strip() for item in text.split(",")]
-    if not all(re.fullmatch("[0-9]+", item) for item in items) or len(set(map(int, items))) != len(
-        items
-    ):
-        raise UsageError(
-            f"{flag} {text!r}: pass distinct integers ≥ 0 (digits 0-9) separated by commas, "
-            f"e.g. {flag} 1,2,3"
-        )
-    return [int(item) for item in items]
 
 
 def call(script: str | Path, *argv: object) -> None:
@@ -407,61 +316,6 @@ def plan(rows: list[Row], seeds: list[int], headline_seeds: list[int]) -> list[t
         return (row.name not in PAPER_PPL, chosen.index(seed), order[row.name])
 
     return sorted(runs, key=key)
-
-
-def finished_runs(results: Path) -> set[tuple[str, int]]:
-    """(row, seed) of every line of ``results.jsonl``; a line without a row name or an integer
-    seed is one ``UsageError`` naming the file and line."""
-    done: set[tuple[str, int]] = set()
-    if not results.is_file():
-        return done
-    for number, record, _ in iter_jsonl(results, "--output"):
-        row = record.get("row") if isinstance(record, dict) else None
-        seed = record.get("seed") if isinstance(record, dict) else None
-        if not isinstance(row, str) or not isinstance(seed, int) or isinstance(seed, bool):
-            raise UsageError(
-                f"--output {results}:{number}: a results line needs 'row' (a row name) and "
-                "'seed' (an integer); fix or delete that line (its run is then repeated)"
-            )
-        done.add((row, seed))
-    return done
-
-
-def _json_object(path: Path) -> bool:
-    try:
-        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
-    except (OSError, ValueError):
-        return False
-
-
-def check_run_folder(run: Path) -> None:
-    """Make a run folder that is not in the results ready to (re)start: torn derived results
-    (``elbo_*.json``, ``metrics.json``) are removed and computed again; a ``.last.old`` left by
-    a kill between a save's two renames becomes ``last/``; a ``last/`` to resume must hold a
-    readable ``training_state.pt`` (else one line); a run killed before its first save (a log,
-    no ``last/``) is cleared so that it starts again. A folder in use by a run is refused."""
-    if not run.is_dir():
-        return
-    if locked_by_another(run / RUN_LOCK):
-        raise UsageError(f"{run} is in use by a running main.py; wait for it or stop it")
-    for derived in [*sorted(run.glob("elbo_*.json")), run / "metrics.json"]:
-        if derived.is_file() and not _json_object(derived):
-            derived.unlink()
-            print(f"ablation: {derived} was torn; it is computed again")
-    last, old = run / "last", run / ".last.old"
-    if not last.exists() and (old / "training_state.pt").is_file():
-        old.rename(last)
-    if (last / "training_state.pt").is_file():
-        try:
-            load_training_state(last)
-        except UsageError as error:
-            raise UsageError(f"{error}; or delete {run} to train that run again") from None
-        return
-    leftovers = existing_run(run)
-    if leftovers:
-        discard(run, leftovers)
-        print(f"ablation: {run} held {', '.join(leftovers)} but no last/ to resume (killed "
-              "before its first save); cleared, the run starts again")  # fmt: skip
 
 
 if __name__ == "__main__":
