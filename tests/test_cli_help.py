@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "compute_elbo",
            "conditional_data.__main__",
            "compute_metric", "evaluation.plots", "evaluation.compare", "evaluation.recipes",
-           "experiments.recipe_coverage", "experiments.ablation.settings", "experiments.ablation.table",
-           "experiments.ablation.plots", "experiments.variance"]  # fmt: skip
+           "experiments.recipe_coverage", "experiments.ablation.settings",
+           "experiments.ablation.table", "experiments.ablation.plots",
+           "experiments.variance"]  # fmt: skip
 BENCH = ["bench.bench", "bench.sample", "bench.data", "bench.padding", "tools.gpu_check"]
 
 
