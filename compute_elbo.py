@@ -1,4 +1,5 @@
-"""Likelihood bounds and perplexity of a checkpoint on a dataset split.
+"""Likelihood bounds and perplexity of a checkpoint on a dataset split (the exact NLL for an
+autoregressive checkpoint, main.py --objective ar).
 
 python compute_elbo.py --checkpoint outputs/demo/best --dataset toy --split test
 """
@@ -24,11 +25,15 @@ from common.runtime import pick_device, quiet_transformers
 from corpora import load_texts, tokenize_texts
 from diffusion import ESTIMATORS, PROTOCOLS, check_step_size
 from evaluation.bounds import BOUNDS
+from evaluation.exact import exact_record
 from evaluation.likelihood import check_estimator_fits, likelihood_record
 from evaluation.records import read_proposal
 from evaluation.report import likelihood_table
 from models import DiffusionConfig, checkpoint_inputs, load_checkpoint
 from models.folder_checks import SETTINGS
+
+# Flags that only a diffusion checkpoint's bound reads: refused for an autoregressive one.
+BOUND_ONLY = ("bound", "eval_step_size", "mc_samples", "estimator", "proposal", "protocol", "seed")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -134,9 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.proposal and args.estimator != "importance":
         raise UsageError("--proposal is used by --estimator importance only: add it or drop it")
     settings = Path(args.checkpoint) / SETTINGS
-    if settings.is_file():  # the estimator against the checkpoint's schedule, before it loads
+    config = DiffusionConfig.load(settings) if settings.is_file() else None
+    if config is not None and config.autoregressive:
+        build_parser().refuse_ignored(argv, BOUND_ONLY, f"{args.checkpoint} (autoregressive: "
+                                      "its NLL is exact, no bound is drawn)")  # fmt: skip
+    elif config is not None:  # the estimator against the checkpoint's schedule, before it loads
         check_estimator_fits(
-            DiffusionConfig.load(settings), args.estimator if args.bound == "continuous"
+            config, args.estimator if args.bound == "continuous"
             else "plain", args.protocol, args.checkpoint,
         )  # fmt: skip
     proposal = read_proposal(args.proposal, "--proposal") if args.proposal else None
@@ -149,12 +158,6 @@ def main(argv: list[str] | None = None) -> None:
             "compute_elbo.py bounds unconditional models only; score it with "
             "predict_downstream_condition.py"
         )
-    T = ckpt.config.num_steps
-    step = args.eval_step_size or max(1, T // 128)
-    if args.bound == "discrete":
-        check_step_size(T, step)
-    else:
-        ckpt.config.noise_schedule().require_continuous()
     data = tokenize_texts(
         load_texts(args.dataset, args.split),
         ckpt.tokenizer,
@@ -164,12 +167,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.max_examples:
         data = data.select(range(min(args.max_examples, len(data))))
-    with autocast(precision, device):
-        record = likelihood_record(
-            ckpt, data["input_ids"], data["num_words"], args.bound, step, args.mc_samples,
-            args.protocol, args.batch_size, args.seed, device, toy_truth=args.dataset == "toy",
-            estimator=args.estimator, proposal=proposal,
-        )  # fmt: skip
+    if ckpt.config.autoregressive:
+        with autocast(precision, device):
+            record = exact_record(
+                ckpt.model, data["input_ids"], data["num_words"], ckpt.tokenizer.pad_token_id,
+                args.batch_size, device, str(ckpt.path),
+            )  # fmt: skip
+    else:
+        record = bound_record(args, ckpt, data, precision, proposal, device)
     record = {"checkpoint": record["checkpoint"], "dataset": args.dataset, "split": args.split,
               "precision": precision, **record}  # fmt: skip
     require_finite(record, "the bound", "a non-finite input or an overflow; nothing is valid")
@@ -177,6 +182,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         write_json(args.json, record)
         print(f"wrote {args.json}")
+
+
+def bound_record(args, ckpt, data, precision: str, proposal, device) -> dict:
+    """The diffusion checkpoint's bounds (``evaluation.likelihood.likelihood_record``)."""
+    T = ckpt.config.num_steps
+    step = args.eval_step_size or max(1, T // 128)
+    if args.bound == "discrete":
+        check_step_size(T, step)
+    else:
+        ckpt.config.noise_schedule().require_continuous()
+    with autocast(precision, device):
+        return likelihood_record(
+            ckpt, data["input_ids"], data["num_words"], args.bound, step, args.mc_samples,
+            args.protocol, args.batch_size, args.seed, device, toy_truth=args.dataset == "toy",
+            estimator=args.estimator, proposal=proposal,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,11 +36,12 @@ from common.precision import precision_note
 from common.progress import set_quiet
 from common.runtime import pick_device, probe_compile, quiet_transformers
 from conditional_data import TASKS, get_task
-from diffusion import BASE_SCHEDULES, OBJECTIVES, check_step_size
+from diffusion import BASE_SCHEDULES, check_step_size
 from models import (
     TIMESTEPS,
     DiffusionConfig,
 )
+from models.config import AUTOREGRESSIVE, MODEL_OBJECTIVES
 from training.assemble import assemble
 from training.distributed import teardown_distributed
 from training.optim import LR_SCHEDULES
@@ -95,7 +96,13 @@ def build_parser() -> Parser:
         choices=choices(TIMESTEPS),
         help="how the denoiser sees t: ignored, a time token, or per layer",
     )
-    a("--objective", default="d3pm", choices=choices(OBJECTIVES), help="training loss")
+    a(
+        "--objective",
+        default="d3pm",
+        choices=choices(MODEL_OBJECTIVES),
+        help="training loss: a diffusion loss, or ar (the autoregressive twin: the same "
+        "backbone as a causal LM, next-token loss; docs/baselines.md)",
+    )
     a(
         "--hybrid_lambda",
         type=float,
@@ -237,9 +244,16 @@ def check_args(args: argparse.Namespace) -> None:
         check_output_dir(args.fitlog_dir, "--fitlog_dir")
 
 
+# Flags that only a diffusion objective reads: refused with --objective ar.
+DIFFUSION_ONLY = ("word_freq_lambda", "allow_nonmonotone_lambda", "word_freq_file", "num_steps",
+                  "schedule", "timestep", "eval_step_size")  # fmt: skip
+
+
 def refuse_ignored_flags(args: argparse.Namespace, argv: list[str] | None) -> None:
     """A flag that the other settings make main.py ignore is one line, not silence."""
     parser = build_parser()
+    if args.objective == AUTOREGRESSIVE:
+        parser.refuse_ignored(argv, DIFFUSION_ONLY, "--objective ar (diffusion settings)")
     if args.objective != "d3pm":
         parser.refuse_ignored(argv, ("hybrid_lambda", "per_sequence_t"),
                               f"--objective {args.objective} (d3pm only)")  # fmt: skip
@@ -247,12 +261,17 @@ def refuse_ignored_flags(args: argparse.Namespace, argv: list[str] | None) -> No
         parser.refuse_ignored(argv, ("max_target_length", "data_dir"), "no --task (seq2seq only)")
     if args.max_steps != -1:
         parser.refuse_ignored(argv, ("epochs",), "--max_steps (it sets the length of the run)")
-    if args.schedule != "linear":
+    if args.schedule != "linear" and args.objective != AUTOREGRESSIVE:
         because = f"--schedule {args.schedule} (the dev bound is continuous)"
         parser.refuse_ignored(argv, ("eval_step_size",), because)
 
 
 def diffusion_config(args: argparse.Namespace) -> DiffusionConfig:
+    if args.objective == AUTOREGRESSIVE:  # no diffusion: the defaults, no spindle, no time
+        return DiffusionConfig(
+            word_freq_lambda=0.0, objective=AUTOREGRESSIVE, max_length=args.max_length,
+            task=args.task, max_target_length=args.max_target_length if args.task else 0,
+        )  # fmt: skip
     config = DiffusionConfig(
         schedule=args.schedule,
         num_steps=args.num_steps,

@@ -19,10 +19,11 @@ from common.files import write_json, write_text
 from common.precision import announced_precision, autocast
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
+from generation.autoregressive import generate_left_to_right
 from generation.config import SamplingConfig, add_sampling_flags
 from generation.memory import fitting_batch
 from generation.unconditional import check_length, generate
-from models import checkpoint_inputs, load_checkpoint
+from models import checkpoint_inputs, is_autoregressive, load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,6 +74,8 @@ def process_path(output: Path) -> Path:
     return output.with_name(output.name + ".process.json")
 
 
+# Flags that only the reverse diffusion reads: refused for an autoregressive checkpoint.
+DIFFUSION_ONLY = ("num_steps", "step_size", "sampler", "semi_ar_windows", "show_process")
 MAX_SAMPLES = 10**7
 MAX_BATCH = 2**16
 
@@ -98,6 +101,10 @@ def main(argv: list[str] | None = None) -> None:
          if args.show_process else None},
         checkpoint_inputs(args.checkpoint),
     )  # fmt: skip
+    autoregressive = is_autoregressive(args.checkpoint)
+    if autoregressive:
+        build_parser().refuse_ignored(argv, DIFFUSION_ONLY, f"--checkpoint {args.checkpoint} "
+                                      "(autoregressive: it samples left to right)")  # fmt: skip
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     precision = announced_precision(args.bf16, device)
@@ -106,22 +113,20 @@ def main(argv: list[str] | None = None) -> None:
             f"--checkpoint {ckpt.path} is a seq2seq model (task {ckpt.config.task}): "
             "generate with predict_downstream_condition.py"
         )
-    num_steps = sampling.steps(ckpt.config.num_steps)
+    num_steps = None if autoregressive else sampling.steps(ckpt.config.num_steps)
     output = Path(args.output)
     check_length(ckpt, args.length, args.semi_ar_windows)
     width = args.length or ckpt.config.max_length
     batch = fitting_batch(ckpt, min(args.batch_size, args.num_samples), width, device)
     started = time.perf_counter()
     with autocast(precision, device):
-        result = generate(
-            ckpt,
-            args.num_samples,
-            args.length,
-            batch,
-            sampling,
-            args.semi_ar_windows,
-            args.show_process,
-        )
+        if autoregressive:
+            result = generate_left_to_right(ckpt, args.num_samples, args.length, batch, sampling)
+        else:
+            result = generate(
+                ckpt, args.num_samples, args.length, batch, sampling, args.semi_ar_windows,
+                args.show_process,
+            )  # fmt: skip
     wall = time.perf_counter() - started
     texts = [ckpt.tokenizer.decode(ids, skip_special_tokens=True) for ids in result.ids]
     write_text(output, "".join(f"{t}\n" for t in texts))

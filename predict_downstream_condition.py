@@ -27,7 +27,7 @@ from evaluation import text_metrics
 from generation.config import SamplingConfig, add_sampling_flags
 from generation.memory import fitting_batch
 from generation.seq2seq import generate_candidates
-from models import checkpoint_inputs, load_checkpoint
+from models import checkpoint_inputs, is_autoregressive, load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     check_args(args)
     sampling = SamplingConfig.from_namespace(args)
     device = pick_device(args.device)
+    if is_autoregressive(args.checkpoint):
+        raise UsageError(
+            f"--checkpoint {args.checkpoint} is autoregressive (main.py --objective ar): this "
+            "script decodes diffusion checkpoints; sample an unconditional one with predict.py"
+        )
     ckpt = load_checkpoint(args.checkpoint, device)
     precision = announced_precision(args.bf16, device)
     if ckpt.config.task is None:

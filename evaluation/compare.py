@@ -8,7 +8,8 @@ files the mean difference A − B (per word and per token; negative: A has the l
 paired standard error (a ratio's: the delta method over sentences, ``ratio_se``), the 95%
 interval and the two-sided p-value of a paired t-test are printed, with the unpaired standard
 error (what ignoring the pairing gives) for contrast. Records whose sentence sets, dataset,
-split, bound, protocol, T or S differ are refused.
+split, bound, protocol, T or S differ are refused. A bound and an exact NLL (an
+autoregressive checkpoint's record) are paired on the whole sequence, length included.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from common.checks import check_output_file, check_outputs_apart, require_finite
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
-from evaluation.records import read_record
+from evaluation.records import full_sequence_nats, is_exact, read_record
 from evaluation.stats import ratio_se, t_quantile, t_two_sided_p
 
 # Settings that must agree for two records to be compared: (name, how to read it).
@@ -35,13 +36,24 @@ MUST_AGREE = (
     ("num_steps", lambda r: r.get("num_steps")),
     ("eval_step_size", lambda r: r.get("eval_step_size")),
 )
+MIXED_NOTE = (
+    "one side is a bound and the other an exact NLL (the autoregressive twin's), paired on the "
+    "whole sequence (the bound's full-sequence figure: + −log p(length)): the bound's side is "
+    "an upper bound on its model's NLL, so bound − exact bounds that model's NLL gap from above"
+)
 # Settings that define the noise: a difference keeps the comparison valid but unpaired noise.
 NOISE = ("seed", "estimator", "draws", "proposal")
 
 
+def mixed(a: dict, b: dict) -> bool:
+    """Whether one record is a bound and the other an exact NLL (the autoregressive twin's):
+    they pair on the whole sequence, length included (``full_sequence_nats``)."""
+    return is_exact(a) != is_exact(b)
+
+
 def check_comparable(a: dict, b: dict, name_a: str, name_b: str) -> None:
     """One line naming the field and both values where the two records cannot be paired."""
-    for field, read in MUST_AGREE:
+    for field, read in MUST_AGREE[:2] if mixed(a, b) else MUST_AGREE:
         if read(a) != read(b):
             raise UsageError(
                 f"field {field} differs: {read(a)!r} in {name_a}, {read(b)!r} in {name_b}; "
@@ -77,15 +89,22 @@ def noise_notes(a: dict, b: dict) -> list[str]:
     ]
 
 
-def paired(a: dict, b: dict, level: float = 0.95) -> dict:
-    """Figures of A − B over their common sentences (matched by id)."""
+def sentence_nats(record: dict, full: bool, where: str = "record") -> list[float]:
+    """Per-sentence nats to pair: the whole sequence's with ``full``, else the record's own."""
+    return full_sequence_nats(record, where) if full else list(record["sentences"]["nats"])
+
+
+def paired(a: dict, b: dict, level: float = 0.95, names: tuple[str, str] = ("A", "B")) -> dict:
+    """Figures of A − B over their common sentences (matched by id); a bound against an
+    exact NLL is paired on the whole sequence (``mixed``)."""
     order = {sid: i for i, sid in enumerate(b["sentences"]["id"])}
     index = torch.tensor([order[sid] for sid in a["sentences"]["id"]])
-    nats_a = torch.tensor(a["sentences"]["nats"], dtype=torch.float64)
-    nats_b = torch.tensor(b["sentences"]["nats"], dtype=torch.float64)[index]
+    full = mixed(a, b)
+    nats_a = torch.tensor(sentence_nats(a, full, names[0]), dtype=torch.float64)
+    nats_b = torch.tensor(sentence_nats(b, full, names[1]), dtype=torch.float64)[index]
     diff = nats_a - nats_b
     n = len(diff)
-    out = {"num_sentences": n, "level": level}
+    out = {"num_sentences": n, "level": level, "nats": "full_sequence" if full else "record"}
     if n < 2:
         raise UsageError(f"{n} common sentence(s): a paired comparison needs at least 2")
     quantile = t_quantile(level, n - 1)
@@ -141,6 +160,8 @@ def table(name_a: str, name_b: str, figures: dict, notes: list[str]) -> str:
     lines.extend(
         f"  note: the noise is not shared ({note}): valid, but less cancels" for note in notes
     )
+    if figures.get("nats") == "full_sequence":
+        lines.append(f"  note: {MIXED_NOTE}")
     return "\n".join(lines)
 
 
@@ -151,10 +172,11 @@ def compare(paths: list[str]) -> list[dict]:
     for name_a, name_b in itertools.combinations(paths, 2):
         a, b = records[name_a], records[name_b]
         check_comparable(a, b, name_a, name_b)
-        figures = paired(a, b)
+        figures = paired(a, b, names=(name_a, name_b))
         out.append(
             {"a": name_a, "b": name_b, **figures, "verdict": verdict(figures),
-             "noise_differs": noise_notes(a, b)}
+             "noise_differs": [] if mixed(a, b) else noise_notes(a, b),
+             "note": MIXED_NOTE if mixed(a, b) else None}
         )  # fmt: skip
     return out
 

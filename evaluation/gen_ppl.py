@@ -6,9 +6,25 @@ import math
 from collections.abc import Sequence
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from common.errors import UsageError
 from models.backbone import resolve_model_name
+
+# Encoder families whose causal class is a decoder only with ``is_decoder`` set.
+ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "ernie")
+
+
+def check_causal(config, name: str) -> None:
+    """One UsageError unless ``config`` is a causal LM's: an encoder's config without
+    ``is_decoder`` (a masked LM, such as a DiffusionBERT checkpoint) would score text with
+    bidirectional attention, a figure that means nothing."""
+    if config.model_type in ENCODERS and not getattr(config, "is_decoder", False):
+        raise UsageError(
+            f"--gen_ppl_model {name}: a {config.model_type} masked LM (is_decoder false), not a "
+            "causal LM; pass an autoregressive checkpoint (main.py --objective ar) or a causal "
+            "LM such as GPT-2"
+        )
 
 
 @torch.no_grad()
@@ -21,6 +37,7 @@ def generative_perplexity(
     counts too. Raises ``UsageError`` when the model is not available offline.
     """
     path = resolve_model_name(model_name, "--gen_ppl_model", "leave the flag out")
+    check_causal(AutoConfig.from_pretrained(path), model_name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
     start = tokenizer.bos_token_id

@@ -69,7 +69,8 @@ def likelihood_record(
     Returns the JSON record compute_elbo.py prints and writes: settings, ``noise`` (what
     defines the draws, with the proposal), ``given_length`` (conditional on the number of
     tokens), ``full_sequence`` (+ −log p(length), when the checkpoint has a length histogram),
-    ``sentences`` (per-sentence ids, counts and nats) and, with ``toy_truth``, the toy
+    ``sentences`` (per-sentence ids, counts, nats and, with a length histogram,
+    ``length_nats``: −log p(length)) and, with ``toy_truth``, the toy
     grammar's exact NLL.
     """
     diffusion = ckpt.diffusion(protocol)
@@ -138,4 +139,6 @@ def likelihood_record(
             "grammar_entropy_per_sentence": toy.entropy(),
         }
     record["sentences"] = per_sentence(ids_str, tokens, words, values)
+    if ckpt.lengths is not None:  # the full-sequence bound per sentence: nats + length_nats
+        record["sentences"]["length_nats"] = length_nll(ckpt.lengths, tokens).tolist()
     return record

@@ -42,8 +42,8 @@ from common.checks import check_output_file, check_outputs_apart, require_finite
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
-from evaluation.compare import check_comparable
-from evaluation.records import read_record
+from evaluation.compare import MIXED_NOTE, check_comparable, sentence_nats
+from evaluation.records import is_exact, read_record
 from evaluation.stats import ratio_se, t_quantile
 
 
@@ -132,15 +132,17 @@ def verdict(figures: dict) -> str:
 
 def _aligned(records: list[dict], names: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
     """The shared sentence ids (in the first record's order) and every record's nats, tokens
-    and words in that order; one line naming two files whose sentences differ."""
+    and words in that order (whole-sequence nats where bounds meet exact NLLs,
+    ``evaluation.compare.mixed``); one line naming two files whose sentences differ."""
     ids = records[0]["sentences"]["id"]
     for record, name in zip(records[1:], names[1:], strict=True):
         check_comparable(records[0], record, names[0], name)
+    full = len({is_exact(record) for record in records}) > 1  # bounds with exact NLLs
     columns: dict[str, list] = {"nats": []}
-    for record in records:
+    for record, name in zip(records, names, strict=True):
         order = {sid: i for i, sid in enumerate(record["sentences"]["id"])}
-        index = [order[sid] for sid in ids]
-        columns["nats"].append([record["sentences"]["nats"][i] for i in index])
+        nats = sentence_nats(record, full, name)
+        columns["nats"].append([nats[order[sid]] for sid in ids])
     first = records[0]["sentences"]
     return ids, {
         "nats": np.array(columns["nats"], dtype=np.float64),
@@ -159,6 +161,7 @@ def pairing_notes(records_a: list[dict], records_b: list[dict], names_a, names_b
     counted with the sentences, where more seeds do not average it out)."""
     notes = []
     pairs = list(zip(records_a, records_b, names_a, names_b, strict=True))
+    pairs = [pair for pair in pairs if not (is_exact(pair[0]) or is_exact(pair[1]))]
     for ra, rb, na, nb in pairs:
         if noise_seed(ra) != noise_seed(rb):
             notes.append(
@@ -227,6 +230,8 @@ def compare_recipes(
     out["verdict"] = verdict(out["per_word"])
     rec_a, rec_b = records[: len(paths_a)], records[len(paths_a) :]
     out["notes"] = pairing_notes(rec_a, rec_b, paths_a, paths_b) if paired else []
+    if any(map(is_exact, records)) and not all(map(is_exact, records)):
+        out["notes"].append(MIXED_NOTE)
     return out
 
 

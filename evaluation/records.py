@@ -11,6 +11,7 @@ from common.errors import UsageError
 from diffusion import ParameterError, TimeProposal
 
 SENTENCE_FIELDS = ("id", "tokens", "words", "nats")
+OPTIONAL_FIELDS = ("length_nats",)  # −log p(length) per sentence, where the model has one
 # A sentence's bound or count beyond these cannot come from compute_elbo.py (a sentence of
 # 10⁶ tokens at the vocabulary's log size is under 10⁸ nats): a damaged or forged record.
 MAX_NATS = 1e9
@@ -61,14 +62,19 @@ def check_record(record: object, where: str) -> None:
     missing = [field for field in SENTENCE_FIELDS if not isinstance(sentences.get(field), list)]
     if missing:
         raise UsageError(f"{where}: field sentences.{missing[0]} is missing or not a list")
-    lengths = {field: len(sentences[field]) for field in SENTENCE_FIELDS}
+    optional = [field for field in OPTIONAL_FIELDS if field in sentences]
+    if any(not isinstance(sentences[field], list) for field in optional):
+        raise UsageError(f"{where}: field sentences.{optional[0]} is not a list: a damaged record")
+    lengths = {field: len(sentences[field]) for field in (*SENTENCE_FIELDS, *optional)}
     if len(set(lengths.values())) != 1:
         raise UsageError(f"{where}: the sentences columns differ in length {lengths}: truncated?")
-    kinds = {"id": str, "tokens": int, "words": int, "nats": (int, float)}
-    for field, kind in kinds.items():
+    kinds = {"id": str, "tokens": int, "words": int, "nats": (int, float),
+             "length_nats": (int, float)}  # fmt: skip
+    for field in (*SENTENCE_FIELDS, *optional):
+        kind = kinds[field]
         for number, value in enumerate(sentences[field], 1):
             bad = not isinstance(value, kind) or isinstance(value, bool)
-            if not bad and field == "nats":
+            if not bad and field in ("nats", "length_nats"):
                 bad = not math.isfinite(value) or abs(value) > MAX_NATS
             elif not bad and field != "id":
                 bad = not 0 <= value <= MAX_COUNT
@@ -79,10 +85,32 @@ def check_record(record: object, where: str) -> None:
                 )
     if len(set(sentences["id"])) != len(sentences["id"]):
         raise UsageError(f"{where}: field sentences.id repeats an id: a damaged record")
-    if not isinstance(record.get("noise"), dict):
+    if not is_exact(record) and not isinstance(record.get("noise"), dict):
         raise UsageError(
             f"{where}: field noise is missing or not an object: rerun compute_elbo.py --json"
         )
+
+
+def is_exact(record: dict) -> bool:
+    """Whether ``record`` is an exact NLL (the autoregressive twin's), not a bound."""
+    return record.get("bound") == "exact"
+
+
+def full_sequence_nats(record: dict, where: str) -> list[float]:
+    """Per sentence, the NLL of the whole sequence, length included: an exact record's
+    ``nats``; a bound's ``nats`` + ``length_nats`` (one line naming ``where`` when the record
+    has no length term)."""
+    sentences = record["sentences"]
+    if is_exact(record):
+        return list(sentences["nats"])
+    if "length_nats" not in sentences:
+        raise UsageError(
+            f"{where}: field sentences.length_nats is missing: the record has no per-sentence "
+            "−log p(length), which pairing a bound with an exact NLL needs (the checkpoint has "
+            "no length histogram, or an older compute_elbo.py wrote the record); rerun "
+            "compute_elbo.py --json"
+        )
+    return [n + m for n, m in zip(sentences["nats"], sentences["length_nats"], strict=True)]
 
 
 def read_proposal(path: str | Path, what: str = "--proposal") -> TimeProposal:

@@ -8,6 +8,8 @@ NOT_A_BOUND = "NOT a valid bound: the reference code's reverse model sees the tr
 def likelihood_table(record: dict) -> str:
     """The likelihood figures of compute_elbo.py as a plain-text table."""
     given, full = record["given_length"], record.get("full_sequence")
+    if record["bound"] == "exact":
+        return _exact_table(record)
     if record["bound"] == "discrete":
         how = f"discrete, T={record['num_steps']}, step {record['eval_step_size']}"
     else:
@@ -56,3 +58,20 @@ def likelihood_table(record: dict) -> str:
             f"{oracle['grammar_entropy_per_sentence']:.3f} nats/sentence"
         )
     return "\n".join(lines)
+
+
+def _exact_table(record: dict) -> str:
+    """The autoregressive twin's exact NLL (``evaluation.exact``) as a plain-text table."""
+    full = record["full_sequence"]
+    return "\n".join([
+        f"checkpoint {record['checkpoint']}  data {record['dataset']}/{record['split']}: "
+        f"{full['num_sequences']} sequences, {full['num_tokens']} tokens, "
+        f"{full.get('num_words', 'n/a')} words",
+        "exact NLL of the autoregressive twin (no bound): " + record["predicts"],
+        f"  NLL nats/token     {full['nats_per_token']:.4f} ± {full['nats_per_token_se']:.4f}",
+        f"  bits/token         {full['bits_per_token']:.4f}",
+        f"  perplexity/token   {full['ppl_per_token']:.3f}",
+        f"  perplexity/word    {full.get('ppl_per_word', float('nan')):.3f}",
+        f"  NLL nats/sequence  {full['nats_per_sequence']:.3f}",
+        "it pairs with a diffusion record's full-sequence bound: python3 -m evaluation.compare",
+    ])  # fmt: skip

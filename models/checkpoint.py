@@ -32,7 +32,9 @@ from transformers import (
 from common.errors import UsageError
 from common.files import RUN_LOCK, atomic_directory, locked_by_another
 from diffusion import AbsorbingDiffusion
+from models.ar_card import ar_model_card
 from models.card import CARD, TRAINING_ARGS, model_card, training_args
+from models.causal import CausalTwin, build_causal_lm
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
 from models.folder_checks import (
@@ -54,7 +56,10 @@ from models.folder_checks import (
 
 @dataclass
 class Checkpoint:
-    model: DiffusionBert
+    """A loaded checkpoint folder; ``model`` is the denoiser, or the autoregressive twin when
+    ``config.autoregressive``."""
+
+    model: DiffusionBert | CausalTwin
     tokenizer: PreTrainedTokenizerBase
     config: DiffusionConfig
     counts: torch.Tensor | None
@@ -101,13 +106,41 @@ def denoiser_from(
     return DiffusionBert(mlm, config.timestep, config.num_steps, **special_ids(tokenizer))
 
 
+def is_autoregressive(folder: str | Path) -> bool:
+    """Whether the checkpoint ``folder`` holds the autoregressive twin, read from its settings
+    alone (cheap: before the model loads); False when the folder has no settings file (the
+    load then says what is wrong)."""
+    settings = resolve_checkpoint_dir(folder) / SETTINGS if Path(folder).is_dir() else None
+    return (
+        settings is not None
+        and settings.is_file()
+        and DiffusionConfig.load(settings).autoregressive
+    )
+
+
+def causal_from(lm: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, where: str) -> CausalTwin:
+    """The ``CausalTwin`` of a causal LM and its tokenizer, checked to belong together."""
+    if lm.config.vocab_size < len(tokenizer):
+        raise UsageError(
+            f"{where}: the model has {lm.config.vocab_size} embeddings but the tokenizer "
+            f"{len(tokenizer)} tokens; use the tokenizer that belongs to the model"
+        )
+    ids = special_ids(tokenizer)
+    return CausalTwin(lm, ids["pad_id"], ids["cls_id"], ids["sep_id"])
+
+
 def build_model(
     backbone: str,
     tokenizer: PreTrainedTokenizerBase,
     config: DiffusionConfig,
     from_scratch: bool,
-) -> DiffusionBert:
-    """A fresh denoiser from a pretrained masked LM (or its config alone, ``from_scratch``)."""
+) -> DiffusionBert | CausalTwin:
+    """A fresh denoiser from a pretrained masked LM (or its config alone, ``from_scratch``);
+    the autoregressive twin from the same backbone when ``config.autoregressive``."""
+    if config.autoregressive:
+        lm = build_causal_lm(backbone, from_scratch)
+        check_lengths(lm.config, config.max_length, config.timestep)
+        return causal_from(lm, tokenizer, f"the model {backbone}")
     if from_scratch:
         mlm = AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(backbone))
     else:
@@ -160,7 +193,8 @@ def save_checkpoint(
             torch.save(training_state, tmp / TRAINING_STATE)
         if run is not None:
             (tmp / TRAINING_ARGS).write_text(training_args(run), encoding="utf-8")
-            (tmp / CARD).write_text(model_card(config, run, path.name), encoding="utf-8")
+            card = ar_model_card if config.autoregressive else model_card
+            (tmp / CARD).write_text(card(config, run, path.name), encoding="utf-8")
         apply_umask(tmp)
         carry_foreign_files(path, tmp)
 
@@ -310,8 +344,10 @@ def _load_checkpoint(path: Path, device: str | torch.device) -> Checkpoint:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as error:  # noqa: BLE001 (tokenizers raises its own exception types)
         raise damaged(path / TOKENIZER, f"cannot be loaded ({one_line(error)})") from None
-    mlm = load_mlm(path)
-    model = denoiser_from(mlm, tokenizer, config, str(path))
+    if config.autoregressive:
+        model = causal_from(_load_causal(path), tokenizer, str(path))
+    else:
+        model = denoiser_from(load_mlm(path), tokenizer, config, str(path))
     vocab = model.mlm.config.vocab_size
     if model.time is not None:
         if not (path / TIME).is_file():
@@ -327,6 +363,16 @@ def _load_checkpoint(path: Path, device: str | torch.device) -> Checkpoint:
         raise UsageError(f"{path}: {STATISTICS} is missing but the spindle schedule needs it")
     model = model.to(device).eval()
     return Checkpoint(model, tokenizer, config, counts, path, statistics.get("length_counts"))
+
+
+def _load_causal(path: Path) -> torch.nn.Module:
+    """The causal LM of an autoregressive checkpoint; a config that is not a decoder is one
+    line naming the file."""
+    lm = load_mlm(path, causal=True)
+    if not getattr(lm.config, "is_decoder", False):
+        raise damaged(path / "config.json", "is not a decoder (is_decoder false) but "
+                      f"{SETTINGS} says objective ar: the folder mixes two models")  # fmt: skip
+    return lm
 
 
 STATE_KEYS = {

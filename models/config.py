@@ -22,6 +22,9 @@ from diffusion import (
 from models.time_embedding import TIMESTEPS
 
 FORMAT = "diffusionbert-checkpoint/1"
+AUTOREGRESSIVE = "ar"
+# Every training objective: the diffusion losses and the autoregressive twin (models.causal).
+MODEL_OBJECTIVES = (*OBJECTIVES, AUTOREGRESSIVE)
 
 
 @dataclass
@@ -29,7 +32,9 @@ class DiffusionConfig:
     """Everything besides the network that sampling and evaluation need.
 
     ``task`` is None for an unconditional model; for seq2seq it names the task (its prompt)
-    and ``max_target_length`` the size of the generated target region.
+    and ``max_target_length`` the size of the generated target region. ``objective`` ``ar``
+    marks the autoregressive twin (``models.causal``), for which the diffusion settings are
+    unused.
     """
 
     schedule: str = "mutual"
@@ -49,11 +54,17 @@ class DiffusionConfig:
             raise UsageError(
                 f"--timestep {self.timestep!r} is unknown: choose one of {', '.join(TIMESTEPS)}"
             )
-        if self.objective not in OBJECTIVES:
+        if self.objective not in MODEL_OBJECTIVES:
             raise UsageError(
-                f"--objective {self.objective!r} is unknown: choose one of {', '.join(OBJECTIVES)}"
+                f"--objective {self.objective!r} is unknown: choose one of "
+                f"{', '.join(MODEL_OBJECTIVES)}"
             )
         self.noise_schedule()
+
+    @property
+    def autoregressive(self) -> bool:
+        """Whether the checkpoint is the autoregressive twin (no diffusion)."""
+        return self.objective == AUTOREGRESSIVE
 
     def noise_schedule(self) -> NoiseSchedule:
         return NoiseSchedule(
@@ -71,6 +82,12 @@ class DiffusionConfig:
         protocol: str = "exact",
     ) -> AbsorbingDiffusion:
         """The absorbing process; ``counts`` (V,) are the training split's token counts."""
+        if self.autoregressive:
+            raise UsageError(
+                "this is an autoregressive checkpoint (objective ar): it has no diffusion "
+                "process; its likelihood is exact (compute_elbo.py) and it samples left to right "
+                "(predict.py)"
+            )
         h = None if counts is None else token_information(counts, pad_id)
         if h is not None:
             h[mask_id] = 0.0
@@ -131,7 +148,7 @@ def _is_int(value: object) -> bool:
 def _bad_value(name: str, value: object) -> str | None:
     """Why ``value`` cannot be the setting ``name`` (None when it can)."""
     if name in ("schedule", "timestep", "objective", "format"):
-        choices = {"schedule": BASE_SCHEDULES, "timestep": TIMESTEPS, "objective": OBJECTIVES}
+        choices = {"schedule": BASE_SCHEDULES, "timestep": TIMESTEPS, "objective": MODEL_OBJECTIVES}
         if not isinstance(value, str):
             return "must be a string"
         if name in choices and value not in choices[name]:

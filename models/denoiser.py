@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
 from common.errors import UsageError
-from diffusion.blocks import row_blocks
+from models.causal import in_row_blocks, lm_head, require_compiler
 from models.time_embedding import TIMESTEPS, LayerwiseTime, TimeEmbedding
 
 
@@ -78,19 +75,8 @@ class DiffusionBert(nn.Module):
         """``torch.compile`` the encoder in place. The LM head stays eager: its row count (the
         masked positions) changes at every call. Parameters and their names do not change, so
         a checkpoint is the same with or without it."""
-        tried = [c for c in (os.environ.get("CXX"), "g++", "clang++", "c++") if c]
-        if not any(shutil.which(c) for c in tried):
-            raise UsageError(
-                "--compile: torch.compile builds its kernels with a C++ compiler and none was "
-                f"found (tried {', '.join(tried)}): install g++ or set CXX, or drop --compile"
-            )
+        require_compiler()
         self.mlm.base_model.compile()
-
-    def _head(self) -> nn.Module:
-        for name in ("cls", "lm_head"):
-            if hasattr(self.mlm, name):
-                return getattr(self.mlm, name)
-        raise UsageError(f"{type(self.mlm).__name__} has no masked-LM head (cls or lm_head)")
 
     def hidden_states(self, xt: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Last hidden states aligned with x_t.
@@ -148,16 +134,7 @@ class DiffusionBert(nn.Module):
         hidden = self.hidden_states(xt, u)[masked]
         if target is None:
             return self._log_probs(hidden)
-        vocab = self.mlm.config.vocab_size
-        parts = [
-            checkpoint(self._target_log_prob, hidden[b], target[b], use_reentrant=False)
-            if torch.is_grad_enabled()
-            else self._target_log_prob(hidden[b], target[b])
-            for b in row_blocks(hidden.shape[0], vocab, hidden.device)
-        ]
-        if not parts:  # nothing masked: still through the head, so backward reaches it (DDP)
-            return self._target_log_prob(hidden, target)
-        return torch.cat(parts)
+        return in_row_blocks(self._target_log_prob, hidden, target, self.mlm.config.vocab_size)
 
     def _target_log_prob(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(n,) log p_θ(target) from hidden states (n, hidden) and ids (n,)."""
@@ -165,7 +142,7 @@ class DiffusionBert(nn.Module):
 
     def _log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
         """(n, V) float32 log-probabilities from hidden states (n, hidden), [M] at −inf."""
-        logits = self._head()(hidden).float()
+        logits = lm_head(self.mlm)(hidden).float()
         mask_column = torch.tensor([self.mask_id], device=logits.device)
         # In place and outside autograd: no (N, V) copy in forward or backward. The gradient at
         # the [M] column is zero anyway (its probability is 0 and no loss reads its log-prob).

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForMaskedLM
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from common.errors import UsageError
 from common.files import read_text
@@ -47,11 +47,13 @@ def load_tensors(file: Path) -> dict[str, torch.Tensor]:
         raise damaged(file, f"cannot be read ({one_line(error)})") from None
 
 
-def load_mlm(path: Path) -> torch.nn.Module:
-    """The masked LM of a folder; a torn file or a config that does not match the weights is
-    one error naming the file (transformers would otherwise warn and initialise at random)."""
+def load_mlm(path: Path, causal: bool = False) -> torch.nn.Module:
+    """The masked LM of a folder (the causal LM with ``causal``); a torn file or a config that
+    does not match the weights is one error naming the file (transformers would otherwise warn
+    and initialise at random)."""
+    auto = AutoModelForCausalLM if causal else AutoModelForMaskedLM
     try:
-        mlm, info = AutoModelForMaskedLM.from_pretrained(
+        mlm, info = auto.from_pretrained(
             path, output_loading_info=True, ignore_mismatched_sizes=True
         )
     except Exception as error:  # noqa: BLE001 (transformers raises many kinds on a bad folder)

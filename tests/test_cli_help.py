@@ -61,7 +61,7 @@ def test_registries_are_the_choices():
 
     assert choices("main", "--schedule") == list(BASE_SCHEDULES)
     assert choices("main", "--timestep") == list(TIMESTEPS)
-    assert choices("main", "--objective") == list(OBJECTIVES)
+    assert choices("main", "--objective") == [*OBJECTIVES, "ar"]
     assert choices("main", "--lr_schedule") == list(LR_SCHEDULES)
     assert choices("main", "--task") == list(TASKS)
     assert choices("predict", "--sampler") == ["auto", *SAMPLERS]

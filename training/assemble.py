@@ -17,6 +17,7 @@ from transformers import AutoConfig, AutoTokenizer
 from corpora.counting import default_counts_path, length_histogram, load_counts
 from models import DiffusionConfig, build_model, load_checkpoint, resolve_model_name
 from models.checkpoint import check_lengths
+from models.config import AUTOREGRESSIVE
 from training.config import TrainingConfig
 from training.data import training_data
 from training.distributed import setup_distributed
@@ -58,7 +59,7 @@ def token_counts(
 ) -> tuple[torch.Tensor | None, str | Path | None]:
     """The training split's token counts (``--word_freq_file``, or word_freq.py's default
     path when the spindle is on) and the file read; (None, None) without either."""
-    if not (args.word_freq_lambda > 0 or args.word_freq_file):
+    if args.objective == AUTOREGRESSIVE or not (args.word_freq_lambda > 0 or args.word_freq_file):
         return None, None
     path = args.word_freq_file or default_counts_path(
         args.model_name_or_path, args.dataset, args.task
@@ -77,7 +78,7 @@ def assemble(
     backbone = resolve_model_name(args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model_config = AutoConfig.from_pretrained(backbone)
-    check_lengths(model_config, args.max_length, args.timestep)
+    check_lengths(model_config, args.max_length, config.timestep)
     counts, freq_file = token_counts(args, model_config.vocab_size)
     resumed = None
     if state is not None:
@@ -101,7 +102,9 @@ def assemble(
     model.to(device)
     trainer = Trainer(
         model=model,
-        diffusion=config.diffusion(counts, tokenizer.mask_token_id, tokenizer.pad_token_id),
+        diffusion=None
+        if config.autoregressive
+        else config.diffusion(counts, tokenizer.mask_token_id, tokenizer.pad_token_id),
         config=config,
         train=TrainingConfig.from_namespace(args),
         tokenizer=tokenizer,

@@ -21,6 +21,8 @@ from common.progress import progress as progress_bar
 from common.progress import write as print_line
 from diffusion import AbsorbingDiffusion, Noise, antithetic, d3pm_loss, mdlm_loss
 from evaluation.bounds import calls_per_batch, estimate_bound
+from evaluation.exact import dev_figures, sequence_nlls
+from models.causal import CausalTwin, ar_loss
 from models.checkpoint import save_checkpoint
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
@@ -63,8 +65,8 @@ class Trainer:
     ``training_state.pt`` so that a resume can compare them.
     """
 
-    model: DiffusionBert
-    diffusion: AbsorbingDiffusion
+    model: DiffusionBert | CausalTwin
+    diffusion: AbsorbingDiffusion | None  # None for the autoregressive twin
     config: DiffusionConfig
     train: TrainingConfig
     tokenizer: PreTrainedTokenizerBase
@@ -131,7 +133,10 @@ class Trainer:
         mine = slice(self.rank * self.plan.micro_batch, (self.rank + 1) * self.plan.micro_batch)
         return Noise(noise.time[mine], noise.mask[mine, :length])
 
-    def _loss(self, x0: torch.Tensor, target_mask: torch.Tensor, noise: Noise):
+    def _loss(self, x0: torch.Tensor, target_mask: torch.Tensor, micro: int):
+        if self.config.autoregressive:
+            return ar_loss(self.network, x0, target_mask)
+        noise = self._noise(micro, x0.shape[1])
         if self.config.objective == "mdlm":
             return mdlm_loss(self.diffusion, self.network, x0, target_mask, noise=noise)
         return d3pm_loss(
@@ -164,7 +169,7 @@ class Trainer:
             )
             with sync:
                 with self._autocast():
-                    out = self._loss(x0, target_mask, self._noise(micro, x0.shape[1]))
+                    out = self._loss(x0, target_mask, micro)
                 (out.loss / self.plan.accumulation).backward()
             total += out.total.to(torch.float64)
             scored += out.num_masked
@@ -203,16 +208,18 @@ class Trainer:
     def evaluate(
         self, dev_set: datasets.Dataset, stop: Callable[[], int | None] = lambda: None
     ) -> dict:
-        """Dev bound: continuous-time, one draw per sequence (discrete for ``linear``), with a
-        bar of network calls; ``stop()`` is asked before every call (a signal abandons the
-        evaluation: ``EvaluationStopped``)."""
+        """Dev bound: continuous-time, one draw per sequence (discrete for ``linear``; the exact
+        NLL for the autoregressive twin), with a bar of network calls; ``stop()`` is asked
+        before every call (a signal abandons the evaluation: ``EvaluationStopped``)."""
         self.model.eval()
-        bound = "discrete" if self.config.schedule == "linear" else "continuous"
         size = self.train.eval_batch_size
         batches = (
             fetch(dev_set, range(i, min(i + size, len(dev_set))), self.tokenizer.pad_token_id)
             for i in range(0, len(dev_set), size)
         )
+        if self.config.autoregressive:
+            return self._evaluate_exact(batches, -(-len(dev_set) // size), stop)
+        bound = "discrete" if self.config.schedule == "linear" else "continuous"
         calls = calls_per_batch(bound, self.config.num_steps, self.train.eval_step_size, 1)
         total = calls * -(-len(dev_set) // size)
         bar = progress_bar(total, "dev bound", "call", enabled=self.rank == 0, leave=False)
@@ -229,6 +236,19 @@ class Trainer:
             )
         result["bound"] = bound
         return result
+
+    def _evaluate_exact(self, batches, total: int, stop: Callable[[], int | None]) -> dict:
+        """The autoregressive twin's dev figure: its exact NLL (``evaluation.exact``)."""
+        bar = progress_bar(total, "dev NLL", "call", enabled=self.rank == 0, leave=False)
+
+        def before_call() -> None:
+            if stop() is not None:
+                raise EvaluationStopped
+            bar.update(1)
+
+        with bar, self._autocast():
+            values, tokens = sequence_nlls(self.model, batches, self.device, before_call)
+        return dev_figures(values, tokens)
 
     def state_dict(self) -> dict:
         """Everything besides the weights that an exact resume needs (the RNG states of every
@@ -381,7 +401,8 @@ class Trainer:
                 logger.dev(self.step, dev)
             print_line(
                 f"step {self.step}: dev {dev['nats_per_token']:.4f} nats/token "
-                f"(ppl {dev['ppl_per_token']:.2f}, {dev['bound']} bound)"
+                f"(ppl {dev['ppl_per_token']:.2f}, "
+                f"{'exact NLL' if dev['bound'] == 'exact' else dev['bound'] + ' bound'})"
             )
         if self.best is None or dev["nats_per_token"] < self.best:
             self.best = dev["nats_per_token"]
