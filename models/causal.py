@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional
 from torch.utils.checkpoint import checkpoint
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
@@ -133,19 +134,24 @@ class CausalTwin(nn.Module):
         self, x0: torch.Tensor, target_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """log p_θ of every predicted token, (N,) float32, and where they are, (B, L + 1) bool
-        (``predicted``). No (B, L, V) tensor is kept: the head runs in row blocks that
-        backward recomputes."""
+        (``predicted``). The head runs at the predicted positions only: with gradients in one
+        pass, keeping their (N, V) logits for backward as transformers' own LM loss does (a
+        step as fast as a plain masked-LM step, where recomputed row blocks slow it down;
+        docs/baselines.md); without gradients in row blocks, so evaluation holds no (N, V)
+        tensor."""
         ids, attention = self.inputs(x0)
         hidden = self.mlm.base_model(input_ids=ids, attention_mask=attention).last_hidden_state
         scored = self.predicted(x0, target_mask)
         hidden, target = hidden[:, :-1][scored], ids[:, 1:][scored]
+        if torch.is_grad_enabled():  # one pass, as transformers' own LM loss: no recompute
+            return self._target_log_prob(hidden, target), scored
         vocab = self.mlm.config.vocab_size
         return in_row_blocks(self._target_log_prob, hidden, target, vocab), scored
 
     def _target_log_prob(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(n,) log p_θ(target) from hidden states (n, hidden) and ids (n,)."""
         logits = lm_head(self.mlm)(hidden).float()
-        return logits.log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        return -functional.cross_entropy(logits, target, reduction="none")
 
     def sequence_nll(
         self, x0: torch.Tensor, target_mask: torch.Tensor

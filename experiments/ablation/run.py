@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,14 +44,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 def call(script: str | Path, *argv: object) -> None:
     """``python3 <script> argv`` as a subprocess (``script``: a name of the project's scripts,
-    ``main`` for main.py, or a path). A failure raises ``UsageError``, one line naming the
-    command (the script has printed its own error above it); a script stopped by Ctrl-C or
-    SIGTERM (status 130 or 143) raises ``Stopped`` so that the grid stops too. A SIGTERM sent
-    to the grid is passed on, and the script is waited for, so that it saves its last/."""
-    path = Path(script) if str(script).endswith(".py") else REPO / f"{script}.py"
+    ``main`` for main.py, a path, or a dotted module of the project run with ``-m``). A
+    failure raises ``UsageError``, one line naming the command (the script has printed its own
+    error above it); a script stopped by Ctrl-C or SIGTERM (status 130 or 143) raises
+    ``Stopped`` so that the grid stops too. A SIGTERM sent to the grid is passed on, and the
+    script is waited for, so that it saves its last/."""
     args = [str(a) for a in argv]
-    shown = f"{path.name} {' '.join(args)}".strip()
-    process = subprocess.Popen([sys.executable, str(path), *args])
+    env = None
+    if str(script).endswith(".py"):
+        command, shown = [str(script)], Path(script).name
+    elif "." in str(script):  # a module: found from the checkout, whatever the working folder
+        command, shown = ["-m", str(script)], f"-m {script}"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    else:
+        command, shown = [str(REPO / f"{script}.py")], f"{script}.py"
+    shown = f"{shown} {' '.join(args)}".strip()
+    process = subprocess.Popen([sys.executable, *command, *args], env=env)
     try:
         code = process.wait()
     except (KeyboardInterrupt, Stopped) as stop:
@@ -70,8 +81,11 @@ def call(script: str | Path, *argv: object) -> None:
         raise UsageError(f"{shown} exited with status {code} (its error is above)")
 
 
-def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path) -> None:
-    """main.py with the row's settings; resumes from ``run/last`` when an earlier try left it."""
+def train(
+    args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path, extra: tuple = ()
+) -> None:
+    """main.py with the row's settings (and ``extra`` flags); resumes from ``run/last`` when an
+    earlier try left it."""
     flags = [
         "--model_name_or_path", args.model_name_or_path, "--dataset", args.dataset,
         "--from_scratch", str(not row.pretrained).lower(), "--timestep", row.timestep,
@@ -87,6 +101,7 @@ def train(args: argparse.Namespace, row: Row, seed: int, run: Path, counts: Path
     ]  # fmt: skip
     if row.objective == "d3pm":
         flags += ["--hybrid_lambda", 0.01]
+    flags += list(extra)
     if (run / "last" / "training_state.pt").is_file():
         flags += ["--resume_from", run / "last"]
     call("main", *flags)
@@ -242,19 +257,25 @@ def _on_sigterm(number: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The grid; a bad flag, results file or run folder is one ``error:`` line with status 2;
-    Ctrl-C or SIGTERM is one line with status 130 or 143 (the same command continues)."""
+    """The grid (``guarded``)."""
     args = parse_args(argv)
+    guarded("ablation", lambda: grid(args))
+
+
+def guarded(name: str, work: Callable[[], object]) -> None:
+    """Run a study's ``work``: a bad flag, results file or run folder is one ``error:`` line
+    with status 2; Ctrl-C or SIGTERM is one line with status 130 or 143 (the same command
+    continues: finished steps are skipped, an interrupted run resumes from its last/)."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        grid(args)
+        work()
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, Stopped) as stop:
         number = stop.number if isinstance(stop, Stopped) else signal.SIGINT
         print(
-            f"ablation: stopped by {signal.Signals(number).name}; run the same command again "
+            f"{name}: stopped by {signal.Signals(number).name}; run the same command again "
             "to continue (finished runs are skipped, an interrupted run resumes from its last/)",
             file=sys.stderr,
         )

@@ -1,0 +1,98 @@
+"""The autoregressive-twin study's pieces: its flags, the judge of generative perplexity, a
+recipe-level difference of bounds against exact NLLs, and the summary written from results."""
+
+import json
+import math
+
+import pytest
+
+from evaluation.compare import compare
+from evaluation.recipes import compare_recipes
+from experiments.ar_twin.run import judge_of
+from experiments.ar_twin.settings import parse_args
+from experiments.ar_twin.summary import write_summary
+
+WORDS, TOKENS = [3, 6, 2, 5], [4, 8, 3, 6]
+IDS = [f"{i}:abc" for i in range(4)]
+
+
+def bound_record(nats, length_nats, seed):
+    given = {"num_sequences": 4, "num_tokens": sum(TOKENS), "num_words": sum(WORDS)}
+    return {"bound": "continuous", "dataset": "wiki-summaries", "split": "test", "protocol":
+            "exact", "num_steps": 2048, "eval_step_size": None, "given_length": given,
+            "noise": {"seed": seed}, "sentences": {"id": IDS, "tokens": TOKENS, "words": WORDS,
+            "nats": nats, "length_nats": length_nats}}  # fmt: skip
+
+
+def exact_record(nats):
+    return {"bound": "exact", "dataset": "wiki-summaries", "split": "test", "protocol": "exact",
+            "num_steps": None, "eval_step_size": None, "given_length": None, "noise": None,
+            "sentences": {"id": IDS[::-1], "tokens": TOKENS[::-1], "words": WORDS[::-1],
+            "nats": nats[::-1]}}  # fmt: skip
+
+
+SEEDS = {
+    1: ([10.0, 21.0, 7.0, 15.0], [1.0, 2.0, 0.5, 1.5], [9.0, 20.0, 6.5, 14.0]),
+    2: ([11.0, 20.0, 8.0, 14.0], [1.0, 2.0, 0.5, 1.5], [9.5, 19.0, 6.0, 15.0]),
+}
+
+
+@pytest.fixture
+def records(tmp_path):
+    paths = {}
+    for seed, (nats, length, exact) in SEEDS.items():
+        a, b = tmp_path / f"diffusion-{seed}.json", tmp_path / f"ar-{seed}.json"
+        a.write_text(json.dumps(bound_record(nats, length, seed)))
+        b.write_text(json.dumps(exact_record(exact)))
+        paths[seed] = (a, b)
+    return paths
+
+
+def test_the_recipe_difference_of_bounds_and_exact_nlls_is_on_whole_sequences(records):
+    result = compare_recipes([str(p[0]) for p in records.values()],
+                             [str(p[1]) for p in records.values()])  # fmt: skip
+    per_seed = [(sum(n) + sum(m) - sum(e)) / sum(WORDS) for n, m, e in SEEDS.values()]
+    assert result["per_word"]["difference"] == pytest.approx(sum(per_seed) / 2)
+    assert result["per_word"]["per_pair"] == pytest.approx(per_seed)
+    assert any("exact NLL" in note for note in result["notes"])
+    assert not any("noise seed" in note for note in result["notes"])
+
+
+def test_the_summary_reports_each_pair_and_the_recipe(records, tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    budget = {}
+    for seed, (a, b) in records.items():
+        budget[f"seed{seed}-600"] = {"records": [str(a), str(b)],
+                                     "comparison": compare([str(a), str(b)])[0]}  # fmt: skip
+    (out / "results.json").write_text(json.dumps({"budget": budget}))
+    text = write_summary(out)
+    first = budget["seed1-600"]["comparison"]["per_word"]["difference"]
+    assert f"{first:+.3f}" in text and "Over 2 seeds" in text
+    assert (out / "summary.md").read_text() == text
+    assert math.isclose(first, (53.0 + 5.0 - 49.5) / 16)
+
+
+def test_the_judge_is_another_seeds_twin(tmp_path):
+    args = parse_args(["--runs_dir", str(tmp_path), "--seeds", "1,2,3"])
+    assert judge_of(args, 1) is None  # not trained yet
+    (tmp_path / "ar-seed2" / "best").mkdir(parents=True)
+    (tmp_path / "ar-seed1" / "best").mkdir(parents=True)
+    assert judge_of(args, 1) == tmp_path / "ar-seed2" / "best"
+    assert judge_of(args, 3) == tmp_path / "ar-seed1" / "best"
+    alone = parse_args(["--runs_dir", str(tmp_path), "--seeds", "1"])
+    assert judge_of(alone, 1) is None  # never its own twin
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--long_points", "600,1000"], "multiple of --save_steps"),
+        (["--phases", "budget,later"], "choose from budget, long, frontier"),
+        (["--seeds", "1,1"], "distinct integers"),
+    ],
+)
+def test_bad_flags_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
