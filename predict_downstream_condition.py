@@ -1,4 +1,5 @@
-"""Seq2seq generation from a checkpoint trained with main.py --task: candidates, MBR, metrics.
+"""Seq2seq generation from a checkpoint trained with main.py --task: candidates, MBR, metrics
+(the reverse diffusion, or left to right for an autoregressive checkpoint: --decoding).
 
 python predict_downstream_condition.py --checkpoint outputs/toy_seq2seq/best --task toy \
     --mbr_size 4 --num_steps 64 --output_dir outputs/toy_seq2seq/generation
@@ -24,6 +25,7 @@ from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from conditional_data import TASKS, encode_sources, get_task, load_pairs
 from evaluation import text_metrics
+from generation.autoregressive import DECODINGS, candidates_left_to_right
 from generation.config import SamplingConfig, add_sampling_flags
 from generation.memory import fitting_batch
 from generation.seq2seq import generate_candidates
@@ -52,6 +54,14 @@ def build_parser() -> Parser:
         choices=choices(text_metrics.BLEU_CONVENTIONS),
         help="diffuseq: DiffuSeq's argument order (its published numbers); standard: the usual",
     )
+    a(
+        "--decoding",
+        default="sample",
+        choices=list(DECODINGS),
+        help="autoregressive checkpoints: sample (--mbr_size samples), greedy (one) or beam "
+        "(the best --mbr_size of --num_beams)",
+    )
+    a("--num_beams", type=int, default=4, help="--decoding beam: beams per source")
     add_sampling_flags(p)
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     p.boolean(
@@ -81,6 +91,7 @@ def check_args(args: argparse.Namespace) -> None:
         get_task(args.task)
     check_number("--mbr_size", args.mbr_size, 1, MAX_MBR, note="candidates per source")
     check_number("--batch_size", args.batch_size, 1, 2**16)
+    check_number("--num_beams", args.num_beams, 1, 1024)
     check_number("--max_examples", args.max_examples, 0, 10**9, note="0 = all")
     check_number("--cfg_weight", args.cfg_weight, 0, 1e6, note="0 = no guidance")
     check_number("--max_target_length", args.max_target_length, 2, 2**20)
@@ -88,6 +99,9 @@ def check_args(args: argparse.Namespace) -> None:
         check_output_dir(args.output_dir, "--output_dir")
 
 
+# Flags one kind of checkpoint ignores: refused, one line each.
+DIFFUSION_ONLY = ("num_steps", "step_size", "sampler", "cfg_weight")
+AR_ONLY = ("decoding", "num_beams")
 # candidates per source: MBR compares every pair, so the cost grows with its square
 MAX_MBR = 1024
 
@@ -100,11 +114,13 @@ def main(argv: list[str] | None = None) -> None:
     check_args(args)
     sampling = SamplingConfig.from_namespace(args)
     device = pick_device(args.device)
-    if is_autoregressive(args.checkpoint):
-        raise UsageError(
-            f"--checkpoint {args.checkpoint} is autoregressive (main.py --objective ar): this "
-            "script decodes diffusion checkpoints; sample an unconditional one with predict.py"
-        )
+    autoregressive = is_autoregressive(args.checkpoint)
+    parser = build_parser()
+    if autoregressive:
+        parser.refuse_ignored(argv, DIFFUSION_ONLY, f"--checkpoint {args.checkpoint} "
+                              "(autoregressive: it decodes left to right)")  # fmt: skip
+    else:
+        parser.refuse_ignored(argv, AR_ONLY, "a diffusion checkpoint (autoregressive only)")
     ckpt = load_checkpoint(args.checkpoint, device)
     precision = announced_precision(args.bf16, device)
     if ckpt.config.task is None:
@@ -116,8 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     if task != ckpt.config.task:
         print(f"note: the checkpoint was trained on {ckpt.config.task}, prompting as {task}",
               file=sys.stderr)  # fmt: skip
-    num_steps = sampling.steps(ckpt.config.num_steps)
-    sampling.check_model(ckpt.config.timestep)
+    num_steps = None if autoregressive else sampling.steps(ckpt.config.num_steps)
+    if not autoregressive:
+        sampling.check_model(ckpt.config.timestep)
     width = args.max_target_length or ckpt.config.max_target_length
     pairs = load_pairs(task, args.split, args.data_dir)
     if args.max_examples:
@@ -141,9 +158,15 @@ def main(argv: list[str] | None = None) -> None:
     batch = fitting_batch(ckpt, rows, ckpt.config.max_length + 2, device, copies)
     started = time.perf_counter()
     with autocast(precision, device):
-        generated = generate_candidates(
-            ckpt, sources, args.mbr_size, batch, sampling, args.cfg_weight, width
-        )
+        if autoregressive:
+            generated = candidates_left_to_right(
+                ckpt, sources, args.mbr_size, batch, sampling, width, args.decoding,
+                args.num_beams,
+            )  # fmt: skip
+        else:
+            generated = generate_candidates(
+                ckpt, sources, args.mbr_size, batch, sampling, args.cfg_weight, width
+            )
     wall = time.perf_counter() - started
     decode = ckpt.tokenizer.decode
     candidates = [[decode(ids, skip_special_tokens=True).strip() for ids in row]
@@ -161,6 +184,16 @@ def main(argv: list[str] | None = None) -> None:
 
     sets = candidates if args.mbr_size > 1 else None
     scores = text_metrics.conditional_scores(outputs, references, sets, args.bleu_convention)
+    per_source = text_metrics.per_source_scores(
+        texts, outputs, references, sets, args.bleu_convention, keywords=task == "wiki-keywords"
+    )
+    if sets is not None:  # MBR against one candidate (the first drawn), source by source
+        first = [row[0] for row in candidates]
+        per_source["bleu_single"] = text_metrics.per_source_scores(
+            texts, first, references, None, args.bleu_convention)["bleu"]  # fmt: skip
+        scores["bleu_single"] = sum(per_source["bleu_single"]) / len(first)
+    if "coverage" in per_source:
+        scores["coverage"] = sum(per_source["coverage"]) / len(outputs)
     copy = text_metrics.conditional_scores(texts, references, None, args.bleu_convention)
     result = {
         **scores,
@@ -180,9 +213,11 @@ def main(argv: list[str] | None = None) -> None:
         "checkpoint": str(ckpt.path),
         "device": str(device),
         "precision": precision,
+        "per_source": per_source,
     }
     write_json(out / f"{task}_metrics.json", result)
-    shown = ("bleu", "copy_source_bleu", "rouge_l", "self_bleu", "dist_1", "div_4")
+    shown = ("bleu", "bleu_single", "copy_source_bleu", "rouge_l", "coverage", "self_bleu",
+             "dist_1", "div_4")  # fmt: skip
     for key in shown:
         if key in result:
             print(f"{key:16}  {result[key]:.4f}")

@@ -15,7 +15,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from common.errors import UsageError
-from conditional_data import toy
+from conditional_data import toy, wiki_tasks
 from conditional_data.tasks import Task, get_task
 from corpora.loading import jsonl_records
 
@@ -37,8 +37,8 @@ def _split_file(task: Task, split: str, data_dir: str | None) -> Path:
     if data_dir is None:
         raise UsageError(
             f"--task {task.name} needs --data_dir: the DiffuSeq folder {task.folder}/ with "
-            "train.jsonl, valid.jsonl and test.jsonl (see docs/seq2seq.md); --task toy needs "
-            "no data"
+            "train.jsonl, valid.jsonl and test.jsonl (see docs/seq2seq.md); --task toy, "
+            "wiki-keywords and wiki-next need no data"
         )
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
@@ -64,6 +64,8 @@ def load_pairs(
         raise UsageError(f"--split {split!r} is unknown: choose train, valid or test")
     if task.name == "toy" and data_dir is None:
         return datasets.Dataset.from_dict(toy.pairs(split))
+    if task.name in wiki_tasks.BUILDERS and data_dir is None:
+        return datasets.Dataset.from_dict(wiki_tasks.pairs(task.name, split))
     return datasets.Dataset.from_dict(read_jsonl(_split_file(task, split, data_dir)))
 
 

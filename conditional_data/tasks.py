@@ -11,7 +11,8 @@ SOURCE = "<src>"
 
 @dataclass(frozen=True)
 class Task:
-    """``prompt`` holds ``<src>`` once; ``folder`` is the DiffuSeq release's folder name."""
+    """``prompt`` holds ``<src>`` once; ``folder`` is the DiffuSeq release's folder name (or
+    the folder ``python3 -m conditional_data NAME --write DIR`` writes, for a built task)."""
 
     name: str
     prompt: str
@@ -37,8 +38,14 @@ TASKS: dict[str, Task] = {
         Task("QT", " Answer: <src> Question: ", "Quasar-T"),
         Task("wiki_alignment", '"<src>" can be summarized as: ', "wiki_alignment"),
         Task("CC", "<src> - ", "CommonsenseConversation"),
+        Task("wiki-keywords", "Keywords: <src>. Sentence: ", "wiki-keywords"),
+        Task("wiki-next", "<src> Next sentence: ", "wiki-next"),
     )
 }
+
+
+# Tasks built in the code, needing no --data_dir: the toy grammar's, and wiki-summaries'.
+BUILT = ("toy", "wiki-keywords", "wiki-next")
 
 
 def get_task(name: str, argument: str = "--task") -> Task:

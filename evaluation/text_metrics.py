@@ -221,3 +221,46 @@ def conditional_scores(
         sets = [[tokenize(c) for c in cands] for cands in candidate_sets]
         scores["self_bleu"] = candidate_self_bleu(sets)
     return scores
+
+
+def coverage(keywords: Sequence[str], output: str) -> float:
+    """CommonGen's coverage: the share of the source's keywords that occur as words of
+    ``output`` (lower-cased ``tokenize`` words, exact match); 0 for no keywords."""
+    words = set(tokenize(output))
+    return sum(k.lower() in words for k in keywords) / len(keywords) if keywords else 0.0
+
+
+def per_source_scores(
+    sources: Sequence[str],
+    generated: Sequence[str],
+    references: Sequence[str],
+    candidate_sets: Sequence[Sequence[str]] | None = None,
+    convention: str = "diffuseq",
+    keywords: bool = False,
+) -> dict[str, list]:
+    """Columns, one entry per source: the source text, sentence BLEU-4 and ROUGE-L of the
+    output against the reference, with ``keywords`` the coverage of the source's words
+    (a wiki-keywords source is its keywords, space-separated), and with candidates their
+    self-BLEU, dist-1 and div-4 within the source. What ``evaluation.compare_outputs``
+    pairs, source by source."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    hyps = [tokenize(t) for t in generated]
+    refs = [tokenize(t) for t in references]
+    out: dict[str, list] = {
+        "source": list(sources),
+        "bleu": [sentence_bleu4(h, r, convention) for h, r in zip(hyps, refs, strict=True)],
+        "rouge_l": [
+            scorer.score(r, h)["rougeL"].fmeasure
+            for h, r in zip(generated, references, strict=True)
+        ],
+    }
+    if keywords:
+        out["coverage"] = [coverage(s.split(), g) for s, g in zip(sources, generated, strict=True)]
+    if candidate_sets is not None:
+        sets = [[tokenize(c) for c in cands] for cands in candidate_sets]
+        out["self_bleu"] = [candidate_self_bleu([c]) for c in sets]
+        out["dist_1"] = [dist_1(c) for c in sets]
+        out["div_4"] = [div_4(c) for c in sets]
+    return out

@@ -125,10 +125,16 @@ class CausalTwin(nn.Module):
 
     def predicted(self, x0: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
         """(B, L + 1) bool: which next-token predictions count. Position j predicts token j + 1
-        of ``[CLS] x0 [SEP]``: the ``target_mask`` (B, L) positions and each row's [SEP]."""
+        of ``[CLS] x0 [SEP]``: the ``target_mask`` (B, L) positions up to the first end token
+        and that end token, the one appended when the target holds none (a seq2seq row's
+        target region is its tokens, then [SEP]s up to its fixed size: the twin ends at the
+        first, and the [SEP]s after it are not its tokens)."""
+        ends = (x0 == self.sep_id) & target_mask
+        after_end = (ends.long().cumsum(-1) - ends.long()) > 0
         lengths = (x0 != self.pad_id).sum(-1, keepdim=True)
-        scored = torch.cat([target_mask, target_mask.new_zeros(x0.shape[0], 1)], dim=1)
-        return scored.scatter(1, lengths, True)
+        scored = torch.cat([target_mask & ~after_end, target_mask.new_zeros(x0.shape[0], 1)], 1)
+        appended = torch.zeros_like(scored).scatter(1, lengths, True)
+        return scored | (appended & ~ends.any(-1, keepdim=True))
 
     def forward(
         self, x0: torch.Tensor, target_mask: torch.Tensor

@@ -61,12 +61,16 @@ def test_the_loss_is_the_causal_nll_computed_by_hand(tiny_bert, tokenizer):
     assert out.num_masked.item() == 5 + 2 + 2 + 3  # the scored tokens and one end per row
 
 
-def test_the_seq2seq_source_is_never_scored(tiny_bert, tokenizer):
+def test_the_seq2seq_source_and_the_fill_after_the_end_are_never_scored(tiny_bert, tokenizer):
     model = twin(tiny_bert, tokenizer)
-    x0, target_mask = collate([[5, 6, 7, 8], [5, 6]], 0, source_lengths=[2, 1])
+    sep = tokenizer.sep_token_id
+    rows = [[5, 6, 7, 8, 9], [5, 6], [5, 7, 8, sep, sep], [5, 6, sep]]
+    x0, target_mask = collate(rows, 0, source_lengths=[2, 1, 1, 2])
     assert model.predicted(x0, target_mask).tolist() == [
-        [False, False, True, True, True],
-        [False, True, True, False, False],
+        [False, False, True, True, True, True],  # the target, then the appended end
+        [False, True, True, False, False, False],
+        [False, True, True, True, False, False],  # the target's own first [SEP] ends it
+        [False, False, True, False, False, False],
     ]
 
 
