@@ -2,6 +2,10 @@
 # bash run_condition.sh              the embedded offline seq2seq demo: MiniLM-L6 on the toy
 #                                    active → passive task, CPU, about 7 minutes
 #                                    (outputs in outputs/toy_seq2seq)
+# bash run_condition.sh wiki-keywords|wiki-next [ARGS]
+#                                    real English built offline from wiki-summaries: MiniLM-L6,
+#                                    spindle off (the paper's conditional runs), CPU
+#                                    (outputs in outputs/<task>_seq2seq)
 # bash run_condition.sh TASK [ARGS]  a DiffuSeq task (qqp, QT, wiki_alignment, CC) read from
 #                                    DATA_DIR (default datasets/<DiffuSeq folder name>):
 #                                    bert-base-uncased under torchrun --nproc_per_node ${NGPU:-1},
@@ -27,6 +31,19 @@ toy)
     --output_dir "$out/generation"
   echo "toy seq2seq: checkpoints in $out/best and $out/last, training log" \
     "$out/train_log.jsonl, outputs and metrics in $out/generation/"
+  ;;
+wiki-keywords|wiki-next)
+  out="${OUT:-outputs/${task}_seq2seq}"
+  python3 main.py --task "$task" --model_name_or_path minilm-l6 --word_freq_lambda 0 \
+    --num_steps 2048 --objective d3pm --hybrid_lambda 0.01 --timestep none \
+    --max_steps 2000 --batch_size 32 --lr 3e-4 --lr_schedule constant --warmup_steps 100 \
+    --max_length 96 --max_target_length 48 --dev_size 256 --logging_steps 50 --eval_steps 250 \
+    --output_dir "$out" --fitlog_dir logs "$@"
+  python3 predict_downstream_condition.py --checkpoint "$out/best" --task "$task" --split test \
+    --max_examples 200 --mbr_size 4 --num_steps 64 --sampler cached --batch_size 64 \
+    --output_dir "$out/generation"
+  echo "$task seq2seq: checkpoints in $out/best and $out/last, outputs and metrics in" \
+    "$out/generation/"
   ;;
 *)
   folder="$(python3 -m conditional_data "$task")" || {
