@@ -104,13 +104,17 @@ def table(name_a: str, name_b: str, figures: dict) -> str:
     return "\n".join(lines)
 
 
-@exit_on_usage_error
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> Parser:
     p = Parser(prog="python -m evaluation.compare_outputs", description=__doc__)
     p.add_argument("metrics", nargs="+", help="one or two <task>_metrics.json files")
     p.boolean("--within", help="one file: its MBR choice against its first candidate")
     p.flag("--json", default=None, help="also write the figures to this file")
-    args = p.parse_args(argv)
+    return p
+
+
+@exit_on_usage_error
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     if len(args.metrics) != (1 if args.within else 2):
         raise UsageError("give two metrics files, or one with --within")
     if args.json:

@@ -19,8 +19,11 @@ SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "comp
            "compute_metric", "evaluation.plots", "evaluation.compare", "evaluation.recipes",
            "experiments.recipe_coverage", "experiments.ablation.settings",
            "experiments.ablation.table", "experiments.ablation.plots",
-           "experiments.variance"]  # fmt: skip
-BENCH = ["bench.bench", "bench.sample", "bench.data", "bench.padding", "tools.gpu_check"]
+           "experiments.variance", "evaluation.compare_outputs", "experiments.ar_twin.settings",
+           "experiments.ar_twin.summary", "experiments.seq2seq_wiki.run",
+           "experiments.seq2seq_wiki.summary"]  # fmt: skip
+BENCH = ["bench.bench", "bench.sample", "bench.data", "bench.padding", "bench.autoregressive",
+         "tools.gpu_check"]  # fmt: skip
 
 
 def parser_of(name: str) -> argparse.ArgumentParser:

@@ -149,12 +149,15 @@ def write_summary(output: str | Path) -> str:
     return text
 
 
-@exit_on_usage_error
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> Parser:
     p = Parser(prog="python3 -m experiments.ar_twin.summary", description=__doc__.splitlines()[0])
     p.flag("--output", default=str(RESULTS), help="the study's results folder")
-    args = p.parse_args(argv)
-    print(write_summary(args.output))
+    return p
+
+
+@exit_on_usage_error
+def main(argv: list[str] | None = None) -> None:
+    print(write_summary(build_parser().parse_args(argv).output))
 
 
 if __name__ == "__main__":

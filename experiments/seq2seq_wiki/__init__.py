@@ -1,0 +1,1 @@
+"""The paper's conditional claim on real English (experiments/seq2seq_wiki/run.py)."""
