@@ -43,7 +43,7 @@ from bench.flops import forward_flops, matmul_peak, sync, utilisation
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.machine import describe_machine
-from common.precision import autocast
+from common.precision import autocast, resolve_precision
 from diffusion import (
     AbsorbingDiffusion,
     NoiseSchedule,
@@ -101,12 +101,13 @@ def peak_memory(device: torch.device) -> float:
 
 
 def precision_of(args) -> str:
-    """fp32 or bf16: --precision, where auto is bf16 on CUDA and fp32 on the CPU."""
+    """fp32 or bf16: --precision, where auto is what the scripts' default ``--bf16`` computes
+    (``common.precision.resolve_precision``: bf16 where the device computes it natively)."""
     if args.precision == "both":
         raise UsageError("--precision both is for --mode train; pass fp32, bf16 or auto")
     if args.precision != "auto":
         return args.precision
-    return "bf16" if torch.device(args.device).type == "cuda" else "fp32"
+    return resolve_precision(True, torch.device(args.device))
 
 
 def precisions_of(args) -> list[str]:
@@ -367,7 +368,8 @@ def build_parser() -> Parser:
       help=f"a comma-separated subset of the mode's configurations ({listed})")  # fmt: skip
     a("--topk", type=int, default=0, help="sample mode: top-k filter of the samplers (0: off)")
     a("--precision", choices=["auto", "fp32", "bf16", "both"], default="auto",
-      help="bf16: bf16 autocast (CPU too); auto: bf16 on CUDA, fp32 on the CPU; both "
+      help="bf16: bf16 autocast (CPU too); auto: the scripts' default --bf16 (bf16 where the "
+      "device computes it natively: CUDA, CPUs with AVX512-BF16/AMX; else fp32); both "
       "(train mode): fp32 and bf16 steps taking turns in one process")  # fmt: skip
     a("--threads", type=int, default=2, help="torch CPU threads")
     p.boolean("--compile", help="torch.compile the encoder")
