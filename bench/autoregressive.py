@@ -41,7 +41,7 @@ def build_parser() -> Parser:
     a("--max_length", type=int, default=32, help="tokens per training sequence")
     a("--repeats", type=int, default=10, help="timed training steps of each kind")
     a("--length", type=int, default=128, help="tokens per sample (sampling)")
-    a("--num_samples", type=int, default=8, help="samples per generate call")
+    a("--num_samples", type=int, default=32, help="samples per generate call")
     a("--sample_repeats", type=int, default=3, help="timed generate calls of each kind")
     a("--threads", type=int, default=2, help="torch CPU threads")
     p.boolean("--bf16", help="bf16 autocast where the device computes it natively")
