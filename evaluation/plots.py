@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
          args.process or _first("*.process.json", run)),
         ("bench_sampling.png", plot_bench, args.bench),
     ]  # fmt: skip
-    from models.checkpoint import checkpoint_inputs
+    from models.folder_files import checkpoint_inputs
 
     sources = {f"input of {picture}": source for picture, _, source in jobs
                if source is not None and not Path(source).is_dir()}  # fmt: skip

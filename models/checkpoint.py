@@ -11,11 +11,7 @@ for resume ``training_state.pt`` (tensors and plain Python values only, loaded w
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
-import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +26,7 @@ from transformers import (
 )
 
 from common.errors import UsageError
-from common.files import RUN_LOCK, atomic_directory, locked_by_another
+from common.files import atomic_directory
 from diffusion import AbsorbingDiffusion
 from models.ar_card import ar_model_card
 from models.card import CARD, TRAINING_ARGS, model_card, training_args
@@ -52,6 +48,7 @@ from models.folder_checks import (
     load_tensors,
     one_line,
 )
+from models.folder_files import apply_umask, carry_foreign_files
 
 
 @dataclass
@@ -199,88 +196,6 @@ def save_checkpoint(
         carry_foreign_files(path, tmp)
 
 
-# files a save writes (or may write, depending on the settings); never carried from the old copy
-WRITTEN = {SETTINGS, STATISTICS, TIME, TRAINING_STATE, CARD, TRAINING_ARGS, "config.json",
-           "generation_config.json", "model.safetensors", "pytorch_model.bin"}  # fmt: skip
-TOKENIZER_FILES = ("tokenizer", "vocab", "special_tokens", "added_tokens", "merges", "spiece",
-                   "sentencepiece")  # fmt: skip
-
-
-def checkpoint_inputs(folder: str | Path, flag: str = "--checkpoint") -> dict[str, Path]:
-    """{"<flag>'s <name>": path} for every file of the checkpoint ``folder`` that a save
-    writes (``is_checkpoint_file``): what an output must not overwrite. Other files in the
-    folder (samples, notes) are not the checkpoint's; a folder that does not exist has none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return {}
-    return {f"{flag}'s {p.name}": p for p in sorted(folder.iterdir())
-            if p.is_file() and is_checkpoint_file(p.name)}  # fmt: skip
-
-
-def is_checkpoint_file(name: str) -> bool:
-    """Whether ``name`` is one a checkpoint save writes (model, tokenizer, settings, state;
-    also a large model's weight shards and their index)."""
-    return name in WRITTEN or name.startswith((*TOKENIZER_FILES, "model", "pytorch_model"))
-
-
-def foreign_files(folder: Path) -> list[str]:
-    """The entries of a checkpoint folder that no save writes (a user's samples or notes)."""
-    if folder.is_symlink() or not folder.is_dir():
-        return []
-    return sorted(entry.name for entry in folder.iterdir() if not is_checkpoint_file(entry.name))
-
-
-def carry_foreign_files(old: Path, new: Path) -> list[str]:
-    """Keep what a user put in a checkpoint folder (``predict.py --output best/samples.txt``)
-    when the folder is replaced: every entry of ``old`` that the new save did not write is
-    hard-linked (or copied) into ``new``. Returns the names carried."""
-    if not old.is_dir():
-        return []
-    carried = []
-    for entry in sorted(old.iterdir()):
-        target = new / entry.name
-        if target.exists() or target.is_symlink() or is_checkpoint_file(entry.name):
-            continue
-        if entry.is_symlink():
-            target.symlink_to(os.readlink(entry))
-        elif entry.is_dir():
-            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(entry, target)
-        carried.append(entry.name)
-    return carried
-
-
-def _link_or_copy(source: str | Path, target: str | Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where Linux shows it (``os.umask`` can
-    only be read by setting it, which would race with threads creating files)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def apply_umask(folder: Path) -> None:
-    """Give ``folder`` and the files in it the modes ``open``/``mkdir`` would under the
-    current umask (0644 and 0755 under umask 022)."""
-    umask = current_umask()
-    folder.chmod(0o777 & ~umask)
-    for item in folder.rglob("*"):
-        item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
-
-
 def resolve_checkpoint_dir(path: str | Path, argument: str = "--checkpoint") -> Path:
     """The checkpoint folder, or its ``.old`` copy when a save was interrupted mid-rename."""
     path = Path(path).expanduser()
@@ -373,68 +288,3 @@ def _load_causal(path: Path) -> torch.nn.Module:
         raise damaged(path / "config.json", "is not a decoder (is_decoder false) but "
                       f"{SETTINGS} says objective ar: the folder mixes two models")  # fmt: skip
     return lm
-
-
-STATE_KEYS = {
-    "step": int,
-    "optimizer": dict,
-    "scheduler": dict,
-    "rng": list,
-    "bad_steps": int,
-    "skipped_steps": int,
-    "args": dict,
-}
-
-
-def load_training_state(path: Path) -> dict:
-    """``training_state.pt`` of a ``last/`` folder, loaded with ``weights_only=True`` and its
-    layout checked; a torn or foreign file is one error naming it."""
-    file = Path(path) / TRAINING_STATE
-    run_folder = Path(os.path.realpath(path)).parent
-    if locked_by_another(run_folder / RUN_LOCK):
-        raise UsageError(
-            f"--resume_from {path}: the run in {run_folder} is still training and replaces "
-            "this checkpoint while it is read; stop that run first (Ctrl-C saves last/), or "
-            "copy the folder while it is stopped and resume from the copy"
-        )
-    if not file.is_file():
-        raise UsageError(
-            f"--resume_from {path}: no {TRAINING_STATE}; pass <output_dir>/last of a run"
-        )
-    try:
-        with warnings.catch_warnings():  # torch's pickle-protocol advice: the error says it
-            warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # torch's message suggests weights_only=False, which would run the file's code: never
-        raise damaged(
-            file, "holds Python objects besides tensors and plain values, which are not loaded "
-            "(they could run code); it was not written by main.py"
-        ) from None  # fmt: skip
-    except Exception as error:  # noqa: BLE001 (a torn zip raises RuntimeError, EOFError...)
-        raise damaged(file, f"cannot be read ({one_line(error)})") from None
-    if not isinstance(state, dict):
-        raise damaged(file, f"expected a dict of training state, found {type(state).__name__}")
-    for key, kind in STATE_KEYS.items():
-        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
-            raise damaged(file, f"{key!r} is missing or not a {kind.__name__}")
-    if state["step"] < 0 or not ("best" in state and (
-        state["best"] is None or isinstance(state["best"], float)
-    )):  # fmt: skip
-        raise damaged(file, "'step' or 'best' is out of range")
-    recorded = _recorded_step(Path(path) / TRAINING_ARGS)
-    if recorded is not None and recorded != state["step"]:
-        raise damaged(
-            file, f"holds step {state['step']} but {TRAINING_ARGS} step {recorded}: the folder "
-            "mixes two saves"
-        )  # fmt: skip
-    return state
-
-
-def _recorded_step(file: Path) -> int | None:
-    """The step ``training_args.json`` records (None when the file or the field is absent)."""
-    try:
-        step = json.loads(file.read_text(encoding="utf-8")).get("step")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return step if isinstance(step, int) and not isinstance(step, bool) else None

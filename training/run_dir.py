@@ -30,7 +30,7 @@ from common.files import (
     write_json,
     write_text,
 )
-from models.checkpoint import foreign_files
+from models.folder_files import foreign_files
 
 LOCK = RUN_LOCK
 RECORD = "checkpoints.json"
