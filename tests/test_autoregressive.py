@@ -216,7 +216,8 @@ def test_left_to_right_sampling_ends_at_the_end_token_and_the_cache_changes_noth
         ("compute_elbo", ["--bound", "continuous"], "--bound is ignored"),
         ("predict", ["--sampler", "ancestral"], "--sampler is ignored"),
         ("predict", ["--num_steps", "8"], "--num_steps is ignored"),
-        ("predict_downstream_condition", [], "is autoregressive"),
+        ("predict_downstream_condition", ["--cfg_weight", "1"], "--cfg_weight is ignored"),
+        ("predict_downstream_condition", [], "trained unconditionally"),
     ],
 )
 def test_diffusion_only_settings_are_one_line(ar_run, tmp_path, capsys, script, argv, message):
