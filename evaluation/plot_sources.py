@@ -74,6 +74,8 @@ def loss_meaning(run_dir: Path) -> str:
                 config = DiffusionConfig.load(settings)
             except UsageError:  # a damaged settings file only costs the explanation
                 continue
+            if config.autoregressive:
+                return "ar: next-token cross-entropy, the exact NLL"
             if config.objective == "mdlm":
                 return "mdlm: a one-draw estimate of the continuous bound"
             return f"d3pm: one random step's KL + {config.hybrid_lambda:g}·CE, not the bound"

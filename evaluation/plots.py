@@ -313,7 +313,12 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
          args.process or _first("*.process.json", run)),
         ("bench_sampling.png", plot_bench, args.bench),
     ]  # fmt: skip
+    from models.checkpoint import is_autoregressive
     from models.folder_files import checkpoint_inputs
+
+    if checkpoint.is_dir() and is_autoregressive(checkpoint):
+        print("skipped spindle.png: an autoregressive checkpoint has no noise schedule")
+        jobs = [job for job in jobs if job[0] != "spindle.png"]
 
     sources = {f"input of {picture}": source for picture, _, source in jobs
                if source is not None and not Path(source).is_dir()}  # fmt: skip

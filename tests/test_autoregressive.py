@@ -235,3 +235,22 @@ def test_diffusion_only_settings_are_one_line(ar_run, tmp_path, capsys, script, 
 def test_an_autoregressive_config_has_no_diffusion():
     with pytest.raises(UsageError, match="no diffusion process"):
         AR.diffusion(None, 103, 0)
+
+
+def test_the_run_pictures_skip_the_noise_schedule(ar_run, tmp_path, capsys):
+    from evaluation import plots
+
+    written = plots.main([str(ar_run), "--out", str(tmp_path / "plots")])
+    assert set(written) == {"training.png"}
+    assert "skipped spindle.png: an autoregressive checkpoint" in capsys.readouterr().out
+
+
+def test_a_backbone_without_a_causal_class_is_one_line(tmp_path, tokenizer):
+    from transformers import DistilBertConfig
+
+    from models.causal import build_causal_lm
+
+    DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2,
+                     hidden_dim=64).save_pretrained(tmp_path)  # fmt: skip
+    with pytest.raises(UsageError, match="has no causal-LM class"):
+        build_causal_lm(str(tmp_path), from_scratch=True)
