@@ -106,23 +106,16 @@ AR_ONLY = ("decoding", "num_beams")
 MAX_MBR = 1024
 
 
-@exit_on_usage_error(flags={"weight": "--cfg_weight"})
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    quiet_transformers()
-    set_quiet(args.quiet)
-    check_args(args)
-    sampling = SamplingConfig.from_namespace(args)
-    device = pick_device(args.device)
+def checkpoint_and_task(args: argparse.Namespace, argv: list[str] | None, device):
+    """The checkpoint (refusing the flags its kind ignores) and the task to prompt with."""
     autoregressive = is_autoregressive(args.checkpoint)
-    parser = build_parser()
     if autoregressive:
-        parser.refuse_ignored(argv, DIFFUSION_ONLY, f"--checkpoint {args.checkpoint} "
-                              "(autoregressive: it decodes left to right)")  # fmt: skip
+        build_parser().refuse_ignored(argv, DIFFUSION_ONLY, f"--checkpoint {args.checkpoint} "
+                                      "(autoregressive: it decodes left to right)")  # fmt: skip
     else:
-        parser.refuse_ignored(argv, AR_ONLY, "a diffusion checkpoint (autoregressive only)")
+        build_parser().refuse_ignored(argv, AR_ONLY, "a diffusion checkpoint (autoregressive "
+                                      "only)")  # fmt: skip
     ckpt = load_checkpoint(args.checkpoint, device)
-    precision = announced_precision(args.bf16, device)
     if ckpt.config.task is None:
         raise UsageError(
             f"--checkpoint {ckpt.path} was trained unconditionally (no --task); sample it with "
@@ -132,8 +125,48 @@ def main(argv: list[str] | None = None) -> None:
     if task != ckpt.config.task:
         print(f"note: the checkpoint was trained on {ckpt.config.task}, prompting as {task}",
               file=sys.stderr)  # fmt: skip
-    num_steps = None if autoregressive else sampling.steps(ckpt.config.num_steps)
-    if not autoregressive:
+    return ckpt, task
+
+
+def decode(args, ckpt, sources: list[list[int]], sampling: SamplingConfig, width: int,
+           batch: int):  # fmt: skip
+    """Every source's candidates: the reverse diffusion, or left to right for the twin."""
+    if ckpt.config.autoregressive:
+        return candidates_left_to_right(ckpt, sources, args.mbr_size, batch, sampling, width,
+                                        args.decoding, args.num_beams)  # fmt: skip
+    return generate_candidates(ckpt, sources, args.mbr_size, batch, sampling, args.cfg_weight,
+                               width)  # fmt: skip
+
+
+def write_generation(out: Path, task: str, texts: list[str], references: list[str],
+                     candidates: list[list[str]]) -> list[str]:  # fmt: skip
+    """MBR's choice per source into <task>_mbr.txt, every candidate into
+    <task>_candidates.jsonl; returns the chosen outputs."""
+    chosen = [text_metrics.mbr_select([text_metrics.tokenize(c) for c in row])
+              for row in candidates]  # fmt: skip
+    outputs = [row[i] for row, i in zip(candidates, chosen, strict=True)]
+    records = [
+        {"source": src, "reference": trg, "candidates": row, "mbr_index": i}
+        for src, trg, row, i in zip(texts, references, candidates, chosen, strict=True)
+    ]
+    write_text(out / f"{task}_mbr.txt", "".join(f"{text}\n" for text in outputs))
+    write_text(out / f"{task}_candidates.jsonl", "".join(f"{json.dumps(r)}\n" for r in records))
+    return outputs
+
+
+@exit_on_usage_error(flags={"weight": "--cfg_weight"})
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet_transformers()
+    set_quiet(args.quiet)
+    check_args(args)
+    sampling = SamplingConfig.from_namespace(args)
+    device = pick_device(args.device)
+    ckpt, task = checkpoint_and_task(args, argv, device)
+    precision = announced_precision(args.bf16, device)
+    num_steps = None
+    if not ckpt.config.autoregressive:
+        num_steps = sampling.steps(ckpt.config.num_steps)
         sampling.check_model(ckpt.config.timestep)
     width = args.max_target_length or ckpt.config.max_target_length
     pairs = load_pairs(task, args.split, args.data_dir)
@@ -158,46 +191,16 @@ def main(argv: list[str] | None = None) -> None:
     batch = fitting_batch(ckpt, rows, ckpt.config.max_length + 2, device, copies)
     started = time.perf_counter()
     with autocast(precision, device):
-        if autoregressive:
-            generated = candidates_left_to_right(
-                ckpt, sources, args.mbr_size, batch, sampling, width, args.decoding,
-                args.num_beams,
-            )  # fmt: skip
-        else:
-            generated = generate_candidates(
-                ckpt, sources, args.mbr_size, batch, sampling, args.cfg_weight, width
-            )
+        generated = decode(args, ckpt, sources, sampling, width, batch)
     wall = time.perf_counter() - started
-    decode = ckpt.tokenizer.decode
-    candidates = [[decode(ids, skip_special_tokens=True).strip() for ids in row]
+    candidates = [[ckpt.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in row]
                   for row in generated.ids]  # fmt: skip
-    chosen = [
-        text_metrics.mbr_select([text_metrics.tokenize(c) for c in row]) for row in candidates
-    ]
-    outputs = [row[i] for row, i in zip(candidates, chosen, strict=True)]
-    records = [
-        {"source": src, "reference": trg, "candidates": row, "mbr_index": i}
-        for src, trg, row, i in zip(texts, references, candidates, chosen, strict=True)
-    ]
-    write_text(out / f"{task}_mbr.txt", "".join(f"{text}\n" for text in outputs))
-    write_text(out / f"{task}_candidates.jsonl", "".join(f"{json.dumps(r)}\n" for r in records))
-
-    sets = candidates if args.mbr_size > 1 else None
-    scores = text_metrics.conditional_scores(outputs, references, sets, args.bleu_convention)
-    per_source = text_metrics.per_source_scores(
-        texts, outputs, references, sets, args.bleu_convention, keywords=task == "wiki-keywords"
+    outputs = write_generation(out, task, texts, references, candidates)
+    scores, per_source = text_metrics.seq2seq_figures(
+        texts, outputs, references, candidates, args.bleu_convention, task == "wiki-keywords"
     )
-    if sets is not None:  # MBR against one candidate (the first drawn), source by source
-        first = [row[0] for row in candidates]
-        per_source["bleu_single"] = text_metrics.per_source_scores(
-            texts, first, references, None, args.bleu_convention)["bleu"]  # fmt: skip
-        scores["bleu_single"] = sum(per_source["bleu_single"]) / len(first)
-    if "coverage" in per_source:
-        scores["coverage"] = sum(per_source["coverage"]) / len(outputs)
-    copy = text_metrics.conditional_scores(texts, references, None, args.bleu_convention)
     result = {
         **scores,
-        "copy_source_bleu": copy["bleu"],
         "bleu_convention": args.bleu_convention,
         "num_sources": len(outputs),
         "network_calls": generated.calls,

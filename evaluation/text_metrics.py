@@ -264,3 +264,29 @@ def per_source_scores(
         out["dist_1"] = [dist_1(c) for c in sets]
         out["div_4"] = [div_4(c) for c in sets]
     return out
+
+
+def seq2seq_figures(
+    sources: Sequence[str],
+    outputs: Sequence[str],
+    references: Sequence[str],
+    candidate_sets: Sequence[Sequence[str]],
+    convention: str = "diffuseq",
+    keywords: bool = False,
+) -> tuple[dict[str, float], dict[str, list]]:
+    """What predict_downstream_condition.py reports: the corpus figures
+    (``conditional_scores``, with several candidates per source ``bleu_single``, the first
+    candidate's BLEU, with ``keywords`` the coverage, and ``copy_source_bleu``, the BLEU of
+    copying the source) and the ``per_source_scores`` columns."""
+    sets = candidate_sets if max(map(len, candidate_sets), default=0) > 1 else None
+    scores = conditional_scores(outputs, references, sets, convention)
+    per_source = per_source_scores(sources, outputs, references, sets, convention, keywords)
+    if sets is not None:  # MBR against one candidate (the first drawn), source by source
+        first = [row[0] for row in candidate_sets]
+        per_source["bleu_single"] = per_source_scores(sources, first, references, None,
+                                                      convention)["bleu"]  # fmt: skip
+        scores["bleu_single"] = sum(per_source["bleu_single"]) / len(first)
+    if "coverage" in per_source:
+        scores["coverage"] = sum(per_source["coverage"]) / len(outputs)
+    scores["copy_source_bleu"] = conditional_scores(sources, references, None, convention)["bleu"]
+    return scores, per_source
