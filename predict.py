@@ -76,6 +76,29 @@ def process_path(output: Path) -> Path:
 
 # Flags that only the reverse diffusion reads: refused for an autoregressive checkpoint.
 DIFFUSION_ONLY = ("num_steps", "step_size", "sampler", "semi_ar_windows", "show_process")
+
+
+def write_process(output: Path, ckpt, result, args: argparse.Namespace, num_steps) -> None:
+    """--show_process: print the first sample step by step and save its frames (the argmax x0
+    prediction at each step) to ``process_path(output)``."""
+    shown, frames = None, []
+    for step, ids, masked in result.process:
+        text = ckpt.tokenizer.decode(ids)
+        frames.append({"step": step, "tokens": ckpt.tokenizer.convert_ids_to_tokens(ids),
+                       "masked": masked, "text": text})  # fmt: skip
+        if text != shown:
+            print(f"t={step:5d}  {text}")
+            shown = text
+    write_json(process_path(output), {
+        "checkpoint": str(ckpt.path), "num_steps": num_steps, "step_size": args.step_size,
+        "sampler": args.sampler, "sampler_used": result.sampler, "seed": args.seed,
+        "note": "the first sample before each step s → s − step_size: tokens = x_t with "
+                "the argmax x0 prediction at the masked positions; masked = which "
+                "positions are [MASK] in x_t (null where the sampler made no call)",
+        "frames": frames,
+    })  # fmt: skip
+
+
 MAX_SAMPLES = 10**7
 MAX_BATCH = 2**16
 
@@ -152,22 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     if args.show_process:
-        shown, frames = None, []
-        for step, ids, masked in result.process:
-            text = ckpt.tokenizer.decode(ids)
-            frames.append({"step": step, "tokens": ckpt.tokenizer.convert_ids_to_tokens(ids),
-                           "masked": masked, "text": text})  # fmt: skip
-            if text != shown:
-                print(f"t={step:5d}  {text}")
-                shown = text
-        write_json(process_path(output), {
-            "checkpoint": str(ckpt.path), "num_steps": num_steps, "step_size": args.step_size,
-            "sampler": args.sampler, "sampler_used": result.sampler, "seed": args.seed,
-            "note": "the first sample before each step s → s − step_size: tokens = x_t with "
-                    "the argmax x0 prediction at the masked positions; masked = which "
-                    "positions are [MASK] in x_t (null where the sampler made no call)",
-            "frames": frames,
-        })  # fmt: skip
+        write_process(output, ckpt, result, args, num_steps)
     frames = f", frames in {process_path(output)}" if args.show_process else ""
     print(f"{args.num_samples} samples ({tokens} tokens) in {wall:.1f} s, {result.calls} network "
           f"calls, {tokens / wall:.1f} tokens/s → {output} (settings in "
