@@ -79,6 +79,44 @@ def read_candidates(path: str) -> list[list[str]]:
     return sets
 
 
+def scores(args: argparse.Namespace, generated: list[str], references: list[str] | None) -> dict:
+    """The figures of ``--mode``: diversity (and BLEU against the references) of unconditional
+    samples, or the seq2seq figures of outputs aligned with their references."""
+    tokens = [text_metrics.tokenize(t) for t in generated]
+    result: dict = {}
+    if args.mode == "unconditional":
+        result.update(
+            self_bleu=text_metrics.self_bleu(tokens),
+            dist_1=text_metrics.dist_1(tokens),
+            div_4=text_metrics.div_4(tokens),
+            unigram_entropy_nats=text_metrics.unigram_entropy(tokens),
+            mean_length=text_metrics.mean_length(tokens),
+        )  # fmt: skip
+        if references is not None:
+            ref_tokens = [text_metrics.tokenize(t) for t in references]
+            result["bleu"] = text_metrics.mean_bleu(tokens, ref_tokens)
+            result["num_references"] = len(references)
+    else:
+        if references is None:
+            raise UsageError("--mode conditional needs --references (one line per generated line)")
+        if len(references) != len(generated):
+            raise UsageError(
+                f"--references has {len(references)} lines but --generated {len(generated)}: "
+                "they must be aligned line by line"
+            )
+        sets = read_candidates(args.candidates) if args.candidates else None
+        if sets is not None and len(sets) != len(generated):
+            raise UsageError(
+                f"--candidates {args.candidates} has {len(sets)} lines but --generated "
+                f"{len(generated)}: one candidate list per generated line, in the same order"
+            )
+        result.update(
+            text_metrics.conditional_scores(generated, references, sets, args.bleu_convention)
+        )
+        result["bleu_convention"] = args.bleu_convention
+    return result
+
+
 @exit_on_usage_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -114,42 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         references = read_lines(args.references, "--references")
     elif args.dataset:
         references = load_texts(args.dataset, args.split)["text"]
-    tokens = [text_metrics.tokenize(t) for t in generated]
     result: dict = {
         "generated": args.generated,
         "mode": args.mode,
         "num_texts": len(generated),
     }
-    if args.mode == "unconditional":
-        result.update(
-            self_bleu=text_metrics.self_bleu(tokens),
-            dist_1=text_metrics.dist_1(tokens),
-            div_4=text_metrics.div_4(tokens),
-            unigram_entropy_nats=text_metrics.unigram_entropy(tokens),
-            mean_length=text_metrics.mean_length(tokens),
-        )  # fmt: skip
-        if references is not None:
-            ref_tokens = [text_metrics.tokenize(t) for t in references]
-            result["bleu"] = text_metrics.mean_bleu(tokens, ref_tokens)
-            result["num_references"] = len(references)
-    else:
-        if references is None:
-            raise UsageError("--mode conditional needs --references (one line per generated line)")
-        if len(references) != len(generated):
-            raise UsageError(
-                f"--references has {len(references)} lines but --generated {len(generated)}: "
-                "they must be aligned line by line"
-            )
-        sets = read_candidates(args.candidates) if args.candidates else None
-        if sets is not None and len(sets) != len(generated):
-            raise UsageError(
-                f"--candidates {args.candidates} has {len(sets)} lines but --generated "
-                f"{len(generated)}: one candidate list per generated line, in the same order"
-            )
-        result.update(
-            text_metrics.conditional_scores(generated, references, sets, args.bleu_convention)
-        )
-        result["bleu_convention"] = args.bleu_convention
+    result.update(scores(args, generated, references))
     if args.dataset == "toy":
         result.update(toy.oracle(generated))
     if args.gen_ppl_model:
