@@ -17,7 +17,7 @@ import torch
 from common.progress import progress as progress_bar
 from corpora.collate import collate
 from evaluation.bounds import summarise
-from evaluation.sentences import per_sentence, sentence_ids
+from evaluation.sentences import in_input_order, longest_first, per_sentence, sentence_ids
 from models.causal import CausalTwin
 
 PREDICTS = (
@@ -62,7 +62,7 @@ def exact_record(
     sequence of ``ids`` (token-id lists, no special tokens), summarised like a bound
     (``full_sequence``; ``given_length`` is null: the twin does not condition on the length)
     and per sentence (``sentences``: id, tokens, words, nats)."""
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: little padding
+    order = longest_first(ids)
     batches = [
         collate([ids[i] for i in order[start : start + batch_size]], pad_id)
         for start in range(0, len(order), batch_size)
@@ -70,9 +70,7 @@ def exact_record(
     bar = progress_bar(len(batches), "exact NLL", "call", leave=False)
     with bar:
         values, tokens = sequence_nlls(model, batches, device, lambda: bar.update(1))
-    back = torch.empty(len(order), dtype=torch.long)
-    back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
-    values, tokens = values[back].unsqueeze(-1), tokens[back]
+    values, tokens = in_input_order(order, values.unsqueeze(-1), tokens)
     words = torch.tensor(num_words)
     return {
         "checkpoint": checkpoint,

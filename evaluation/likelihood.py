@@ -15,7 +15,13 @@ from diffusion.estimators import RAO_BLACKWELL
 from evaluation.bounds import Terms, calls_per_batch, length_nll, sequence_bounds, summarise
 from evaluation.proposal import fit_proposal, pilot_calls
 from evaluation.report import NOT_A_BOUND
-from evaluation.sentences import noise_keys, per_sentence, sentence_ids
+from evaluation.sentences import (
+    in_input_order,
+    longest_first,
+    noise_keys,
+    per_sentence,
+    sentence_ids,
+)
 from models.checkpoint import Checkpoint
 
 
@@ -39,6 +45,36 @@ def check_estimator_fits(config, estimator: str, protocol: str, where: object) -
             f"{config.word_freq_lambda}): use --estimator conditioned (or --protocol official, "
             "which is not a bound)"
         )
+
+
+def noise_settings(
+    num_steps: int, bound: str, step_size: int, protocol: str, seed: int, estimator: str,
+    draws: int, proposal: TimeProposal | None,
+) -> dict:  # fmt: skip
+    """What defines a record's draws (its ``noise`` field): two records with the same noise
+    settings drew the same times and masks for every sentence they share."""
+    return {
+        "keyed_by": "sentence id",
+        "seed": seed,
+        "bound": bound,
+        "estimator": estimator if bound == "continuous" else None,
+        "num_steps": num_steps,
+        "eval_step_size": step_size if bound == "discrete" else None,
+        "protocol": protocol,
+        "draws": draws,
+        "proposal": proposal.as_dict() if estimator == "importance" else None,
+    }
+
+
+def toy_oracle(ckpt: Checkpoint, ids: list[list[int]], tokens: torch.Tensor) -> dict:
+    """The toy grammar's exact NLL of the sentences ``ids`` and its entropy."""
+    texts = [ckpt.tokenizer.decode(row) for row in ids]
+    truth = torch.tensor(toy.sentence_nll(texts), dtype=torch.float64)
+    return {
+        "true_nats_per_sequence": truth.mean().item(),
+        "true_nats_per_token": truth.sum().item() / tokens.sum().item(),
+        "grammar_entropy_per_sentence": toy.entropy(),
+    }
 
 
 def likelihood_record(
@@ -82,9 +118,7 @@ def likelihood_record(
     if estimator == "importance" and proposal is None:
         proposal = fit_proposal(diffusion, ckpt.model, ids, ids_str, pad, seed, batch_size, device)
         calls += pilot_calls(len(ids), batch_size)
-    # Longest first, so that a batch holds sentences of nearly one length and little padding
-    # is computed; each sentence's noise is keyed by its id, so the order changes no value.
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    order = longest_first(ids)  # the noise is keyed by sentence id: the order changes no value
     ordered = [ids[i] for i in order]
     batches = (
         collate(ordered[i : i + batch_size], pad) for i in range(0, len(ordered), batch_size)
@@ -96,9 +130,7 @@ def likelihood_record(
         keys=noise_keys(seed, [ids_str[i] for i in order]), estimator=estimator,
         proposal=proposal,
     )  # fmt: skip
-    back = torch.empty(len(order), dtype=torch.long)
-    back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
-    values, tokens = values[back], tokens[back]
+    values, tokens = in_input_order(order, values, tokens)
     calls += math.ceil(len(ids) / batch_size) * calls_per_batch(
         bound, ckpt.config.num_steps, step_size, mc_samples, estimator
     )
@@ -113,17 +145,16 @@ def likelihood_record(
         "valid_bound": diffusion.valid_bound,
         "note": None if diffusion.valid_bound else NOT_A_BOUND,
         "seed": seed,
-        "noise": {
-            "keyed_by": "sentence id",
-            "seed": seed,
-            "bound": bound,
-            "estimator": estimator if bound == "continuous" else None,
-            "num_steps": ckpt.config.num_steps,
-            "eval_step_size": step_size if bound == "discrete" else None,
-            "protocol": protocol,
-            "draws": values.shape[1],
-            "proposal": proposal.as_dict() if estimator == "importance" else None,
-        },
+        "noise": noise_settings(
+            ckpt.config.num_steps,
+            bound,
+            step_size,
+            protocol,
+            seed,
+            estimator,
+            values.shape[1],
+            proposal,
+        ),
         "network_calls": calls,
         "given_length": summarise(values, tokens, words),
         "terms": terms.figures(int(tokens.sum().item())),
@@ -131,13 +162,7 @@ def likelihood_record(
     if ckpt.lengths is not None:
         record["full_sequence"] = summarise(values, tokens, words, length_nll(ckpt.lengths, tokens))
     if toy_truth:
-        texts = [ckpt.tokenizer.decode(row) for row in ids]
-        truth = torch.tensor(toy.sentence_nll(texts), dtype=torch.float64)
-        record["toy_oracle"] = {
-            "true_nats_per_sequence": truth.mean().item(),
-            "true_nats_per_token": truth.sum().item() / tokens.sum().item(),
-            "grammar_entropy_per_sentence": toy.entropy(),
-        }
+        record["toy_oracle"] = toy_oracle(ckpt, ids, tokens)
     record["sentences"] = per_sentence(ids_str, tokens, words, values)
     if ckpt.lengths is not None:  # the full-sequence bound per sentence: nats + length_nats
         record["sentences"]["length_nats"] = length_nll(ckpt.lengths, tokens).tolist()

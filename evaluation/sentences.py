@@ -45,3 +45,16 @@ def per_sentence(
     if values.shape[1] > 1:
         out["nats_var"] = values.var(-1).tolist()
     return out
+
+
+def longest_first(ids: Sequence[Sequence[int]]) -> list[int]:
+    """Indices of ``ids`` longest first (ties in input order): batches of nearly one length,
+    so little padding is computed."""
+    return sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+
+
+def in_input_order(order: Sequence[int], *columns: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``columns`` computed in ``order`` (rows first dimension), put back in input order."""
+    back = torch.empty(len(order), dtype=torch.long)
+    back[torch.tensor(list(order), dtype=torch.long)] = torch.arange(len(order))
+    return tuple(column[back] for column in columns)
