@@ -77,6 +77,28 @@ def toy_oracle(ckpt: Checkpoint, ids: list[list[int]], tokens: torch.Tensor) -> 
     }
 
 
+def bounds_in_input_order(
+    diffusion, model, ids: list[list[int]], ids_str: list[str], pad: int, batch_size: int,
+    bound: str, step_size: int, mc_samples: int, seed: int, device: torch.device,
+    terms: Terms, estimator: str, proposal: TimeProposal | None,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``sequence_bounds`` of ``ids`` batched longest first, returned in input order: values
+    (N, K) and tokens (N,). Each sentence's noise is keyed by its id, so the order changes no
+    value."""
+    order = longest_first(ids)
+    ordered = [ids[i] for i in order]
+    batches = (
+        collate(ordered[i : i + batch_size], pad) for i in range(0, len(ordered), batch_size)
+    )
+    values, tokens = sequence_bounds(
+        diffusion, model, batches, bound, step_size, mc_samples, seed, device,
+        progress=True, total=math.ceil(len(ids) / batch_size), terms=terms,
+        keys=noise_keys(seed, [ids_str[i] for i in order]), estimator=estimator,
+        proposal=proposal,
+    )  # fmt: skip
+    return in_input_order(order, values, tokens)
+
+
 def likelihood_record(
     ckpt: Checkpoint,
     ids: list[list[int]],
@@ -102,12 +124,10 @@ def likelihood_record(
     bounded with one seed share their noise. ``estimator`` picks the continuous bound's
     estimator; ``importance`` fits its time proposal on a pilot unless ``proposal`` is given.
 
-    Returns the JSON record compute_elbo.py prints and writes: settings, ``noise`` (what
-    defines the draws, with the proposal), ``given_length`` (conditional on the number of
-    tokens), ``full_sequence`` (+ −log p(length), when the checkpoint has a length histogram),
-    ``sentences`` (per-sentence ids, counts, nats and, with a length histogram,
-    ``length_nats``: −log p(length)) and, with ``toy_truth``, the toy
-    grammar's exact NLL.
+    Returns compute_elbo.py's record: settings, ``noise``, ``given_length`` (conditional on
+    the number of tokens), ``full_sequence`` (+ −log p(length) from the checkpoint's length
+    histogram), ``sentences`` (ids, counts, nats and ``length_nats`` per sentence) and, with
+    ``toy_truth``, the toy grammar's exact NLL.
     """
     diffusion = ckpt.diffusion(protocol)
     pad = ckpt.tokenizer.pad_token_id
@@ -118,19 +138,11 @@ def likelihood_record(
     if estimator == "importance" and proposal is None:
         proposal = fit_proposal(diffusion, ckpt.model, ids, ids_str, pad, seed, batch_size, device)
         calls += pilot_calls(len(ids), batch_size)
-    order = longest_first(ids)  # the noise is keyed by sentence id: the order changes no value
-    ordered = [ids[i] for i in order]
-    batches = (
-        collate(ordered[i : i + batch_size], pad) for i in range(0, len(ordered), batch_size)
-    )
     terms = Terms()
-    values, tokens = sequence_bounds(
-        diffusion, ckpt.model, batches, bound, step_size, mc_samples, seed, device,
-        progress=True, total=math.ceil(len(ids) / batch_size), terms=terms,
-        keys=noise_keys(seed, [ids_str[i] for i in order]), estimator=estimator,
-        proposal=proposal,
+    values, tokens = bounds_in_input_order(
+        diffusion, ckpt.model, ids, ids_str, pad, batch_size, bound, step_size, mc_samples,
+        seed, device, terms, estimator, proposal,
     )  # fmt: skip
-    values, tokens = in_input_order(order, values, tokens)
     calls += math.ceil(len(ids) / batch_size) * calls_per_batch(
         bound, ckpt.config.num_steps, step_size, mc_samples, estimator
     )
