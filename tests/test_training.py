@@ -1,6 +1,7 @@
 """Batch plan, collation, learning-rate schedules, and the training step and its exact resume
 on each device."""
 
+import dataclasses
 import math
 
 import pytest
@@ -114,3 +115,32 @@ def test_adamw_is_fused_on_cpu_and_takes_the_reference_step():
             optimizer.zero_grad()
     for a, b, a0 in zip(fused_net.parameters(), loop_net.parameters(), start, strict=True):
         assert (a - a0).abs().min() > 1e-3 and torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+@pytest.mark.parametrize("clip", [0.0, 1e-3])
+def test_the_logged_gradient_norm_is_that_of_the_gradients_applied(
+    tiny_bert, tokenizer, toy_txt, monkeypatch, clip
+):
+    """The step's ``grad_norm`` is the global L2 norm of the gradients the optimizer sees,
+    summed by hand over every parameter, before clipping (with --max_grad_norm, the gradients
+    applied have the clipped norm)."""
+    data = tokenize_texts(load_texts(str(toy_txt)), tokenizer, 24, "toy")
+    trainer = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
+    trainer.train = dataclasses.replace(trainer.train, max_grad_norm=clip)
+    seen = []
+    step = trainer.optimizer.step
+
+    def watched(*args, **kwargs):
+        squares = [float((p.grad.double() ** 2).sum()) for p in trainer.model.parameters()
+                   if p.grad is not None]  # fmt: skip
+        seen.append(math.sqrt(sum(squares)))
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.optimizer, "step", watched)
+    record = trainer.train_step()
+    assert record["grad_norm"] > 0
+    if clip:
+        assert seen[0] == pytest.approx(clip, rel=1e-4) and record["grad_norm"] > 10 * clip
+    else:
+        assert record["grad_norm"] == pytest.approx(seen[0], rel=1e-4)  # fp32 sums

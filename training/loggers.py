@@ -40,8 +40,8 @@ class Logger:
         the best dev bound so far (a resumed run's)."""
 
     def train(self, record: dict[str, Any]) -> None:
-        """One record per ``--logging_steps``: step, loss, loss_per_token, lr, skipped_steps,
-        tokens_per_s."""
+        """One record per ``--logging_steps``: step, loss, loss_per_token, lr, grad_norm,
+        skipped_steps, tokens_per_s."""
 
     def dev(self, step: int, result: dict[str, Any]) -> None:
         """A dev evaluation at ``step`` (``nats_per_token``, ``ppl_per_token``, ``bound``...)."""
@@ -276,7 +276,7 @@ class FitlogLogger(Logger):
         self._append("other.log", {"other": {
             "lr": f"{record['lr']:.3e}", "tokens_per_s": record.get("tokens_per_s"),
             "skipped_steps": record.get("skipped_steps", 0),
-            "loss_per_sequence": record["loss"],
+            "loss_per_sequence": record["loss"], "grad_norm": record.get("grad_norm"),
         }})  # fmt: skip
 
     def dev(self, step: int, result: dict[str, Any]) -> None:

@@ -152,8 +152,9 @@ class Trainer:
     def train_step(self) -> dict[str, float] | None:
         """One optimizer step over ``accumulation`` micro-batches.
 
-        Returns the step's loss (per sequence, as the reference reports it) and the loss per
-        scored token, or None when the loss was NaN/inf on any rank (the step is skipped).
+        Returns the step's loss (per sequence, as the reference reports it), the loss per
+        scored token and the gradients' global L2 norm (before any clipping), or None when the
+        loss was NaN/inf on any rank (the step is skipped).
         """
         self.model.train()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -190,8 +191,10 @@ class Trainer:
                     "checkpoint"
                 )
             return None
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])  # before clipping
         if self.train.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train.max_grad_norm)
+            torch.nn.utils.clip_grads_with_norm_(params, self.train.max_grad_norm, grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -203,6 +206,7 @@ class Trainer:
             "loss_per_token": stats[0].item() / max(stats[1].item(), 1.0),
             "lr": self.scheduler.get_last_lr()[0],
             "tokens": stats[3].item(),
+            "grad_norm": grad_norm.item(),
         }
 
     def evaluate(
@@ -430,12 +434,14 @@ class Trainer:
 
 
 def _mean_record(window: list[dict], step: int, skipped: int, elapsed: float) -> dict:
-    """The log record of the steps since the last one: mean losses, the last learning rate."""
+    """The log record of the steps since the last one: mean losses and gradient norm, the last
+    learning rate."""
     return {
         "step": step,
         "loss": sum(r["loss"] for r in window) / len(window),
         "loss_per_token": sum(r["loss_per_token"] for r in window) / len(window),
         "lr": window[-1]["lr"],
+        "grad_norm": sum(r["grad_norm"] for r in window) / len(window),
         "skipped_steps": skipped,
         "elapsed_s": round(elapsed, 2),
     }
