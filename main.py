@@ -168,7 +168,12 @@ def build_parser() -> Parser:
         default=None,
         help="token-id cache (default: $DIFFUSIONBERT_CACHE or ~/.cache/diffusionbert)",
     )
-    a("--resume_from", default=None, help="<output_dir>/last of an earlier run")
+    a(
+        "--resume_from",
+        default=None,
+        help="<output_dir>/last of an earlier run, or auto: the latest intact checkpoint of "
+        "--output_dir (a fresh start when it has none)",
+    )
     p.boolean("--overwrite", help="replace the run already in --output_dir")
     a("--fitlog_dir", default="logs", help="fitlog folder; '' disables fitlog")
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
@@ -297,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     refuse_ignored_flags(args, argv)
     check_args(args)
     config = diffusion_config(args)
-    resume_dir, state = resume_state(args.resume_from, vars(args))
+    resume_dir, state = resume_state(args.resume_from, vars(args), args.output_dir)
     rank0 = os.environ.get("RANK", "0") == "0"
     out = Path(args.output_dir)
     if rank0:

@@ -1,0 +1,57 @@
+"""``main.py --resume_from auto``: the latest intact checkpoint of --output_dir, a torn one
+skipped, a fresh start where there is none."""
+
+import json
+
+import pytest
+
+from common.errors import UsageError
+from tests.test_cli import run_main
+from training.resume import latest_checkpoint, resume_state
+
+
+def args(tiny_bert, toy_txt, out, steps, *extra):
+    return [
+        "main.py", "--objective", "ar", "--model_name_or_path", str(tiny_bert),
+        "--from_scratch", "true", "--dataset", str(toy_txt), "--batch_size", "8",
+        "--max_length", "24", "--dev_size", "16", "--lr", "2e-3", "--warmup_steps", "0",
+        "--logging_steps", "1", "--eval_steps", "4", "--save_steps", "4", "--keep_last", "3",
+        "--fitlog_dir", "", "--output_dir", str(out), "--max_steps", str(steps),
+        "--device", "cpu", "--quiet", *extra,
+    ]  # fmt: skip
+
+
+def logged_steps(out):
+    lines = (out / "train_log.jsonl").read_text().splitlines()
+    return [r["step"] for r in map(json.loads, lines) if "loss" in r]
+
+
+def test_auto_takes_the_latest_intact_checkpoint_and_skips_a_torn_one(
+    tiny_bert, toy_txt, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    code, _, err = run_main(*args(tiny_bert, toy_txt, out, 8, "--resume_from", "auto"),
+                            capsys=capsys)  # fmt: skip
+    assert code == 0, err  # nothing to resume: a fresh start
+    assert logged_steps(out) == list(range(1, 9))
+    assert latest_checkpoint(out) == out / "last"
+    (out / "last" / "training_state.pt").write_bytes(b"torn")  # a save killed half-way
+    assert latest_checkpoint(out) == out / "checkpoint-8"
+    (out / "checkpoint-8" / "training_state.pt").write_bytes(b"torn")
+    assert latest_checkpoint(out) == out / "checkpoint-4"
+    code, stdout, err = run_main(*args(tiny_bert, toy_txt, out, 10, "--resume_from", "auto",
+                                       "--quiet", "false"), capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    assert "resumed from step 4 of 10" in stdout + err
+    assert logged_steps(out) == list(range(1, 11))
+
+
+def test_auto_in_an_empty_folder_is_a_fresh_start_and_settings_still_checked(
+    tiny_bert, toy_txt, tmp_path, capsys
+):
+    assert resume_state("auto", {}, tmp_path / "nothing") == (None, None)
+    out = tmp_path / "run"
+    assert run_main(*args(tiny_bert, toy_txt, out, 4), capsys=capsys)[0] == 0
+    with pytest.raises(UsageError, match=r"--lr was 0\.002, now 0\.001"):
+        settings = json.loads((out / "last" / "training_args.json").read_text())["args"]
+        resume_state("auto", {**settings, "lr": 1e-3}, out)
