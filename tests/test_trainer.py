@@ -4,7 +4,9 @@ the warnings about settings that make a run meaningless; the resume command."""
 
 import dataclasses
 import os
+import shlex
 import signal
+import sys
 
 import pytest
 import torch
@@ -121,7 +123,8 @@ def test_the_resume_command_repeats_the_run_with_resume_from(tmp_path):
     argv = ["--max_steps", "40", "--overwrite", "--output_dir", "my run", "--resume_from", "x",
             "--overwrite", "false", "--seed=3", "--resume_from=y"]  # fmt: skip
     assert resume_command(argv, tmp_path / "my run" / "last") == (
-        f"python main.py --max_steps 40 --output_dir 'my run' --seed=3 --resume_from "
+        f"{shlex.quote(sys.executable)} main.py --max_steps 40 --output_dir 'my run' --seed=3 "
+        f"--resume_from "
         f"'{tmp_path}/my run/last'"
     )
 

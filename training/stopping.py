@@ -51,8 +51,8 @@ class StopRequests:
 
 def resume_command(argv: list[str], last: Path) -> str:
     """The command line that resumes this run from ``last``: this run's flags without
-    ``--resume_from``/``--overwrite``, plus ``--resume_from last`` (under torchrun when it
-    ran with several processes)."""
+    ``--resume_from``/``--overwrite``, plus ``--resume_from last``, run by the interpreter that
+    ran this one (under torchrun when it ran with several processes)."""
     kept, dropping = [], None
     for arg in argv:
         if dropping == "value" or (dropping == "boolean" and arg.lower() in TRUE + FALSE):
@@ -63,7 +63,7 @@ def resume_command(argv: list[str], last: Path) -> str:
         if name not in REPLACED:
             kept.append(arg)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    launcher = ["torchrun", f"--nproc_per_node={world}"] if world > 1 else ["python"]
+    launcher = ["torchrun", f"--nproc_per_node={world}"] if world > 1 else [sys.executable]
     return shlex.join([*launcher, "main.py", *kept, "--resume_from", str(last)])
 
 
