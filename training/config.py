@@ -6,43 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-# Settings a resumed run must share with the run it continues (the flags' names).
-RESUME_LOCKED = (
-    "model_name_or_path",
-    "dataset",
-    "task",
-    "data_dir",
-    "max_target_length",
-    "schedule",
-    "num_steps",
-    "word_freq_lambda",
-    "timestep",
-    "objective",
-    "hybrid_lambda",
-    "max_length",
-    "seed",
-    "data_seed",
-    "batch_size",
-    "accumulation_steps",
-    "dev_size",
-    "per_sequence_t",
-    "from_scratch",
-    "lr_schedule",
-    "warmup_steps",
-    "lr",
-    "weight_decay",
-    "max_grad_norm",
-    "allow_nonmonotone_lambda",
-    "eval_step_size",
-    "bf16",
-    "group_by_length",
-)
+from training.settings import locked
+
+# Settings a resumed run must share with the run it continues: those declared ``locked``.
+RESUME_LOCKED = locked()
 # The value a setting had in runs saved before it existed.
 BEFORE_IT_EXISTED = {"group_by_length": False}
-# Free to change on resume: how long (epochs, max_steps), how often to log, evaluate and save
-# (logging_steps, eval_steps, save_steps, keep_last), eval_batch_size, compile, where (output_dir,
-# fitlog_dir, cache_dir, device) and the path of --word_freq_file (its counts are compared with
-# the checkpoint's by content).
 
 
 @dataclass(frozen=True)

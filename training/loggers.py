@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.files import read_text, write_text
+from training.settings import shown
 
 
 def append_line(path: Path, line: str) -> None:
@@ -94,30 +95,17 @@ SERVER_CONFIG = (
     "[column_settings]\neditable_columns=memo\n"  # not fitlog's git message columns
 )
 
-# The settings that define a run, in the dashboard table's order; ``epochs`` only when it
-# rules (--max_steps not given), the d3pm and seq2seq settings only where they apply.
-DEFINING = (
-    "dataset", "model_name_or_path", "from_scratch", "objective", "schedule", "num_steps",
-    "word_freq_lambda", "word_freq_file", "timestep", "max_length", "lr", "lr_schedule",
-    "warmup_steps", "max_steps", "epochs", "global_batch", "seed", "data_seed", "device",
-    "precision",
-)  # fmt: skip
-D3PM_ONLY = ("hybrid_lambda", "per_sequence_t")
-SEQ2SEQ_ONLY = ("task", "data_dir", "max_target_length")
+# Shown after the declared settings (training.settings): values the run resolves itself.
+RESOLVED_SHOWN = ("global_batch", "precision")
 
 
 def dashboard_settings(args: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
-    """The dashboard table's settings: ``args`` (the flags) overridden by ``resolved`` (what
-    the run actually uses: device, precision, the token-count file read, max_steps...)."""
+    """The dashboard table's settings (``training.settings``' ``shown``): ``args`` (the flags)
+    overridden by ``resolved`` (what the run actually uses: device, precision, the
+    token-count file read, max_steps...)."""
     values = {**args, **resolved}
-    names = list(DEFINING)
-    if args.get("max_steps", -1) > 0:
-        names.remove("epochs")
-    if values.get("objective") == "d3pm":
-        names += D3PM_ONLY
-    if values.get("task"):
-        names += SEQ2SEQ_ONLY
-    return {name: values[name] for name in names if name in values}
+    names = shown(values.get("objective"), values.get("task"), args.get("max_steps", -1))
+    return {name: values[name] for name in (*names, *RESOLVED_SHOWN) if name in values}
 
 
 def folder_identity(folder: Path) -> dict[str, Any]:
