@@ -19,11 +19,8 @@ case "$preset" in
 demo)
   out="${OUT:-outputs/demo}"
   python3 word_freq.py --model_name_or_path minilm-l6 --dataset toy --output "$out/word_freq.pt"
-  python3 main.py --model_name_or_path minilm-l6 --dataset toy \
-    --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 --num_steps 2048 \
-    --objective d3pm --hybrid_lambda 0.01 --timestep none \
-    --max_steps 200 --batch_size 32 --lr 3e-4 --lr_schedule constant --warmup_steps 20 \
-    --max_length 32 --dev_size 256 --logging_steps 25 --eval_steps 100 \
+  # shellcheck disable=SC2046  # the preset's flags (training/presets.py), split on purpose
+  python3 main.py $(python3 -m training.presets demo) --word_freq_file "$out/word_freq.pt" \
     --output_dir "$out" --fitlog_dir logs "$@"
   python3 compute_elbo.py --checkpoint "$out/best" --dataset toy --split validation \
     --bound continuous --mc_samples 4 --max_examples 256 --json "$out/elbo_validation.json"
@@ -48,11 +45,10 @@ lm1b)
   data="${DATASET:-lm1b}"
   python3 word_freq.py --model_name_or_path "$model" --dataset "$data" \
     --output "$out/word_freq.pt"
-  torchrun --nproc_per_node "${NGPU:-1}" main.py --model_name_or_path "$model" \
-    --dataset "$data" --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 \
-    --num_steps 2048 --schedule mutual --objective d3pm --hybrid_lambda 0.01 --timestep none \
-    --lr 5e-5 --lr_schedule invsqrt --warmup_steps 10000 --batch_size 128 \
-    --max_length 128 --eval_steps 2000 --logging_steps 100 --output_dir "$out" "$@"
+  # shellcheck disable=SC2046
+  torchrun --nproc_per_node "${NGPU:-1}" main.py $(python3 -m training.presets lm1b) \
+    --model_name_or_path "$model" --dataset "$data" --word_freq_file "$out/word_freq.pt" \
+    --output_dir "$out" "$@"
   ;;
 *)
   echo "usage: bash run.sh [demo|lm1b|ablation] [arguments]" >&2

@@ -20,12 +20,9 @@ case "$task" in
 toy)
   out="${OUT:-outputs/toy_seq2seq}"
   python3 word_freq.py --model_name_or_path minilm-l6 --task toy --output "$out/word_freq.pt"
-  python3 main.py --task toy --model_name_or_path minilm-l6 \
-    --word_freq_file "$out/word_freq.pt" --word_freq_lambda 0.3 --num_steps 2048 \
-    --objective d3pm --hybrid_lambda 0.01 --timestep none \
-    --max_steps 200 --batch_size 32 --lr 5e-4 --lr_schedule constant --warmup_steps 20 \
-    --max_length 48 --max_target_length 16 --dev_size 128 --logging_steps 25 --eval_steps 100 \
-    --output_dir "$out" --fitlog_dir logs "$@"
+  # shellcheck disable=SC2046  # the preset's flags (training/presets.py), split on purpose
+  python3 main.py $(python3 -m training.presets toy-seq2seq) \
+    --word_freq_file "$out/word_freq.pt" --output_dir "$out" --fitlog_dir logs "$@"
   python3 predict_downstream_condition.py --checkpoint "$out/best" --task toy --split test \
     --max_examples 100 --mbr_size 4 --num_steps 16 --sampler cached --batch_size 80 \
     --output_dir "$out/generation"
@@ -34,10 +31,8 @@ toy)
   ;;
 wiki-keywords|wiki-next)
   out="${OUT:-outputs/${task}_seq2seq}"
-  python3 main.py --task "$task" --model_name_or_path minilm-l6 --word_freq_lambda 0 \
-    --num_steps 2048 --objective d3pm --hybrid_lambda 0.01 --timestep none \
-    --max_steps 2000 --batch_size 32 --lr 3e-4 --lr_schedule constant --warmup_steps 100 \
-    --max_length 96 --max_target_length 48 --dev_size 256 --logging_steps 50 --eval_steps 250 \
+  # shellcheck disable=SC2046
+  python3 main.py $(python3 -m training.presets wiki-seq2seq) --task "$task" \
     --output_dir "$out" --fitlog_dir logs "$@"
   python3 predict_downstream_condition.py --checkpoint "$out/best" --task "$task" --split test \
     --max_examples 200 --mbr_size 4 --num_steps 64 --sampler cached --batch_size 64 \
@@ -54,12 +49,10 @@ wiki-keywords|wiki-next)
   out="${OUT:-outputs/${task}_seq2seq}"
   python3 word_freq.py --model_name_or_path bert-base-uncased --task "$task" --data_dir "$data" \
     --output "$out/word_freq.pt"
-  torchrun --nproc_per_node "${NGPU:-1}" main.py --task "$task" --data_dir "$data" \
-    --model_name_or_path bert-base-uncased --word_freq_file "$out/word_freq.pt" \
-    --word_freq_lambda 0.3 --num_steps 2048 --objective d3pm --hybrid_lambda 0.01 \
-    --timestep none --lr 1e-4 --lr_schedule invsqrt --warmup_steps 10000 --batch_size 64 \
-    --max_steps 100000 --max_length 128 --max_target_length 64 --eval_steps 2000 \
-    --logging_steps 100 --output_dir "$out" "$@"
+  # shellcheck disable=SC2046
+  torchrun --nproc_per_node "${NGPU:-1}" main.py $(python3 -m training.presets diffuseq) \
+    --task "$task" --data_dir "$data" --word_freq_file "$out/word_freq.pt" \
+    --output_dir "$out" "$@"
   python3 predict_downstream_condition.py --checkpoint "$out/best" --task "$task" \
     --data_dir "$data" --split test --mbr_size 10 --num_steps 2048 --sampler cached \
     --batch_size 256 --output_dir "$out/generation"

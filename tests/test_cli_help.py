@@ -21,7 +21,7 @@ SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "comp
            "experiments.ablation.table", "experiments.ablation.plots",
            "experiments.variance", "evaluation.compare_outputs", "experiments.ar_twin.settings",
            "experiments.ar_twin.summary", "experiments.seq2seq_wiki.run",
-           "experiments.seq2seq_wiki.summary"]  # fmt: skip
+           "experiments.seq2seq_wiki.summary", "training.presets"]  # fmt: skip
 BENCH = ["bench.bench", "bench.sample", "bench.data", "bench.padding", "bench.autoregressive",
          "tools.gpu_check"]  # fmt: skip
 

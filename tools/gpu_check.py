@@ -38,6 +38,7 @@ from common.checks import check_number, check_output_dir
 from common.cli import Parser
 from common.errors import exit_on_usage_error
 from common.files import iter_jsonl, read_json, write_json
+from training.presets import preset
 
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = REPO / ".whl"
@@ -67,13 +68,8 @@ WHEEL_PACKAGES = words(
 )
 PLATFORMS = [f"manylinux{tag}_x86_64" for tag in ("_2_28", "_2_27", "_2_17", "2014", "1")]
 
-# The demo's training (run.sh demo), on CUDA with bf16 autocast.
-DEMO_ARGS = words(
-    "--model_name_or_path minilm-l6 --dataset toy --word_freq_lambda 0.3 --num_steps 2048 "
-    "--objective d3pm --hybrid_lambda 0.01 --timestep none --batch_size 32 --lr 3e-4 "
-    "--lr_schedule constant --warmup_steps 20 --max_length 32 --dev_size 256 --device cuda "
-    "--bf16 --fitlog_dir '' --quiet"
-)
+# The demo's training (run.sh demo: training.presets), on CUDA with bf16 autocast.
+DEMO_ARGS = [*preset("demo"), *words("--device cuda --bf16 --fitlog_dir '' --quiet")]
 # The paper's size (bert-base architecture, bf16); its sampling: 64 tokens, T' = 512, top-k 30.
 PAPER = words("--device cuda --preset bert-base --precision bf16")
 TRAIN = [*PAPER, *words("--batch_size 128 --length 128 --repeats 5 --configs d3pm")]
@@ -201,8 +197,7 @@ def steps(out: Path) -> list[Step]:
         Step("demo", [
             [PY, "word_freq.py", *words("--model_name_or_path minilm-l6 --dataset toy"),
              "--output", freq],
-            [PY, "main.py", *DEMO_ARGS, "--word_freq_file", freq, "--max_steps", "200",
-             *words("--logging_steps 25 --eval_steps 100"), "--output_dir", str(demo)],
+            [PY, "main.py", *DEMO_ARGS, "--word_freq_file", freq, "--output_dir", str(demo)],
             [PY, "compute_elbo.py", "--checkpoint", str(demo / "best"),
              *words("--dataset toy --split validation --bound continuous --mc_samples 4"),
              *words("--max_examples 256 --device cuda --json"), elbo_json],
