@@ -19,24 +19,23 @@ from transformers import PreTrainedTokenizerBase
 from common.precision import autocast, resolve_precision
 from common.progress import progress as progress_bar
 from common.progress import write as print_line
-from diffusion import AbsorbingDiffusion, Noise, antithetic, d3pm_loss, mdlm_loss
-from evaluation.bounds import calls_per_batch, estimate_bound
-from evaluation.exact import dev_figures, sequence_nlls
-from models.causal import CausalTwin, ar_loss
+from diffusion import AbsorbingDiffusion
+from models.causal import CausalTwin
 from models.checkpoint import save_checkpoint
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
-from training.batches import BatchPlan, noise_generator
+from training.batches import BatchPlan
 from training.config import TrainingConfig
 from training.data import fetch, row_lengths
+from training.dev import dev_evaluation
 from training.loggers import Logger
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
 from training.run_dir import prune_checkpoints, record_checkpoint
+from training.step_loss import step_loss
 from training.stopping import (
     SIGNAL_NAMES,
     EvaluationStopped,
-    Watched,
     check_finite_weights,
     describe,
     tell_end,
@@ -119,36 +118,6 @@ class Trainer:
     def _autocast(self):
         return autocast(self.precision, self.device)
 
-    def _noise(self, micro: int, length: int) -> Noise:
-        """This rank's rows of the noise of the whole micro-batch across ranks: a function of
-        (seed, step, micro) only, so every example gets the same noise on any number of
-        processes."""
-        rows = self.plan.micro_batch * self.world_size
-        generator = noise_generator(self.train.seed, self.step, micro, self.device)
-        noise = Noise.draw(rows, self.config.max_length, generator, self.device)
-        if self.config.objective == "mdlm":
-            noise.time = antithetic(noise.time[:1], rows)
-        elif not self.train.per_sequence_t:
-            noise.time = noise.time[:1].expand(rows)
-        mine = slice(self.rank * self.plan.micro_batch, (self.rank + 1) * self.plan.micro_batch)
-        return Noise(noise.time[mine], noise.mask[mine, :length])
-
-    def _loss(self, x0: torch.Tensor, target_mask: torch.Tensor, micro: int):
-        if self.config.autoregressive:
-            return ar_loss(self.network, x0, target_mask)
-        noise = self._noise(micro, x0.shape[1])
-        if self.config.objective == "mdlm":
-            return mdlm_loss(self.diffusion, self.network, x0, target_mask, noise=noise)
-        return d3pm_loss(
-            self.diffusion,
-            self.network,
-            x0,
-            target_mask,
-            self.config.hybrid_lambda,
-            self.train.per_sequence_t,
-            noise=noise,
-        )
-
     def train_step(self) -> dict[str, float] | None:
         """One optimizer step over ``accumulation`` micro-batches.
 
@@ -170,7 +139,7 @@ class Trainer:
             )
             with sync:
                 with self._autocast():
-                    out = self._loss(x0, target_mask, micro)
+                    out = step_loss(self, x0, target_mask, micro)
                 (out.loss / self.plan.accumulation).backward()
             total += out.total.to(torch.float64)
             scored += out.num_masked
@@ -212,47 +181,8 @@ class Trainer:
     def evaluate(
         self, dev_set: datasets.Dataset, stop: Callable[[], int | None] = lambda: None
     ) -> dict:
-        """Dev bound: continuous-time, one draw per sequence (discrete for ``linear``; the exact
-        NLL for the autoregressive twin), with a bar of network calls; ``stop()`` is asked
-        before every call (a signal abandons the evaluation: ``EvaluationStopped``)."""
-        self.model.eval()
-        size = self.train.eval_batch_size
-        batches = (
-            fetch(dev_set, range(i, min(i + size, len(dev_set))), self.tokenizer.pad_token_id)
-            for i in range(0, len(dev_set), size)
-        )
-        if self.config.autoregressive:
-            return self._evaluate_exact(batches, -(-len(dev_set) // size), stop)
-        bound = "discrete" if self.config.schedule == "linear" else "continuous"
-        calls = calls_per_batch(bound, self.config.num_steps, self.train.eval_step_size, 1)
-        total = calls * -(-len(dev_set) // size)
-        bar = progress_bar(total, "dev bound", "call", enabled=self.rank == 0, leave=False)
-        with bar, self._autocast():
-            result = estimate_bound(
-                self.diffusion,
-                Watched(self.model, bar, stop),
-                batches,
-                bound,
-                self.train.eval_step_size,
-                1,
-                self.train.data_seed,
-                self.device,
-            )
-        result["bound"] = bound
-        return result
-
-    def _evaluate_exact(self, batches, total: int, stop: Callable[[], int | None]) -> dict:
-        """The autoregressive twin's dev figure: its exact NLL (``evaluation.exact``)."""
-        bar = progress_bar(total, "dev NLL", "call", enabled=self.rank == 0, leave=False)
-
-        def before_call() -> None:
-            if stop() is not None:
-                raise EvaluationStopped
-            bar.update(1)
-
-        with bar, self._autocast():
-            values, tokens = sequence_nlls(self.model, batches, self.device, before_call)
-        return dev_figures(values, tokens)
+        """The dev figure (``training.dev.dev_evaluation``)."""
+        return dev_evaluation(self, dev_set, stop)
 
     def state_dict(self) -> dict:
         """Everything besides the weights that an exact resume needs (the RNG states of every

@@ -1,0 +1,55 @@
+"""The dev figure of a training run: the continuous bound with one draw per sequence (the
+discrete bound for the ``linear`` schedule; the exact NLL for the autoregressive twin), with a
+bar of network calls and a stop request asked before each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import datasets
+
+from common.precision import autocast
+from common.progress import progress as progress_bar
+from evaluation.bounds import calls_per_batch, estimate_bound
+from evaluation.exact import dev_figures, sequence_nlls
+from training.data import fetch
+from training.stopping import EvaluationStopped, Watched
+
+if TYPE_CHECKING:
+    from training.trainer import Trainer
+
+
+def dev_evaluation(
+    trainer: Trainer, dev_set: datasets.Dataset, stop: Callable[[], int | None] = lambda: None
+) -> dict:
+    """The dev figure of ``trainer``'s model on ``dev_set`` (``nats_per_token`` and the rest of
+    ``evaluation.bounds.summarise``, ``bound``); ``stop()`` is asked before every network call
+    (a signal abandons the evaluation: ``EvaluationStopped``)."""
+    trainer.model.eval()
+    size, pad = trainer.train.eval_batch_size, trainer.tokenizer.pad_token_id
+    batches = (fetch(dev_set, range(i, min(i + size, len(dev_set))), pad)
+               for i in range(0, len(dev_set), size))  # fmt: skip
+    count = -(-len(dev_set) // size)
+    enabled = trainer.rank == 0
+    if trainer.config.autoregressive:
+        bar = progress_bar(count, "dev NLL", "call", enabled=enabled, leave=False)
+
+        def before_call() -> None:
+            if stop() is not None:
+                raise EvaluationStopped
+            bar.update(1)
+
+        with bar, autocast(trainer.precision, trainer.device):
+            values, tokens = sequence_nlls(trainer.model, batches, trainer.device, before_call)
+        return dev_figures(values, tokens)
+    bound = "discrete" if trainer.config.schedule == "linear" else "continuous"
+    calls = calls_per_batch(bound, trainer.config.num_steps, trainer.train.eval_step_size, 1)
+    bar = progress_bar(calls * count, "dev bound", "call", enabled=enabled, leave=False)
+    with bar, autocast(trainer.precision, trainer.device):
+        result = estimate_bound(
+            trainer.diffusion, Watched(trainer.model, bar, stop), batches, bound,
+            trainer.train.eval_step_size, 1, trainer.train.data_seed, trainer.device,
+        )  # fmt: skip
+    result["bound"] = bound
+    return result
