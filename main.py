@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     refuse_ignored_flags(args, argv)
     check_args(args)
     config = diffusion_config(args)
-    resume_dir, state = resume_state(args.resume_from, vars(args), args.output_dir)
     rank0 = os.environ.get("RANK", "0") == "0"
+    resume_dir, state = resume_state(args.resume_from, vars(args), args.output_dir, rank0)
     out = Path(args.output_dir)
     if rank0:
         run_lock = claim(out, resume_dir, overwrite=args.overwrite)

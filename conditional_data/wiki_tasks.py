@@ -40,14 +40,14 @@ what when where which while who whom why will with would you your yours yourself
 one two three first many may might must shall since though upon within without among
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
-_WORD = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
+WORD = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 
 
 def content_words(sentence: str) -> list[str]:
     """The sentence's lower-cased words of 3 letters or more that are not stopwords, each once,
     in the order they appear."""
     seen: dict[str, None] = {}
-    for word in _WORD.findall(sentence.lower()):
+    for word in WORD.findall(sentence.lower()):
         if len(word) >= 3 and word not in STOPWORDS:
             seen.setdefault(word)
     return list(seen)

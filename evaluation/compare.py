@@ -53,6 +53,13 @@ def mixed(a: dict, b: dict) -> bool:
 
 def check_comparable(a: dict, b: dict, name_a: str, name_b: str) -> None:
     """One line naming the field and both values where the two records cannot be paired."""
+    if mixed(a, b):
+        bound_side, name = (b, name_b) if is_exact(a) else (a, name_a)
+        if bound_side.get("valid_bound") is False:
+            raise UsageError(
+                f"{name} is not a bound (protocol {bound_side.get('protocol')!r}): against an "
+                "exact NLL it bounds nothing; bound it with --protocol exact"
+            )
     for field, read in MUST_AGREE[:2] if mixed(a, b) else MUST_AGREE:
         if read(a) != read(b):
             raise UsageError(

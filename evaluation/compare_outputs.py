@@ -6,7 +6,8 @@ python -m evaluation.compare_outputs A_metrics.json B_metrics.json [--json OUT]
 Each file is a ``<task>_metrics.json`` of predict_downstream_condition.py, whose
 ``per_source`` columns hold one score per source. Sources are matched by their text (the same
 split, in any order; a source given twice is matched by its occurrence). For every metric both
-files have (BLEU, ROUGE-L, coverage, self-BLEU, dist-1, div-4 within a source's candidates),
+files have (BLEU, ROUGE-L, coverage; self-BLEU, distinct unigrams and div-4 pooled over a
+source's candidates),
 the mean difference A − B, its paired standard error sd(d)/√n, the 95% interval and the
 two-sided p of a paired t-test. ``A.json --within`` compares a file's MBR choice with its
 first candidate (``bleu`` against ``bleu_single``).
@@ -24,7 +25,7 @@ from common.errors import UsageError, exit_on_usage_error
 from common.files import read_json, write_json
 from evaluation.stats import t_quantile, t_two_sided_p
 
-METRICS = ("bleu", "rouge_l", "coverage", "self_bleu", "dist_1", "div_4")
+METRICS = ("bleu", "rouge_l", "coverage", "self_bleu", "distinct_1", "div_4")
 
 
 def per_source(path: str | Path) -> dict[str, list]:
@@ -56,6 +57,8 @@ def keys(sources: list[str]) -> list[tuple[str, int]]:
 def paired_difference(a: list[float], b: list[float], level: float = 0.95) -> dict:
     """Mean of a − b with its paired s.e., interval and p (n ≥ 2 aligned values)."""
     n = len(a)
+    if n < 2:
+        raise UsageError(f"{n} source(s): a paired comparison needs at least 2")
     diff = [x - y for x, y in zip(a, b, strict=True)]
     mean = math.fsum(diff) / n
     sd = math.sqrt(math.fsum((d - mean) ** 2 for d in diff) / (n - 1))

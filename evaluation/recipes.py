@@ -137,6 +137,9 @@ def _aligned(records: list[dict], names: list[str]) -> tuple[list[str], dict[str
     ids = records[0]["sentences"]["id"]
     for record, name in zip(records[1:], names[1:], strict=True):
         check_comparable(records[0], record, names[0], name)
+    bounds = [(r, n) for r, n in zip(records, names, strict=True) if not is_exact(r)]
+    for record, name in bounds[1:]:  # the bounds among themselves, whichever record is first
+        check_comparable(bounds[0][0], record, bounds[0][1], name)
     full = len({is_exact(record) for record in records}) > 1  # bounds with exact NLLs
     columns: dict[str, list] = {"nats": []}
     for record, name in zip(records, names, strict=True):

@@ -116,7 +116,7 @@ def full_sequence_nats(record: dict, where: str) -> list[float]:
 def read_proposal(path: str | Path, what: str = "--proposal") -> TimeProposal:
     """The time proposal stored in a record of the ``importance`` estimator."""
     record = read_record(path, what)
-    stored = record["noise"].get("proposal")
+    stored = (record.get("noise") or {}).get("proposal")
     if not stored:
         raise UsageError(
             f"{what} {path}: field noise.proposal is empty: that record was not made with "

@@ -128,11 +128,7 @@ def dist_1(texts: Sequence[Sequence[str]]) -> float:
 
 def div_4(texts: Sequence[Sequence[str]]) -> float:
     """Distinct 4-grams / 4-grams over all texts (0 when there are none)."""
-    grams = Counter()
-    for t in texts:
-        grams.update(ngrams(t, 4))
-    total = sum(grams.values())
-    return len(grams) / total if total else 0.0
+    return pooled_distinct(texts, 4)
 
 
 def unigram_entropy(texts: Sequence[Sequence[str]]) -> float:
@@ -225,9 +221,24 @@ def conditional_scores(
 
 def coverage(keywords: Sequence[str], output: str) -> float:
     """CommonGen's coverage: the share of the source's keywords that occur as words of
-    ``output`` (lower-cased ``tokenize`` words, exact match); 0 for no keywords."""
-    words = set(tokenize(output))
+    ``output``, its words read by the rule that made the keywords
+    (``conditional_data.wiki_tasks.WORD`` on the lower-cased text: "well-known" and
+    "o'brien" stay whole); 0 for no keywords."""
+    from conditional_data.wiki_tasks import WORD
+
+    words = set(WORD.findall(output.lower()))
     return sum(k.lower() in words for k in keywords) / len(keywords) if keywords else 0.0
+
+
+def pooled_distinct(texts: Sequence[Sequence[str]], n: int) -> float:
+    """Distinct n-grams / n-grams over all ``texts`` together (0 when there are none): for a
+    source's candidates, how different they are from each other (identical candidates score
+    1 / their number)."""
+    grams = Counter()
+    for t in texts:
+        grams.update(ngrams(t, n))
+    total = sum(grams.values())
+    return len(grams) / total if total else 0.0
 
 
 def per_source_scores(
@@ -241,8 +252,8 @@ def per_source_scores(
     """Columns, one entry per source: the source text, sentence BLEU-4 and ROUGE-L of the
     output against the reference, with ``keywords`` the coverage of the source's words
     (a wiki-keywords source is its keywords, space-separated), and with candidates their
-    self-BLEU, dist-1 and div-4 within the source. What ``evaluation.compare_outputs``
-    pairs, source by source."""
+    self-BLEU, distinct unigrams and div-4 pooled over the source's candidates. What
+    ``evaluation.compare_outputs`` pairs, source by source."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"])
@@ -261,7 +272,7 @@ def per_source_scores(
     if candidate_sets is not None:
         sets = [[tokenize(c) for c in cands] for cands in candidate_sets]
         out["self_bleu"] = [candidate_self_bleu([c]) for c in sets]
-        out["dist_1"] = [dist_1(c) for c in sets]
+        out["distinct_1"] = [pooled_distinct(c, 1) for c in sets]
         out["div_4"] = [div_4(c) for c in sets]
     return out
 

@@ -117,7 +117,8 @@ def candidates_left_to_right(
                 pad_token_id=tok.pad_token_id, **options,
             )[:, prompt.shape[1] :]  # fmt: skip
             out.calls += rows.shape[1]
-            out.row_forwards += rows.shape[0] * rows.shape[1]
+            beams = num_beams if decoding == "beam" else copies
+            out.row_forwards += len(chunk) * beams * rows.shape[1]
             per_source = rows.shape[0] // len(chunk)
             for row, ids in enumerate(rows.cpu().tolist()):
                 target = cut_target(ids, {tok.sep_token_id, tok.pad_token_id})

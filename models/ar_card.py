@@ -48,7 +48,10 @@ def ar_model_card(config: DiffusionConfig, run: dict[str, Any], folder: str) -> 
     )
     init = "from scratch with the architecture of" if args.get("from_scratch") else "from"
     use = (
-        f"python3 predict.py --checkpoint {folder} --num_samples 16 --output samples.txt\n"
+        f"python3 predict_downstream_condition.py --checkpoint {folder} --task {config.task} "
+        "--decoding beam --mbr_size 1 --output_dir generation"
+        if config.task
+        else f"python3 predict.py --checkpoint {folder} --num_samples 16 --output samples.txt\n"
         f"python3 compute_elbo.py --checkpoint {folder} --dataset {args.get('dataset', 'toy')} "
         "--split test --json nll.json"
     )

@@ -146,7 +146,9 @@ class CausalTwin(nn.Module):
         docs/baselines.md); without gradients in row blocks, so evaluation holds no (N, V)
         tensor."""
         ids, attention = self.inputs(x0)
-        hidden = self.mlm.base_model(input_ids=ids, attention_mask=attention).last_hidden_state
+        hidden = self.mlm.base_model(
+            input_ids=ids, attention_mask=attention, use_cache=False
+        ).last_hidden_state
         scored = self.predicted(x0, target_mask)
         hidden, target = hidden[:, :-1][scored], ids[:, 1:][scored]
         if torch.is_grad_enabled():  # one pass, as transformers' own LM loss: no recompute
@@ -163,12 +165,12 @@ class CausalTwin(nn.Module):
         self, x0: torch.Tensor, target_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact −log p_θ per row, (B,) float64 nats (the target tokens and the end token),
-        and the target tokens per row (B,) (the end token not counted: the diffusion
-        records' unit)."""
+        and the target tokens per row (B,): the end token not counted (the diffusion records'
+        unit), nor a seq2seq row's [SEP] fill after it."""
         log_probs, scored = self(x0, target_mask)
         nll = torch.zeros(scored.shape, dtype=torch.float64, device=x0.device)
         nll[scored] = -log_probs.to(torch.float64)
-        return nll.sum(-1), target_mask.sum(-1)
+        return nll.sum(-1), scored.sum(-1) - 1  # every row scores exactly one end token
 
 
 def ar_loss(network: nn.Module, x0: torch.Tensor, target_mask: torch.Tensor) -> LossOutput:

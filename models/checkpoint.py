@@ -104,15 +104,14 @@ def denoiser_from(
 
 
 def is_autoregressive(folder: str | Path) -> bool:
-    """Whether the checkpoint ``folder`` holds the autoregressive twin, read from its settings
-    alone (cheap: before the model loads); False when the folder has no settings file (the
-    load then says what is wrong)."""
-    settings = resolve_checkpoint_dir(folder) / SETTINGS if Path(folder).is_dir() else None
-    return (
-        settings is not None
-        and settings.is_file()
-        and DiffusionConfig.load(settings).autoregressive
-    )
+    """Whether the checkpoint ``folder`` (or its ``.old`` copy) holds the autoregressive twin,
+    read from its settings alone (cheap: before the model loads); False when there is no
+    such folder or settings file (the load then says what is wrong)."""
+    try:
+        settings = resolve_checkpoint_dir(folder) / SETTINGS
+    except UsageError:
+        return False
+    return DiffusionConfig.load(settings).autoregressive
 
 
 def causal_from(lm: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, where: str) -> CausalTwin:

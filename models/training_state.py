@@ -27,13 +27,19 @@ STATE_KEYS = {
 }
 
 
-def load_training_state(path: Path) -> dict:
+class StillTraining(UsageError):
+    """The checkpoint's run folder is locked by a running main.py."""
+
+
+def load_training_state(path: Path, check_lock: bool = True) -> dict:
     """``training_state.pt`` of a ``last/`` folder, loaded with ``weights_only=True`` and its
-    layout checked; a torn or foreign file is one error naming it."""
+    layout checked; a torn or foreign file is one error naming it. ``check_lock``: refuse a
+    folder whose run is still training (``StillTraining``); off on the ranks > 0 of a
+    torchrun launch, whose rank 0 locks the folder it resumes."""
     file = Path(path) / TRAINING_STATE
     run_folder = Path(os.path.realpath(path)).parent
-    if locked_by_another(run_folder / RUN_LOCK):
-        raise UsageError(
+    if check_lock and locked_by_another(run_folder / RUN_LOCK):
+        raise StillTraining(
             f"--resume_from {path}: the run in {run_folder} is still training and replaces "
             "this checkpoint while it is read; stop that run first (Ctrl-C saves last/), or "
             "copy the folder while it is stopped and resume from the copy"

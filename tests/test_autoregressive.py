@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from common.errors import UsageError
 from corpora import load_texts, tokenize_texts
 from corpora.collate import collate
-from evaluation.compare import paired
+from evaluation.compare import check_comparable, paired
 from evaluation.gen_ppl import generative_perplexity
 from generation.autoregressive import generate_left_to_right
 from generation.config import SamplingConfig
@@ -254,3 +254,36 @@ def test_a_backbone_without_a_causal_class_is_one_line(tmp_path, tokenizer):
                      hidden_dim=64).save_pretrained(tmp_path)  # fmt: skip
     with pytest.raises(UsageError, match="has no causal-LM class"):
         build_causal_lm(str(tmp_path), from_scratch=True)
+
+
+def test_a_non_bound_never_pairs_with_an_exact_nll_and_is_no_proposal(tmp_path):
+    from evaluation.records import read_proposal
+
+    nats, length, exact = [10.0, 20.0, 7.0], [1.0, 2.0, 0.5], [9.0, 21.0, 6.0]
+    a, b = records(nats, length, exact, [4, 8, 3], [3, 6, 2])
+    a.update(valid_bound=False, protocol="official")
+    with pytest.raises(UsageError, match="is not a bound"):
+        check_comparable(a, b, "A", "B")
+    b["given_length"] = None
+    path = tmp_path / "ar.json"
+    path.write_text(json.dumps(b))
+    with pytest.raises(UsageError, match=r"noise\.proposal is empty"):
+        read_proposal(path)
+
+
+def test_seq2seq_rows_count_their_target_tokens_without_the_fill(tiny_bert, tokenizer):
+    model = twin(tiny_bert, tokenizer)
+    sep = tokenizer.sep_token_id
+    x0, target_mask = collate([[5, 6, 7, sep, sep, sep]], 0, source_lengths=[1])
+    with torch.no_grad():
+        _, tokens = model.sequence_nll(x0, target_mask)
+    assert tokens.tolist() == [2]
+
+
+def test_a_twin_left_as_old_is_still_known_as_one(ar_run, tmp_path):
+    import shutil
+
+    from models import is_autoregressive
+
+    shutil.copytree(ar_run / "best", tmp_path / ".last.old")
+    assert is_autoregressive(tmp_path / "last") and not is_autoregressive(tmp_path / "none")

@@ -16,7 +16,7 @@ from experiments.seq2seq_wiki.summary import label, pooled
         ("bleu", [-0.1, 0.0], 0.5, "undecided"),
         ("self_bleu", [-0.2, -0.1], 0.4, "confirmed"),  # lower self-BLEU: more diverse
         ("div_4", [-0.2, -0.1], 0.4, "reversed"),
-        ("dist_1", [-0.01, 0.03], 0.8, "undecided"),
+        ("distinct_1", [-0.01, 0.03], 0.8, "undecided"),
     ],
 )
 def test_the_claim_is_labelled_from_the_interval(metric, interval, baseline, expected):

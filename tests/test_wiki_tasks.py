@@ -146,3 +146,12 @@ def test_greedy_decoding_is_the_argmax_loop_whatever_the_batch(tiny_bert, tokeni
     assert twice[0] == twice[1] and [len(c) for c in twice[0]] == [4, 4, 4]
     with pytest.raises(UsageError, match="--mbr_size 1"):
         candidates_left_to_right(ckpt, sources, 2, 8, greedy, 6, "greedy")
+
+
+def test_keywords_are_read_in_the_output_by_their_own_rule_and_candidates_pool():
+    from evaluation.text_metrics import pooled_distinct
+
+    assert coverage(["well-known", "o'brien"], "O'Brien was a well-known poet.") == 1.0
+    same = [["a", "cat", "sat"]] * 4
+    assert pooled_distinct(same, 1) == pytest.approx(3 / 12)  # identical candidates: low
+    assert pooled_distinct([["a", "cat"], ["the", "dog"]], 1) == 1.0

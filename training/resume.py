@@ -11,6 +11,7 @@ from common.errors import UsageError
 from common.files import RUN_LOCK, locked_by_another
 from models import load_training_state, resolve_checkpoint_dir
 from models.checkpoint import STATISTICS, TRAINING_STATE
+from models.training_state import StillTraining
 from training.config import resume_differences
 from training.run_dir import owned_checkpoints
 from training.trainer import Trainer
@@ -18,13 +19,14 @@ from training.trainer import Trainer
 AUTO = "auto"
 
 
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
+def latest_checkpoint(output_dir: str | Path, check_lock: bool = True) -> Path | None:
     """``--resume_from auto``: the intact checkpoint of ``output_dir`` (its ``last/`` or a
     ``checkpoint-<step>`` copy it owns) with the latest step, skipping any whose training
     state cannot be read (a torn save); None when there is none (a fresh start). A run still
-    training in that folder is one error, not a fresh start beside it."""
+    training in that folder is one error, not a fresh start beside it (``check_lock``: off on
+    the ranks > 0 of a torchrun launch, whose rank 0 may hold the lock already)."""
     output_dir = Path(output_dir)
-    if locked_by_another(output_dir / RUN_LOCK):
+    if check_lock and locked_by_another(output_dir / RUN_LOCK):
         raise UsageError(
             f"--resume_from auto: the run in {output_dir} is still training; stop it first "
             "(Ctrl-C saves last/), then resume"
@@ -34,27 +36,31 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     for candidate in (output_dir / "last", *(output_dir / f"checkpoint-{s}" for s in steps)):
         try:
             folder = resolve_checkpoint_dir(candidate, "--resume_from auto")
-            found.append((load_training_state(folder)["step"], folder))
+            found.append((load_training_state(folder, check_lock)["step"], folder))
+        except StillTraining:
+            raise
         except UsageError:  # missing, incomplete or torn: the next candidate
             continue
     return max(found, key=lambda item: item[0])[1] if found else None
 
 
 def resume_state(
-    resume_from: str | None, settings: dict, output_dir: str | Path | None = None
-) -> tuple[Path | None, dict | None]:
+    resume_from: str | None, settings: dict, output_dir: str | Path | None = None,
+    check_lock: bool = True,
+) -> tuple[Path | None, dict | None]:  # fmt: skip
     """The folder and training state to resume from (``--resume_from``; ``auto``: the latest
     intact checkpoint of ``output_dir``, or none), checked against the new run's flags
-    ``settings``: a difference in a setting that changes the run is refused."""
+    ``settings``: a difference in a setting that changes the run is refused. ``check_lock``:
+    see ``load_training_state`` (off on ranks > 0)."""
     if resume_from == AUTO:
-        latest = latest_checkpoint(output_dir) if output_dir is not None else None
+        latest = latest_checkpoint(output_dir, check_lock) if output_dir is not None else None
         if latest is None:
             return None, None
         resume_from = str(latest)
     if not resume_from:
         return None, None
     resume_dir = resolve_checkpoint_dir(resume_from, "--resume_from")
-    state = load_training_state(resume_dir)
+    state = load_training_state(resume_dir, check_lock)
     changed = resume_differences(state["args"], settings)
     if changed:
         listed = "; ".join(f"--{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items())

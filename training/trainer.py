@@ -160,10 +160,13 @@ class Trainer:
                     "checkpoint"
                 )
             return None
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])  # before clipping
-        if self.train.max_grad_norm > 0:
-            torch.nn.utils.clip_grads_with_norm_(params, self.train.max_grad_norm, grad_norm)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if self.train.max_grad_norm > 0:  # returns the norm before clipping
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                       self.train.max_grad_norm)  # fmt: skip
+        else:
+            grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g)
+                                                              for g in grads]))  # fmt: skip
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

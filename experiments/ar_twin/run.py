@@ -37,7 +37,7 @@ def ar_flags(budget: argparse.Namespace, seed: int, steps: int, run: Path) -> li
         "--warmup_steps", budget.warmup_steps, "--seed", seed, "--data_seed", budget.data_seed,
         "--dev_size", budget.dev_size, "--eval_steps", budget.eval_steps,
         "--logging_steps", 50, "--output_dir", run, "--fitlog_dir", "",
-        "--device", budget.device,
+        "--device", budget.device, "--group_by_length", str(budget.group_by_length).lower(),
     ]  # fmt: skip
 
 
@@ -107,6 +107,10 @@ def samples(
     ``judge``)."""
     folder = Path(args.output) / "samples"
     text, scores = folder / f"{name}.txt", folder / f"{name}.metrics.json"
+    unjudged = judge and scores.is_file() and "gen_ppl" not in read_json(scores, "metrics")
+    if unjudged:  # scored before the judge existed (or it failed): score the samples again
+        call("compute_metric", "--generated", text, "--dataset", args.budget.dataset,
+             "--split", "test", "--json", scores, "--gen_ppl_model", judge)  # fmt: skip
     if not scores.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         flags = ["--checkpoint", checkpoint, "--num_samples", args.num_samples, "--batch_size",

@@ -78,7 +78,8 @@ def pictures(results: dict, output: Path) -> list[str]:
         for kind, curve in long["dev_curves"].items():
             if curve:
                 ax.plot(*zip(*curve, strict=True), label=kind)
-        ax.set(xlabel="step", ylabel="dev nats/token (diffusion: bound; AR: exact)",
+        ax.set(xlabel="step", ylabel="dev nats/token (diffusion: bound given the length; "
+               "AR: exact, end token included)",
                title=f"long pair, seed {long['seed']}")  # fmt: skip
         ax.legend()
         fig.savefig(output / "dev_curves.png", dpi=100, bbox_inches="tight")

@@ -5,10 +5,10 @@ python3 -m experiments.seq2seq_wiki.summary [--output experiments/seq2seq_wiki/r
 
 Labels. Quality (BLEU, ROUGE-L, coverage), "comparable": confirmed when the 95% interval of
 diffusion − baseline lies above −10% of the baseline's mean (non-inferiority), reversed when
-it lies below it, else undecided. Diversity, "more diverse" (div-4 and dist-1 within a
-source's candidates higher, self-BLEU lower): confirmed when the interval excludes 0 on the
-diverse side, reversed on the other, else undecided. The intervals count the sources (the
-scores averaged over the seeds per source), not the seeds.
+it lies below it, else undecided. Diversity, "more diverse" (div-4 and distinct unigrams
+pooled over a source's candidates higher, self-BLEU lower): confirmed when the interval
+excludes 0 on the diverse side, reversed on the other, else undecided. The intervals count
+the sources (the scores averaged over the seeds per source), not the seeds.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from evaluation.compare_outputs import paired_difference, per_source
 
 RESULTS = Path("experiments/seq2seq_wiki/results")
 QUALITY, MARGIN = ("bleu", "rouge_l", "coverage"), 0.10
-DIVERSITY = {"div_4": 1, "dist_1": 1, "self_bleu": -1}  # +1: higher is more diverse
+DIVERSITY = {"div_4": 1, "distinct_1": 1, "self_bleu": -1}  # +1: higher is more diverse
 
 
 def label(metric: str, figures: dict) -> str:
