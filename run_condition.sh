@@ -10,7 +10,9 @@
 #                                    DATA_DIR (default datasets/<DiffuSeq folder name>):
 #                                    bert-base-uncased under torchrun --nproc_per_node ${NGPU:-1},
 #                                    then MBR decoding of its test split
-# Extra ARGS pass through to main.py. See docs/seq2seq.md.
+# Extra ARGS pass through to main.py; DECODE="..." adds flags to the decoding
+# (predict_downstream_condition.py: later flags win, e.g. DECODE="--max_examples 20"). See
+# docs/seq2seq.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 task="${1:-toy}"
@@ -25,7 +27,7 @@ toy)
     --word_freq_file "$out/word_freq.pt" --output_dir "$out" --fitlog_dir logs "$@"
   python3 predict_downstream_condition.py --checkpoint "$out/best" --task toy --split test \
     --max_examples 100 --mbr_size 4 --num_steps 16 --sampler cached --batch_size 80 \
-    --output_dir "$out/generation"
+    --output_dir "$out/generation" ${DECODE:-}
   echo "toy seq2seq: checkpoints in $out/best and $out/last, training log" \
     "$out/train_log.jsonl, outputs and metrics in $out/generation/"
   ;;
@@ -36,7 +38,7 @@ wiki-keywords|wiki-next)
     --output_dir "$out" --fitlog_dir logs "$@"
   python3 predict_downstream_condition.py --checkpoint "$out/best" --task "$task" --split test \
     --max_examples 200 --mbr_size 4 --num_steps 64 --sampler cached --batch_size 64 \
-    --output_dir "$out/generation"
+    --output_dir "$out/generation" ${DECODE:-}
   echo "$task seq2seq: checkpoints in $out/best and $out/last, outputs and metrics in" \
     "$out/generation/"
   ;;
@@ -55,6 +57,6 @@ wiki-keywords|wiki-next)
     --output_dir "$out" "$@"
   python3 predict_downstream_condition.py --checkpoint "$out/best" --task "$task" \
     --data_dir "$data" --split test --mbr_size 10 --num_steps 2048 --sampler cached \
-    --batch_size 256 --output_dir "$out/generation"
+    --batch_size 256 --output_dir "$out/generation" ${DECODE:-}
   ;;
 esac
