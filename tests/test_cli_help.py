@@ -23,7 +23,7 @@ SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "comp
            "experiments.ar_twin.summary", "experiments.seq2seq_wiki.run",
            "experiments.seq2seq_wiki.summary", "training.presets"]  # fmt: skip
 BENCH = ["bench.bench", "bench.sample", "bench.data", "bench.padding", "bench.autoregressive",
-         "tools.gpu_check"]  # fmt: skip
+         "tools.gpu_check", "tools.same_numbers"]  # fmt: skip
 
 
 def parser_of(name: str) -> argparse.ArgumentParser:
