@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from common.cli import Parser
+from common.errors import exit_on_usage_error
 from generation.config import SamplingConfig
 from generation.unconditional import generate
 from models import load_checkpoint
@@ -41,8 +42,9 @@ def build_parser() -> Parser:
     return p
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+@exit_on_usage_error
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint, args.device)
     warm_up = SamplingConfig(sampling_steps=8)
