@@ -127,7 +127,7 @@ def test_resuming_with_another_grouping_is_refused(tmp_path, monkeypatch):
 
     saved = {"args": {name: None for name in RESUME_LOCKED} | {"group_by_length": False}}
     monkeypatch.setattr(resume, "resolve_checkpoint_dir", lambda path, flag: tmp_path)
-    monkeypatch.setattr(resume, "load_training_state", lambda path: saved)
+    monkeypatch.setattr(resume, "load_training_state", lambda path, check_lock=True: saved)
     settings = saved["args"] | {"group_by_length": True}
     with pytest.raises(UsageError, match="--group_by_length was False, now True"):
         resume_state(str(tmp_path), settings)
