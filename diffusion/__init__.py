@@ -14,7 +14,13 @@ Registries map names to classes (or loss functions): ``BASE_SCHEDULES``, ``PROTO
 
 from diffusion.base_schedules import BASE_SCHEDULES, BaseSchedule, make_base_schedule
 from diffusion.blocks import row_blocks
-from diffusion.elbo import continuous_draws, continuous_nelbo, discrete_nelbo
+from diffusion.elbo import (
+    ContinuousDraws,
+    continuous_draws,
+    continuous_nelbo,
+    discrete_nelbo,
+    discrete_terms,
+)
 from diffusion.errors import ParameterError, check_step_size
 from diffusion.estimators import ESTIMATORS, PROPOSAL_EDGES, TimeProposal, check_estimator
 from diffusion.guidance import GuidedDenoiser
@@ -56,6 +62,7 @@ __all__ = [
     "BaseSchedule",
     "BatchNoise",
     "CachedSampler",
+    "ContinuousDraws",
     "ExactProtocol",
     "GuidedDenoiser",
     "KeyedNoise",
@@ -81,6 +88,7 @@ __all__ = [
     "continuous_nelbo",
     "d3pm_loss",
     "discrete_nelbo",
+    "discrete_terms",
     "filter_log_probs",
     "make_base_schedule",
     "make_protocol",

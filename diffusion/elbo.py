@@ -8,6 +8,8 @@ continuous-time form (``NoiseSchedule.require_continuous``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from diffusion.errors import ParameterError, check_step_size
@@ -28,6 +30,35 @@ from diffusion.types import Denoiser
 NoiseSource = BatchNoise | KeyedNoise
 
 
+def discrete_terms(
+    diffusion: AbsorbingDiffusion,
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    target_mask: torch.Tensor,
+    step_size: int = 1,
+    generator: torch.Generator | None = None,
+    noise: NoiseSource | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The T/S terms of the discrete NELBO per sequence, (B, T/S) float64 nats, and the time
+    u_t = t / T of each (T/S,): KL(q(x_t | x_{t+S}, x0) ‖ p_θ(x_t | x_{t+S})) at t = T − S, …,
+    S, then the reconstruction −log p_θ(x0 | x_S) at t = 0. One network call per term; call k
+    masks with ``noise.mask(k)`` (default: uniforms from ``generator`` in call order)."""
+    T = diffusion.num_steps
+    check_step_size(T, step_size)
+    batch = x0.shape[0]
+    noise = noise or BatchNoise(batch, x0.shape[1], generator, x0.device)
+    times = list(range(T - step_size, -1, -step_size))
+    terms = torch.zeros(batch, len(times), dtype=torch.float64, device=x0.device)
+    for call, t in enumerate(times):
+        u_t = torch.full((batch,), t / T, dtype=torch.float64, device=x0.device)
+        u_s = torch.full((batch,), (t + step_size) / T, dtype=torch.float64, device=x0.device)
+        xs, masked = diffusion.q_sample(x0, target_mask, u_s, draw=noise.mask(call))
+        log_probs = denoiser(xs, u_s, masked)
+        kl, _ = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
+        terms[:, call].index_add_(0, masked.nonzero(as_tuple=True)[0], kl.to(torch.float64))
+    return terms, torch.tensor(times, dtype=torch.float64) / T
+
+
 def discrete_nelbo(
     diffusion: AbsorbingDiffusion,
     denoiser: Denoiser,
@@ -37,26 +68,10 @@ def discrete_nelbo(
     generator: torch.Generator | None = None,
     noise: NoiseSource | None = None,
 ) -> torch.Tensor:
-    """Unbiased estimate of the T/S-term NELBO per sequence, in nats. Shape (B,), float64.
-
-    Terms at t = T − S, …, S, 0: KL(q(x_t | x_{t+S}, x0) ‖ p_θ(x_t | x_{t+S})) with x_{t+S} drawn
-    from q(· | x0); the t = 0 term is the reconstruction −log p_θ(x0 | x_S). The prior term is 0
-    because ᾱ_T = 0. One network call per term; call k masks with ``noise.mask(k)`` (default:
-    uniforms from ``generator`` in call order).
-    """
-    T = diffusion.num_steps
-    check_step_size(T, step_size)
-    batch = x0.shape[0]
-    noise = noise or BatchNoise(batch, x0.shape[1], generator, x0.device)
-    total = torch.zeros(batch, dtype=torch.float64, device=x0.device)
-    for call, t in enumerate(range(T - step_size, -1, -step_size)):
-        u_t = torch.full((batch,), t / T, dtype=torch.float64, device=x0.device)
-        u_s = torch.full((batch,), (t + step_size) / T, dtype=torch.float64, device=x0.device)
-        xs, masked = diffusion.q_sample(x0, target_mask, u_s, draw=noise.mask(call))
-        log_probs = denoiser(xs, u_s, masked)
-        kl, _ = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
-        total.index_add_(0, masked.nonzero(as_tuple=True)[0], kl.to(torch.float64))
-    return total
+    """Unbiased estimate of the T/S-term NELBO per sequence, in nats. Shape (B,), float64:
+    the sum of ``discrete_terms`` (the prior term is 0 because ᾱ_T = 0)."""
+    terms, _ = discrete_terms(diffusion, denoiser, x0, target_mask, step_size, generator, noise)
+    return terms.sum(-1)
 
 
 def continuous_integrand(
@@ -110,10 +125,27 @@ def continuous_nelbo(
     ``rao_blackwell_loo``, whose draws carry it: ``time_given_mask``; for ``rao_blackwell_cv``
     the one is ``context_free``'s).
     """
-    draws, _, recon = continuous_draws(
-        diffusion, denoiser, x0, target_mask, mc_samples, generator, **options
-    )
-    return draws + recon[:, None]
+    draws = continuous_draws(diffusion, denoiser, x0, target_mask, mc_samples, generator, **options)
+    return draws.values + draws.reconstruction[:, None]
+
+
+@dataclass
+class ContinuousDraws:
+    """What one continuous-bound estimate is made of. ``values`` (B, K): each draw's estimate
+    of the bound without the reconstruction call; ``times`` (B, K): its v = (u − eps) /
+    (1 − eps); ``reconstruction`` (B,): the reconstruction call's term (0 when the draws
+    carry it). Where in t the bound lies: ``integral`` (B, K), each draw's share at its own
+    time; ``reconstruction_share`` (B,), the draws' mean share at u = eps; ``profile`` (B, L)
+    or None, fixed per-token NLLs (a control variate's) whose bound, Σ_i profile_i (1 −
+    ᾱ_i(1)), is in every draw's value. So values.mean(1) = integral.mean(1) +
+    reconstruction_share + that bound."""
+
+    values: torch.Tensor
+    times: torch.Tensor
+    reconstruction: torch.Tensor
+    integral: torch.Tensor
+    reconstruction_share: torch.Tensor
+    profile: torch.Tensor | None = None
 
 
 def continuous_draws(
@@ -127,13 +159,13 @@ def continuous_draws(
     noise: NoiseSource | None = None,
     estimator: str = "plain",
     proposal: TimeProposal | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``continuous_nelbo``'s parts: the weighted integral draws (B, K), their times
-    v = (u − eps) / (1 − eps) (B, K) and the reconstruction term (B,), all float64.
-    For ``rao_blackwell`` each draw carries its own unbiased share of the reconstruction and
-    the returned term is 0 (no reconstruction call); ``rao_blackwell_cv``'s draws also carry
-    the control variate's expectation (``context_free``, its call made first), and
-    ``rao_blackwell_loo``'s their leave-one-out control variate (``leave_one_out_control``).
+) -> ContinuousDraws:
+    """``continuous_nelbo``'s parts (``ContinuousDraws``, all float64). For ``rao_blackwell``
+    each draw carries its own unbiased share of the reconstruction and the reconstruction
+    term is 0 (no reconstruction call); ``rao_blackwell_cv``'s draws also carry the control
+    variate's expectation (``context_free``, its call made first: its NLLs are the
+    ``profile``), and ``rao_blackwell_loo``'s their leave-one-out control variate
+    (``leave_one_out_control``; the profile is the draws' mean v^(−k)).
 
     ``estimator`` picks how the times and masks are drawn (``diffusion.estimators``),
     ``proposal`` the time density of ``importance`` (default uniform); call k uses ``noise``'s
@@ -159,7 +191,7 @@ def continuous_draws(
         baseline_nll, baseline = context_free(diffusion, denoiser, x0, target_mask)
     proposal = proposal if estimator == "importance" and proposal else TimeProposal.uniform()
     out = torch.zeros(batch, mc_samples, dtype=torch.float64, device=x0.device)
-    times = torch.zeros_like(out)
+    times, integral, shares = torch.zeros_like(out), torch.zeros_like(out), torch.zeros_like(out)
     offsets = noise.offset()
     nlls, masks = [], []  # rao_blackwell_loo: every draw's NLLs and mask
     for k in range(mc_samples):
@@ -186,8 +218,9 @@ def continuous_draws(
             target = x0[masked].unsqueeze(-1)
             nll[masked] = -log_probs.gather(-1, target).squeeze(-1).to(torch.float64)
             nll = nll - baseline_nll * masked
-            integral, recon = time_given_mask(diffusion, x0, target_mask, masked, nll, eps)
-            out[:, k] = (1.0 - eps) * integral + recon + baseline
+            part, recon = time_given_mask(diffusion, x0, target_mask, masked, nll, eps)
+            out[:, k] = (1.0 - eps) * part + recon + baseline
+            integral[:, k], shares[:, k] = (1.0 - eps) * part, recon
             nlls.append(nll)
             masks.append(masked)
             continue
@@ -195,20 +228,26 @@ def continuous_draws(
         rows = masked.nonzero(as_tuple=True)[0]
         out[:, k].index_add_(0, rows, (1.0 - eps) * rate.to(torch.float64))
         out[:, k] *= weight * p_any
+        integral[:, k] = out[:, k]
+    zeros = torch.zeros(batch, dtype=torch.float64, device=x0.device)
     if leave_one_out:
-        integral, recon, expected = leave_one_out_control(
-            diffusion, x0, target_mask, torch.stack(nlls), torch.stack(masks), eps
-        )
-        out -= (1.0 - eps) * integral + recon - expected
+        nll, masked = torch.stack(nlls), torch.stack(masks)
+        part, recon, expected = leave_one_out_control(diffusion, x0, target_mask, nll, masked, eps)
+        out -= (1.0 - eps) * part + recon - expected
+        integral -= (1.0 - eps) * part
+        shares -= recon
+        profile = leave_one_out_values(nll, masked).mean(0)
+        return ContinuousDraws(out, times, zeros, integral, shares.mean(1), profile)
     if rao_blackwell:
-        return out, times, torch.zeros(batch, dtype=torch.float64, device=x0.device)
+        profile = baseline_nll if estimator == "rao_blackwell_cv" else None
+        return ContinuousDraws(out, times, zeros, integral, shares.mean(1), profile)
     u_eps = torch.full((batch,), eps, dtype=torch.float64, device=x0.device)
     xt, masked, p_any = _mask(diffusion, x0, target_mask, u_eps, noise, mc_samples, conditioned)
     log_probs = denoiser(xt, u_eps, masked)
     recon = -log_probs.gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1).to(torch.float64)
     rows = masked.nonzero(as_tuple=True)[0]
     recon = torch.zeros(batch, dtype=torch.float64, device=x0.device).index_add(0, rows, recon)
-    return out, times, recon * p_any
+    return ContinuousDraws(out, times, recon * p_any, integral, zeros)
 
 
 def context_free(

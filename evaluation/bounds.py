@@ -10,24 +10,18 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from common.progress import CallCounter
 from common.progress import progress as progress_bar
 from diffusion import (
     AbsorbingDiffusion,
     BatchNoise,
+    ContinuousDraws,
     KeyedNoise,
     TimeProposal,
-    continuous_nelbo,
-    discrete_nelbo,
+    continuous_draws,
+    discrete_terms,
 )
-from diffusion.elbo import (
-    context_free_values,
-    continuous_integrand,
-    leave_one_out_control,
-    leave_one_out_values,
-    time_given_mask,
-)
-from diffusion.estimators import CONDITIONED, RAO_BLACKWELL, network_calls
-from diffusion.kl import masked_kl
+from diffusion.estimators import network_calls
 from diffusion.types import Denoiser
 from evaluation.stats import ratio_se
 
@@ -49,9 +43,10 @@ def calls_per_batch(
 class Terms:
     """The bound of a set split by time: nats (summed over sequences) per t bucket.
 
-    ``TermRecorder`` adds each network call's term; ``figures(tokens)`` divides by the
-    number of target tokens, so the buckets and ``reconstruction`` add up to the
-    given-length ``nats_per_token`` (the same draws, not new ones).
+    ``add_discrete`` and ``add_continuous`` add an estimate's parts, as the bound returns
+    them; ``figures(tokens)`` divides by the number of target tokens, so the buckets and
+    ``reconstruction`` add up to the given-length ``nats_per_token`` (the same draws, not new
+    ones).
     """
 
     def __init__(self, buckets: int = TERM_BUCKETS):
@@ -84,118 +79,42 @@ class Terms:
         }
 
 
-class TermRecorder:
-    """A denoiser that passes every call through, counts it on a progress bar and, with
-    ``terms``, records that call's term of the bound for the batch of ``x0``."""
-
-    def __init__(self, diffusion, denoiser, bound, step_size, mc_samples, bar, terms=None):
-        self.diffusion, self.denoiser, self.bound = diffusion, denoiser, bound
-        self.step_size, self.mc_samples, self.bar, self.terms = step_size, mc_samples, bar, terms
-        self.x0 = self.target_mask = self.context_free_nll = None
-        self.call = 0
-        self.loo_draws = []
-        self.estimator, self.proposal = "plain", None
-
-    def batch(self, x0: torch.Tensor, target_mask: torch.Tensor) -> None:
-        self.x0, self.target_mask, self.call = x0, target_mask, 0
-        self.loo_draws = []  # rao_blackwell_loo: (u, nll, masked) of each draw
-
-    def __call__(self, xt: torch.Tensor, u: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        log_probs = self.denoiser(xt, u, masked)
-        self.call += 1
-        self.bar.update(1)
-        if self.terms is not None:
-            self._record(xt, u, masked, log_probs)
-        return log_probs
-
-    def _record(self, xt, u, masked, log_probs) -> None:
-        diffusion, x0, target_mask = self.diffusion, self.x0, self.target_mask
-        rows = masked.nonzero(as_tuple=True)[0]
-        per_row = torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
-        if self.bound == "discrete":
-            T = diffusion.num_steps
-            u_t = ((u * T).round() - self.step_size).clamp_min(0.0) / T
-            kl, _ = masked_kl(diffusion, u_t, u, x0, xt, target_mask, masked, log_probs)
-            per_row.index_add_(0, rows, kl.to(torch.float64))
-            if u_t.max().item() <= 0.0:
-                self.terms.reconstruction += per_row.sum().item()
-            else:
-                self.terms.add(u_t, per_row, 1.0)
-        elif self.estimator == "rao_blackwell_cv" and self.call == 1:
-            self._context_free(log_probs)
-        elif self.estimator in RAO_BLACKWELL:
-            nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
-            target = x0[masked].unsqueeze(-1)
-            nll[masked] = -log_probs.gather(-1, target).squeeze(-1).double()
-            if self.estimator == "rao_blackwell_cv":
-                nll = nll - self.context_free_nll * masked
-            per_row, recon = time_given_mask(
-                diffusion, x0, target_mask, masked, nll, CONTINUOUS_EPS
-            )
-            self.terms.add(u, per_row, (1.0 - CONTINUOUS_EPS) / self.mc_samples)
-            self.terms.reconstruction += recon.sum().item() / self.mc_samples
-            if self.estimator == "rao_blackwell_loo":
-                self.loo_draws.append((u, nll, masked))
-                if self.call == self.mc_samples:
-                    self._leave_one_out()
-        elif self.call <= self.mc_samples:
-            rate = continuous_integrand(diffusion, u, x0, xt, target_mask, masked, log_probs)
-            per_row.index_add_(0, rows, rate.to(torch.float64))
-            per_row *= self._factor(u)
-            self.terms.add(u, per_row, (1.0 - CONTINUOUS_EPS) / self.mc_samples)
+def add_discrete(terms: Terms, values: torch.Tensor, times: torch.Tensor) -> None:
+    """A discrete bound's terms (``diffusion.discrete_terms``): values (B, T/S) at times
+    (T/S,) u_t; the t = 0 term is the reconstruction."""
+    for j, u_t in enumerate(times.tolist()):
+        if u_t <= 0.0:
+            terms.reconstruction += values[:, j].sum().item()
         else:
-            target = x0[masked].unsqueeze(-1)
-            nll = -log_probs.gather(-1, target).squeeze(-1).double()
-            per_row.index_add_(0, rows, nll)
-            self.terms.reconstruction += (per_row * self._factor(u)).sum().item()
+            terms.add(torch.full((len(values),), u_t), values[:, j], 1.0)
 
-    def _context_free(self, log_probs: torch.Tensor) -> None:
-        """``rao_blackwell_cv``'s first call: keep g for the draws, and add the control
-        variate's expectation (``_profile``)."""
-        g, _ = context_free_values(self.diffusion, self.x0, self.target_mask, log_probs)
-        self.context_free_nll = g
-        self._profile(g)
 
-    def _leave_one_out(self) -> None:
-        """``rao_blackwell_loo``'s last draw of a batch: take each draw's control variate off
-        its term (its integral share in its draw's bucket, its reconstruction share) and add
-        their expectations (``_profile``)."""
-        u, nll, masked = (torch.stack(part) for part in zip(*self.loo_draws, strict=True))
-        integral, recon, _ = leave_one_out_control(
-            self.diffusion, self.x0, self.target_mask, nll, masked, CONTINUOUS_EPS
-        )
-        for k in range(len(u)):
-            self.terms.add(u[k], -integral[:, k], (1.0 - CONTINUOUS_EPS) / self.mc_samples)
-        self.terms.reconstruction -= recon.sum().item() / self.mc_samples
-        self._profile(leave_one_out_values(nll, masked).sum(0) / self.mc_samples)
+def add_continuous(
+    terms: Terms, draws: ContinuousDraws, diffusion: AbsorbingDiffusion, x0: torch.Tensor,
+    target_mask: torch.Tensor, eps: float = CONTINUOUS_EPS,
+) -> None:  # fmt: skip
+    """A continuous estimate's parts (``diffusion.ContinuousDraws``): each draw's share in the
+    bucket of its own time, the reconstruction, and a control variate's profile (its bound
+    of fixed per-token NLLs, spread over the buckets where it lies)."""
+    k = draws.values.shape[1]
+    for j in range(k):
+        terms.add(eps + (1.0 - eps) * draws.times[:, j], draws.integral[:, j], 1.0 / k)
+    terms.reconstruction += (draws.reconstruction + draws.reconstruction_share).sum().item()
+    if draws.profile is not None:
+        add_profile(terms, diffusion, x0, target_mask, draws.profile, eps)
 
-    def _profile(self, values: torch.Tensor) -> None:
-        """Add the bound of fixed per-token NLLs ``values`` (B, L) to the buckets where it
-        lies: Σ_i v_i (ᾱ_i(a) − ᾱ_i(b)) for a bucket [a, b] of u ≥ eps, Σ_i v_i (1 −
-        ᾱ_i(eps)) to the reconstruction (a control variate's expectation)."""
-        diffusion, x0, target_mask = self.diffusion, self.x0, self.target_mask
-        edges = self.terms.edges.to(x0.device).clamp_min(CONTINUOUS_EPS).unsqueeze(-1)
-        w = diffusion.centred(x0, target_mask)
-        keep = diffusion.alpha_bar(edges, w, discrete=False).expand(len(edges), *x0.shape)
-        per_bucket = ((keep[:-1] - keep[1:]) * values).sum((-1, -2))
-        self.terms.add_profile(per_bucket, ((1.0 - keep[0]) * values).sum().item())
 
-    def _factor(self, u: torch.Tensor) -> torch.Tensor:
-        """What the estimator multiplies a continuous draw at times u (B,) by: P(at least one
-        target masked) for a conditioned mask, over the proposal's density for importance."""
-        factor = torch.ones_like(u, dtype=torch.float64)
-        if self.estimator in CONDITIONED:
-            w = self.diffusion.centred(self.x0, self.target_mask)
-            keep = self.diffusion.alpha_bar(u, w, discrete=False).expand(self.x0.shape)
-            factor = 1.0 - torch.where(self.target_mask, keep, 1.0).prod(-1)
-        if (
-            self.estimator == "importance"
-            and self.proposal is not None
-            and self.call <= (self.mc_samples)
-        ):
-            v = (u.double() - CONTINUOUS_EPS) / (1.0 - CONTINUOUS_EPS)
-            factor = factor / self.proposal.density_at(v.clamp(0.0, 1.0))
-        return factor
+def add_profile(
+    terms: Terms, diffusion: AbsorbingDiffusion, x0: torch.Tensor, target_mask: torch.Tensor,
+    values: torch.Tensor, eps: float,
+) -> None:  # fmt: skip
+    """The bound of fixed per-token NLLs ``values`` (B, L) where it lies: Σ_i v_i (ᾱ_i(a) −
+    ᾱ_i(b)) for a bucket [a, b] of u ≥ eps, Σ_i v_i (1 − ᾱ_i(eps)) for the reconstruction."""
+    edges = terms.edges.to(x0.device).clamp_min(eps).unsqueeze(-1)
+    w = diffusion.centred(x0, target_mask)
+    keep = diffusion.alpha_bar(edges, w, discrete=False).expand(len(edges), *x0.shape)
+    per_bucket = ((keep[:-1] - keep[1:]) * values).sum((-1, -2))
+    terms.add_profile(per_bucket, ((1.0 - keep[0]) * values).sum().item())
 
 
 def sequence_nelbo(
@@ -210,22 +129,30 @@ def sequence_nelbo(
     noise: BatchNoise | KeyedNoise | None = None,
     estimator: str = "plain",
     proposal: TimeProposal | None = None,
+    terms: Terms | None = None,
 ) -> torch.Tensor:
     """NELBO estimates in nats per sequence, (B, K) float64 (K = 1 for ``discrete``).
 
     Args: x0 (B, L) ids, target_mask (B, L) bool. Conditional on the number of target tokens.
     ``noise`` supplies the uniforms (default: ``generator`` in call order); ``estimator`` and
-    ``proposal`` pick the continuous bound's estimator (``diffusion.estimators``).
+    ``proposal`` pick the continuous bound's estimator (``diffusion.estimators``). With
+    ``terms``, where in t the estimate lies is added to it, from the parts the bound returns.
     """
     if bound == "discrete":
-        return discrete_nelbo(
+        values, times = discrete_terms(
             diffusion, denoiser, x0, target_mask, step_size, generator, noise
-        ).unsqueeze(-1)
+        )
+        if terms is not None:
+            add_discrete(terms, values, times)
+        return values.sum(-1, keepdim=True)
     if bound == "continuous":
-        return continuous_nelbo(
+        draws = continuous_draws(
             diffusion, denoiser, x0, target_mask, mc_samples, generator, noise=noise,
             estimator=estimator, proposal=proposal,
         )  # fmt: skip
+        if terms is not None:
+            add_continuous(terms, draws, diffusion, x0, target_mask)
+        return draws.values + draws.reconstruction[:, None]
     raise ValueError(f"--bound {bound!r} is unknown: choose one of {', '.join(BOUNDS)}")
 
 
@@ -260,20 +187,18 @@ def sequence_bounds(
     bar = progress_bar(
         total * per_batch if total is not None else None, "bound", "call", enabled=progress
     )
-    recorder = TermRecorder(diffusion, denoiser, bound, step_size, mc_samples, bar, terms)
-    recorder.estimator, recorder.proposal = estimator, proposal
+    counted = CallCounter(denoiser, bar)
     done = 0
     with bar:
         for x0_cpu, mask_cpu in batches:
             x0, target_mask = x0_cpu.to(device), mask_cpu.to(device)
-            recorder.batch(x0, target_mask)
             noise = None
             if keys is not None:
                 batch_keys = keys[done : done + len(x0)]
                 noise = KeyedNoise(batch_keys, mask_cpu, per_batch, device)
             nelbo = sequence_nelbo(
-                diffusion, recorder, x0, target_mask, bound, step_size, mc_samples, generator,
-                noise, estimator, proposal,
+                diffusion, counted, x0, target_mask, bound, step_size, mc_samples, generator,
+                noise, estimator, proposal, terms,
             )  # fmt: skip
             done += len(x0)
             values.append(nelbo.cpu())

@@ -41,10 +41,10 @@ def fit_proposal(
     for start in range(0, n, batch_size):
         x0, target_mask = collate(list(ids[start : min(n, start + batch_size)]), pad_id)
         noise = KeyedNoise(keys[start : start + len(x0)], target_mask, PILOT_DRAWS + 1, device)
-        draws, v, _ = continuous_draws(
+        draws = continuous_draws(
             diffusion, denoiser, x0.to(device), target_mask.to(device), PILOT_DRAWS,
             noise=noise, estimator="conditioned",
         )  # fmt: skip
-        times.append(v.flatten().cpu())
-        values.append(draws.flatten().cpu())
+        times.append(draws.times.flatten().cpu())
+        values.append(draws.values.flatten().cpu())
     return TimeProposal.fit(torch.cat(times), torch.cat(values), PROPOSAL_EDGES)
