@@ -56,7 +56,7 @@ def discrete_terms(
         log_probs = denoiser(xs, u_s, masked)
         kl, _ = masked_kl(diffusion, u_t, u_s, x0, xs, target_mask, masked, log_probs)
         terms[:, call].index_add_(0, masked.nonzero(as_tuple=True)[0], kl.to(torch.float64))
-    return terms, torch.tensor(times, dtype=torch.float64) / T
+    return terms, torch.tensor(times, dtype=torch.float64, device=x0.device) / T
 
 
 def discrete_nelbo(

@@ -86,7 +86,7 @@ def add_discrete(terms: Terms, values: torch.Tensor, times: torch.Tensor) -> Non
         if u_t <= 0.0:
             terms.reconstruction += values[:, j].sum().item()
         else:
-            terms.add(torch.full((len(values),), u_t), values[:, j], 1.0)
+            terms.add(torch.full((len(values),), u_t, device=values.device), values[:, j], 1.0)
 
 
 def add_continuous(
