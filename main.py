@@ -77,7 +77,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     for setting in ranged():  # the declared ranges (training.settings)
         check_number(setting.flag, getattr(args, setting.name), setting.low, setting.high,
-                     low_open=setting.low_open, note=setting.note)  # fmt: skip
+                     low_open=setting.low_open, high_open=setting.high_open,
+                     note=setting.note)  # fmt: skip
     if args.max_steps != -1:
         check_number("--max_steps", args.max_steps, 1, MAX_COUNT, note="-1 = use --epochs")
     if args.task is not None and args.max_target_length >= 2:  # < 2: the seq2seq set-up says

@@ -144,3 +144,48 @@ def test_the_logged_gradient_norm_is_that_of_the_gradients_applied(
         assert seen[0] == pytest.approx(clip, rel=1e-4) and record["grad_norm"] > 10 * clip
     else:
         assert record["grad_norm"] == pytest.approx(seen[0], rel=1e-4)  # fp32 sums
+
+
+def _ema_trainer(tiny_bert, tokenizer, data, decay):
+    trainer = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
+    return Trainer(
+        model=trainer.model, diffusion=trainer.diffusion, config=trainer.config,
+        train=dataclasses.replace(trainer.train, ema=decay, bf16=False), tokenizer=tokenizer,
+        train_set=data, device=torch.device("cpu"),
+    )  # fmt: skip
+
+
+def test_the_moving_average_is_the_hand_computed_one(tiny_bert, tokenizer, toy_txt):
+    """--ema d: after step 1 the average is the weights, then a ← d·a + (1 − d)·w."""
+    data = tokenize_texts(load_texts(str(toy_txt)), tokenizer, 24, "toy")
+    trainer = _ema_trainer(tiny_bert, tokenizer, data, 0.5)
+    hand = None
+    for _ in range(3):
+        trainer.train_step()
+        weights = {k: v.detach().clone().double() for k, v in trainer.model.named_parameters()}
+        hand = weights if hand is None else {k: 0.5 * hand[k] + 0.5 * weights[k] for k in hand}
+    averaged = dict(trainer.averaged.named_parameters())
+    assert any(not torch.equal(averaged[k].double(), weights[k]) for k in weights)
+    for name, value in hand.items():
+        assert torch.allclose(averaged[name].double(), value, atol=1e-6), name
+
+
+def test_a_run_with_a_moving_average_resumes_exactly(tiny_bert, tokenizer, toy_txt):
+    """Four steps straight equal two, then a fresh trainer holding the checkpoint's (averaged)
+    weights and the training state, then two: the raw weights and the average alike."""
+    data = tokenize_texts(load_texts(str(toy_txt)), tokenizer, 24, "toy")
+    whole = _ema_trainer(tiny_bert, tokenizer, data, 0.9)
+    losses = [whole.train_step()["loss"] for _ in range(4)]
+    first = _ema_trainer(tiny_bert, tokenizer, data, 0.9)
+    head = [first.train_step()["loss"] for _ in range(2)]
+    saved = {k: v.clone() for k, v in first.averaged.state_dict().items()}  # what a save writes
+    state = first.state_dict()
+    second = _ema_trainer(tiny_bert, tokenizer, data, 0.9)
+    second.model.load_state_dict(saved)  # the checkpoint's weights, as a resume loads them
+    second.load_state_dict(state)
+    tail = [second.train_step()["loss"] for _ in range(2)]
+    assert head + tail == pytest.approx(losses, rel=1e-6)
+    for a, b in zip(whole.model.parameters(), second.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(whole.averaged.parameters(), second.averaged.parameters(), strict=True):
+        assert torch.equal(a, b)

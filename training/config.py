@@ -11,7 +11,7 @@ from training.settings import locked
 # Settings a resumed run must share with the run it continues: those declared ``locked``.
 RESUME_LOCKED = locked()
 # The value a setting had in runs saved before it existed.
-BEFORE_IT_EXISTED = {"group_by_length": False}
+BEFORE_IT_EXISTED = {"group_by_length": False, "ema": 0.0}
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class TrainingConfig:
     per_sequence_t: bool = False
     group_by_length: bool = False
     compile: bool = False
+    ema: float = 0.0
     seed: int = 42
     data_seed: int = 42
     logging_steps: int = 100

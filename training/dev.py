@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 def dev_evaluation(
     trainer: Trainer, dev_set: datasets.Dataset, stop: Callable[[], int | None] = lambda: None
 ) -> dict:
-    """The dev figure of ``trainer``'s model on ``dev_set`` (``nats_per_token`` and the rest of
-    ``evaluation.bounds.summarise``, ``bound``); ``stop()`` is asked before every network call
-    (a signal abandons the evaluation: ``EvaluationStopped``)."""
-    trainer.model.eval()
+    """The dev figure of ``trainer``'s model (its moving average with ``--ema``) on
+    ``dev_set`` (``nats_per_token`` and the rest of ``evaluation.bounds.summarise``,
+    ``bound``); ``stop()`` is asked before every network call (a signal abandons the
+    evaluation: ``EvaluationStopped``)."""
+    model = trainer.averaged.eval()
     size, pad = trainer.train.eval_batch_size, trainer.tokenizer.pad_token_id
     batches = (fetch(dev_set, range(i, min(i + size, len(dev_set))), pad)
                for i in range(0, len(dev_set), size))  # fmt: skip
@@ -41,14 +42,14 @@ def dev_evaluation(
             bar.update(1)
 
         with bar, autocast(trainer.precision, trainer.device):
-            values, tokens = sequence_nlls(trainer.model, batches, trainer.device, before_call)
+            values, tokens = sequence_nlls(model, batches, trainer.device, before_call)
         return dev_figures(values, tokens)
     bound = "discrete" if trainer.config.schedule == "linear" else "continuous"
     calls = calls_per_batch(bound, trainer.config.num_steps, trainer.train.eval_step_size, 1)
     bar = progress_bar(calls * count, "dev bound", "call", enabled=enabled, leave=False)
     with bar, autocast(trainer.precision, trainer.device):
         result = estimate_bound(
-            trainer.diffusion, Watched(trainer.model, bar, stop), batches, bound,
+            trainer.diffusion, Watched(model, bar, stop), batches, bound,
             trainer.train.eval_step_size, 1, trainer.train.data_seed, trainer.device,
         )  # fmt: skip
     result["bound"] = bound

@@ -33,8 +33,8 @@ ALWAYS, D3PM, SEQ2SEQ, NO_MAX_STEPS = "always", "d3pm", "seq2seq", "no_max_steps
 class Setting:
     """One flag of main.py. ``kind`` is int, float, str or bool (a ``--flag``/``--no-flag``
     boolean); ``choices`` a registry read when the parser is built; ``low``/``high`` the range
-    checked before the run starts (``low_open``: ``low`` itself refused; ``note`` explains a
-    special value); ``locked``: a resumed run must keep the value; ``shown``: when the
+    checked before the run starts (``low_open``/``high_open``: that end refused; ``note``
+    explains a special value); ``locked``: a resumed run must keep the value; ``shown``: when the
     dashboard's table shows it (module constants)."""
 
     name: str
@@ -45,6 +45,7 @@ class Setting:
     low: float | None = None
     high: float | None = None
     low_open: bool = False
+    high_open: bool = False
     note: str | None = None
     locked: bool = False
     shown: str = ""
@@ -120,6 +121,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("weight_decay", 0.0, "AdamW weight decay", float, low=0, high=1e6, locked=True),
     _s("max_grad_norm", 0.0, "0 = no clipping (reference)", float, low=0, high=1e12,
        note="0 = no clipping", locked=True),
+    _s("ema", 0.0, "decay of an exponential moving average of the weights (MDLM: 0.9999); "
+       "0 = off. The dev bound and the saved weights are the average's; the raw weights are "
+       "kept in last/training_state.pt for resume", float, low=0, high=1, high_open=True,
+       note="0 = off", locked=True),
     _s("bf16", True, "bf16 autocast where the device computes bf16 natively (CUDA, CPUs with "
        "AVX512-BF16/AMX); fp32 elsewhere", bool, locked=True),
     _s("compile", False, "torch.compile the encoder: a faster step once compiled (the first "

@@ -14,6 +14,7 @@ import datasets
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import PreTrainedTokenizerBase
 
 from common.precision import autocast, resolve_precision
@@ -84,6 +85,7 @@ class Trainer:
     optimizer: torch.optim.Optimizer = field(init=False)
     scheduler: torch.optim.lr_scheduler.LambdaLR = field(init=False)
     network: torch.nn.Module = field(init=False)
+    ema: AveragedModel | None = field(init=False)
 
     def __post_init__(self) -> None:
         t = self.train
@@ -97,6 +99,9 @@ class Trainer:
         )
         self.optimizer = adamw(self.model, t.lr, t.weight_decay, self.device)
         self.scheduler = lr_scheduler(self.optimizer, t.lr_schedule, t.warmup_steps)
+        self.ema = None  # torch's AveragedModel: the first update copies, then decays
+        if t.ema > 0:
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema))
         if t.compile:
             self.model.compile_encoder()
         self.network = self.model
@@ -109,6 +114,12 @@ class Trainer:
         if self.train.max_steps > 0:
             return self.train.max_steps
         return self.train.epochs * self.plan.steps_per_epoch
+
+    @property
+    def averaged(self) -> DiffusionBert | CausalTwin:
+        """The weights the dev bound reads and a checkpoint saves: the moving average's with
+        ``--ema``, else the model's own."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def precision(self) -> str:
@@ -168,6 +179,8 @@ class Trainer:
             grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g)
                                                               for g in grads]))  # fmt: skip
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.bad_steps = 0
@@ -203,10 +216,25 @@ class Trainer:
             "bad_steps": self.bad_steps,
             "skipped_steps": self.skipped_steps,
             "args": self.run_args,
+            **self._raw_weights(),
         }
 
+    def _raw_weights(self) -> dict:
+        """With ``--ema`` the checkpoint's weights are the average's: the raw weights and the
+        average's count go into the training state, for an exact resume."""
+        if self.ema is None:
+            return {}
+        raw = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return {"raw_weights": raw, "ema_updates": int(self.ema.n_averaged.item())}
+
     def load_state_dict(self, state: dict) -> None:
-        """Continue from ``state_dict()`` of an earlier run (this rank's RNG states)."""
+        """Continue from ``state_dict()`` of an earlier run (this rank's RNG states). With
+        ``--ema`` the model holds the checkpoint's (averaged) weights: they become the
+        average's and the raw weights of the state the model's."""
+        if self.ema is not None and "raw_weights" in state:
+            self.ema.module.load_state_dict(self.model.state_dict())
+            self.model.load_state_dict(state["raw_weights"])
+            self.ema.n_averaged.fill_(state["ema_updates"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"][self.rank])
@@ -231,8 +259,8 @@ class Trainer:
                 "best_dev_nats_per_token": self.best,
             }
             save_checkpoint(
-                path, self.model, self.tokenizer, self.config, self.counts, state, self.lengths,
-                run,
+                path, self.averaged, self.tokenizer, self.config, self.counts, state,
+                self.lengths, run,
             )  # fmt: skip
 
     def fit(
