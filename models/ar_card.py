@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.card import BASES, PROJECT, TRAINING_ARGS, _data, _held_out, _number
+from models.card import (
+    BASES,
+    PROJECT,
+    TRAINING_ARGS,
+    _data,
+    _held_out,
+    _number,
+    provenance,
+)
 from models.config import DiffusionConfig
 
 
@@ -79,4 +87,6 @@ records of the diffusion bounds, and `python3 -m evaluation.compare` pairs the t
 ```bash
 {use}
 ```
+
+{provenance(run)}
 """  # noqa: E501

@@ -35,6 +35,29 @@ DATA = {
     "lm1b": ("billion-word-benchmark/lm1b", "the One Billion Word benchmark (LM1B)"),
 }
 UNCONDITIONAL_ONLY = ("task", "max_target_length")
+CITATION = """@article{he2022diffusionbert,
+  title={DiffusionBERT: Improving Generative Masked Language Models with Diffusion Models},
+  author={He, Zhengfu and Sun, Tianxiang and Wang, Kuanning and Huang, Xuanjing and Qiu, Xipeng},
+  journal={arXiv preprint arXiv:2211.15029},
+  year={2022}
+}"""
+
+
+def provenance(run: dict[str, Any]) -> str:
+    """The card's closing sections: the command that trained the folder (``run["command"]``,
+    when recorded), the licences of the weights and of the training text, and the paper's
+    BibTeX."""
+    args = run.get("args") or {}
+    _, license_ = BASES.get(args.get("model_name_or_path", ""), (None, None))
+    weights = f"under {license_}, the base model's" if license_ else "not recorded"
+    text = DATA.get(args.get("dataset") or "", (None, ""))[1]
+    text = text if text and not args.get("task") else "see the data named under Training"
+    parts = []
+    if run.get("command"):
+        parts.append(f"## How it was trained\n\n```bash\n{run['command']}\n```")
+    parts.append(f"## Licences\n\nThe weights: {weights}. The training text: {text}.")
+    parts.append(f"## Citation\n\n```bibtex\n{CITATION}\n```")
+    return "\n\n".join(parts)
 
 
 def training_args(run: dict[str, Any]) -> str:
@@ -236,4 +259,6 @@ copied or downloaded to `{folder}`:
 length counts of the training split), `time_embedding.safetensors` (time designs `token` and
 `layerwise`), `{TRAINING_ARGS}`, and in `last/` `training_state.pt` (optimizer, schedule and
 RNG states for `main.py --resume_from`).
+
+{provenance(run)}
 """  # noqa: E501

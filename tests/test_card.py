@@ -137,3 +137,17 @@ def test_card_metadata_and_numbers_are_the_runs():
     assert "| `max_target_length` | `16` |" in seq2seq and "16 target positions" in seq2seq
     assert "first 128 pairs of the valid split" in seq2seq
     assert "predict_downstream_condition.py --checkpoint best --task toy" in seq2seq
+
+
+def test_the_card_says_how_it_was_trained_its_licences_and_how_to_cite():
+    from training.settings import command_line
+
+    command = command_line({"dataset": "wiki-summaries", "lr": 3e-4, "bf16": False})
+    assert command == "python3 main.py --dataset wiki-summaries --lr 0.0003 --no-bf16"
+    run = {**run_of(dataset="wiki-summaries"), "command": command}
+    card = model_card(DiffusionConfig(), run, "best")
+    assert f"## How it was trained\n\n```bash\n{command}\n```" in card
+    assert "The weights: under apache-2.0, the base model's." in card
+    assert "CC BY-SA" in card.split("## Licences")[1]  # the text's terms, beside the weights'
+    assert "@article{he2022diffusionbert" in card and "arXiv:2211.15029" in card
+    assert "## How it was trained" not in model_card(DiffusionConfig(), run_of(), "best")

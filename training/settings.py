@@ -9,6 +9,7 @@ A new setting is one ``Setting`` here, plus its use in the code that reads it an
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -180,3 +181,18 @@ def shown(objective: str | None, task: str | None, max_steps: int) -> list[str]:
     if max_steps <= 0:
         show.add(NO_MAX_STEPS)
     return [s.name for s in SETTINGS if s.shown in show]
+
+
+def command_line(values: dict[str, Any]) -> str:
+    """``python3 main.py`` with every declared flag whose value in ``values`` (a run's flags)
+    is not its default, shell-quoted: the command a model card shows."""
+    parts = ["python3", "main.py"]
+    for s in SETTINGS:
+        value = values.get(s.name, s.default)
+        if value == s.default:
+            continue
+        if s.kind is bool:
+            parts.append(s.flag if value else f"--no-{s.name}")
+        else:
+            parts += [s.flag, str(value)]
+    return shlex.join(parts)

@@ -33,6 +33,7 @@ from training.loggers import Logger
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
 from training.run_dir import prune_checkpoints, record_checkpoint
+from training.settings import command_line
 from training.step_loss import step_loss
 from training.stopping import (
     SIGNAL_NAMES,
@@ -257,6 +258,7 @@ class Trainer:
                 },
                 "step": self.step,
                 "best_dev_nats_per_token": self.best,
+                "command": command_line(self.run_args) if self.run_args else None,
             }
             save_checkpoint(
                 path, self.averaged, self.tokenizer, self.config, self.counts, state,
