@@ -23,7 +23,7 @@ from common.precision import announced_precision, autocast
 from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from corpora import load_texts, tokenize_texts
-from diffusion import ESTIMATORS, PROTOCOLS, check_step_size
+from diffusion import ESTIMATORS, PROTOCOLS, check_step_size, estimator_help
 from evaluation.bounds import BOUNDS
 from evaluation.exact import exact_record
 from evaluation.likelihood import check_estimator_fits, likelihood_record
@@ -63,14 +63,7 @@ def build_parser() -> Parser:
         "--estimator",
         default="conditioned",
         choices=choices(ESTIMATORS),
-        help="continuous bound: plain (iid masks), conditioned (masks conditioned on masking "
-        "one, scaled by its probability), importance (conditioned, times from a fitted "
-        "proposal), antithetic, rao_blackwell (conditioned, each score averaged over the "
-        "time given its mask: --timestep none models without the spindle) or "
-        "rao_blackwell_cv (rao_blackwell minus a control variate, the NLLs with every token "
-        "masked, whose expectation is known; one more call) or rao_blackwell_loo "
-        "(rao_blackwell with independent times, minus a control variate from each token's "
-        "NLLs in the other draws; no extra call); all unbiased",
+        help=f"continuous bound: {estimator_help()}; all unbiased",
     )
     a(
         "--proposal",
@@ -136,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     ignored = {"discrete": ("estimator", "mc_samples", "proposal"),
                "continuous": ("eval_step_size",)}  # fmt: skip
     build_parser().refuse_ignored(argv, ignored[args.bound], f"--bound {args.bound}")
-    if args.proposal and args.estimator != "importance":
-        raise UsageError("--proposal is used by --estimator importance only: add it or drop it")
+    if args.proposal and not ESTIMATORS[args.estimator].uses_proposal:
+        users = " or ".join(name for name, cls in ESTIMATORS.items() if cls.uses_proposal)
+        raise UsageError(f"--proposal is used by --estimator {users} only: add it or drop it")
     settings = Path(args.checkpoint) / SETTINGS
     config = DiffusionConfig.load(settings) if settings.is_file() else None
     if config is not None and config.autoregressive:

@@ -14,15 +14,17 @@ Registries map names to classes (or loss functions): ``BASE_SCHEDULES``, ``PROTO
 
 from diffusion.base_schedules import BASE_SCHEDULES, BaseSchedule, make_base_schedule
 from diffusion.blocks import row_blocks
-from diffusion.elbo import (
-    ContinuousDraws,
-    continuous_draws,
-    continuous_nelbo,
-    discrete_nelbo,
-    discrete_terms,
-)
+from diffusion.bound_batch import BoundBatch, ContinuousDraws
+from diffusion.draws import PROPOSAL_EDGES, TimeProposal
+from diffusion.elbo import continuous_draws, continuous_nelbo, discrete_nelbo, discrete_terms
 from diffusion.errors import ParameterError, check_step_size
-from diffusion.estimators import ESTIMATORS, PROPOSAL_EDGES, TimeProposal, check_estimator
+from diffusion.estimators import (
+    ESTIMATORS,
+    ContinuousEstimator,
+    check_estimator,
+    estimator_help,
+    make_estimator,
+)
 from diffusion.guidance import GuidedDenoiser
 from diffusion.kl import absorbing_kl, masked_kl
 from diffusion.losses import OBJECTIVES, LossOutput, Noise, antithetic, d3pm_loss, mdlm_loss
@@ -61,8 +63,10 @@ __all__ = [
     "AncestralSampler",
     "BaseSchedule",
     "BatchNoise",
+    "BoundBatch",
     "CachedSampler",
     "ContinuousDraws",
+    "ContinuousEstimator",
     "ExactProtocol",
     "GuidedDenoiser",
     "KeyedNoise",
@@ -89,8 +93,10 @@ __all__ = [
     "d3pm_loss",
     "discrete_nelbo",
     "discrete_terms",
+    "estimator_help",
     "filter_log_probs",
     "make_base_schedule",
+    "make_estimator",
     "make_protocol",
     "make_sampler",
     "masked_kl",

@@ -1,73 +1,262 @@
-"""Variance reduction for the continuous-time bound, each estimate still unbiased.
+"""The continuous-time bound's estimators, one class each, picked by name (``ESTIMATORS``,
+``make_estimator``). All are unbiased; they differ in how their K draws of a time and a mask
+are made and scored, and so in their variance.
 
-``plain``: K stratified times per sequence, u_k = eps + (1 − eps) · ((offset + k / K) mod 1),
-and masks drawn iid from q(x_u | x0). At small u most draws mask nothing and score 0, and a
-few mask one token and score about 1/u times its NLL: that 0-or-large split is most of the
-variance.
-
-``conditioned``: the same times, but every mask is drawn conditioned on masking at least one
-target token and its score multiplied by P(at least one masked | u). The expectation is the
-same (a draw that masks nothing scores exactly 0), and the 0-or-large split is gone. The
-reconstruction step at u = eps is treated the same way.
-
-``importance``: ``conditioned`` with the times drawn from a ``TimeProposal`` (a piecewise-
-constant density of v = (u − eps) / (1 − eps), stratified in its inverse CDF), each draw's
-score divided by the density at its time.
-
-``rao_blackwell``: ``conditioned``'s draws, each score replaced by its expectation over the
-time given the mask. For a network that does not see the time (``--timestep none``) the
-network's output depends on the mask M only, so E[score | M] = ∫ P(M | u) f(u, M) du /
-∫ P(M | u) / P(any | u) du, with f(u, M) = Σ_{i∈M} ρ_i(u) · (−log p_θ(x0_i | M)): two 1-D
-integrals computed by quadrature (``time_quadrature``) with no further network call. The
-0-or-large split and the 1/u weights are gone: a mask of k tokens scores about the mean NLL of
-its tokens times the number of targets. It needs the true reveal rate ρ_i to be the model's
-(no spindle, or the ``official`` protocol), and a time-agnostic network.
-
-``rao_blackwell_cv``: ``rao_blackwell`` with a control variate. One more network call gives
-every target token's NLL with all targets masked, g_i. The same score computed with g in
-place of the network's NLLs has a known expectation, Σ_i g_i (1 − ᾱ_i(1)) (the bound of a
-network that ignores the context), so each draw scores that plus the ``rao_blackwell`` score
-of the differences nll_i − g_i: only what the context adds is left to Monte Carlo. Unbiased
-for any g; its variance is small when the context changes the NLLs little.
-
-``rao_blackwell_loo``: ``rao_blackwell`` with a leave-one-out control variate and no extra
-call. Draw k's times are independent uniforms (not stratified), so the other draws tell
-nothing about draw k's mask; v^(−k)_i, token i's mean NLL over the other draws that mask it (0
-where none does), is then a fixed value for draw k, and draw k scores its ``rao_blackwell``
-score minus the same score computed with v^(−k), plus that score's known expectation
-Σ_i v^(−k)_i (1 − ᾱ_i(1)). Each draw stays unbiased; what is left to chance is how a token's
-NLL moves with the rest of the mask. The draws share their values, so the standard error from
-their spread is a large-K approximation. Same requirements as ``rao_blackwell``.
-
-``antithetic``: draws in pairs: a stratified time v with mask uniforms U, then its mirror,
-time 1 − v with uniforms 1 − U (where one masks a token the other tends to keep). Each draw
-alone is a draw of ``plain``, so the average stays unbiased.
+Draw k has a time u = eps + (1 − eps) · v, v ∈ [0, 1], and a mask of x0 at u; one network
+call at the masked sequence scores it. The bound is ∫_eps^1 of the path-KL rate
+(``diffusion.kl.continuous_integrand``) plus the exact reconstruction step from u = eps to 0.
+``ContinuousEstimator.estimate`` runs the draws; each subclass overrides the one step it
+changes (``uniform``, ``time``, ``draw``, ``score``, ``start`` or ``finish``). A new estimator
+is one subclass added to ``ESTIMATORS``, plus its tests (docs/development.md shows one).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-import numpy as np
 import torch
 
+from diffusion.bound_batch import BoundBatch, ContinuousDraws
+from diffusion.draws import TimeProposal, stratified
 from diffusion.errors import ParameterError
+from diffusion.kl import continuous_integrand
+from diffusion.rao_blackwell import (
+    context_free,
+    leave_one_out_control,
+    leave_one_out_values,
+    time_given_mask,
+)
 
-ESTIMATORS = ("plain", "conditioned", "importance", "antithetic", "rao_blackwell",
-              "rao_blackwell_cv", "rao_blackwell_loo")  # fmt: skip
-RAO_BLACKWELL = ("rao_blackwell", "rao_blackwell_cv", "rao_blackwell_loo")
-CARRY_RECONSTRUCTION = ("rao_blackwell", "rao_blackwell_loo")  # no call at eps
-CONDITIONED = ("conditioned", "importance", *RAO_BLACKWELL)  # masks conditioned on one
+
+class ContinuousEstimator:
+    """``plain``: K stratified times per sequence, u_k = eps + (1 − eps) · ((offset + k / K)
+    mod 1), and masks drawn iid from q(x_u | x0). At small u most draws mask nothing and score
+    0, and a few mask one token and score about 1/u times its NLL: that 0-or-large split is
+    most of the variance."""
+
+    name = "plain"
+    summary = "iid masks"
+    conditioned = False  # masks conditioned on masking at least one target token
+    time_agnostic = False  # needs a network blind to the time, rates free of the candidate
+    carries_reconstruction = False  # the draws carry the step at eps: no call there
+    uses_proposal = False  # times from a ``TimeProposal``
+
+    def __init__(self, proposal: TimeProposal | None = None) -> None:
+        self.proposal = proposal if self.uses_proposal and proposal else TimeProposal.uniform()
+
+    def estimate(self, batch: BoundBatch) -> ContinuousDraws:
+        """Run the K draws of ``batch`` and return the estimate's parts (all float64)."""
+        batch.diffusion.schedule.require_continuous()
+        if self.time_agnostic and batch.diffusion.candidate_rates:
+            raise ParameterError(
+                "estimator",
+                f"estimator {self.name!r} needs reveal rates that do not depend on the "
+                "candidate token: a schedule without the spindle, or the official protocol",
+            )
+        self.start(batch)
+        batch.offsets = batch.noise.offset()
+        for k in range(batch.mc_samples):
+            xt, masked, u, v, factor = self.draw(batch, k)
+            log_probs = batch.denoiser(xt, u, masked)
+            batch.times[:, k] = v
+            self.score(batch, k, xt, masked, u, factor, log_probs)
+        return self.finish(batch)
+
+    def start(self, batch: BoundBatch) -> None:
+        """Anything computed before the draws (a control variate's call)."""
+
+    def uniform(self, batch: BoundBatch, k: int) -> torch.Tensor:
+        """The uniform (B,) that draw k's time is made from."""
+        return stratified(batch.offsets, k, batch.mc_samples)
+
+    def draw(self, batch: BoundBatch, k: int):
+        """Draw k: x_u (B, L), masked (B, L), u (B,), v (B,) and its score's factor (B,)."""
+        v, weight = self.proposal.sample(self.uniform(batch, k))
+        u = batch.eps + (1.0 - batch.eps) * v
+        xt, masked, p_any = batch.mask(u, k, self.conditioned)
+        return xt, masked, u, v, weight * p_any
+
+    def score(self, batch: BoundBatch, k: int, xt, masked, u, factor, log_probs) -> None:
+        """Write draw k's value and integral share from the network's ``log_probs`` (N, V)."""
+        rate = continuous_integrand(
+            batch.diffusion, u, batch.x0, xt, batch.target_mask, masked, log_probs
+        )
+        rows = masked.nonzero(as_tuple=True)[0]
+        batch.values[:, k].index_add_(0, rows, (1.0 - batch.eps) * rate.to(torch.float64))
+        batch.values[:, k] *= factor
+        batch.integral[:, k] = batch.values[:, k]
+
+    def finish(self, batch: BoundBatch) -> ContinuousDraws:
+        """The reconstruction call at u = eps (call K), and the estimate's parts."""
+        x0 = batch.x0
+        u_eps = torch.full((x0.shape[0],), batch.eps, dtype=torch.float64, device=x0.device)
+        xt, masked, p_any = batch.mask(u_eps, batch.mc_samples, self.conditioned)
+        log_probs = batch.denoiser(xt, u_eps, masked)
+        recon = -log_probs.gather(-1, x0[masked].unsqueeze(-1)).squeeze(-1).to(torch.float64)
+        rows = masked.nonzero(as_tuple=True)[0]
+        recon = batch.zeros().index_add(0, rows, recon)
+        return ContinuousDraws(
+            batch.values, batch.times, recon * p_any, batch.integral, batch.zeros()
+        )
 
 
-def network_calls(estimator: str, draws: int) -> int:
-    """Network calls of the continuous bound with ``draws`` draws: one each, plus the
-    reconstruction at eps (which the draws of ``CARRY_RECONSTRUCTION`` carry) or the
-    all-masked call of ``rao_blackwell_cv``."""
-    return draws + (estimator not in CARRY_RECONSTRUCTION)
+class Conditioned(ContinuousEstimator):
+    """``conditioned``: ``plain``'s times, but every mask is drawn conditioned on masking at
+    least one target token and its score multiplied by P(at least one masked | u). The
+    expectation is the same (a draw that masks nothing scores exactly 0), and the 0-or-large
+    split is gone. The reconstruction step at u = eps is treated the same way."""
+
+    name = "conditioned"
+    summary = "masks conditioned on masking one, scaled by its probability"
+    conditioned = True
+
+
+class Importance(Conditioned):
+    """``importance``: ``conditioned`` with the times drawn from a ``TimeProposal`` (a
+    piecewise-constant density of v, stratified in its inverse CDF), each draw's score
+    divided by the density at its time."""
+
+    name = "importance"
+    summary = "conditioned, times from a fitted proposal"
+    uses_proposal = True
+
+
+class Antithetic(ContinuousEstimator):
+    """``antithetic``: draws in pairs: a stratified time v with mask uniforms U, then its
+    mirror, time 1 − v with uniforms 1 − U (where one masks a token the other tends to keep).
+    Each draw alone is a draw of ``plain``, so the average stays unbiased."""
+
+    name = "antithetic"
+    summary = "plain in mirrored pairs"
+
+    def uniform(self, batch: BoundBatch, k: int) -> torch.Tensor:
+        return stratified(batch.offsets, k // 2, (batch.mc_samples + 1) // 2)
+
+    def draw(self, batch: BoundBatch, k: int):
+        if k % 2 == 0:
+            return super().draw(batch, k)
+        v = 1.0 - batch.times[:, k - 1]
+        u = batch.eps + (1.0 - batch.eps) * v
+        xt, masked = batch.diffusion.q_sample(
+            batch.x0, batch.target_mask, u, discrete=False, draw=1.0 - batch.noise.mask(k - 1)
+        )
+        return xt, masked, u, v, torch.ones_like(v)
+
+
+class RaoBlackwell(Conditioned):
+    """``rao_blackwell``: ``conditioned``'s draws, each score replaced by its expectation over
+    the time given the mask. For a network that does not see the time (``--timestep none``)
+    the output depends on the mask M only, so E[score | M] = ∫ P(M | u) f(u, M) du /
+    ∫ P(M | u) / P(any | u) du, with f(u, M) = Σ_{i∈M} ρ_i(u) · (−log p_θ(x0_i | M)): two 1-D
+    integrals by quadrature (``rao_blackwell.time_given_mask``), no further call. Each draw
+    carries its own unbiased share of the reconstruction, so there is no call at eps. It
+    needs the true reveal rate ρ_i to be the model's (no spindle, or the ``official``
+    protocol), and a time-agnostic network."""
+
+    name = "rao_blackwell"
+    summary = (
+        "conditioned, each score averaged over the time given its mask: --timestep "
+        "none models without the spindle"
+    )
+    time_agnostic = True
+    carries_reconstruction = True
+
+    def score(self, batch: BoundBatch, k: int, xt, masked, u, factor, log_probs) -> None:
+        x0, eps = batch.x0, batch.eps
+        nll = torch.zeros(x0.shape, dtype=torch.float64, device=x0.device)
+        target = x0[masked].unsqueeze(-1)
+        nll[masked] = -log_probs.gather(-1, target).squeeze(-1).to(torch.float64)
+        nll = nll - batch.baseline_nll * masked
+        part, recon = time_given_mask(batch.diffusion, x0, batch.target_mask, masked, nll, eps)
+        batch.values[:, k] = (1.0 - eps) * part + recon + batch.baseline
+        batch.integral[:, k], batch.shares[:, k] = (1.0 - eps) * part, recon
+        batch.nlls.append(nll)
+        batch.masks.append(masked)
+
+    def finish(self, batch: BoundBatch) -> ContinuousDraws:
+        return ContinuousDraws(
+            batch.values,
+            batch.times,
+            batch.zeros(),
+            batch.integral,
+            batch.shares.mean(1),
+            self.profile(batch),
+        )
+
+    def profile(self, batch: BoundBatch) -> torch.Tensor | None:
+        """The fixed per-token NLLs (B, L) whose bound is in every draw's value, or None."""
+        return None
+
+
+class RaoBlackwellCV(RaoBlackwell):
+    """``rao_blackwell_cv``: ``rao_blackwell`` with a control variate. One more network call
+    gives every target token's NLL with all targets masked, g_i (``context_free``, made
+    first). The same score computed with g in place of the network's NLLs has a known
+    expectation, Σ_i g_i (1 − ᾱ_i(1)) (the bound of a network that ignores the context), so
+    each draw scores that plus the ``rao_blackwell`` score of the differences nll_i − g_i: only
+    what the context adds is left to Monte Carlo. Unbiased for any g; its variance is small
+    when the context changes the NLLs little."""
+
+    name = "rao_blackwell_cv"
+    summary = (
+        "rao_blackwell minus a control variate, the NLLs with every token masked, "
+        "whose expectation is known; one more call"
+    )
+    carries_reconstruction = False  # its one extra call is the all-masked one
+
+    def start(self, batch: BoundBatch) -> None:
+        batch.baseline_nll, batch.baseline = context_free(
+            batch.diffusion, batch.denoiser, batch.x0, batch.target_mask
+        )
+
+    def profile(self, batch: BoundBatch) -> torch.Tensor | None:
+        return batch.baseline_nll
+
+
+class RaoBlackwellLOO(RaoBlackwell):
+    """``rao_blackwell_loo``: ``rao_blackwell`` with a leave-one-out control variate and no
+    extra call. Draw k's times are independent uniforms (not stratified), so the other draws
+    tell nothing about draw k's mask; v^(−k)_i, token i's mean NLL over the other draws that
+    mask it (0 where none does), is then a fixed value for draw k, and draw k scores its
+    ``rao_blackwell`` score minus the same score computed with v^(−k), plus that score's known
+    expectation Σ_i v^(−k)_i (1 − ᾱ_i(1)). Each draw stays unbiased; what is left to chance is
+    how a token's NLL moves with the rest of the mask. The draws share their values, so the
+    standard error from their spread is a large-K approximation."""
+
+    name = "rao_blackwell_loo"
+    summary = (
+        "rao_blackwell with independent times, minus a control variate from each "
+        "token's NLLs in the other draws; no extra call"
+    )
+
+    def uniform(self, batch: BoundBatch, k: int) -> torch.Tensor:
+        return batch.noise.time(k)
+
+    def finish(self, batch: BoundBatch) -> ContinuousDraws:
+        nll, masked, eps = torch.stack(batch.nlls), torch.stack(batch.masks), batch.eps
+        part, recon, expected = leave_one_out_control(
+            batch.diffusion, batch.x0, batch.target_mask, nll, masked, eps
+        )
+        batch.values -= (1.0 - eps) * part + recon - expected
+        batch.integral -= (1.0 - eps) * part
+        batch.shares -= recon
+        profile = leave_one_out_values(nll, masked).mean(0)
+        return ContinuousDraws(
+            batch.values, batch.times, batch.zeros(), batch.integral, batch.shares.mean(1), profile
+        )
+
+
+ESTIMATORS: dict[str, type[ContinuousEstimator]] = {
+    cls.name: cls
+    for cls in (
+        ContinuousEstimator,
+        Conditioned,
+        Importance,
+        Antithetic,
+        RaoBlackwell,
+        RaoBlackwellCV,
+        RaoBlackwellLOO,
+    )
+}
+TIME_AGNOSTIC = tuple(name for name, cls in ESTIMATORS.items() if cls.time_agnostic)
 
 
 def check_estimator(estimator: str) -> None:
@@ -79,136 +268,19 @@ def check_estimator(estimator: str) -> None:
         )
 
 
-def conditioned_mask(
-    keep: torch.Tensor, target_mask: torch.Tensor, pick: torch.Tensor, draw: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask each target token with probability 1 − keep, conditioned on masking at least one.
-
-    The first masked position j is drawn by the inverse CDF (``pick``) of
-    P(j) ∝ Π_{i<j} keep_i · (1 − keep_j); the positions after j are masked independently by
-    ``draw`` < 1 − keep, those before j are kept.
-    Args: keep (B, L) float64 probabilities; target_mask (B, L) bool; pick (B,) and
-    draw (B, L) uniforms. Returns masked (B, L) bool and p_any (B,) float64, the probability of
-    masking at least one target token (0 for a sequence without targets, which masks nothing).
-    """
-    keep = torch.where(target_mask, keep.expand_as(draw), 1.0)
-    kept_through = keep.cumprod(-1)
-    p_any = 1.0 - kept_through[:, -1]
-    cdf = 1.0 - kept_through
-    first = (cdf <= (pick * p_any).unsqueeze(-1)).sum(-1, keepdim=True)
-    positions = torch.arange(keep.shape[1], device=keep.device).unsqueeze(0)
-    later = (positions > first) & (draw >= keep)
-    masked = ((positions == first) | later) & target_mask
-    return masked, p_any
+def make_estimator(name: str, proposal: TimeProposal | None = None) -> ContinuousEstimator:
+    """The estimator called ``name`` (``proposal``: its time density, where it uses one)."""
+    check_estimator(name)
+    return ESTIMATORS[name](proposal)
 
 
-@dataclass(frozen=True)
-class TimeProposal:
-    """A piecewise-constant density on v ∈ [0, 1]: ``density[j]`` on [edges[j], edges[j+1]).
-
-    Stored with a result (``as_dict``/``from_dict``) so that the estimate can be reproduced
-    and another checkpoint bounded with the same times.
-    """
-
-    edges: tuple[float, ...]
-    density: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        widths = [b - a for a, b in zip(self.edges, self.edges[1:], strict=False)]
-        if (
-            not all(math.isfinite(x) for x in (*self.edges, *self.density))
-            or len(self.density) != len(widths)
-            or self.edges[0] != 0.0
-            or self.edges[-1] != 1.0
-            or min(widths) <= 0
-            or min(self.density) <= 0
-            or abs(sum(d * w for d, w in zip(self.density, widths, strict=True)) - 1.0) > 1e-9
-        ):
-            raise ParameterError(
-                "proposal",
-                "proposal: edges must rise from 0 to 1 and the density be finite, positive and "
-                "integrate to 1",
-            )
-
-    @classmethod
-    def uniform(cls) -> TimeProposal:
-        return cls((0.0, 1.0), (1.0,))
-
-    @classmethod
-    def fit(
-        cls,
-        v: torch.Tensor,
-        values: torch.Tensor,
-        edges: Sequence[float],
-        floor: float = 0.2,
-    ) -> TimeProposal:
-        """The density ∝ √E[f² | bin] (the variance-minimising shape within the family),
-        mixed with ``floor`` of the uniform so that no weight exceeds 1 / floor.
-
-        Args: v (N,) pilot times in [0, 1] drawn uniformly; values (N,) the integrand there.
-        """
-        edges_t = torch.tensor(edges, dtype=torch.float64)
-        index = torch.bucketize(v.double().cpu(), edges_t[1:-1], right=True)
-        bins = len(edges) - 1
-        second = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, values.double() ** 2)
-        count = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(v))
-        shape = (second / count.clamp_min(1)).sqrt()
-        widths = edges_t.diff()
-        if (shape * widths).sum() <= 0:
-            return cls.uniform()
-        shape = shape / (shape * widths).sum()
-        density = (1.0 - floor) * shape + floor
-        density = density / (density * widths).sum()
-        return cls(tuple(float(e) for e in edges), tuple(density.tolist()))
-
-    def sample(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inverse CDF: uniforms y (B,) → times v (B,) and their weights 1 / density(v) (B,)."""
-        edges = torch.tensor(self.edges, dtype=torch.float64, device=y.device)
-        density = torch.tensor(self.density, dtype=torch.float64, device=y.device)
-        mass = density * edges.diff()
-        cdf = torch.cat([mass.new_zeros(1), mass.cumsum(0)])
-        cdf[-1] = 1.0
-        j = torch.bucketize(y, cdf[1:-1], right=True)
-        v = edges[j] + (y - cdf[j]) / density[j]
-        return v.clamp(0.0, 1.0), 1.0 / density[j]
-
-    def density_at(self, v: torch.Tensor) -> torch.Tensor:
-        """The density at times v (B,) in [0, 1], float64."""
-        edges = torch.tensor(self.edges, dtype=torch.float64, device=v.device)
-        density = torch.tensor(self.density, dtype=torch.float64, device=v.device)
-        return density[torch.bucketize(v.double(), edges[1:-1], right=True)]
-
-    def as_dict(self) -> dict:
-        return {"edges": list(self.edges), "density": list(self.density)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TimeProposal:
-        return cls(tuple(float(e) for e in data["edges"]), tuple(float(d) for d in data["density"]))
+def network_calls(estimator: str, draws: int) -> int:
+    """Network calls of the continuous bound with ``draws`` draws: one each, plus the
+    reconstruction at eps (none where the draws carry it) or a control variate's call."""
+    check_estimator(estimator)
+    return draws + (not ESTIMATORS[estimator].carries_reconstruction)
 
 
-# Bins of v for a fitted proposal: finer near 0, where the integrand's variance lives.
-PROPOSAL_EDGES = (0.0, 1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4, 1.0)
-
-
-def stratified(offset: torch.Tensor, k: int, draws: int) -> torch.Tensor:
-    """The k-th of ``draws`` stratified uniforms, (offset + k / draws) mod 1, (B,)."""
-    return (offset + k / draws) % 1.0
-
-
-def time_quadrature(
-    device: torch.device | str = "cpu", levels: int = 16, nodes: int = 8
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gauss–Legendre nodes v (J,) and weights (J,) on [0, 1], float64: ``nodes`` per interval
-    on [0, 2^-levels] and on each [2^-(l+1), 2^-l], l < levels, so that integrands that vary
-    on the scale of v itself near 0 (P(M | u) of a few masked tokens) are integrated to
-    float64 precision. J = (levels + 1) · nodes."""
-    x, w = np.polynomial.legendre.leggauss(nodes)
-    bounds = [0.0] + [2.0**-level for level in range(levels, -1, -1)]
-    v, weights = [], []
-    for a, b in itertools.pairwise(bounds):
-        v.append((b - a) / 2 * x + (a + b) / 2)
-        weights.append((b - a) / 2 * w)
-    return (
-        torch.tensor(np.concatenate(v), dtype=torch.float64, device=device),
-        torch.tensor(np.concatenate(weights), dtype=torch.float64, device=device),
-    )
+def estimator_help() -> str:
+    """Every estimator's name and summary, for a ``--estimator`` help text."""
+    return "; ".join(f"{name} ({cls.summary})" for name, cls in ESTIMATORS.items())

@@ -6,7 +6,8 @@ With the spindle and the ``exact`` protocol it needs Σ_v p_θ(v) r(v) with toke
 rates and an estimated sequence mean that couples the masked positions of a sequence;
 ``SpindleKL`` computes it over row blocks and writes its gradient straight into one (N, V)
 buffer, so a training step keeps no (N, V) tensor beyond the network's log-probabilities and
-that gradient.
+that gradient. ``continuous_integrand`` is the continuous-time bound's counterpart: the rate of
+the path-space KL at one time.
 """
 
 from __future__ import annotations
@@ -227,3 +228,34 @@ class _Blocks:
     @staticmethod
     def cat(parts: list[torch.Tensor], empty: tuple[int, ...], like: torch.Tensor):
         return torch.cat(parts) if parts else like.new_zeros(empty)
+
+
+def continuous_integrand(
+    diffusion: AbsorbingDiffusion,
+    u: torch.Tensor,
+    x0: torch.Tensor,
+    xt: torch.Tensor,
+    target_mask: torch.Tensor,
+    masked: torch.Tensor,
+    log_probs: torch.Tensor,
+) -> torch.Tensor:
+    """Per masked position, the rate of the path-space KL at time u, (N,).
+
+    With true reveal rate ρ = −ᾱ'/(1 − ᾱ) of x0 and model rates p_θ(v) ρ̂(v):
+    Σ_v p_θ(v) ρ̂(v) − ρ + ρ log(ρ / (p_θ(x0) ρ̂(x0))). Without candidate-dependent rates (no
+    spindle, or the official protocol, which uses the true token's rate for every candidate)
+    this is −ρ log p_θ(x0).
+    """
+    target = x0[masked]
+    log_p_x0 = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    rho = diffusion.schedule.loss_weight(u, diffusion.centred(x0, target_mask))
+    rho = rho.expand_as(x0)[masked].to(log_probs.dtype)
+    if not diffusion.candidate_rates:
+        return -rho * log_p_x0
+    probs = log_probs.exp()
+    rows = masked.nonzero(as_tuple=True)[0]
+    w = diffusion.candidate_information(xt, target_mask, masked, probs)
+    rho_hat = diffusion.schedule.loss_weight(u[rows], w).to(log_probs.dtype)
+    rho_hat_x0 = rho_hat.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    log_ratio = torch.log(rho.clamp_min(1e-300)) - torch.log(rho_hat_x0.clamp_min(1e-300))
+    return (probs * rho_hat).sum(-1) - rho + rho * (log_ratio - log_p_x0)

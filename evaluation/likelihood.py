@@ -11,7 +11,7 @@ from common.errors import UsageError
 from corpora import toy
 from corpora.collate import collate
 from diffusion import TimeProposal
-from diffusion.estimators import RAO_BLACKWELL
+from diffusion.estimators import ESTIMATORS, TIME_AGNOSTIC
 from evaluation.bounds import Terms, calls_per_batch, length_nll, sequence_bounds, summarise
 from evaluation.proposal import fit_proposal, pilot_calls
 from evaluation.report import NOT_A_BOUND
@@ -31,7 +31,7 @@ def check_estimator_fits(config, estimator: str, protocol: str, where: object) -
     estimators need a network that does not see the time and reveal rates that do not depend
     on the candidate token (no spindle, or the official protocol). Cheap: call it before the
     model and the data load."""
-    if estimator not in RAO_BLACKWELL:
+    if estimator not in TIME_AGNOSTIC:
         return
     if config.timestep != "none":
         raise UsageError(
@@ -62,7 +62,7 @@ def noise_settings(
         "eval_step_size": step_size if bound == "discrete" else None,
         "protocol": protocol,
         "draws": draws,
-        "proposal": proposal.as_dict() if estimator == "importance" else None,
+        "proposal": proposal.as_dict() if ESTIMATORS[estimator].uses_proposal else None,
     }
 
 
@@ -135,7 +135,7 @@ def likelihood_record(
     estimator = estimator if bound == "continuous" else "plain"
     check_estimator_fits(ckpt.config, estimator, protocol, ckpt.path)
     calls = 0
-    if estimator == "importance" and proposal is None:
+    if ESTIMATORS[estimator].uses_proposal and proposal is None:
         proposal = fit_proposal(diffusion, ckpt.model, ids, ids_str, pad, seed, batch_size, device)
         calls += pilot_calls(len(ids), batch_size)
     terms = Terms()

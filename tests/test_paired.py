@@ -10,8 +10,8 @@ import torch
 
 from corpora.collate import collate
 from diffusion import BatchNoise, KeyedNoise, TimeProposal, continuous_nelbo
-from diffusion.elbo import continuous_integrand
-from diffusion.estimators import PROPOSAL_EDGES, conditioned_mask
+from diffusion.draws import PROPOSAL_EDGES, conditioned_mask
+from diffusion.kl import continuous_integrand
 from evaluation.bounds import Terms, sequence_bounds
 from evaluation.sentences import noise_keys, sentence_ids
 from evaluation.stats import betainc, t_quantile, t_two_sided_p

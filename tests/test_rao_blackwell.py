@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from diffusion import ParameterError, continuous_nelbo
-from diffusion.elbo import time_given_mask
-from diffusion.estimators import time_quadrature
+from diffusion.draws import time_quadrature
+from diffusion.rao_blackwell import time_given_mask
 from tests.enumeration import L, TinyNet, make_diffusion
 from tests.test_paired import EPS, RowNet, exact_continuous, z_score
 
