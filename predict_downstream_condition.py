@@ -25,6 +25,7 @@ from common.progress import set_quiet
 from common.runtime import pick_device, quiet_transformers
 from conditional_data import TASKS, encode_sources, get_task, load_pairs
 from evaluation import text_metrics
+from evaluation.seq2seq_scores import seq2seq_figures
 from generation.autoregressive import DECODINGS, candidates_left_to_right
 from generation.config import SamplingConfig, add_sampling_flags
 from generation.memory import fitting_batch
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     candidates = [[ckpt.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in row]
                   for row in generated.ids]  # fmt: skip
     outputs = write_generation(out, task, texts, references, candidates)
-    scores, per_source = text_metrics.seq2seq_figures(
+    scores, per_source = seq2seq_figures(
         texts, outputs, references, candidates, args.bleu_convention, task == "wiki-keywords"
     )
     result = {

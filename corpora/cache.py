@@ -36,7 +36,8 @@ from common.checks import check_output_dir
 from common.errors import UsageError
 from common.files import is_write_failure, remove_stale_temporaries, write_error
 from corpora import toy, wiki
-from corpora.loading import HUB, lm1b_source, load_texts, tokenize_texts
+from corpora.loading import HUB, lm1b_source, load_texts
+from corpora.tokenize import tokenize_texts
 
 CACHE_ENV = "DIFFUSIONBERT_CACHE"
 FORMAT = 2

@@ -26,7 +26,6 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
-from transformers import PreTrainedTokenizerBase
 
 from common.errors import UsageError
 from common.files import iter_jsonl, read_text
@@ -121,7 +120,7 @@ def _check_parquet(file: Path) -> int:
         schema = pq.read_schema(file)
     except (OSError, pa.ArrowException) as error:
         raise UsageError(
-            f"--dataset {file}: not a readable parquet file ({_one_line(error)}); "
+            f"--dataset {file}: not a readable parquet file ({one_line(error)}); "
             "download it again or delete it"
         ) from None
     if "text" not in schema.names:
@@ -163,7 +162,7 @@ def _from_parquet(files: list[Path]) -> datasets.Dataset:
     except Exception as error:  # noqa: BLE001 - pyarrow and datasets errors alike
         where = files[0].parent
         raise UsageError(
-            f"--dataset {where}: reading the parquet files failed ({_one_line(error)}); "
+            f"--dataset {where}: reading the parquet files failed ({one_line(error)}); "
             "download them again or delete the damaged one"
         ) from None
 
@@ -212,7 +211,7 @@ def _lm1b_failure(repo: str, revision: str, split: str, why: str) -> UsageError:
     )
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text[:300]
 
@@ -230,7 +229,7 @@ def _from_hub(name: str, split: str) -> datasets.Dataset:
         # scripts no longer supported (RuntimeError), no such repo or revision (hub client
         # errors, which share no base class with OSError in every huggingface_hub version),
         # no parquet files at that revision (FileNotFoundError), unknown split (ValueError)
-        raise _lm1b_failure(repo, revision, split, _one_line(error)) from None
+        raise _lm1b_failure(repo, revision, split, one_line(error)) from None
 
 
 def load_texts(name: str, split: str = "train") -> datasets.Dataset:
@@ -266,84 +265,3 @@ def load_texts(name: str, split: str = "train") -> datasets.Dataset:
             "text; convert it to strings (UTF-8)"
         )
     return dataset
-
-
-def id_dtype(vocab_size: int) -> str:
-    """The narrowest arrow integer type that holds every id: uint16 for BERT's 30522."""
-    return "uint16" if vocab_size <= 2**16 else "int32"
-
-
-def default_num_proc(num_rows: int) -> int | None:
-    """Worker processes for tokenising ``num_rows`` texts: None (in-process) for small sets."""
-    if num_rows < 100_000:
-        return None
-    return max(1, min(os.cpu_count() or 1, 16))
-
-
-def tokenize_texts(
-    dataset: datasets.Dataset,
-    tokenizer: PreTrainedTokenizerBase,
-    max_length: int,
-    name: str,
-    num_proc: int | None = None,
-    count_words: bool = False,
-) -> datasets.Dataset:
-    """Token ids without special tokens, truncated to ``max_length``; empty rows dropped.
-
-    Returns a dataset with the column ``input_ids`` (lists of uint16, or int32 for a
-    vocabulary over 65536). ``num_proc`` worker processes tokenise in parallel (default: one
-    per core for 100,000 rows or more). With ``count_words`` also ``num_words``: the
-    whitespace-separated words of the text as the dataset writes it (punctuation included,
-    the unit of the DiffusionBERT paper's perplexity), counting only the text that the kept
-    tokens cover when a row is truncated.
-    """
-    if num_proc is None:
-        num_proc = default_num_proc(len(dataset))
-    columns = {"input_ids": datasets.List(datasets.Value(id_dtype(len(tokenizer))))}
-    if count_words:
-        columns["num_words"] = datasets.Value("int32")
-    features = datasets.Features(columns)
-
-    def encode(batch: dict, rows: list[int]) -> dict:
-        missing = next((row for row, text in zip(rows, batch["text"], strict=True)
-                        if not isinstance(text, str)), None)  # fmt: skip
-        if missing is not None:
-            raise UsageError(
-                f"--dataset {name}: column 'text' is null at row {missing}; drop or fill that row"
-            )
-        encoded = tokenizer(
-            batch["text"],
-            add_special_tokens=False,
-            truncation=True,
-            max_length=max_length,
-            return_offsets_mapping=count_words,
-        )
-        kept = [i for i, row in enumerate(encoded["input_ids"]) if row]
-        out = {"input_ids": [encoded["input_ids"][i] for i in kept]}
-        if count_words:
-            out["num_words"] = [
-                len(batch["text"][i][: encoded["offset_mapping"][i][-1][1]].split()) for i in kept
-            ]
-        return out
-
-    try:
-        encoded = dataset.map(
-            encode,
-            batched=True,
-            with_indices=True,
-            batch_size=10_000,
-            remove_columns=dataset.column_names,
-            features=features,
-            num_proc=num_proc,
-            desc="tokenising",
-        )
-    except UnicodeDecodeError as error:
-        raise UsageError(
-            f"--dataset {name}: column 'text' is not UTF-8 text ({_one_line(error)}); "
-            "convert the file to UTF-8"
-        ) from None
-    if len(encoded) == 0:
-        raise UsageError(
-            f"--dataset {name}: no non-empty sentence left after tokenising; check the file"
-        )
-    return encoded

@@ -21,12 +21,10 @@ pair has its own noise seed, in the sentences' part when every pair shares one. 
 sentence-by-seed interaction (the draws' per-sentence noise included) is counted in both
 parts, so the variance is conservative: slightly where seeds or sentences dominate, by up to
 2× (√2 in width) where the draws' noise dominates. The half-width adds each part's own t
-half-width (t at its degrees of freedom: sentences − 1, seeds − 1) in quadrature: a plain t
-with Welch–Satterthwaite degrees of freedom (reported for information) covered only 92% with
-3 seeds in simulation, and the seeds' degrees of freedom alone over-covered (98–100%) where
-the sentences dominate. Its coverage is simulated by experiments/recipe_coverage.py and
-tested in tests/test_recipes.py, next to a t over the seeds alone (paired seeds only), which
-ignores the shared sentences.
+half-width (t at its degrees of freedom: sentences − 1, seeds − 1) in quadrature (why this
+rule and not Welch–Satterthwaite's: docs/paired.md). Its coverage is simulated by
+experiments/recipe_coverage.py and tested in tests/test_recipes.py, next to a t over the
+seeds alone (paired seeds only), which ignores the shared sentences.
 """
 
 from __future__ import annotations

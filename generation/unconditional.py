@@ -50,6 +50,26 @@ def check_length(ckpt: Checkpoint, length: int, semi_ar_windows: int = 1) -> Non
 
 
 @torch.no_grad()
+def _all_masked(
+    ckpt: Checkpoint, n: int, length: int, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch's starting point: lengths (n,) (``length``, or drawn from the checkpoint's
+    histogram when it is 0), x_T (n, width) with every target position [MASK] and padding
+    after, and the target mask (n, width), both on ``device``."""
+    tok = ckpt.tokenizer
+    if length > 0:
+        lengths = torch.full((n,), length)
+    elif ckpt.lengths is None:
+        raise UsageError("the checkpoint has no length histogram: pass --length")
+    else:
+        lengths = draw_lengths(ckpt.lengths, n, generator)
+    width = int(lengths.max())
+    target = torch.arange(width) < lengths.unsqueeze(-1)
+    xt = torch.full((n, width), tok.pad_token_id, dtype=torch.long)
+    xt = xt.masked_fill(target, tok.mask_token_id).to(device)
+    return lengths, xt, target.to(device)
+
+
 def generate(
     ckpt: Checkpoint,
     num_samples: int,
@@ -88,18 +108,9 @@ def generate(
     denoiser = CallCounter(ckpt.model, bar, show_rate)
     for batch_index, start in enumerate(range(0, num_samples, batch_size)):
         n = min(batch_size, num_samples - start)
-        if length > 0:
-            lengths = torch.full((n,), length)
-        elif ckpt.lengths is None:
-            raise UsageError("the checkpoint has no length histogram: pass --length")
-        else:
-            lengths = draw_lengths(ckpt.lengths, n, lengths_generator)
-        width = int(lengths.max())
-        target = torch.arange(width) < lengths.unsqueeze(-1)
+        lengths, xt, target = _all_masked(ckpt, n, length, lengths_generator, device)
+        width = xt.shape[1]
         batch.update(first_step=bar.n, tokens=int(lengths.sum()))
-        xt = torch.full((n, width), tok.pad_token_id, dtype=torch.long)
-        xt = xt.masked_fill(target, tok.mask_token_id).to(device)
-        target = target.to(device)
         rows: torch.Tensor | None = None
         batch_calls = 0
         for window in range(semi_ar_windows):

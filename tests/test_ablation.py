@@ -12,7 +12,9 @@ from transformers import BertConfig, BertForMaskedLM
 
 from corpora import toy
 from evaluation.recipes import recipe_difference
+from experiments.ablation import pairs as ablation_pairs
 from experiments.ablation import plots as ablation_plots
+from experiments.ablation import rows as ablation_rows
 from experiments.ablation import run as ablation
 from experiments.ablation import table as ablation_table
 
@@ -130,13 +132,13 @@ def test_the_summary_checks_the_papers_orderings_seeds_and_dev_stability():
         _record("c", 1, 6.0, [9.5, 6.0, 6.0], paper=92.53),
         _record("d", 1, 5.0, [9.5, 7.0, 5.5]),
     ]
-    rows = ablation_table.by_row(records)
-    pairs = {p["pair"]: p for p in ablation_table.paper_pairs(rows)}
+    rows = ablation_rows.by_row(records)
+    pairs = {p["pair"]: p for p in ablation_pairs.paper_pairs(rows)}
     assert set(pairs) == {("a", "b"), ("a", "c"), ("b", "c")}  # d has no paper number
     assert not pairs["a", "b"]["agrees"] and pairs["a", "c"]["agrees"] and pairs["b", "c"]["agrees"]
     assert pairs["a", "b"]["ours"] == pytest.approx(0.1)
     assert pairs["a", "c"]["margin_se"] == pytest.approx(1.8 / (0.1 * 2**0.5))
-    steps, orders = ablation_table.dev_orderings(rows)
+    steps, orders = ablation_pairs.dev_orderings(rows)
     assert steps == [100, 150] and orders == [["b", "a", "c", "d"], ["a", "b", "d", "c"]]
     records[4]["table3"] = {"32": {"ppl_per_word": 1200.4}, "16": {"ppl_per_word": 1500.0}}
     text = ablation_table.summary(records)
@@ -178,7 +180,7 @@ def test_paired_intervals_label_the_papers_orderings(tmp_path):
     sentences spread by ±10 nats: only the pairing decides it), c below both (reversed); then
     a 0.01 below b, within the wobble (undecided)."""
     records = _paired_runs(tmp_path, {"a": 0.0, "b": 0.5, "c": -1.0})
-    pairs = {p["pair"]: p for p in ablation_table.paper_pairs(ablation_table.by_row(records),
+    pairs = {p["pair"]: p for p in ablation_pairs.paper_pairs(ablation_rows.by_row(records),
                                                                tmp_path)}  # fmt: skip
     assert pairs["a", "b"]["paired"]["label"] == "confirmed"
     assert pairs["b", "c"]["paired"]["label"] == "reversed"
@@ -188,13 +190,13 @@ def test_paired_intervals_label_the_papers_orderings(tmp_path):
     text = ablation_table.summary(records, tmp_path)
     assert "1 confirmed, 2 reversed, 0 undecided of 3 pairs" in text
     noisy = _paired_runs(tmp_path, {"a": 0.0, "b": 0.01, "c": 1.0})
-    pairs = {p["pair"]: p for p in ablation_table.paper_pairs(ablation_table.by_row(noisy),
+    pairs = {p["pair"]: p for p in ablation_pairs.paper_pairs(ablation_rows.by_row(noisy),
                                                                tmp_path)}  # fmt: skip
     assert pairs["a", "b"]["paired"]["label"] == "undecided"
-    assert ablation_table.label(-1.0, [-0.3, -0.1]) == "confirmed"
-    assert ablation_table.label(-1.0, [0.1, 0.3]) == "reversed"
-    assert ablation_table.label(1.0, [0.1, 0.3]) == "confirmed"
-    assert "paired" not in ablation_table.paper_pairs(ablation_table.by_row(noisy))[0]
+    assert ablation_pairs.label(-1.0, [-0.3, -0.1]) == "confirmed"
+    assert ablation_pairs.label(-1.0, [0.1, 0.3]) == "reversed"
+    assert ablation_pairs.label(1.0, [0.1, 0.3]) == "confirmed"
+    assert "paired" not in ablation_pairs.paper_pairs(ablation_rows.by_row(noisy))[0]
 
 
 def test_the_bound_with_more_sentences_pairs_and_rows_with_seeds_compare_as_recipes(tmp_path):
@@ -226,8 +228,8 @@ def test_the_bound_with_more_sentences_pairs_and_rows_with_seeds_compare_as_reci
             paper = {"a": 63.78, "b": 78.76}[row]
             runs.append({**_record(row, seed, 4.0 + shift, [5.0, 4.0], paper=paper),
                          "sentences_file": f"sentences/{name}"})  # fmt: skip
-    rows = ablation_table.by_row(runs)
-    (pair,) = ablation_table.paper_pairs(rows, tmp_path)
+    rows = ablation_rows.by_row(runs)
+    (pair,) = ablation_pairs.paper_pairs(rows, tmp_path)
     assert pair["paired"]["bound"] == "continuous" and pair["paired"]["sentences"] == 12
     q = pair["recipe"]
     assert q["seeds"] == [1, 2, 3] and q["bound"] == "continuous" and q["shared_noise"]
@@ -283,9 +285,9 @@ def test_later_seeds_without_checkpoint_figures_summarise(tmp_path):
     later = _record("a", 2, 4.4, [5.0, 4.2], paper=63.78)
     del later["discrete"], later["samples"]
     other = _record("b", 1, 3.9, [5.0, 4.1], paper=78.76)
-    rows = ablation_table.by_row([first, later, other])
-    assert ablation_table.mean_nats_per_word(rows["a"]) == pytest.approx(4.0)
-    assert ablation_table.mean_nats_per_word(rows["a"], "continuous") == pytest.approx(5.2)
+    rows = ablation_rows.by_row([first, later, other])
+    assert ablation_rows.mean_nats_per_word(rows["a"]) == pytest.approx(4.0)
+    assert ablation_rows.mean_nats_per_word(rows["a"], "continuous") == pytest.approx(5.2)
     text = ablation_table.summary([first, later, other])
     assert f"| a | 2 | {math.exp(4.0):,.0f} (4.000 ± 0.100) |" in text
     ablation_table.check_records([first, later, other], tmp_path / "results.jsonl")

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from evaluation import plots
+from evaluation import figures as plots
 from evaluation.bounds import Terms, sequence_bounds, summarise
+from evaluation.plot_sources import loss_meaning
 from models import load_checkpoint
 from tests.enumeration import L, TinyNet, make_diffusion
 from tests.test_cli import run_main
@@ -156,7 +157,7 @@ def test_a_missing_run_is_one_line(tmp_path, capsys):
 
 def test_training_png_says_what_it_draws(demo_like, tmp_path):
     drawn = plots.plot_training(demo_like / "train_log.jsonl", tmp_path / "t.png", "my-run",
-                                plots.loss_meaning(demo_like))  # fmt: skip
+                                loss_meaning(demo_like))  # fmt: skip
     assert drawn["title"] == "my-run: training"
     assert "d3pm: one random step's KL + 0.01·CE" in drawn["panels"][0]
     assert len(drawn["panels"]) == 4 and drawn["tokens_per_s"][0] > 0

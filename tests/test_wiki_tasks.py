@@ -19,8 +19,8 @@ from conditional_data.wiki_tasks import (
 )
 from corpora import wiki
 from evaluation.compare_outputs import compare_columns, paired_difference
+from evaluation.seq2seq_scores import coverage
 from evaluation.stats import t_quantile
-from evaluation.text_metrics import coverage
 from generation.autoregressive import candidates_left_to_right
 from generation.config import SamplingConfig
 from models import Checkpoint, DiffusionConfig, build_model

@@ -1,11 +1,9 @@
-"""The trainer: one optimizer step of diffusion training, dev evaluation, and the loop
-(``fit``) that owns steps, logging, evaluation, best tracking, saving and pruning: one class
-with one job, whose loop a reader follows top to bottom (nanoGPT's train.py is the model)."""
+"""The trainer: one optimizer step of diffusion training, the dev evaluation, and the state a
+checkpoint saves and an exact resume reloads. Its loop, ``fit``, is ``training.loop``'s."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +16,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import PreTrainedTokenizerBase
 
 from common.precision import autocast, resolve_precision
-from common.progress import progress as progress_bar
-from common.progress import write as print_line
 from diffusion import AbsorbingDiffusion
 from models.causal import CausalTwin
 from models.checkpoint import save_checkpoint
@@ -29,36 +25,17 @@ from training.batches import BatchPlan
 from training.config import TrainingConfig
 from training.data import fetch, row_lengths
 from training.dev import dev_evaluation
-from training.loggers import Logger
+from training.loop import TrainingLoop
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
-from training.run_dir import prune_checkpoints, record_checkpoint
 from training.settings import command_line
 from training.step_loss import step_loss
-from training.stopping import (
-    SIGNAL_NAMES,
-    EvaluationStopped,
-    check_finite_weights,
-    describe,
-    tell_end,
-)
 
 MAX_BAD_STEPS = 20
 
 
 @dataclass
-class FitResult:
-    """How ``fit`` ended: steps taken, the logged losses, the best dev bound, and the signal
-    that stopped it (None when it ran to the end)."""
-
-    steps: int
-    logged: list[float]
-    best: float | None
-    signal: int | None = None
-
-
-@dataclass
-class Trainer:
+class Trainer(TrainingLoop):
     """Owns the model, optimizer and LR schedule; ``step`` counts optimizer steps taken.
 
     ``counts`` (V,) and ``lengths`` (max_length + 1,) are the training split's token counts
@@ -265,118 +242,6 @@ class Trainer:
                 self.lengths, run,
             )  # fmt: skip
 
-    def fit(
-        self,
-        dev_set: datasets.Dataset,
-        output_dir: Path,
-        loggers: list[Logger] = (),
-        stop: Callable[[], int | None] = lambda: None,
-    ) -> FitResult:
-        """Train to ``max_steps``: log every ``logging_steps``, evaluate every ``eval_steps``
-        and at the end (keeping the best in ``best/``), save ``last/`` every ``save_steps``
-        and at the end (and ``checkpoint-<step>`` copies with ``keep_last``). ``stop()``
-        returns a signal number once a signal asked the run to stop: the step (or the dev
-        evaluation, abandoned between two network calls) ends, ``last/`` is saved and the
-        result returned. Every logger hears how the run ended (``Logger.end``), whatever
-        ended it."""
-        for logger in loggers:
-            logger.start(self.step, self.max_steps, self.best)
-        try:
-            result = self._loop(dev_set, Path(output_dir), loggers, stop)
-            if result.signal is None:
-                check_finite_weights(self.model, Path(output_dir))
-        except BaseException as error:
-            how = (
-                "quit by a second Ctrl-C, not saved"
-                if isinstance(error, KeyboardInterrupt)
-                else describe(error)
-            )
-            tell_end(loggers, self.step, False, f"failed at step {self.step}: {how}")
-            raise
-        if result.signal is None:
-            tell_end(loggers, self.step, True, f"finished: {self.step} steps")
-        else:
-            name = SIGNAL_NAMES.get(result.signal, f"signal {result.signal}")
-            tell_end(loggers, self.step, False, f"stopped by {name} at step {self.step}; resumable")
-        return result
-
-    def _loop(
-        self,
-        dev_set: datasets.Dataset,
-        output_dir: Path,
-        loggers: list[Logger],
-        stop: Callable[[], int | None],
-    ) -> FitResult:
-        t = self.train
-        window, logged, started = [], [], time.time()
-        if self.rank == 0 and self.step > 0:
-            print_line(f"resumed from step {self.step} of {self.max_steps}")
-        progress = progress_bar(
-            self.max_steps, "training", "step", enabled=self.rank == 0, initial=self.step
-        )
-        tick, tokens = time.time(), 0.0
-        while self.step < self.max_steps:
-            result = self.train_step()
-            progress.update(1)
-            if result is not None:
-                window.append(result)
-                tokens += result["tokens"]
-            step = self.step
-            if step % t.logging_steps == 0 and window and self.rank == 0:
-                now = time.time()
-                record = _mean_record(window, step, self.skipped_steps, now - started)
-                record["tokens_per_s"] = round(tokens / max(now - tick, 1e-9), 1)
-                tick, tokens = now, 0.0
-                for logger in loggers:
-                    logger.train(record)
-                logged.append(record["loss"])
-                progress.set_postfix(
-                    loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
-                    tok_s=f"{record['tokens_per_s']:.0f}", refresh=False,
-                )  # fmt: skip
-                window = []
-            if (step % t.eval_steps == 0 or step == self.max_steps) and stop() is None:
-                with contextlib.suppress(EvaluationStopped):
-                    self._evaluate_and_keep_best(dev_set, output_dir, loggers, stop)
-                progress.unpause()  # the bar's rate and ETA count training time only
-                tick = time.time()  # so does tokens/s
-            signal = stop()
-            if step % t.save_every == 0 or step == self.max_steps or signal is not None:
-                self.save(output_dir / "last", with_state=True)
-                if t.keep_last > 0:
-                    if self.rank == 0:  # recorded first: a kill mid-save leaves nothing unowned
-                        record_checkpoint(output_dir, step)
-                    self.save(output_dir / f"checkpoint-{step}", with_state=True)
-                    if self.rank == 0:
-                        prune_checkpoints(output_dir, t.keep_last)
-            if signal is not None:
-                progress.close()
-                return FitResult(self.step, logged, self.best, signal)
-        progress.close()
-        return FitResult(self.step, logged, self.best)
-
-    def _evaluate_and_keep_best(
-        self,
-        dev_set: datasets.Dataset,
-        output_dir: Path,
-        loggers: list[Logger],
-        stop: Callable[[], int | None] = lambda: None,
-    ) -> None:
-        dev = self.evaluate(dev_set, stop)
-        if self.rank == 0:
-            for logger in loggers:
-                logger.dev(self.step, dev)
-            print_line(
-                f"step {self.step}: dev {dev['nats_per_token']:.4f} nats/token "
-                f"(ppl {dev['ppl_per_token']:.2f}, "
-                f"{'exact NLL' if dev['bound'] == 'exact' else dev['bound'] + ' bound'})"
-            )
-        if self.best is None or dev["nats_per_token"] < self.best:
-            self.best = dev["nats_per_token"]
-            self.save(output_dir / "best", with_state=False)
-            for logger in loggers:
-                logger.best(self.step, self.best)
-
     def setting_warnings(self) -> list[str]:
         """Settings that make the run meaningless or nearly so, one sentence each."""
         t, steps = self.train, self.max_steps
@@ -394,17 +259,3 @@ class Trainer:
                 "training loss will be logged; lower --logging_steps"
             )
         return found
-
-
-def _mean_record(window: list[dict], step: int, skipped: int, elapsed: float) -> dict:
-    """The log record of the steps since the last one: mean losses and gradient norm, the last
-    learning rate."""
-    return {
-        "step": step,
-        "loss": sum(r["loss"] for r in window) / len(window),
-        "loss_per_token": sum(r["loss_per_token"] for r in window) / len(window),
-        "lr": window[-1]["lr"],
-        "grad_norm": sum(r["grad_norm"] for r in window) / len(window),
-        "skipped_steps": skipped,
-        "elapsed_s": round(elapsed, 2),
-    }
