@@ -20,6 +20,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from bench.bench import interleaved, paired_ratio
 from bench.data import append_atomically
+from bench.harness import RESULTS
 from common.cli import Parser
 from common.machine import describe_machine
 from common.precision import autocast, resolve_precision
@@ -28,8 +29,6 @@ from generation.config import SamplingConfig
 from models import Checkpoint, DiffusionConfig, build_model, resolve_model_name
 from models.causal import ar_loss
 from training.optim import adamw
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> Parser:
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"sampling {args.num_samples} x {args.length} tokens: cached "
           f"{s['cached_samples_per_s']:.2f} samples/s, uncached "
           f"{s['uncached_samples_per_s']:.2f} samples/s, {s['cache_speedup']:.1f}x")  # fmt: skip
-    results = Path(args.results or REPO / "bench" / "results" / "autoregressive.jsonl")
+    results = Path(args.results or RESULTS / "autoregressive.jsonl")
     append_atomically(results, row)
     print(f"appended to {results}")
     return row

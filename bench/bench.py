@@ -29,9 +29,7 @@ import contextlib
 import functools
 import importlib
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -39,11 +37,21 @@ from pathlib import Path
 
 import torch
 
-from bench.flops import forward_flops, matmul_peak, sync, utilisation
+from bench.flops import forward_flops, matmul_peak, utilisation
+from bench.harness import (
+    RESULTS,
+    in_subprocess,
+    interleaved,
+    paired_ratio,
+    peak_memory,
+    precision_of,
+    precisions_of,
+    step_key,
+)
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.machine import describe_machine
-from common.precision import autocast, resolve_precision
+from common.precision import autocast
 from diffusion import (
     AbsorbingDiffusion,
     NoiseSchedule,
@@ -58,8 +66,6 @@ from models import DiffusionConfig, build_model, resolve_model_name
 from models.checkpoint import denoiser_from
 from training.optim import adamw
 
-REPO = Path(__file__).resolve().parents[1]
-
 PRESETS = {"minilm": "minilm-l6", "bert-base": "the bert-base architecture, random weights"}
 CONFIGS = {
     "train": ["plain", "d3pm", "mdlm"],
@@ -69,56 +75,6 @@ CONFIGS = {
 }
 # modes run by another file's main(argv)
 SCRIPTS = {"data": "bench.data", "padding": "bench.padding"}
-
-
-def interleaved(fns: dict, device: torch.device, repeats: int, warmup: int = 2) -> dict:
-    """Seconds of each callable, ``repeats`` rounds after ``warmup`` rounds, the callables
-    taking turns within a round so that a drift in the machine's speed hits them alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def paired_ratio(times: list[float], baseline: list[float]) -> float:
-    """Median over rounds of time / baseline time of the same round (robust to drift)."""
-    return statistics.median(a / b for a, b in zip(times, baseline, strict=True))
-
-
-def peak_memory(device: torch.device) -> float:
-    """GiB: CUDA max allocated, else this process's max RSS."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def precision_of(args) -> str:
-    """fp32 or bf16: --precision, where auto is what the scripts' default ``--bf16`` computes
-    (``common.precision.resolve_precision``: bf16 where the device computes it natively)."""
-    if args.precision == "both":
-        raise UsageError("--precision both is for --mode train; pass fp32, bf16 or auto")
-    if args.precision != "auto":
-        return args.precision
-    return resolve_precision(True, torch.device(args.device))
-
-
-def precisions_of(args) -> list[str]:
-    """The precisions a training bench times: fp32 and bf16 for --precision both."""
-    return ["fp32", "bf16"] if args.precision == "both" else [precision_of(args)]
-
-
-def step_key(name: str, precision: str, precisions: list[str]) -> str:
-    """A training configuration's name in the timing table: ``d3pm``, or ``d3pm@bf16`` when
-    more than one precision takes turns."""
-    return name if len(precisions) == 1 else f"{name}@{precision}"
 
 
 class Replay:
@@ -337,15 +293,6 @@ def train_timing(args, name: str, device: torch.device) -> dict:
     return out
 
 
-def in_subprocess(config: str) -> dict:
-    """Run one configuration in a fresh process (its own peak memory); its JSON result."""
-    command = [sys.executable, "-m", "bench.bench", *sys.argv[1:], "--config", config]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
-    if done.returncode:
-        sys.exit(f"{config} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def build_parser() -> Parser:
     p = Parser(description=__doc__)
     a = p.flag
@@ -433,7 +380,7 @@ def main() -> None:
              "command": " ".join(["python3", "-m", "bench.bench", *sys.argv[1:]]),
              "settings": {k: v for k, v in vars(args).items() if k != "config"},
              **({"tag": args.tag} if args.tag else {})}  # fmt: skip
-    results = Path(args.results or REPO / "bench" / "results" / f"{args.mode}.jsonl")
+    results = Path(args.results or RESULTS / f"{args.mode}.jsonl")
     with results.open("a") as f:
         for row in rows:
             f.write(json.dumps({**stamp, **row}) + "\n")

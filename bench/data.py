@@ -34,10 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.harness import REPO, RESULTS
 from common.cli import Parser
 from common.machine import describe_machine
-
-REPO = Path(__file__).resolve().parents[1]
 
 VOCAB = 30522
 MAX_LENGTH = 128
@@ -163,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": " ".join(["python3", "-m", "bench.bench", "--mode", "data", *(argv or [])]),
         **row,
     }
-    append_atomically(REPO / "bench" / "results" / "data.jsonl", row)
+    append_atomically(RESULTS / "data.jsonl", row)
     print(json.dumps(row))
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.harness import RESULTS
 from common.cli import Parser
 from common.files import write_text
 from common.machine import describe_machine
@@ -31,8 +32,6 @@ from diffusion import d3pm_loss
 from models import DiffusionConfig, build_model, resolve_model_name
 from training.batches import BatchPlan
 from training.data import fetch, row_lengths, training_data
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> Parser:
@@ -114,7 +113,7 @@ def measure(dataset: str, args) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
-    results = Path(args.results) if args.results else REPO / "bench" / "results" / "padding.jsonl"
+    results = Path(args.results) if args.results else RESULTS / "padding.jsonl"
     for dataset in args.datasets.split(","):
         row = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -14,17 +14,15 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import torch
 
+from bench.harness import RESULTS
 from common.cli import Parser
 from common.errors import exit_on_usage_error
 from generation.config import SamplingConfig
 from generation.unconditional import generate
 from models import load_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> Parser:
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads",
              "command": " ".join(["python3", "-m", "bench.sample", *sys.argv[1:]]),
              "settings": vars(args)}  # fmt: skip
-    results = REPO / "bench" / "results" / "sample_sweep.jsonl"
+    results = RESULTS / "sample_sweep.jsonl"
     with results.open("a") as f:
         for row in rows:
             f.write(json.dumps({**stamp, **row}) + "\n")
