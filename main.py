@@ -211,8 +211,8 @@ def train(
         sys.exit(128 + result.signal)
     if rank == 0:
         trend = (
-            f"; logged loss {result.logged[0]:.4f} → {result.logged[-1]:.4f}"
-            if result.logged
+            f"; logged loss {trainer.first_loss:.4f} → {result.logged[-1]:.4f} (per sequence)"
+            if result.logged and trainer.first_loss is not None
             else ""
         )
         print(

@@ -48,7 +48,7 @@ from models.folder_checks import (
     load_tensors,
     one_line,
 )
-from models.folder_files import apply_umask, carry_foreign_files
+from models.folder_files import apply_umask, carry_foreign_files, link_files
 
 
 @dataclass
@@ -192,6 +192,17 @@ def save_checkpoint(
             card = ar_model_card if config.autoregressive else model_card
             (tmp / CARD).write_text(card(config, run, path.name), encoding="utf-8")
         apply_umask(tmp)
+        carry_foreign_files(path, tmp)
+
+
+def link_checkpoint(source: Path, path: Path, config: DiffusionConfig, run: dict) -> None:
+    """The checkpoint folder ``source`` again at ``path``, atomically, its files hard links to
+    source's (``folder_files.link_files``: no second copy on disk), its model card written
+    for ``path`` from ``config`` and ``run`` (as in ``save_checkpoint``)."""
+    with atomic_directory(path) as tmp:
+        link_files(source, tmp)
+        card = ar_model_card if config.autoregressive else model_card
+        (tmp / CARD).write_text(card(config, run, path.name), encoding="utf-8")
         carry_foreign_files(path, tmp)
 
 

@@ -63,6 +63,16 @@ def carry_foreign_files(old: Path, new: Path) -> list[str]:
     return carried
 
 
+def link_files(source: Path, target: Path) -> None:
+    """Hard-link (or copy, where links are not supported) every file a save writes from the
+    checkpoint folder ``source`` into the folder ``target``, except the model card (which
+    names its folder). A save replaces a folder's files by renames, so the links keep the
+    content they had: one copy on disk for two folders."""
+    for entry in sorted(source.iterdir()):
+        if entry.is_file() and is_checkpoint_file(entry.name) and entry.name != CARD:
+            _link_or_copy(entry, target / entry.name)
+
+
 def _link_or_copy(source: str | Path, target: str | Path) -> None:
     try:
         os.link(source, target)

@@ -13,6 +13,7 @@ from corpora.collate import collate
 from models import DiffusionConfig, build_model
 from training.batches import BatchPlan
 from training.config import TrainingConfig
+from training.loggers import Logger
 from training.optim import adamw, lr_scheduler
 from training.trainer import Trainer
 
@@ -189,3 +190,39 @@ def test_a_run_with_a_moving_average_resumes_exactly(tiny_bert, tokenizer, toy_t
         assert torch.equal(a, b)
     for a, b in zip(whole.averaged.parameters(), second.averaged.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+class Records(Logger):
+    """Keeps the training records it hears."""
+
+    def __init__(self):
+        self.records = []
+
+    def train(self, record):
+        self.records.append(record)
+
+
+def test_elapsed_time_and_the_first_loss_run_across_a_resume(
+    tiny_bert, tokenizer, toy_txt, tmp_path, monkeypatch
+):
+    """A resumed run's ``elapsed_s`` goes on from the time the earlier process trained (not
+    from 0), and its first logged loss is the run's first, not the resumed process's."""
+    data = tokenize_texts(load_texts(str(toy_txt)), tokenizer, 24, "toy")
+    settings = {"max_steps": 2, "logging_steps": 1, "eval_steps": 1000}
+    first = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
+    first.train = dataclasses.replace(first.train, **settings)
+    clock = iter(range(0, 10_000, 100))  # every call of time.time() is 100 s later
+    monkeypatch.setattr("training.loop.time.time", lambda: float(next(clock)))
+    log = Records()
+    first.fit(data.select(range(4)), tmp_path, [log])
+    state = first.state_dict()
+    assert state["first_loss"] == log.records[0]["loss"]
+    second = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
+    second.train = dataclasses.replace(second.train, **{**settings, "max_steps": 4})
+    second.load_state_dict(state)
+    resumed = Records()
+    second.fit(data.select(range(4)), tmp_path, [resumed])
+    assert [r["step"] for r in resumed.records] == [3, 4]
+    assert resumed.records[0]["elapsed_s"] > state["elapsed_s"] >= log.records[-1]["elapsed_s"]
+    assert second.first_loss == log.records[0]["loss"] != resumed.records[0]["loss"]
+    assert second.state_dict()["elapsed_s"] > resumed.records[-1]["elapsed_s"]

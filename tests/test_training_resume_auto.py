@@ -26,6 +26,13 @@ def logged_steps(out):
     return [r["step"] for r in map(json.loads, lines) if "loss" in r]
 
 
+def torn(path):
+    """A torn file in place of ``path`` (a copy killed half-way). It replaces the file: the
+    step copies share last/'s files as hard links, so writing into one would tear both."""
+    path.unlink()
+    path.write_bytes(b"torn")
+
+
 def test_auto_takes_the_latest_intact_checkpoint_and_skips_a_torn_one(
     tiny_bert, toy_txt, tmp_path, capsys
 ):
@@ -35,9 +42,9 @@ def test_auto_takes_the_latest_intact_checkpoint_and_skips_a_torn_one(
     assert code == 0, err  # nothing to resume: a fresh start
     assert logged_steps(out) == list(range(1, 9))
     assert latest_checkpoint(out) == out / "last"
-    (out / "last" / "training_state.pt").write_bytes(b"torn")  # a save killed half-way
+    torn(out / "last" / "training_state.pt")
     assert latest_checkpoint(out) == out / "checkpoint-8"
-    (out / "checkpoint-8" / "training_state.pt").write_bytes(b"torn")
+    torn(out / "checkpoint-8" / "training_state.pt")
     assert latest_checkpoint(out) == out / "checkpoint-4"
     code, stdout, err = run_main(*args(tiny_bert, toy_txt, out, 10, "--resume_from", "auto",
                                        "--quiet", "false"), capsys=capsys)  # fmt: skip

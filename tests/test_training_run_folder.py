@@ -66,6 +66,16 @@ def test_the_run_recorded_its_step_copies(finished):
     assert sorted(p.name for p in finished.glob("checkpoint-*")) == ["checkpoint-3"]
 
 
+def test_the_step_copy_of_the_last_save_is_not_a_second_copy_on_disk(finished):
+    """checkpoint-3 holds last/'s files as hard links (the weights and the training state are
+    on disk once); its model card names its own folder."""
+    copy, last = finished / "checkpoint-3", finished / "last"
+    for name in ("model.safetensors", TRAINING_STATE, "config.json"):
+        assert (copy / name).stat().st_ino == (last / name).stat().st_ino, name
+    assert "--checkpoint checkpoint-3" in (copy / "README.md").read_text()
+    assert "--checkpoint last" in (last / "README.md").read_text()
+
+
 def test_a_new_run_on_a_folder_with_a_run_is_refused_and_changes_nothing(
     tiny_bert, toy_txt, counts, earlier, capsys
 ):

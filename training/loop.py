@@ -39,6 +39,12 @@ class FitResult:
 class TrainingLoop:
     """``fit`` and its parts, for ``training.trainer.Trainer``."""
 
+    started: float | None = None  # when this process's loop began (time.time())
+
+    def elapsed_s(self) -> float:
+        """Seconds of training of the whole run: the earlier processes' and this one's."""
+        return self.elapsed + (time.time() - self.started if self.started is not None else 0.0)
+
     def fit(
         self,
         dev_set: datasets.Dataset,
@@ -82,7 +88,8 @@ class TrainingLoop:
         stop: Callable[[], int | None],
     ) -> FitResult:
         t = self.train
-        window, logged, started = [], [], time.time()
+        window, logged = [], []
+        self.started = time.time()
         if self.rank == 0 and self.step > 0:
             print_line(f"resumed from step {self.step} of {self.max_steps}")
         progress = progress_bar(
@@ -98,12 +105,14 @@ class TrainingLoop:
             step = self.step
             if step % t.logging_steps == 0 and window and self.rank == 0:
                 now = time.time()
-                record = _mean_record(window, step, self.skipped_steps, now - started)
+                record = _mean_record(window, step, self.skipped_steps, self.elapsed_s())
                 record["tokens_per_s"] = round(tokens / max(now - tick, 1e-9), 1)
                 tick, tokens = now, 0.0
                 for logger in loggers:
                     logger.train(record)
                 logged.append(record["loss"])
+                if self.first_loss is None:
+                    self.first_loss = record["loss"]
                 progress.set_postfix(
                     loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                     tok_s=f"{record['tokens_per_s']:.0f}", refresh=False,
@@ -120,7 +129,7 @@ class TrainingLoop:
                 if t.keep_last > 0:
                     if self.rank == 0:  # recorded first: a kill mid-save leaves nothing unowned
                         record_checkpoint(output_dir, step)
-                    self.save(output_dir / f"checkpoint-{step}", with_state=True)
+                    self.link(output_dir / "last", output_dir / f"checkpoint-{step}")
                     if self.rank == 0:
                         prune_checkpoints(output_dir, t.keep_last)
             if signal is not None:

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from common.precision import autocast, resolve_precision
 from diffusion import AbsorbingDiffusion
 from models.causal import CausalTwin
-from models.checkpoint import save_checkpoint
+from models.checkpoint import link_checkpoint, save_checkpoint
 from models.config import DiffusionConfig
 from models.denoiser import DiffusionBert
 from training.batches import BatchPlan
@@ -59,6 +59,8 @@ class Trainer(TrainingLoop):
     bad_steps: int = 0
     skipped_steps: int = 0
     best: float | None = None
+    elapsed: float = 0.0  # seconds of training in the processes before this one
+    first_loss: float | None = None  # the run's first logged loss, across resumes
     plan: BatchPlan = field(init=False)
     optimizer: torch.optim.Optimizer = field(init=False)
     scheduler: torch.optim.lr_scheduler.LambdaLR = field(init=False)
@@ -193,6 +195,8 @@ class Trainer(TrainingLoop):
             "best": self.best,
             "bad_steps": self.bad_steps,
             "skipped_steps": self.skipped_steps,
+            "elapsed_s": self.elapsed_s(),
+            "first_loss": self.first_loss,
             "args": self.run_args,
             **self._raw_weights(),
         }
@@ -218,29 +222,41 @@ class Trainer(TrainingLoop):
         set_rng_state(state["rng"][self.rank])
         self.step, self.best = state["step"], state["best"]
         self.bad_steps, self.skipped_steps = state["bad_steps"], state["skipped_steps"]
+        self.elapsed = state.get("elapsed_s", 0.0)  # absent from older states
+        self.first_loss = state.get("first_loss")
 
     def save(self, path: Path, with_state: bool) -> None:
         """A checkpoint folder at ``path`` (written by rank 0; every rank must call this when
         ``with_state``, since the RNG states are gathered)."""
         state = self.state_dict() if with_state else None
         if self.rank == 0:
-            run = {
-                "args": self.run_args,
-                "resolved": {
-                    "max_steps": self.max_steps,
-                    "global_batch": self.plan.global_batch,
-                    "save_steps": self.train.save_every,
-                    "world_size": self.world_size,
-                    "precision": self.precision,
-                },
-                "step": self.step,
-                "best_dev_nats_per_token": self.best,
-                "command": command_line(self.run_args) if self.run_args else None,
-            }
             save_checkpoint(
                 path, self.averaged, self.tokenizer, self.config, self.counts, state,
-                self.lengths, run,
+                self.lengths, self.run_record(),
             )  # fmt: skip
+
+    def link(self, source: Path, path: Path) -> None:
+        """The checkpoint folder ``source`` (just saved) again at ``path`` without a second
+        copy on disk (``models.checkpoint.link_checkpoint``; rank 0 writes)."""
+        if self.rank == 0:
+            link_checkpoint(source, path, self.config, self.run_record())
+
+    def run_record(self) -> dict:
+        """What a checkpoint records of its run: the flags, the resolved sizes, the step, the
+        best dev bound and the command (``save_checkpoint``'s ``run``)."""
+        return {
+            "args": self.run_args,
+            "resolved": {
+                "max_steps": self.max_steps,
+                "global_batch": self.plan.global_batch,
+                "save_steps": self.train.save_every,
+                "world_size": self.world_size,
+                "precision": self.precision,
+            },
+            "step": self.step,
+            "best_dev_nats_per_token": self.best,
+            "command": command_line(self.run_args) if self.run_args else None,
+        }
 
     def setting_warnings(self) -> list[str]:
         """Settings that make the run meaningless or nearly so, one sentence each."""
