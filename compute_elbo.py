@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from common.checks import (
     check_number,
     check_output_file,
@@ -84,7 +87,7 @@ def build_parser() -> Parser:
         type=int,
         default=0,
         help="seeds the noise draws, keyed by sentence: two checkpoints bounded with one seed "
-        "share their noise (compare them with python -m evaluation.compare)",
+        "share their noise (compare them with python3 -m evaluation.compare)",
     )
     a("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
     p.boolean(

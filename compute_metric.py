@@ -10,6 +10,9 @@ import argparse
 import json
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from transformers.utils import logging as hf_logging
 
 from common.checks import check_output_file, check_outputs_apart, require_finite

@@ -17,7 +17,8 @@ import signal
 import sys
 from pathlib import Path
 
-import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
+import common.interrupt
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
 
 # isort: split
 import torch

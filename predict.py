@@ -9,7 +9,8 @@ import argparse
 import time
 from pathlib import Path
 
-import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
+import common.interrupt
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
 
 # isort: split
 from common.checks import check_number, check_output_file, check_outputs_apart
@@ -63,7 +64,7 @@ def build_parser() -> Parser:
     p.boolean(
         "--show_process",
         help="print the first sample step by step and save the frames to "
-        "<output>.process.json (drawn by python -m evaluation.plots)",
+        "<output>.process.json (drawn by python3 -m evaluation.plots)",
     )
     p.quiet()
     return p

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
+import common.interrupt
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
 
 # isort: split
 from common.checks import check_number, check_output_dir, check_outputs_apart

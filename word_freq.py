@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import common.interrupt  # noqa: F401 (first: Ctrl-C while the imports load is one line)
+import common.interrupt
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
 
 # isort: split
 from transformers import AutoTokenizer

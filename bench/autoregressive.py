@@ -11,18 +11,19 @@ Prints the figures and appends one JSON line to bench/results/autoregressive.jso
 from __future__ import annotations
 
 import statistics
+import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from bench.bench import interleaved, paired_ratio
-from bench.data import append_atomically
-from bench.harness import RESULTS
+from bench.harness import RESULTS, append_results
 from common.cli import Parser
-from common.machine import describe_machine
 from common.precision import autocast, resolve_precision
 from generation.autoregressive import generate_left_to_right
 from generation.config import SamplingConfig
@@ -118,8 +119,6 @@ def main(argv: list[str] | None = None) -> dict:
     precision = resolve_precision(args.bf16, device)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(args.model_name_or_path))
     row = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": describe_machine(args.device),
         "threads": args.threads,
         "precision": precision,
         "model": args.model_name_or_path,
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{s['cached_samples_per_s']:.2f} samples/s, uncached "
           f"{s['uncached_samples_per_s']:.2f} samples/s, {s['cache_speedup']:.1f}x")  # fmt: skip
     results = Path(args.results or RESULTS / "autoregressive.jsonl")
-    append_atomically(results, row)
+    append_results(results, [row], ["bench.autoregressive", *sys.argv[1:]], device=args.device)
     print(f"appended to {results}")
     return row
 

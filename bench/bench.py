@@ -32,14 +32,17 @@ import json
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import torch
 
 from bench.flops import forward_flops, matmul_peak, utilisation
 from bench.harness import (
     RESULTS,
+    append_results,
     in_subprocess,
     interleaved,
     paired_ratio,
@@ -50,7 +53,6 @@ from bench.harness import (
 )
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
-from common.machine import describe_machine
 from common.precision import autocast
 from diffusion import (
     AbsorbingDiffusion,
@@ -294,7 +296,7 @@ def train_timing(args, name: str, device: torch.device) -> dict:
 
 
 def build_parser() -> Parser:
-    p = Parser(description=__doc__)
+    p = Parser(prog="python3 -m bench.bench", description=__doc__)
     a = p.flag
     modes = ", ".join(f"{mode}: python3 -m {module}" for mode, module in SCRIPTS.items())
     a("--mode", choices=[*CONFIGS, *SCRIPTS], required=True, help=f"what to time ({modes})")
@@ -375,15 +377,10 @@ def main() -> None:
                 if row["config"] != "plain":
                     row["memory_ratio"] = row["peak_gib"] / plain[row["precision"]]
         rows += [{"config": key, **times[key]} for key in times if key.endswith("@fp32-eager")]
-    stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-             "machine": describe_machine(args.device),
-             "command": " ".join(["python3", "-m", "bench.bench", *sys.argv[1:]]),
-             "settings": {k: v for k, v in vars(args).items() if k != "config"},
-             **({"tag": args.tag} if args.tag else {})}  # fmt: skip
     results = Path(args.results or RESULTS / f"{args.mode}.jsonl")
-    with results.open("a") as f:
-        for row in rows:
-            f.write(json.dumps({**stamp, **row}) + "\n")
+    append_results(results, rows, ["bench.bench", *sys.argv[1:]], device=args.device,
+                   settings={k: v for k, v in vars(args).items() if k != "config"},
+                   **({"tag": args.tag} if args.tag else {}))  # fmt: skip
     keys = sorted({k for row in rows for k in row} - {"config"})
     widths = {k: max(16, len(k) + 2) for k in keys}
     first = max(10, *(len(row["config"]) + 2 for row in rows))

@@ -22,21 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import numpy as np
 
-from bench.harness import REPO, RESULTS
+from bench.harness import REPO, RESULTS, append_results
 from common.cli import Parser
-from common.machine import describe_machine
 
 VOCAB = 30522
 MAX_LENGTH = 128
@@ -123,17 +123,8 @@ def measure(path: Path, steps: int, dev_size: int, seed: int = 0) -> dict:
     }
 
 
-def append_atomically(path: Path, record: dict) -> None:
-    """Old lines plus the new one written to a temporary file, then renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.is_file() else ""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(old + json.dumps(record) + "\n")
-    tmp.replace(path)
-
-
 def build_parser() -> Parser:
-    p = Parser(description=__doc__)
+    p = Parser(prog="python3 -m bench.data", description=__doc__)
     a = p.flag
     a("--num_examples", type=int, default=30_000_000, help="rows of the synthetic token table")
     a("--steps", type=int, default=2000, help="timed micro-batches")
@@ -156,13 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         write_s = time.perf_counter() - tick
         row = measure(path, args.steps, args.dev_size)
     row["write_s"] = write_s
-    row = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": describe_machine(),
-        "command": " ".join(["python3", "-m", "bench.bench", "--mode", "data", *(argv or [])]),
-        **row,
-    }
-    append_atomically(RESULTS / "data.jsonl", row)
+    append_results(RESULTS / "data.jsonl", [row], ["bench.bench", "--mode", "data", *(argv or [])])
     print(json.dumps(row))
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 from bench.flops import sync
 from common.errors import UsageError
+from common.machine import describe_machine
 from common.precision import resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,3 +80,18 @@ def in_subprocess(config: str) -> dict:
     if done.returncode:
         sys.exit(f"{config} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def append_results(path: Path, rows: list[dict], command: list[str], **stamp) -> None:
+    """Append ``rows`` to the JSON-lines file ``path`` (old lines plus the new, written to a
+    temporary file and renamed), each stamped with the date, this machine
+    (``describe_machine``; ``machine=`` overrides), ``python3 -m`` and ``command``'s words,
+    and ``stamp``'s other fields."""
+    head = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": stamp.pop("machine", None) or describe_machine(stamp.pop("device", "cpu")),
+            "command": " ".join(["python3", "-m", *command]), **stamp}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.is_file() else ""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(old + "".join(json.dumps({**head, **row}) + "\n" for row in rows))
+    tmp.replace(path)

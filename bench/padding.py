@@ -18,16 +18,16 @@ import json
 import os
 import statistics
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import numpy as np
 import torch
 
-from bench.harness import RESULTS
+from bench.harness import RESULTS, append_results
 from common.cli import Parser
-from common.files import write_text
-from common.machine import describe_machine
 from diffusion import d3pm_loss
 from models import DiffusionConfig, build_model, resolve_model_name
 from training.batches import BatchPlan
@@ -35,7 +35,7 @@ from training.data import fetch, row_lengths, training_data
 
 
 def build_parser() -> Parser:
-    p = Parser(description=__doc__)
+    p = Parser(prog="python3 -m bench.padding", description=__doc__)
     a = p.flag
     a("--datasets", default="wiki-summaries,toy", help="comma-separated --dataset values")
     a("--max_length", type=int, default=32, help="tokens per sequence")
@@ -115,17 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     results = Path(args.results) if args.results else RESULTS / "padding.jsonl"
     for dataset in args.datasets.split(","):
-        row = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": describe_machine(),
-            "command": " ".join(
-                ["python3", "-m", "bench.bench", "--mode", "padding", *(argv or [])]
-            ),
-            "settings": {k: v for k, v in vars(args).items() if k != "results"},
-            **measure(dataset, args),
-        }
-        old = results.read_text() if results.is_file() else ""
-        write_text(results, old + json.dumps(row) + "\n")
+        row = measure(dataset, args)
+        settings = {k: v for k, v in vars(args).items() if k != "results"}
+        command = ["bench.bench", "--mode", "padding", *(argv or [])]
+        append_results(results, [row], command, settings=settings)
         print(json.dumps(row))
 
 

@@ -7,17 +7,18 @@ Prints a table and appends JSON lines to bench/results/sample_sweep.jsonl.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import torch
 
-from bench.harness import RESULTS
+from bench.harness import RESULTS, append_results
 from common.cli import Parser
 from common.errors import exit_on_usage_error
 from generation.config import SamplingConfig
@@ -26,7 +27,7 @@ from models import load_checkpoint
 
 
 def build_parser() -> Parser:
-    p = Parser(description=__doc__)
+    p = Parser(prog="python3 -m bench.sample", description=__doc__)
     a = p.flag
     a("--checkpoint", default="outputs/demo/best", help="a folder written by main.py")
     a("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -71,14 +72,10 @@ def main(argv: list[str] | None = None) -> None:
                          "row_forwards_per_sample": out.row_forwards / args.num_samples,
                          f"speedup_vs_{reference[0]}": reference[2] / seconds,
                          f"identical_to_{reference[0]}": out.ids == reference[1]})  # fmt: skip
-    stamp = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads",
-             "command": " ".join(["python3", "-m", "bench.sample", *sys.argv[1:]]),
-             "settings": vars(args)}  # fmt: skip
     results = RESULTS / "sample_sweep.jsonl"
-    with results.open("a") as f:
-        for row in rows:
-            f.write(json.dumps({**stamp, **row}) + "\n")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads"
+    append_results(results, rows, ["bench.sample", *sys.argv[1:]], settings=vars(args),
+                   machine=machine)  # fmt: skip
     print(f"{'T_prime':>8} {'sampler':>10} {'seconds':>10} {'samples/s':>10} {'calls/sample':>13}"
           f" {'rows/sample':>12} {'speedup':>8} {'identical':>9}")  # fmt: skip
     for r in rows:

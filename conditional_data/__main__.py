@@ -6,6 +6,9 @@ a task built in the code (toy, wiki-keywords, wiki-next) is written there as a D
 import json
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from common.checks import check_output_dir
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error

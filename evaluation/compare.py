@@ -1,7 +1,7 @@
 """Is model A better than model B? Paired differences of two likelihood bounds, sentence by
 sentence.
 
-python -m evaluation.compare A.json B.json [C.json ...] [--json OUT]
+python3 -m evaluation.compare A.json B.json [C.json ...] [--json OUT]
 
 Each file is a compute_elbo.py --json record. Sentences are matched by id; for each pair of
 files the mean difference A − B (per word and per token; negative: A has the lower bound), its
@@ -18,6 +18,9 @@ import itertools
 import math
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import torch
 
 from common.checks import check_output_file, check_outputs_apart, require_finite
@@ -189,7 +192,7 @@ def compare(paths: list[str]) -> list[dict]:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="python -m evaluation.compare", description=__doc__)
+    p = Parser(prog="python3 -m evaluation.compare", description=__doc__)
     p.add_argument("records", nargs="+", help="two or more compute_elbo.py --json files")
     p.flag("--json", default=None, help="also write the comparisons to this file")
     return p

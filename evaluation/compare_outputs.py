@@ -1,7 +1,7 @@
 """Is system A's seq2seq output better than system B's? Paired differences of per-source
 scores, source by source: the per-item analogue of ``evaluation.compare``.
 
-python -m evaluation.compare_outputs A_metrics.json B_metrics.json [--json OUT]
+python3 -m evaluation.compare_outputs A_metrics.json B_metrics.json [--json OUT]
 
 Each file is a ``<task>_metrics.json`` of predict_downstream_condition.py, whose
 ``per_source`` columns hold one score per source. Sources are matched by their text (the same
@@ -19,6 +19,9 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from common.checks import check_output_file, check_outputs_apart, require_finite
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
@@ -108,7 +111,7 @@ def table(name_a: str, name_b: str, figures: dict) -> str:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="python -m evaluation.compare_outputs", description=__doc__)
+    p = Parser(prog="python3 -m evaluation.compare_outputs", description=__doc__)
     p.add_argument("metrics", nargs="+", help="one or two <task>_metrics.json files")
     p.boolean("--within", help="one file: its MBR choice against its first candidate")
     p.flag("--json", default=None, help="also write the figures to this file")

@@ -1,5 +1,5 @@
 """The pictures of a run, one function each, drawn with matplotlib (Agg backend) from files
-that already exist; ``python -m evaluation.plots`` picks their sources. Each plot_* function
+that already exist; ``python3 -m evaluation.plots`` picks their sources. Each plot_* function
 returns the arrays it drew (tests compare them with the source files)."""
 
 from __future__ import annotations

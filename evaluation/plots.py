@@ -1,8 +1,8 @@
 """Pictures of a run, drawn from files that already exist (matplotlib, Agg backend).
 
-python -m evaluation.plots outputs/demo                  # every picture whose source exists
-python -m evaluation.plots outputs/demo --bench bench/results/sample_sweep.jsonl
-python -m evaluation.plots RUN --elbo elbo.json --process samples.txt.process.json --out DIR
+python3 -m evaluation.plots outputs/demo                  # every picture whose source exists
+python3 -m evaluation.plots outputs/demo --bench bench/results/sample_sweep.jsonl
+python3 -m evaluation.plots RUN --elbo elbo.json --process samples.txt.process.json --out DIR
 
 Pictures (into --out, default RUN_DIR/plots):
   training.png  loss, dev bound and learning rate from RUN_DIR/train_log.jsonl
@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from common.checks import check_outputs_apart
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
@@ -32,7 +35,7 @@ from evaluation.plot_sources import NoTerms, loss_meaning
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="python -m evaluation.plots", description=__doc__)
+    p = Parser(prog="python3 -m evaluation.plots", description=__doc__)
     p.add_argument("run_dir", type=Path, help="a main.py --output_dir (train_log.jsonl, best/)")
     a = p.flag
     a("--out", type=Path, default=None, help="where the PNGs go (default: RUN_DIR/plots)")

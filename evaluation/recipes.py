@@ -3,7 +3,7 @@ several seeds and bounded on one set of sentences, with an interval that counts 
 noise: the training seeds, the test sentences (shared by every seed) and the bound's own
 Monte Carlo draws.
 
-python -m evaluation.recipes --a A1.json A2.json A3.json --b B1.json B2.json B3.json
+python3 -m evaluation.recipes --a A1.json A2.json A3.json --b B1.json B2.json B3.json
 
 Each file is a compute_elbo.py --json record of one checkpoint. With as many files in --a as
 in --b, file k of --a and file k of --b are one training seed's pair (same seed, bounded with
@@ -34,6 +34,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import numpy as np
 
 from common.checks import check_output_file, check_outputs_apart, require_finite

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import numpy as np
 
 from common.cli import Parser

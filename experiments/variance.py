@@ -24,6 +24,9 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import torch
 
 from common.cli import Parser
@@ -67,7 +70,11 @@ def build_parser() -> Parser:
     p.boolean("--error_part", default=True, help="the Monte Carlo error part")
     a("--batch_size", type=int, default=32, help="sequences per network call")
     a("--device", default="cpu", help="cpu, cuda or auto")
-    a("--results", default=str(REPO / "experiments/results/variance.jsonl"), help="JSON lines file")
+    a(
+        "--results",
+        default="experiments/results/variance.jsonl",
+        help="JSON lines file, in the repository unless absolute",
+    )
     return p
 
 
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         "device": str(args.device), "checkpoint": args.checkpoint,
         "pair": args.pair, "dataset": args.dataset, "split": args.split,
     }  # fmt: skip
-    path = Path(args.results)
+    path = REPO / args.results
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as out:
         for row in rows:

@@ -157,3 +157,50 @@ def test_no_command_exits_with_an_error_string():
             if marker in text:
                 offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
+
+
+def test_every_command_has_a_current_stored_help_text():
+    """docs/cli/ holds every entry point's --help exactly as its parser prints it at 100
+    columns (rewrite with python3 -m tools.help_texts after changing a flag)."""
+    from tools import help_texts
+
+    assert set(SCRIPTS + BENCH) <= set(help_texts.COMMANDS.values())
+    assert help_texts.stale() == []
+
+
+def test_a_stale_stored_text_is_found(tmp_path, monkeypatch):
+    from tools import help_texts
+
+    for command in ("main", "evaluation.compare"):
+        (tmp_path / f"{command}.txt").write_text(help_texts.help_text(command))
+    (tmp_path / "main.txt").write_text("usage: main.py [-h] (an older flag set)\n")
+    monkeypatch.setattr(help_texts, "HELP_DIR", tmp_path)
+    commands = {"main": "main", "evaluation.compare": "evaluation.compare", "predict": "predict"}
+    monkeypatch.setattr(help_texts, "COMMANDS", commands)
+    assert help_texts.stale() == ["main", "predict"]  # changed, and missing
+
+
+@pytest.mark.parametrize("argv", [["main.py"], ["-m", "conditional_data"],
+                                  ["-m", "experiments.ablation"]])  # fmt: skip
+def test_a_bare_help_prints_the_stored_text_without_loading_torch(argv):
+    import subprocess
+
+    from common.stored_help import HELP_DIR
+
+    done = subprocess.run([sys.executable, "-X", "importtime", *argv, "--help"], cwd=REPO,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    command = argv[-1].removesuffix(".py")
+    assert done.returncode == 0
+    assert done.stdout == (HELP_DIR / f"{command}.txt").read_text(encoding="utf-8")
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert not loaded & {"torch", "transformers", "datasets", "numpy"}, sorted(loaded)[:20]
+
+
+def test_help_with_other_flags_is_built_from_the_parser(capsys):
+    """Only a bare --help is served from the stored text; any other command line parses."""
+    from common import stored_help
+
+    stored_help.print_stored_help(["--help", "--lr", "1"])  # returns: not help alone
+    with pytest.raises(SystemExit) as stop:
+        parser_of("main").parse_args(["--lr", "1", "--help"])
+    assert stop.value.code == 0 and "--lr" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""python -m evaluation.compare: paired figures by hand, and every refusal as one line."""
+"""python3 -m evaluation.compare: paired figures by hand, and every refusal as one line."""
 
 import json
 import math

@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from common.checks import check_number, check_output_dir
 from common.cli import Parser
 from common.errors import exit_on_usage_error
@@ -411,7 +414,7 @@ def build_parser() -> Parser:
     p.flag("--budget", type=float, default=470, help="seconds for all steps")
     p.boolean("--dry-run", help="only parse every command")
     p.boolean("--prepare", help="fill --wheels with pip download")
-    p.flag("--wheels", default=str(WHEELS), help="the wheels folder (.whl)")
+    p.flag("--wheels", default=".whl", help="the wheels folder, in the repository unless absolute")
     p.boolean("--nccl", help="under torchrun: the NCCL probe")
     return p
 
@@ -423,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.nccl:
         return nccl_probe()
     if args.prepare:
-        prepare(Path(args.wheels))
+        prepare(REPO / args.wheels)
         return 0
     if not args.outdir:
         p.error("OUTDIR is required (bash tools/gpu_check.sh OUTDIR)")

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import shlex
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from common.cli import Parser
 
 PRESETS: dict[str, str] = {

@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import matplotlib
 
 matplotlib.use("Agg")
@@ -27,7 +30,7 @@ STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fo
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
            "#F0E442"]  # fmt: skip
 SEED_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # (dash, marker) per seed
-RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
+RESULTS = Path("experiments/ablation/results/results.jsonl")
 
 
 def _save(fig, out: Path) -> None:

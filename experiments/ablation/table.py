@@ -14,6 +14,9 @@ import math
 import statistics
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import read_jsonl

@@ -1,5 +1,8 @@
 """python3 -m experiments.ar_twin: the study (experiments/ar_twin/run.py), then its summary."""
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from experiments.ablation.run import guarded
 from experiments.ar_twin.run import study
 from experiments.ar_twin.settings import parse_args

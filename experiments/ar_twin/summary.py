@@ -8,6 +8,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 import matplotlib
 
 matplotlib.use("Agg")

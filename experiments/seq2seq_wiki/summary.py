@@ -16,6 +16,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from common.cli import Parser
 from common.errors import exit_on_usage_error
 from common.files import read_json, write_text
