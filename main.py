@@ -212,8 +212,8 @@ def train(
         sys.exit(128 + result.signal)
     if rank == 0:
         trend = (
-            f"; logged loss {trainer.first_loss:.4f} → {result.logged[-1]:.4f} (per sequence)"
-            if result.logged and trainer.first_loss is not None
+            f"; train {trainer.first_train:.4f} → {result.logged[-1]:.4f} nats/token"
+            if result.logged and trainer.first_train is not None
             else ""
         )
         print(

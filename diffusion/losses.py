@@ -38,12 +38,17 @@ class Noise:
 class LossOutput:
     """``loss``: what is back-propagated (summed over target tokens, divided by batch size).
 
-    ``total`` (detached) is the summed objective, ``num_masked`` the number of scored positions.
+    ``total`` (detached) is the summed objective, ``num_masked`` the number of scored positions,
+    ``nats`` (detached) the objective on the likelihood bound's scale, summed over the batch:
+    a one-draw unbiased estimate of the T-step NELBO (``d3pm``: T × the sampled step's KL,
+    without the hybrid term) or of MDLM's continuous objective from eps to 1 (``mdlm``; the
+    continuous bound's integral where the reveal rates do not depend on the candidate).
     """
 
     loss: torch.Tensor
     total: torch.Tensor
     num_masked: torch.Tensor
+    nats: torch.Tensor
 
 
 def d3pm_loss(
@@ -75,7 +80,8 @@ def d3pm_loss(
         log_p_x0 = target_log_probs(denoiser, xs, u_s, masked, x0[masked])
         kl = reveal_kl(diffusion, u_t, u_s, x0, target_mask, masked, log_p_x0)
     total = kl.sum() - hybrid_lambda * log_p_x0.sum()
-    return LossOutput(total / batch, total.detach(), masked.sum())
+    nats = diffusion.num_steps * kl.detach().sum().to(torch.float64)
+    return LossOutput(total / batch, total.detach(), masked.sum(), nats)
 
 
 def antithetic(offset: torch.Tensor, batch: int) -> torch.Tensor:
@@ -108,7 +114,8 @@ def mdlm_loss(
     log_p_x0 = target_log_probs(denoiser, xt, u, masked, x0[masked])
     weight = diffusion.schedule.loss_weight(u, diffusion.centred(x0, target_mask))
     total = -(weight.expand_as(x0)[masked].to(log_p_x0.dtype) * log_p_x0).sum()
-    return LossOutput(total / batch, total.detach(), masked.sum())
+    nats = (1.0 - eps) * total.detach().to(torch.float64)  # u = eps + (1 − eps) · v
+    return LossOutput(total / batch, total.detach(), masked.sum(), nats)
 
 
 OBJECTIVES: dict[str, Callable[..., LossOutput]] = {"d3pm": d3pm_loss, "mdlm": mdlm_loss}

@@ -4,6 +4,7 @@ returns the arrays it drew (tests compare them with the source files)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -49,57 +50,57 @@ def _save(fig, out: Path) -> None:
 
 
 def plot_training(log: Path, out: Path, name: str = "", meaning: str = "") -> dict:
-    """Four panels against the step: the training loss (nats per masked token), the dev bound
-    (nats per token), the learning rate (log scale when it spans decades) and the training
-    throughput with the skipped (non-finite) steps. ``name`` titles the figure."""
+    """Two panels against the step. Left, in one unit (nats per token): the training figure
+    ``train_nats_per_token`` (one draw per sequence, so noisy) and the dev bound with its 95%
+    interval over the dev sentences and draws (± 1.96 logged s.e.). Right: the training
+    throughput, the learning rate on a second axis, the skipped (non-finite) steps in the
+    title. A log from before ``train_nats_per_token`` shows its loss per masked token, said so.
+    ``name`` titles the figure, ``meaning`` says what the training figure is."""
     records = training_records(log)
     train = [r for r in records if "loss" in r]
     dev = [r for r in records if "dev_nats_per_token" in r]
+    older = not any("train_nats_per_token" in r for r in train)
+    key = "loss_per_token" if older else "train_nats_per_token"
     drawn = {
         "step": [r["step"] for r in train],
         "loss": [r["loss"] for r in train],
-        "loss_per_token": [r.get("loss_per_token", r["loss"]) for r in train],
+        "train_nats_per_token": [r.get(key, r["loss"]) for r in train],
         "lr": [r.get("lr") for r in train],
         "tokens_per_s": [r.get("tokens_per_s") for r in train],
         "skipped_steps": [r.get("skipped_steps", 0) for r in train],
         "dev_step": [r["step"] for r in dev],
         "dev_nats_per_token": [r["dev_nats_per_token"] for r in dev],
+        "dev_half_width": [1.96 * r.get("dev_nats_per_token_se", math.nan) for r in dev],
     }
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
-    (loss, bound), (rate, speed) = axes
-    loss.plot(drawn["step"], drawn["loss_per_token"], marker=".")
-    loss.set(title=f"training loss\n({meaning or 'the training objective'})",
-             xlabel="optimizer step", ylabel="nats per masked token")  # fmt: skip
+    fig, (main, side) = plt.subplots(1, 2, figsize=(14, 5.5), width_ratios=[3, 2])
+    label = ("training loss per masked token (an older log: not the bound's scale)" if older
+             else "training: train_nats_per_token (one draw per sequence)")  # fmt: skip
+    main.plot(drawn["step"], drawn["train_nats_per_token"], marker=".",
+              color="C0", label=label)  # fmt: skip
     if dev:
-        bound.plot(drawn["dev_step"], drawn["dev_nats_per_token"], marker="o", color="C1")
         kind = dev[-1].get("dev_bound", "")
-        bound.set(title=f"dev bound ({kind} NELBO)".replace(" ()", ""),
-                  xlabel="optimizer step", ylabel="nats per token (upper bound)")  # fmt: skip
-    else:
-        bound.set_axis_off()
-        bound.text(0.5, 0.5, "no dev evaluation yet\n(one every --eval_steps)",
-                   ha="center", va="center", transform=bound.transAxes, color="0.4")  # fmt: skip
+        widths = [w if is_number(w) else 0.0 for w in drawn["dev_half_width"]]
+        text = f"dev: {kind} bound, 95% interval (dev sentences and draws)"
+        main.errorbar(drawn["dev_step"], drawn["dev_nats_per_token"], yerr=widths, marker="o",
+                      color="C1", capsize=3, label=text)  # fmt: skip
+    main.set(title=f"training and dev, nats per token\n({meaning or 'the training objective'})",
+             xlabel="optimizer step", ylabel="nats per token")  # fmt: skip
+    main.legend(loc="upper right")
+    if any(is_number(v) for v in drawn["tokens_per_s"]):
+        side.plot(drawn["step"], drawn["tokens_per_s"], color="C4", marker=".")
+    skipped = drawn["skipped_steps"][-1] if drawn["skipped_steps"] else 0
+    side.set(title=f"throughput and learning rate; skipped (non-finite) steps: {skipped}",
+             xlabel="optimizer step", ylabel="tokens / s (training only)")  # fmt: skip
+    rate = side.twinx()
     lrs = [v for v in drawn["lr"] if is_number(v)]
-    rate.plot(drawn["step"], drawn["lr"], color="C2", marker=".")
+    rate.plot(drawn["step"], drawn["lr"], color="C2", linestyle="--")
     if lrs and min(lrs) > 0 and max(lrs) / min(lrs) > 20:
         rate.set_yscale("log")
-    else:
-        rate.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    rate.set(title="learning rate (at the logged step)", xlabel="optimizer step",
-             ylabel="learning rate")  # fmt: skip
-    if any(is_number(v) for v in drawn["tokens_per_s"]):
-        speed.plot(drawn["step"], drawn["tokens_per_s"], color="C4", marker=".")
-    skipped = drawn["skipped_steps"][-1] if drawn["skipped_steps"] else 0
-    speed.set(title=f"throughput; skipped (non-finite) steps: {skipped}",
-              xlabel="optimizer step", ylabel="tokens / s (training only)")  # fmt: skip
-    if skipped:
-        twin = speed.twinx()
-        twin.step(drawn["step"], drawn["skipped_steps"], color="C3", where="post")
-        twin.set_ylabel("skipped steps (total)", color="C3")
-    for ax in axes.flat:
+    rate.set_ylabel("learning rate (dashed)", color="C2")
+    for ax in (main, side):
         ax.grid(alpha=0.3)
     drawn["title"] = f"{name}: training" if name else "training"
-    drawn["panels"] = [ax.get_title() for ax in axes.flat if ax.axison]
+    drawn["panels"] = [main.get_title(), side.get_title()]
     fig.suptitle(drawn["title"])
     _save(fig, out)
     return drawn

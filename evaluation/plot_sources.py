@@ -51,7 +51,7 @@ def training_records(log: Path) -> list[dict]:
         if not isinstance(record, dict) or not isinstance(record.get("step"), int):
             raise UsageError(f"{where}: no integer 'step' (main.py writes one on every line); "
                              "fix or delete that line")  # fmt: skip
-        for key in ("loss", "loss_per_token", "lr", "dev_nats_per_token"):
+        for key in ("loss", "train_nats_per_token", "loss_per_token", "lr", "dev_nats_per_token"):
             if key in record and not is_number(record[key]):
                 raise UsageError(f"{where}: {key} is {record[key]!r}, not a finite number; fix "
                                  "or delete that line")  # fmt: skip
@@ -63,7 +63,8 @@ def training_records(log: Path) -> list[dict]:
 
 
 def loss_meaning(run_dir: Path) -> str:
-    """What the run's training loss is, from its checkpoint settings (best/ or last/)."""
+    """What the run's ``train_nats_per_token`` is, from its checkpoint settings (best/ or
+    last/)."""
     from models.checkpoint import SETTINGS
     from models.config import DiffusionConfig
 
@@ -75,10 +76,13 @@ def loss_meaning(run_dir: Path) -> str:
             except UsageError:  # a damaged settings file only costs the explanation
                 continue
             if config.autoregressive:
-                return "ar: next-token cross-entropy, the exact NLL"
+                return "ar: the exact next-token NLL"
             if config.objective == "mdlm":
-                return "mdlm: a one-draw estimate of the continuous bound"
-            return f"d3pm: one random step's KL + {config.hybrid_lambda:g}·CE, not the bound"
+                return "mdlm: one draw of MDLM's continuous objective"
+            return (
+                f"d3pm: T × one random step's KL, a one-draw estimate of the bound; the "
+                f"{config.hybrid_lambda:g}·CE hybrid term is trained but not shown"
+            )
     return "the training objective"
 
 

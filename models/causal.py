@@ -176,9 +176,11 @@ class CausalTwin(nn.Module):
 def ar_loss(network: nn.Module, x0: torch.Tensor, target_mask: torch.Tensor) -> LossOutput:
     """Next-token cross-entropy of ``network`` (a ``CausalTwin``, or its DDP wrapper): ``loss``
     summed over the predicted tokens and divided by the batch size (the diffusion losses'
-    convention), ``total`` its sum, ``num_masked`` the predicted tokens.
+    convention), ``total`` its sum, ``num_masked`` the predicted tokens, ``nats`` the exact NLL
+    (``total``; the end tokens included, as in the dev figure).
 
     Args: x0, target_mask: (B, L) ids and bool (``CausalTwin.forward``)."""
     log_probs, scored = network(x0, target_mask)
     total = -log_probs.sum()
-    return LossOutput(total / x0.shape[0], total.detach(), scored.sum())
+    nll = total.detach()
+    return LossOutput(total / x0.shape[0], nll, scored.sum(), nll.to(torch.float64))

@@ -80,7 +80,7 @@ def test_dashboard_files_across_a_resume(tiny_bert, toy_txt, tmp_path, capsys):
 
     # the trend page: one chart per record type, each one kind of quantity
     shown = charts(record)
-    assert {p["name"] for p in shown["loss"]} == {"nats_per_token"}
+    assert {p["name"] for p in shown["loss"]} == {"train_nats_per_token"}
     assert {p["name"] for p in shown["metric"]} == {"nats_per_token-dev"}
     assert all(0 < p["value"] < 20 for p in shown["loss"] + shown["metric"])
     assert shown["finish"] is True
@@ -173,8 +173,8 @@ def test_the_table_shows_only_what_defines_the_run():
 def test_every_ending_is_a_state_the_chart_stops_on(tmp_path, finished, note, state):
     logger = FitlogLogger(tmp_path / "logs", tmp_path / "run-dir")
     logger.start(0, 4)
-    logger.train({"step": 2, "loss": 3.0, "loss_per_token": 0.5, "lr": 5e-9, "skipped_steps": 0,
-                  "tokens_per_s": 120.0})  # fmt: skip
+    logger.train({"step": 2, "train_nats_per_token": 3.5, "loss": 3.0, "lr": 5e-9,
+                  "skipped_steps": 0, "tokens_per_s": 120.0})  # fmt: skip
     logger.end(3, finished, note)
     row = table(tmp_path / "logs")[logger.record.name]
     assert row["meta"]["state"] == state and row["meta"]["ended"] == note

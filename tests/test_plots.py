@@ -159,13 +159,16 @@ def test_training_png_says_what_it_draws(demo_like, tmp_path):
     drawn = plots.plot_training(demo_like / "train_log.jsonl", tmp_path / "t.png", "my-run",
                                 loss_meaning(demo_like))  # fmt: skip
     assert drawn["title"] == "my-run: training"
-    assert "d3pm: one random step's KL + 0.01·CE" in drawn["panels"][0]
-    assert len(drawn["panels"]) == 4 and drawn["tokens_per_s"][0] > 0
-    # before the first dev evaluation: no empty panel with made-up axes
-    log = tmp_path / "early.jsonl"
-    log.write_text(json.dumps({"step": 2, "loss": 9.0, "loss_per_token": 3.0, "lr": 1e-8}) + "\n")
-    early = plots.plot_training(log, tmp_path / "e.png")
-    assert early["dev_step"] == [] and len(early["panels"]) == 3
+    assert "d3pm: T × one random step's KL" in drawn["panels"][0]
+    assert "nats per token" in drawn["panels"][0] and drawn["tokens_per_s"][0] > 0
+    log = [json.loads(line) for line in (demo_like / "train_log.jsonl").read_text().splitlines()]
+    dev = [r for r in log if "dev_nats_per_token" in r]
+    assert drawn["dev_half_width"] == [1.96 * r["dev_nats_per_token_se"] for r in dev]
+    # a log from before train_nats_per_token: its loss per masked token, before any dev
+    early = tmp_path / "early.jsonl"
+    early.write_text(json.dumps({"step": 2, "loss": 9.0, "loss_per_token": 3.0, "lr": 1e-8}) + "\n")
+    drawn = plots.plot_training(early, tmp_path / "e.png")
+    assert drawn["dev_step"] == [] and drawn["train_nats_per_token"] == [3.0]
 
 
 def test_the_sampling_picture_names_the_sampler_that_ran(demo_like, tmp_path):

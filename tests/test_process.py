@@ -223,7 +223,7 @@ def test_d3pm_loss_matches_dense_reference(lam, per_sequence_t, device):
         assert out.loss.device == x0.to(device).device
         net.table = net.table.cpu()
         xs, u_s, masked = net.calls[0]
-        dense = 0.0
+        dense, dense_kl = 0.0, 0.0
         for b in range(2):
             s = round(u_s[b].item() * T)
             t = s - 1
@@ -252,11 +252,33 @@ def test_d3pm_loss_matches_dense_reference(lam, per_sequence_t, device):
                     "exact",
                 )
                 dense += ref.kl(q, p) - hybrid * lp[k, x0[b, i]].item()
+                dense_kl += ref.kl(q, p)
         assert out.loss.item() == pytest.approx(dense / 2, abs=1e-6)
+        assert out.nats.item() == pytest.approx(T * dense_kl, abs=1e-5)  # no hybrid term
         assert out.num_masked.item() == int(masked.sum())
         assert not (masked & ~target).any()
         if not per_sequence_t:
             assert u_s[0] == u_s[1]
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3])
+def test_the_training_figure_averages_to_the_bound(lam):
+    """d3pm's ``nats`` (T × the sampled step's KL, summed over the batch) averages over draws
+    to the exact T-step NELBO of the enumerated model; its hybrid term stays out of it."""
+    from tests.enumeration import L, TinyNet, exact_nelbo, make_diffusion
+
+    diffusion, net = make_diffusion(lam, 8), TinyNet()
+    x0 = torch.tensor([[0, 2]])
+    rows, chunks = 200, 40
+    target = torch.ones(rows, L, dtype=torch.bool)
+    means = torch.tensor([
+        d3pm_loss(diffusion, net, x0.expand(rows, L), target, 0.5, True,
+                  torch.Generator().manual_seed(chunk)).nats.item() / rows
+        for chunk in range(chunks)
+    ])  # fmt: skip
+    exact = exact_nelbo(diffusion, net, x0, 1)
+    se = means.std().item() / math.sqrt(chunks)
+    assert abs(means.mean().item() - exact) < 4 * se
 
 
 def test_mdlm_loss_hand_case(device):

@@ -202,11 +202,12 @@ class Records(Logger):
         self.records.append(record)
 
 
-def test_elapsed_time_and_the_first_loss_run_across_a_resume(
+def test_elapsed_time_and_the_first_training_figure_run_across_a_resume(
     tiny_bert, tokenizer, toy_txt, tmp_path, monkeypatch
 ):
     """A resumed run's ``elapsed_s`` goes on from the time the earlier process trained (not
-    from 0), and its first logged loss is the run's first, not the resumed process's."""
+    from 0), and its first logged training figure is the run's first, not the resumed
+    process's."""
     data = tokenize_texts(load_texts(str(toy_txt)), tokenizer, 24, "toy")
     settings = {"max_steps": 2, "logging_steps": 1, "eval_steps": 1000}
     first = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
@@ -216,7 +217,8 @@ def test_elapsed_time_and_the_first_loss_run_across_a_resume(
     log = Records()
     first.fit(data.select(range(4)), tmp_path, [log])
     state = first.state_dict()
-    assert state["first_loss"] == log.records[0]["loss"]
+    first = log.records[0]["train_nats_per_token"]
+    assert state["first_train_nats_per_token"] == first
     second = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
     second.train = dataclasses.replace(second.train, **{**settings, "max_steps": 4})
     second.load_state_dict(state)
@@ -224,5 +226,5 @@ def test_elapsed_time_and_the_first_loss_run_across_a_resume(
     second.fit(data.select(range(4)), tmp_path, [resumed])
     assert [r["step"] for r in resumed.records] == [3, 4]
     assert resumed.records[0]["elapsed_s"] > state["elapsed_s"] >= log.records[-1]["elapsed_s"]
-    assert second.first_loss == log.records[0]["loss"] != resumed.records[0]["loss"]
+    assert second.first_train == first != resumed.records[0]["train_nats_per_token"]
     assert second.state_dict()["elapsed_s"] > resumed.records[-1]["elapsed_s"]

@@ -41,8 +41,8 @@ class Logger:
         the best dev bound so far (a resumed run's)."""
 
     def train(self, record: dict[str, Any]) -> None:
-        """One record per ``--logging_steps``: step, loss, loss_per_token, lr, grad_norm,
-        skipped_steps, tokens_per_s."""
+        """One record per ``--logging_steps``: step, train_nats_per_token, loss, lr,
+        grad_norm, skipped_steps, tokens_per_s."""
 
     def dev(self, step: int, result: dict[str, Any]) -> None:
         """A dev evaluation at ``step`` (``nats_per_token``, ``ppl_per_token``, ``bound``...)."""
@@ -258,13 +258,13 @@ class FitlogLogger(Logger):
 
     def train(self, record: dict[str, Any]) -> None:
         self.step = step = record["step"]
-        self._append("loss.log", {"loss": {"nats_per_token": record["loss_per_token"]},
-                                  "step": step}, step)  # fmt: skip
+        self._append("loss.log", {"loss": {"train_nats_per_token":
+                                  record["train_nats_per_token"]}, "step": step}, step)  # fmt: skip
         self._meta("running")
         self._append("other.log", {"other": {
             "lr": f"{record['lr']:.3e}", "tokens_per_s": record.get("tokens_per_s"),
             "skipped_steps": record.get("skipped_steps", 0),
-            "loss_per_sequence": record["loss"], "grad_norm": record.get("grad_norm"),
+            "grad_norm": record.get("grad_norm"),
         }})  # fmt: skip
 
     def dev(self, step: int, result: dict[str, Any]) -> None:

@@ -27,7 +27,8 @@ from training.stopping import (
 
 @dataclass
 class FitResult:
-    """How ``fit`` ended: steps taken, the logged losses, the best dev bound, and the signal
+    """How ``fit`` ended: steps taken, the logged ``train_nats_per_token``, the best dev bound,
+    and the signal
     that stopped it (None when it ran to the end)."""
 
     steps: int
@@ -110,11 +111,12 @@ class TrainingLoop:
                 tick, tokens = now, 0.0
                 for logger in loggers:
                     logger.train(record)
-                logged.append(record["loss"])
-                if self.first_loss is None:
-                    self.first_loss = record["loss"]
+                logged.append(record["train_nats_per_token"])
+                if self.first_train is None:
+                    self.first_train = record["train_nats_per_token"]
                 progress.set_postfix(
-                    loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
+                    train_nats_per_token=f"{record['train_nats_per_token']:.4f}",
+                    lr=f"{record['lr']:.2e}",
                     tok_s=f"{record['tokens_per_s']:.0f}", refresh=False,
                 )  # fmt: skip
                 window = []
@@ -166,8 +168,8 @@ def _mean_record(window: list[dict], step: int, skipped: int, elapsed: float) ->
     learning rate."""
     return {
         "step": step,
+        "train_nats_per_token": sum(r["train_nats_per_token"] for r in window) / len(window),
         "loss": sum(r["loss"] for r in window) / len(window),
-        "loss_per_token": sum(r["loss_per_token"] for r in window) / len(window),
         "lr": window[-1]["lr"],
         "grad_norm": sum(r["grad_norm"] for r in window) / len(window),
         "skipped_steps": skipped,

@@ -60,7 +60,7 @@ class Trainer(TrainingLoop):
     skipped_steps: int = 0
     best: float | None = None
     elapsed: float = 0.0  # seconds of training in the processes before this one
-    first_loss: float | None = None  # the run's first logged loss, across resumes
+    first_train: float | None = None  # the run's first logged train_nats_per_token
     plan: BatchPlan = field(init=False)
     optimizer: torch.optim.Optimizer = field(init=False)
     scheduler: torch.optim.lr_scheduler.LambdaLR = field(init=False)
@@ -112,13 +112,15 @@ class Trainer(TrainingLoop):
     def train_step(self) -> dict[str, float] | None:
         """One optimizer step over ``accumulation`` micro-batches.
 
-        Returns the step's loss (per sequence, as the reference reports it), the loss per
-        scored token and the gradients' global L2 norm (before any clipping), or None when the
-        loss was NaN/inf on any rank (the step is skipped).
+        Returns the step's ``train_nats_per_token`` (the objective on the dev bound's scale,
+        ``LossOutput.nats`` over the target tokens: the figure shown everywhere), its ``loss``
+        (the objective per sequence, as the reference reports it: what is back-propagated)
+        and the gradients' global L2 norm (before any clipping), or None when the loss was
+        NaN/inf on any rank (the step is skipped).
         """
         self.model.train()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        scored = torch.zeros((), dtype=torch.float64, device=self.device)
+        nats = torch.zeros((), dtype=torch.float64, device=self.device)
         tokens = torch.zeros((), dtype=torch.float64, device=self.device)
         for micro in range(self.plan.accumulation):
             rows = self.plan.indices(self.step, micro, self.rank)
@@ -133,10 +135,10 @@ class Trainer(TrainingLoop):
                     out = step_loss(self, x0, target_mask, micro)
                 (out.loss / self.plan.accumulation).backward()
             total += out.total.to(torch.float64)
-            scored += out.num_masked
+            nats += out.nats
             tokens += target_mask.sum()
         bad = (~torch.isfinite(total)).to(torch.float64)
-        stats = torch.stack([total, scored, bad, tokens])
+        stats = torch.stack([total, nats, bad, tokens])
         if self.world_size > 1:
             dist.all_reduce(stats)
         if stats[2] > 0:
@@ -167,8 +169,8 @@ class Trainer(TrainingLoop):
         self.step += 1
         sequences = self.plan.micro_batch * self.plan.accumulation * self.world_size
         return {
+            "train_nats_per_token": stats[1].item() / max(stats[3].item(), 1.0),
             "loss": stats[0].item() / sequences,
-            "loss_per_token": stats[0].item() / max(stats[1].item(), 1.0),
             "lr": self.scheduler.get_last_lr()[0],
             "tokens": stats[3].item(),
             "grad_norm": grad_norm.item(),
@@ -196,7 +198,7 @@ class Trainer(TrainingLoop):
             "bad_steps": self.bad_steps,
             "skipped_steps": self.skipped_steps,
             "elapsed_s": self.elapsed_s(),
-            "first_loss": self.first_loss,
+            "first_train_nats_per_token": self.first_train,
             "args": self.run_args,
             **self._raw_weights(),
         }
@@ -223,7 +225,7 @@ class Trainer(TrainingLoop):
         self.step, self.best = state["step"], state["best"]
         self.bad_steps, self.skipped_steps = state["bad_steps"], state["skipped_steps"]
         self.elapsed = state.get("elapsed_s", 0.0)  # absent from older states
-        self.first_loss = state.get("first_loss")
+        self.first_train = state.get("first_train_nats_per_token")
 
     def save(self, path: Path, with_state: bool) -> None:
         """A checkpoint folder at ``path`` (written by rank 0; every rank must call this when
