@@ -43,7 +43,8 @@ HOST_SIDE = {
     ("training/batches.py", "order"): "the epoch's data order, indexed by Python",
     ("training/batches.py", "batch"): "the order of a group of length-sorted batches, on the host",
     ("corpora/collate.py", "collate"): "a batch laid out on the host, then moved once",
-    ("generation/unconditional.py", "generate"): "lengths and layout of a batch, moved once",
+    ("generation/unconditional.py", "generate"): "the generator of the lengths, on the host",
+    ("generation/unconditional.py", "_all_masked"): "lengths and layout of a batch, moved once",
     ("diffusion/schedule.py", "_check_monotone"): "a check when the schedule is built",
 }
 
