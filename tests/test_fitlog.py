@@ -102,12 +102,13 @@ def test_dashboard_files_across_a_resume(tiny_bert, toy_txt, tmp_path, capsys):
     assert "epochs" not in hyper and "task" not in hyper and "bf16" not in hyper
     assert hyper["hybrid_lambda"] == 0.01 and len(hyper) <= 22
     other = row["other"]
-    assert other["resumed_at_step"] == 4 and float(other["lr"]) > 0
+    assert other["resumed_at_step"] == 4 and float(other["lr_now"]) > 0
     assert other["tokens_per_s"] > 0 and other["skipped_steps"] == 0
 
     config = (logs / "default.cfg").read_text()
     assert "max_no_updates=21600" in config and "update_every=4" in config
     assert "editable_columns=memo" in config
+    assert "ignore_unchanged_columns=False" in config  # the state column shows when all agree
 
 
 def test_a_fork_and_a_new_folder_get_their_own_records(tiny_bert, toy_txt, tmp_path, capsys):
@@ -165,22 +166,27 @@ def test_the_table_shows_only_what_defines_the_run():
 
 
 @pytest.mark.parametrize(
-    ("finished", "note", "state"),
-    [(True, "finished: 4 steps", "finish"),
-     (False, "stopped by Ctrl-C (SIGINT) at step 3; resumable", "error"),
-     (False, "failed at step 3: RuntimeError: boom", "error")],
+    ("outcome", "note", "state"),
+    [("finished", "finished: 4 steps", "finish"),
+     ("stopped", "stopped by Ctrl-C (SIGINT) at step 3; resumable", "stopped"),
+     ("failed", "failed at step 3: RuntimeError: boom", "error")],
 )  # fmt: skip
-def test_every_ending_is_a_state_the_chart_stops_on(tmp_path, finished, note, state):
+def test_every_ending_has_its_own_state(tmp_path, outcome, note, state):
+    """A resumable stop is not an error; finished and failed runs' charts stop polling at
+    once (fitlog knows only those two), a stopped one's after max_no_updates polls."""
     logger = FitlogLogger(tmp_path / "logs", tmp_path / "run-dir")
     logger.start(0, 4)
     logger.train({"step": 2, "train_nats_per_token": 3.5, "loss": 3.0, "lr": 5e-9,
                   "skipped_steps": 0, "tokens_per_s": 120.0})  # fmt: skip
-    logger.end(3, finished, note)
+    logger.end(3, outcome, note)
     row = table(tmp_path / "logs")[logger.record.name]
     assert row["meta"]["state"] == state and row["meta"]["ended"] == note
     assert row["meta"]["progress"] == "3/4 steps (75%)"
-    assert row["other"]["lr"] == "5.000e-09"  # readable at any magnitude, unlike a 6-decimal 0
-    assert charts(logger.record)["finish"] is True
+    assert row["other"]["lr_now"] == "5.000e-09"  # readable at any magnitude, unlike 6 decimals
+    from fitlog.fastlog.log_read import is_log_record_finish
+
+    assert is_log_record_finish(str(logger.record)) is (outcome != "stopped")
+    assert "ended" not in row["other"]  # said once, in meta
 
 
 def test_a_server_config_keeps_the_users_settings(tmp_path):

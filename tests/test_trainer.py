@@ -40,8 +40,8 @@ class Ends(Logger):
     def __init__(self):
         self.ends = []
 
-    def end(self, step, finished, note):
-        self.ends.append((finished, note))
+    def end(self, step, outcome, note):
+        self.ends.append((outcome, note))
 
 
 def test_twenty_non_finite_steps_in_a_row_stop_training(tiny_bert, tokenizer, toy_txt):
@@ -78,7 +78,7 @@ def test_a_signal_during_a_dev_evaluation_is_answered_within_one_call(
     assert result.signal == signal.SIGINT and result.steps == 2
     assert len(eval_calls) == 10  # no call after the signal
     assert (tmp_path / "last" / "training_state.pt").is_file()
-    assert ends.ends == [(False, "stopped by Ctrl-C (SIGINT) at step 2; resumable")]
+    assert ends.ends == [("stopped", "stopped by Ctrl-C (SIGINT) at step 2; resumable")]
 
 
 def test_every_ending_reaches_the_loggers(tiny_bert, tokenizer, toy_txt, tmp_path, monkeypatch):
@@ -86,7 +86,7 @@ def test_every_ending_reaches_the_loggers(tiny_bert, tokenizer, toy_txt, tmp_pat
                                  eval_batch_size=8)  # fmt: skip
     ends = Ends()
     result = trainer.fit(data.select(range(8)), tmp_path, [ends])
-    assert result.signal is None and ends.ends == [(True, "finished: 2 steps")]
+    assert result.signal is None and ends.ends == [("finished", "finished: 2 steps")]
 
     def boom():
         raise RuntimeError("boom\nsecond line")
@@ -95,7 +95,7 @@ def test_every_ending_reaches_the_loggers(tiny_bert, tokenizer, toy_txt, tmp_pat
     monkeypatch.setattr(trainer, "train_step", boom)
     with pytest.raises(RuntimeError, match="boom"):
         trainer.fit(data.select(range(8)), tmp_path, [ends])
-    assert ends.ends[-1] == (False, "failed at step 2: RuntimeError: boom")
+    assert ends.ends[-1] == ("failed", "failed at step 2: RuntimeError: boom")
 
     def second_ctrl_c():
         raise KeyboardInterrupt
@@ -103,7 +103,7 @@ def test_every_ending_reaches_the_loggers(tiny_bert, tokenizer, toy_txt, tmp_pat
     monkeypatch.setattr(trainer, "train_step", second_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(data.select(range(8)), tmp_path, [ends])
-    assert ends.ends[-1] == (False, "failed at step 2: quit by a second Ctrl-C, not saved")
+    assert ends.ends[-1] == ("failed", "failed at step 2: quit by a second Ctrl-C, not saved")
 
 
 def test_warnings_for_settings_that_make_the_run_meaningless(tiny_bert, tokenizer, toy_txt):

@@ -50,9 +50,9 @@ class Logger:
     def best(self, step: int, nats_per_token: float) -> None:
         """A new best dev bound."""
 
-    def end(self, step: int, finished: bool, note: str) -> None:
-        """The run ended at ``step``: ``finished`` (ran to the end) or not, and how, in
-        words."""
+    def end(self, step: int, outcome: str, note: str) -> None:
+        """The run ended at ``step``: ``outcome`` is ``finished`` (ran to the end),
+        ``stopped`` (by a signal, resumable) or ``failed``; ``note`` says how, in words."""
 
 
 class JsonlLog(Logger):
@@ -91,10 +91,13 @@ CHART_SETTINGS = {"update_every": 4, "max_no_updates": 21600}  # 24 hours
 SERVER_CONFIG = (
     "[chart_settings]\nmax_points=400\nchart_exclude_columns=\n"
     "update_every={update_every}\nmax_no_updates={max_no_updates}\n\n"
-    "[basic_settings]\nstr_max_length=48\nround_to=6\nignore_unchanged_columns=True\n\n"
+    "[basic_settings]\nstr_max_length=48\nround_to=6\nignore_unchanged_columns=False\n\n"
     "[column_settings]\neditable_columns=memo\n"  # not fitlog's git message columns
 )
 
+# fitlog's chart stops polling at once for finish and error; a stopped run's chart stops
+# after max_no_updates polls without a new point
+STATES = {"finished": "finish", "stopped": "stopped", "failed": "error"}
 # Shown after the declared settings (training.settings): values the run resolves itself.
 RESOLVED_SHOWN = ("global_batch", "precision")
 
@@ -262,7 +265,7 @@ class FitlogLogger(Logger):
                                   record["train_nats_per_token"]}, "step": step}, step)  # fmt: skip
         self._meta("running")
         self._append("other.log", {"other": {
-            "lr": f"{record['lr']:.3e}", "tokens_per_s": record.get("tokens_per_s"),
+            "lr_now": f"{record['lr']:.3e}", "tokens_per_s": record.get("tokens_per_s"),
             "skipped_steps": record.get("skipped_steps", 0),
             "grad_norm": record.get("grad_norm"),
         }})  # fmt: skip
@@ -278,8 +281,7 @@ class FitlogLogger(Logger):
             "nats_per_token": nats_per_token, "ppl_per_token": ppl, "step": step,
         }}})  # fmt: skip
 
-    def end(self, step: int, finished: bool, note: str) -> None:
+    def end(self, step: int, outcome: str, note: str) -> None:
         self.step = step
-        self._append("other.log", {"other": {"ended": note, "ended_at": time.strftime(
-            "%Y-%m-%d %H:%M:%S")}})  # fmt: skip
-        self._meta("finish" if finished else "error", note)
+        self._append("other.log", {"other": {"ended_at": time.strftime("%Y-%m-%d %H:%M:%S")}})
+        self._meta(STATES[outcome], note)

@@ -72,13 +72,14 @@ class TrainingLoop:
                 if isinstance(error, KeyboardInterrupt)
                 else describe(error)
             )
-            tell_end(loggers, self.step, False, f"failed at step {self.step}: {how}")
+            tell_end(loggers, self.step, "failed", f"failed at step {self.step}: {how}")
             raise
         if result.signal is None:
-            tell_end(loggers, self.step, True, f"finished: {self.step} steps")
+            tell_end(loggers, self.step, "finished", f"finished: {self.step} steps")
         else:
             name = SIGNAL_NAMES.get(result.signal, f"signal {result.signal}")
-            tell_end(loggers, self.step, False, f"stopped by {name} at step {self.step}; resumable")
+            note = f"stopped by {name} at step {self.step}; resumable"
+            tell_end(loggers, self.step, "stopped", note)
         return result
 
     def _loop(

@@ -95,12 +95,13 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
 
 
-def tell_end(loggers: list[Logger], step: int, finished: bool, note: str) -> None:
-    """Tell every logger how the run ended; a logger that cannot write (a full disk) does not
-    hide what ended the run."""
+def tell_end(loggers: list[Logger], step: int, outcome: str, note: str) -> None:
+    """Tell every logger how the run ended (``outcome``: finished, stopped or failed, as
+    ``Logger.end``); a logger that cannot write (a full disk) does not hide what ended the
+    run."""
     for logger in loggers:
         with contextlib.suppress(OSError):
-            logger.end(step, finished, note)
+            logger.end(step, outcome, note)
 
 
 def check_finite_weights(model: torch.nn.Module, out: Path) -> None:
