@@ -38,6 +38,7 @@ from common.progress import set_quiet
 from common.runtime import pick_device, probe_compile, quiet_transformers
 from conditional_data import get_task
 from diffusion import check_step_size
+from evaluation.gen_ppl import causal_path
 from models import (
     DiffusionConfig,
 )
@@ -113,6 +114,8 @@ def check_args(args: argparse.Namespace) -> None:
     )
     if args.fitlog_dir:
         check_output_dir(args.fitlog_dir, "--fitlog_dir")
+    if args.eval_gen_ppl_model and args.eval_samples and args.task is None:
+        causal_path(args.eval_gen_ppl_model, "--eval_gen_ppl_model")  # offline, causal
 
 
 # Flags that only a diffusion objective reads: refused with --objective ar.
@@ -132,6 +135,15 @@ def refuse_ignored_flags(args: argparse.Namespace, argv: list[str] | None) -> No
         parser.refuse_ignored(argv, ("max_target_length", "data_dir"), "no --task (seq2seq only)")
     if args.max_steps != -1:
         parser.refuse_ignored(argv, ("epochs",), "--max_steps (it sets the length of the run)")
+    samples = ("eval_samples", "eval_sample_steps", "eval_gen_ppl_model")
+    if args.task is not None:
+        parser.refuse_ignored(argv, samples, "--task (a seq2seq run draws no samples at "
+                              "evaluation)")  # fmt: skip
+    elif args.eval_samples == 0:
+        parser.refuse_ignored(argv, samples[1:], "--eval_samples 0 (no samples)")
+    if args.objective == AUTOREGRESSIVE:
+        parser.refuse_ignored(argv, ("eval_sample_steps",), "--objective ar (it samples left to "
+                              "right)")  # fmt: skip
     if args.schedule != "linear" and args.objective != AUTOREGRESSIVE:
         because = f"--schedule {args.schedule} (the dev bound is continuous)"
         parser.refuse_ignored(argv, ("eval_step_size",), because)

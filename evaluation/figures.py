@@ -5,6 +5,7 @@ returns the arrays it drew (tests compare them with the source files)."""
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -83,20 +84,24 @@ def plot_training(log: Path, out: Path, name: str = "", meaning: str = "") -> di
         text = f"dev: {kind} bound, 95% interval (dev sentences and draws)"
         main.errorbar(drawn["dev_step"], drawn["dev_nats_per_token"], yerr=widths, marker="o",
                       color="C1", capsize=3, label=text)  # fmt: skip
-    main.set(title=f"training and dev, nats per token\n({meaning or 'the training objective'})",
-             xlabel="optimizer step", ylabel="nats per token")  # fmt: skip
+    what = textwrap.fill(meaning or "the training objective", 70)
+    main.set(title=f"training and dev, nats per token\n{what}", xlabel="optimizer step",
+             ylabel="nats per token")  # fmt: skip
     main.legend(loc="upper right")
     if any(is_number(v) for v in drawn["tokens_per_s"]):
         side.plot(drawn["step"], drawn["tokens_per_s"], color="C4", marker=".")
     skipped = drawn["skipped_steps"][-1] if drawn["skipped_steps"] else 0
-    side.set(title=f"throughput and learning rate; skipped (non-finite) steps: {skipped}",
-             xlabel="optimizer step", ylabel="tokens / s (training only)")  # fmt: skip
-    rate = side.twinx()
     lrs = [v for v in drawn["lr"] if is_number(v)]
-    rate.plot(drawn["step"], drawn["lr"], color="C2", linestyle="--")
-    if lrs and min(lrs) > 0 and max(lrs) / min(lrs) > 20:
-        rate.set_yscale("log")
-    rate.set_ylabel("learning rate (dashed)", color="C2")
+    constant = bool(lrs) and max(lrs) == min(lrs)
+    rate_text = f"learning rate {lrs[0]:.1e} throughout" if constant else "learning rate (dashed)"
+    side.set(title=f"throughput; {rate_text}\nskipped (non-finite) steps: {skipped}",
+             xlabel="optimizer step", ylabel="tokens / s (training only)")  # fmt: skip
+    if lrs and not constant:
+        rate = side.twinx()
+        rate.plot(drawn["step"], drawn["lr"], color="C2", linestyle="--")
+        if min(lrs) > 0 and max(lrs) / min(lrs) > 20:
+            rate.set_yscale("log")
+        rate.set_ylabel("learning rate (dashed)", color="C2")
     for ax in (main, side):
         ax.grid(alpha=0.3)
     drawn["title"] = f"{name}: training" if name else "training"

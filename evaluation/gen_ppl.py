@@ -15,19 +15,28 @@ from models.backbone import resolve_model_name
 ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "ernie")
 
 
-def check_causal(config, name: str) -> None:
+def check_causal(config, name: str, flag: str = "--gen_ppl_model") -> None:
     """One UsageError unless ``config`` is a causal LM's: an encoder's config without
     ``is_decoder`` (a masked LM, such as a DiffusionBERT checkpoint) would score text with
     bidirectional attention, a figure that means nothing."""
     if config.model_type in ENCODERS and not getattr(config, "is_decoder", False):
         raise UsageError(
-            f"--gen_ppl_model {name}: a {config.model_type} masked LM (is_decoder false), not a "
+            f"{flag} {name}: a {config.model_type} masked LM (is_decoder false), not a "
             "causal LM; pass an autoregressive checkpoint (main.py --objective ar) or a causal "
             "LM such as GPT-2"
         )
 
 
 @torch.no_grad()
+def causal_path(model_name: str, flag: str = "--gen_ppl_model") -> str:
+    """The local folder of the causal LM ``model_name`` (``models.resolve_model_name``), after
+    ``check_causal``: one UsageError naming ``flag`` when it is not available offline or not
+    a causal LM. Cheap: call it before the work that needs it."""
+    path = resolve_model_name(model_name, flag, "leave the flag out")
+    check_causal(AutoConfig.from_pretrained(path), model_name, flag)
+    return path
+
+
 def generative_perplexity(
     texts: Sequence[str], model_name: str, batch_size: int = 8, device: str = "cpu"
 ) -> dict[str, float]:
@@ -36,8 +45,7 @@ def generative_perplexity(
     Each text is scored after a BOS token (the tokenizer's bos, else eos) so its first token
     counts too. Raises ``UsageError`` when the model is not available offline.
     """
-    path = resolve_model_name(model_name, "--gen_ppl_model", "leave the flag out")
-    check_causal(AutoConfig.from_pretrained(path), model_name)
+    path = causal_path(model_name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
     start = tokenizer.bos_token_id

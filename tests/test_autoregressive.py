@@ -145,6 +145,32 @@ def test_the_folder_is_a_plain_causal_lm_and_scores_text(ar_run):
     assert scored["gen_nats_per_token"] == pytest.approx(nats / count, rel=1e-5)
 
 
+def test_evaluations_draw_samples_and_their_perplexity_under_the_twin(
+    ar_run, tiny_bert, toy_txt, tmp_path
+):
+    """The twin's evaluations draw samples left to right; a diffusion run given the twin as
+    --eval_gen_ppl_model logs its samples' generative perplexity, the figure
+    evaluation.gen_ppl computes for them."""
+    log = [json.loads(line) for line in (ar_run / "train_log.jsonl").read_text().splitlines()]
+    drawn = [r for r in log if "dev_samples" in r]
+    assert [len(r["dev_samples"]) for r in drawn] == [4, 4]
+    assert {r["dev_sampler"] for r in drawn} == {"left-to-right"}
+    out = tmp_path / "diffusion"
+    importlib.import_module("main").main([
+        "--model_name_or_path", str(tiny_bert), "--from_scratch", "true", "--dataset",
+        str(toy_txt), "--word_freq_lambda", "0", "--batch_size", "8", "--max_length", "24",
+        "--dev_size", "16", "--num_steps", "100", "--max_steps", "2", "--eval_steps", "2",
+        "--eval_samples", "3", "--eval_sample_steps", "10", "--eval_gen_ppl_model",
+        str(ar_run / "best"), "--output_dir", str(out), "--fitlog_dir", "", "--quiet",
+    ])  # fmt: skip
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    (dev,) = [r for r in log if "dev_samples" in r]
+    assert len(dev["dev_samples"]) == 3 and dev["dev_sample_steps"] == 10
+    again = generative_perplexity(dev["dev_samples"], str(ar_run / "best"))
+    assert dev["dev_gen_ppl"] == pytest.approx(again["gen_ppl"], rel=1e-6)
+    assert "Their generative perplexity under" in (out / "best" / "README.md").read_text()
+
+
 def test_a_masked_lm_is_refused_as_gen_ppl_model(tiny_bert):
     with pytest.raises(UsageError, match=r"masked LM .*not a causal LM"):
         generative_perplexity(["a cat."], str(tiny_bert))

@@ -72,6 +72,11 @@ def test_every_checkpoint_folder_has_card_and_args(tiny_bert, toy_txt, tmp_path,
         assert "on 16 held-out sequences" in card
         assert "| `timestep` | `layerwise` |" in card and "4 of 4 optimizer steps" in card
         assert f"python3 predict.py --checkpoint {name}" in card
+        log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+        drawn = next(r for r in log if "dev_samples" in r)  # the one evaluation, step 4
+        assert run["samples"]["samples"] == drawn["dev_samples"] and len(drawn["dev_samples"]) == 4
+        assert "## Samples\n\n4 samples drawn at step 4 (" in card
+        assert all(" ".join(t.split()) in card for t in drawn["dev_samples"])
         for item in folder.iterdir():
             mode = stat.S_IMODE(item.stat().st_mode)
             assert mode == 0o644, (item.name, oct(mode))

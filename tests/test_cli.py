@@ -500,8 +500,15 @@ def test_demo_checkpoint_samples_are_not_degenerate(tmp_path):
         (["--data_dir", "somewhere"], "--data_dir is ignored with no --task"),
         (["--max_steps", "5", "--epochs", "2"], "--epochs is ignored with --max_steps"),
         (["--eval_step_size", "4"], "--eval_step_size is ignored with --schedule mutual"),
+        (["--task", "toy", "--eval_samples", "2"], "--eval_samples is ignored with --task"),
+        (["--eval_samples", "0", "--eval_sample_steps", "8"],
+         "--eval_sample_steps is ignored with --eval_samples 0"),
+        (["--objective", "ar", "--eval_sample_steps", "8"],
+         "--eval_sample_steps is ignored with --objective ar"),
+        (["--eval_gen_ppl_model", "minilm-l6"],
+         "--eval_gen_ppl_model minilm-l6: a bert masked LM (is_decoder false), not a causal"),
     ],
-)
+)  # fmt: skip
 def test_a_training_flag_the_other_settings_ignore_is_one_line(tmp_path, extra, message, capsys):
     out = tmp_path / "run"
     code, _, err = run_main("main.py", "--output_dir", str(out), "--fitlog_dir", "", *extra,

@@ -4,6 +4,7 @@ repository (and, with an anchor into a Markdown page, to one of its headings); e
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -91,3 +92,18 @@ def test_the_check_finds_what_is_broken(tmp_path):
         "docs/c.md: mentioned, but no such path",
     ]
     assert anchors(readme) == set()
+
+
+def test_the_readmes_toy_likelihood_is_the_committed_demo_bound():
+    """The README's toy figure is the one bench/results/cpu_demo_bound.json records (and the
+    docs' example prints), not a figure from an older run."""
+    bound = json.loads((REPO / "bench/results/cpu_demo_bound.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    assert (
+        f"256 validation sentences): {bound['full_sequence_nats_per_token']:.2f} nats per" in readme
+    )
+    example = (REPO / "docs/likelihood.md").read_text()
+    assert (
+        f"{bound['given_length_nats_per_token']:.4f} ± {bound['given_length_se']:.4f}   "
+        f"{bound['full_sequence_nats_per_token']:.4f} ± {bound['full_sequence_se']:.4f}"
+    ) in example

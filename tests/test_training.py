@@ -228,3 +228,25 @@ def test_elapsed_time_and_the_first_training_figure_run_across_a_resume(
     assert resumed.records[0]["elapsed_s"] > state["elapsed_s"] >= log.records[-1]["elapsed_s"]
     assert second.first_train == first != resumed.records[0]["train_nats_per_token"]
     assert second.state_dict()["elapsed_s"] > resumed.records[-1]["elapsed_s"]
+
+
+def test_samples_at_evaluation_leave_training_as_it_was(tiny_bert, tokenizer, toy_txt):
+    """An evaluation draws --eval_samples texts, the same ones for the same weights (seeded by
+    --data_seed), and training after it takes the steps it would have taken without it."""
+    data = tokenize_texts(load_texts(str(toy_txt)), tokenizer, 24, "toy")
+    dev = data.select(range(8))
+    plain = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
+    plain.train = dataclasses.replace(plain.train, eval_samples=0)
+    losses = [plain.train_step()["loss"] for _ in range(4)]
+    sampled = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
+    sampled.train = dataclasses.replace(sampled.train, eval_samples=3, eval_sample_steps=8)
+    head = [sampled.train_step()["loss"] for _ in range(2)]
+    first = sampled.evaluate(dev)
+    again = sampled.evaluate(dev)
+    tail = [sampled.train_step()["loss"] for _ in range(2)]
+    assert head + tail == losses
+    assert len(first["samples"]) == 3 and all(isinstance(t, str) for t in first["samples"])
+    assert first["samples"] == again["samples"] and first["sample_steps"] == 8
+    assert sampled.samples == {"step": 2, **{k: again[k] for k in ("samples", "sampler",
+                                                                    "sample_steps")}}  # fmt: skip
+    assert "samples" not in plain.evaluate(dev) and plain.samples is None

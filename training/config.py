@@ -43,6 +43,9 @@ class TrainingConfig:
     eval_steps: int = 2000
     eval_step_size: int = 4
     eval_batch_size: int = 64
+    eval_samples: int = 4
+    eval_sample_steps: int = 64
+    eval_gen_ppl_model: str | None = None
     save_steps: int | None = None
     keep_last: int = 0
 

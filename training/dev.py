@@ -1,18 +1,26 @@
 """The dev figure of a training run: the continuous bound with one draw per sequence (the
 discrete bound for the ``linear`` schedule; the exact NLL for the autoregressive twin), with a
-bar of network calls and a stop request asked before each."""
+bar of network calls and a stop request asked before each; and a few samples of the model at
+each evaluation (``dev_samples``), with their generative perplexity under a causal LM."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import datasets
+import torch
 
 from common.precision import autocast
 from common.progress import progress as progress_bar
 from evaluation.bounds import calls_per_batch, estimate_bound
 from evaluation.exact import dev_figures, sequence_nlls
+from evaluation.gen_ppl import generative_perplexity
+from generation.autoregressive import generate_left_to_right
+from generation.config import SamplingConfig
+from generation.unconditional import generate
+from models.checkpoint import Checkpoint
 from training.data import fetch
 from training.stopping import EvaluationStopped, Watched
 
@@ -54,3 +62,33 @@ def dev_evaluation(
         )  # fmt: skip
     result["bound"] = bound
     return result
+
+
+def dev_samples(trainer: Trainer) -> dict:
+    """``--eval_samples`` samples of ``trainer``'s model (its moving average with ``--ema``)
+    as text, drawn with the default sampler in ``--eval_sample_steps`` steps (the twin: left
+    to right), lengths from the training split's histogram, seeded by ``--data_seed`` (the
+    same noise at every evaluation); with ``--eval_gen_ppl_model`` their generative perplexity.
+    Training's random state is left as it was (exact resume holds)."""
+    t, config = trainer.train, trainer.config
+    model = trainer.averaged.eval()
+    ckpt = Checkpoint(
+        model, trainer.tokenizer, config, trainer.counts, Path(), trainer.lengths
+    )  # the model in training: no folder
+    sampling = SamplingConfig(sampler="auto", sampling_steps=t.eval_sample_steps,
+                              seed=t.data_seed)  # fmt: skip
+    length = 0 if trainer.lengths is not None else config.max_length
+    devices = [trainer.device] if trainer.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), autocast(trainer.precision, trainer.device):
+        if config.autoregressive:
+            drawn = generate_left_to_right(ckpt, t.eval_samples, length, t.eval_samples, sampling)
+        else:
+            drawn = generate(ckpt, t.eval_samples, length, t.eval_samples, sampling)
+    texts = trainer.tokenizer.batch_decode(drawn.ids, skip_special_tokens=True)
+    out = {"samples": texts, "sampler": drawn.sampler,
+           "sample_steps": None if config.autoregressive else t.eval_sample_steps}  # fmt: skip
+    if t.eval_gen_ppl_model:
+        judged = generative_perplexity(texts, t.eval_gen_ppl_model, device=str(trainer.device))
+        if judged["gen_ppl_tokens"]:  # empty samples leave nothing to score
+            out.update(judged)
+    return out

@@ -273,6 +273,9 @@ class FitlogLogger(Logger):
     def dev(self, step: int, result: dict[str, Any]) -> None:
         self._append("metric.log", {"metric": {"dev": {"nats_per_token":
                      result["nats_per_token"]}}, "step": step}, step)  # fmt: skip
+        drawn = {"sample": (result.get("samples") or [None])[0], "gen_ppl": result.get("gen_ppl")}
+        if any(v is not None for v in drawn.values()):
+            self._append("other.log", {"other": {k: v for k, v in drawn.items() if v is not None}})
 
     def best(self, step: int, nats_per_token: float) -> None:
         self.best_text = f"{nats_per_token:.4f} (step {step})"

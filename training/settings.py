@@ -110,6 +110,15 @@ SETTINGS: tuple[Setting, ...] = (
     _s("eval_step_size", 4, "discrete dev bound (linear schedule): every N-th t", int, low=1,
        high=MAX_COUNT, locked=True),
     _s("eval_batch_size", 64, "sequences per dev batch", int, low=1, high=MAX_BATCH),
+    _s("eval_samples", 4, "samples drawn at each dev evaluation (unconditional runs): in "
+       "train_log.jsonl, the dashboard and the checkpoint's model card", int, low=0, high=1024,
+       note="0 = none"),
+    _s("eval_sample_steps", 64, "sampling steps T' of those samples (the default sampler; "
+       "the autoregressive twin samples left to right)", int, low=1,
+       high=MAX_DIFFUSION_STEPS),
+    _s("eval_gen_ppl_model", None, "a causal LM (folder or hub name, e.g. an --objective ar "
+       "checkpoint) whose perplexity of those samples is logged at each evaluation (default: "
+       "none)"),
     _s("logging_steps", 100, "a log record every N steps", int, low=1, high=MAX_COUNT),
     _s("save_steps", None, "save last/ every N steps (default: --eval_steps)", int, low=1,
        high=MAX_COUNT, note="omit it for --eval_steps"),

@@ -24,7 +24,7 @@ from models.denoiser import DiffusionBert
 from training.batches import BatchPlan
 from training.config import TrainingConfig
 from training.data import fetch, row_lengths
-from training.dev import dev_evaluation
+from training.dev import dev_evaluation, dev_samples
 from training.loop import TrainingLoop
 from training.optim import adamw, lr_scheduler
 from training.rng import rng_state, set_rng_state
@@ -61,6 +61,7 @@ class Trainer(TrainingLoop):
     best: float | None = None
     elapsed: float = 0.0  # seconds of training in the processes before this one
     first_train: float | None = None  # the run's first logged train_nats_per_token
+    samples: dict | None = None  # the last evaluation's samples (``training.dev.dev_samples``)
     plan: BatchPlan = field(init=False)
     optimizer: torch.optim.Optimizer = field(init=False)
     scheduler: torch.optim.lr_scheduler.LambdaLR = field(init=False)
@@ -179,8 +180,14 @@ class Trainer(TrainingLoop):
     def evaluate(
         self, dev_set: datasets.Dataset, stop: Callable[[], int | None] = lambda: None
     ) -> dict:
-        """The dev figure (``training.dev.dev_evaluation``)."""
-        return dev_evaluation(self, dev_set, stop)
+        """The dev figure (``training.dev.dev_evaluation``) and, on rank 0 of an unconditional
+        run with ``--eval_samples``, the samples of ``training.dev.dev_samples``."""
+        result = dev_evaluation(self, dev_set, stop)
+        if self.train.eval_samples and self.rank == 0 and self.config.task is None:
+            drawn = dev_samples(self)
+            result.update(drawn)
+            self.samples = {"step": self.step, **drawn}
+        return result
 
     def state_dict(self) -> dict:
         """Everything besides the weights that an exact resume needs (the RNG states of every
@@ -258,6 +265,7 @@ class Trainer(TrainingLoop):
             "step": self.step,
             "best_dev_nats_per_token": self.best,
             "command": command_line(self.run_args) if self.run_args else None,
+            "samples": self.samples,
         }
 
     def setting_warnings(self) -> list[str]:
