@@ -30,3 +30,19 @@ def test_the_scripts_read_the_presets():
         assert f"python3 -m training.presets {name})" in script
     assert "--word_freq_lambda" not in run and "--hybrid_lambda" not in condition
     assert gpu_check.DEMO_ARGS[: len(preset("demo"))] == preset("demo")
+
+
+def test_every_training_field_is_a_declared_setting_with_its_default():
+    """TrainingConfig holds no setting of its own: each field is a main.py flag declared in
+    training.settings, with the declared default (one source per setting)."""
+    from dataclasses import fields
+
+    from training.config import TrainingConfig
+    from training.settings import BY_NAME
+
+    defaults = TrainingConfig()
+    for f in fields(TrainingConfig):
+        assert f.name in BY_NAME, f.name
+        assert getattr(defaults, f.name) == BY_NAME[f.name].default, f.name
+    parsed = __import__("main").build_parser().parse_args([])
+    assert TrainingConfig.from_namespace(parsed) == defaults

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from training.settings import locked
+from training.settings import default, locked
 
 # Settings a resumed run must share with the run it continues: those declared ``locked``.
 RESUME_LOCKED = locked()
@@ -18,36 +18,37 @@ BEFORE_IT_EXISTED = {"group_by_length": False, "ema": 0.0}
 class TrainingConfig:
     """How to train (the diffusion settings live in ``models.DiffusionConfig``).
 
-    Field names are the flags of main.py, so ``from_namespace`` builds it from parsed args.
+    Field names are the flags of main.py, so ``from_namespace`` builds it from parsed args;
+    the defaults are the flags' (``training.settings``, the one declaration of each).
     ``max_steps`` ≤ 0 means ``epochs`` passes over the training set; ``save_steps`` None
     means ``eval_steps``.
     """
 
-    lr: float = 5e-5
-    epochs: int = 3
-    max_steps: int = -1
-    batch_size: int = 64
-    accumulation_steps: int = 1
-    lr_schedule: str = "invsqrt"
-    warmup_steps: int = 10000
-    weight_decay: float = 0.0
-    max_grad_norm: float = 0.0
-    bf16: bool = True
-    per_sequence_t: bool = False
-    group_by_length: bool = False
-    compile: bool = False
-    ema: float = 0.0
-    seed: int = 42
-    data_seed: int = 42
-    logging_steps: int = 100
-    eval_steps: int = 2000
-    eval_step_size: int = 4
-    eval_batch_size: int = 64
-    eval_samples: int = 4
-    eval_sample_steps: int = 64
-    eval_gen_ppl_model: str | None = None
-    save_steps: int | None = None
-    keep_last: int = 0
+    lr: float = default("lr")
+    epochs: int = default("epochs")
+    max_steps: int = default("max_steps")
+    batch_size: int = default("batch_size")
+    accumulation_steps: int = default("accumulation_steps")
+    lr_schedule: str = default("lr_schedule")
+    warmup_steps: int = default("warmup_steps")
+    weight_decay: float = default("weight_decay")
+    max_grad_norm: float = default("max_grad_norm")
+    bf16: bool = default("bf16")
+    per_sequence_t: bool = default("per_sequence_t")
+    group_by_length: bool = default("group_by_length")
+    compile: bool = default("compile")
+    ema: float = default("ema")
+    seed: int = default("seed")
+    data_seed: int = default("data_seed")
+    logging_steps: int = default("logging_steps")
+    eval_steps: int = default("eval_steps")
+    eval_step_size: int = default("eval_step_size")
+    eval_batch_size: int = default("eval_batch_size")
+    eval_samples: int = default("eval_samples")
+    eval_sample_steps: int = default("eval_sample_steps")
+    eval_gen_ppl_model: str | None = default("eval_gen_ppl_model")
+    save_steps: int | None = default("save_steps")
+    keep_last: int = default("keep_last")
 
     @classmethod
     def from_namespace(cls, args: Any) -> TrainingConfig:

@@ -169,6 +169,11 @@ def add_settings(parser, choices: Callable[[Iterable[str]], list[str]]) -> None:
             parser.flag(s.flag, type=s.kind, default=s.default, help=s.help)
 
 
+def default(name: str) -> Any:
+    """The declared default of the setting ``name`` (KeyError for an undeclared one)."""
+    return BY_NAME[name].default
+
+
 def ranged() -> list[Setting]:
     """The settings with a declared range, in order."""
     return [s for s in SETTINGS if s.low is not None]
