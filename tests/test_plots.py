@@ -237,14 +237,35 @@ def test_the_ablation_pictures_from_the_committed_results(tmp_path, capsys):
     history = module.RESULTS.parent / "bf16-600-shared-noise" / "steps300" / "results.jsonl"
     drawn = module.main([str(history), "--out", str(tmp_path)])
     records = [json.loads(line) for line in history.read_text().splitlines()]
-    assert drawn["dev_curves.png"] == {f"{r['row']} (seed {r['seed']})": r["dev_curve"]
-                                       for r in records}  # fmt: skip
+    curves = drawn["dev_curves.png"]
+    assert list(curves) == list(dict.fromkeys(r["row"] for r in records))  # one line per row
+    for row, line in curves.items():
+        runs = [dict(r["dev_curve"]) for r in records if r["row"] == row]
+        assert len(line["seeds"]) == len(runs) and line["steps"]
+        for i, step in enumerate(line["steps"]):  # mean and range of the seeds, by hand
+            values = [run[step] for run in runs]
+            assert line["mean"][i] == pytest.approx(sum(values) / len(values), rel=1e-12)
+            assert (line["low"][i], line["high"][i]) == (min(values), max(values))
+    assert any(len(line["seeds"]) > 1 for line in curves.values())
     (spindle,) = [r for r in records if "table3" in r]
     assert drawn["table3.png"] == {int(k): v["ppl_per_word"] for k, v in spindle["table3"].items()}
     for name in ("dev_curves.png", "table3.png"):
         assert (tmp_path / name).stat().st_size > 20000
-    assert len(module.SEED_STYLES) >= len({r["seed"] for r in records})
-    assert len(set(module.COLOURS)) >= len({r["row"] for r in records})
+    assert len(set(module.COLOURS)) >= len(curves)
+
+
+def test_the_committed_study_pictures_are_current(tmp_path):
+    """Every committed pictures.json is what today's code draws from the results beside it:
+    a picture whose results or drawing code changed since is stale (redraw it with python3 -m
+    experiments.ablation.plots RESULTS)."""
+    module = _ablation_plots()
+    committed = sorted(module.RESULTS.parent.rglob("pictures.json"))
+    assert committed
+    for path in committed:
+        drawn = module.write_pictures(path.parent / "results.jsonl", tmp_path)
+        stored = json.loads(path.read_text())
+        assert json.loads(json.dumps(drawn)) == stored, f"{path} is stale"
+        assert all((path.parent / name).is_file() for name in stored), f"{path}: a PNG is missing"
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
 """Pictures of the ablation (experiments.ablation): the dev bound against training steps for
-every run, and the per-word perplexity bound against ELBO steps for the spindle row (the
-paper's Table 3 analogue). Each function returns the numbers it drew.
+every row (mean over seeds, the seeds' range as a band), and the per-word perplexity bound
+against ELBO steps for the spindle row (the paper's Table 3 analogue). Each function returns
+the numbers it drew.
 
 python3 -m experiments.ablation.plots [RESULTS_JSONL] [--out FOLDER]   (default: the committed
-experiments/ablation/results/results.jsonl, pictures beside it)
+experiments/ablation/results/results.jsonl, pictures beside it, with pictures.json: the
+numbers drawn, which the tests compare with what today's code draws)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import matplotlib.pyplot as plt
 
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
-from common.files import iter_jsonl, write_error
+from common.files import iter_jsonl, write_error, write_json
 
 DPI = 150
 STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 11,
@@ -29,7 +31,6 @@ STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fo
 # Okabe and Ito's colour-blind-safe palette: a colour per row, none two alike
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
            "#F0E442"]  # fmt: skip
-SEED_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # (dash, marker) per seed
 RESULTS = Path("experiments/ablation/results/results.jsonl")
 
 
@@ -43,36 +44,53 @@ def _save(fig, out: Path) -> None:
         plt.close(fig)
 
 
-def dev_curves(records: list[dict], out: Path) -> dict[str, list[list[float]]]:
-    """Dev bound (nats per token) against steps, one line per run: a colour per row, a dash
-    and a marker per seed, the legend beside the axes. Returns {run: [[step, nats], ...]}."""
-    drawn = {f"{r['row']} (seed {r['seed']})": r["dev_curve"] for r in records}
-    rows = list(dict.fromkeys(r["row"] for r in records))
-    seeds = sorted({r["seed"] for r in records})
+def dev_curves(records: list[dict], out: Path) -> dict[str, dict]:
+    """Dev bound (nats per token) against steps, one line per row: the mean over its seeds at
+    the steps every seed logged, with a band from the lowest seed to the highest (a row with
+    one seed: its line alone). The title says whether the seeds were scored on the same dev
+    sentences (one ``--data_seed`` for every run) or each on its own (older grids drew the dev
+    set with the training seed). Returns {row: {"seeds", "steps", "mean", "low", "high"}}."""
+    drawn: dict[str, dict] = {}
+    for row in dict.fromkeys(r["row"] for r in records):
+        runs = sorted((r for r in records if r["row"] == row), key=lambda r: r["seed"])
+        curves = [dict((int(step), nats) for step, nats in r["dev_curve"]) for r in runs]
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        values = [[c[step] for c in curves] for step in steps]
+        drawn[row] = {"seeds": [r["seed"] for r in runs], "steps": steps,
+                      "mean": [sum(v) / len(v) for v in values],
+                      "low": [min(v) for v in values],
+                      "high": [max(v) for v in values]}  # fmt: skip
+    data_seeds = {r.get("settings", {}).get("data_seed") for r in records}
+    same = len(data_seeds) == 1 and None not in data_seeds
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(12, 6.5))
-        for record, (label, curve) in zip(records, drawn.items(), strict=True):
-            dash, marker = SEED_STYLES[seeds.index(record["seed"]) % len(SEED_STYLES)]
-            ax.plot([s for s, _ in curve], [v for _, v in curve], label=label, lw=2,
-                    color=COLOURS[rows.index(record["row"]) % len(COLOURS)], linestyle=dash,
-                    marker=marker, markersize=7)  # fmt: skip
+        for i, (row, line) in enumerate(drawn.items()):
+            colour, n = COLOURS[i % len(COLOURS)], len(line["seeds"])
+            ax.plot(line["steps"], line["mean"], lw=2, color=colour, marker="o", markersize=6,
+                    label=f"{row} ({n} seed{'s' * (n > 1)})")  # fmt: skip
+            if n > 1:
+                ax.fill_between(line["steps"], line["low"], line["high"], color=colour,
+                                alpha=0.18, linewidth=0)  # fmt: skip
         settings = records[0].get("settings", {}) if records else {}
         ax.set_xlabel(f"training step (optimizer steps of {settings.get('batch_size', '?')} "
                       "sequences)")  # fmt: skip
         ax.set_ylabel("dev bound (NELBO), nats per token")
-        ax.set_title(f"Ablation: dev bound during training ({settings.get('dev_size', '?')} dev "
-                     "sequences, one noise draw each; lower is better)")  # fmt: skip
+        sentences = "every seed on the same dev sentences"
+        if not same:
+            sentences = "each seed on its own dev sentences (drawn with the training seed)"
+        ax.set_title(f"Ablation: dev bound during training, mean over seeds; band: lowest to "
+                     f"highest seed\n({settings.get('dev_size', '?')} dev sequences, one noise "
+                     f"draw each, {sentences}; lower is better)", fontsize=12)  # fmt: skip
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), handlelength=3.5,
-                  title="row (seed): colour = row, dash and marker = seed")  # fmt: skip
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="row")
         _save(fig, out)
     return drawn
 
 
 def table3(records: list[dict], out: Path) -> dict[int, float]:
     """Per-word PPL bound against the number of ELBO steps T/S (spindle row, the one seed
-    that has it), with error bars of ±1 standard error over the test sentences. Returns
-    {steps: ppl}."""
+    that has it), with 95% intervals over the test sentences and their draws (± 1.96 s.e. of
+    the nats, as the text's intervals). Returns {steps: ppl}."""
     rows = [r for r in records if "table3" in r]
     if not rows:
         return {}
@@ -83,8 +101,8 @@ def table3(records: list[dict], out: Path) -> dict[int, float]:
     nats = [figures[s]["nats_per_word"] for s in steps]
     se = [figures[s].get("nats_per_word_se", 0.0) for s in steps]
     ppl = [drawn[s] for s in steps]
-    low = [p - math.exp(n - e) for p, n, e in zip(ppl, nats, se, strict=True)]
-    high = [math.exp(n + e) - p for p, n, e in zip(ppl, nats, se, strict=True)]
+    low = [p - math.exp(n - 1.96 * e) for p, n, e in zip(ppl, nats, se, strict=True)]
+    high = [math.exp(n + 1.96 * e) - p for p, n, e in zip(ppl, nats, se, strict=True)]
     sentences = record.get("settings", {}).get("eval_examples", "?")
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(9, 6))
@@ -94,8 +112,8 @@ def table3(records: list[dict], out: Path) -> dict[int, float]:
         ax.set_xlabel("ELBO steps T/S (the bound's number of time steps)")
         ax.set_ylabel("per-word perplexity bound, exp(nats per word)")
         ax.set_title(f"{record['row']}, one seed (seed {record['seed']}): bound against steps\n"
-                     f"error bars: ±1 standard error over {sentences} test sentences (the same "
-                     "sentences at every T/S)", fontsize=12)  # fmt: skip
+                     f"95% intervals over {sentences} test sentences and their draws (the "
+                     "same sentences at every T/S)", fontsize=12)  # fmt: skip
         ax.grid(alpha=0.3)
         _save(fig, out)
     return drawn
@@ -148,7 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     output = args.out or args.results.parent
     drawn = write_pictures(args.results, output)
-    for name in drawn:
+    write_json(output / "pictures.json", drawn)
+    for name in (*drawn, "pictures.json"):
         print(f"wrote {output / name}")
     return drawn
 
