@@ -16,15 +16,12 @@ the m shared sentences, with w_i words. The estimate is D = (mean_s Σ_i a_si �
   Σ c_i / Σ w_i over sentences (``ratio_se``);
 - the seeds: the per-unit figure of each seed (or of each seed's pair), its variance over seeds
   divided by the number of seeds.
-A draw's Monte Carlo error is in whichever part it varies with: in the seeds' part when each
-pair has its own noise seed, in the sentences' part when every pair shares one. The
-sentence-by-seed interaction (the draws' per-sentence noise included) is counted in both
-parts, so the variance is conservative: slightly where seeds or sentences dominate, by up to
-2× (√2 in width) where the draws' noise dominates. The half-width adds each part's own t
-half-width (t at its degrees of freedom: sentences − 1, seeds − 1) in quadrature (why this
-rule and not Welch–Satterthwaite's: docs/paired.md). Its coverage is simulated by
-experiments/recipe_coverage.py and tested in tests/test_recipes.py, next to a t over the
-seeds alone (paired seeds only), which ignores the shared sentences.
+A draw's Monte Carlo error is in the seeds' part when each pair has its own noise seed, in the
+sentences' part when every pair shares one. The sentence-by-seed interaction (the draws'
+per-sentence noise included) is counted in both parts, so the variance is conservative: slightly
+where seeds or sentences dominate, by up to 2× (√2 in width) where the draws' noise dominates. The
+half-width adds each part's own t half-width (t at its degrees of freedom: sentences − 1, seeds − 1)
+in quadrature; why, and its coverage in simulation against a t over the seeds alone: docs/paired.md.
 """
 
 from __future__ import annotations
