@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from models.card_sections import samples, test_bounds
 from models.config import DiffusionConfig
 
 TRAINING_ARGS = "training_args.json"
@@ -43,35 +44,17 @@ CITATION = """@article{he2022diffusionbert,
 }"""
 
 
-def samples(run: dict[str, Any]) -> str:
-    """The samples of the evaluation that wrote the folder (``run["samples"]``, from
-    ``training.dev.dev_samples``) as a card section, or "" when there are none."""
-    drawn = run.get("samples") or {}
-    if not drawn.get("samples"):
-        return ""
-    how = drawn.get("sampler", "")
-    if drawn.get("sample_steps"):
-        how += f" sampler, {drawn['sample_steps']} steps"
-    ppl = ""
-    if drawn.get("gen_ppl") is not None:
-        judge = (run.get("args") or {}).get("eval_gen_ppl_model")
-        ppl = f" Their generative perplexity under `{judge}`: {drawn['gen_ppl']:.1f}."
-    text = "\n".join(" ".join(s.split()) or "(empty)" for s in drawn["samples"])
-    return (f"## Samples\n\n{len(drawn['samples'])} samples drawn at step {drawn.get('step')} "
-            f"({how}; seeded by --data_seed, the same noise at every evaluation).{ppl} "
-            f"`predict.py` draws more.\n\n```text\n{text}\n```")  # fmt: skip
-
-
 def provenance(run: dict[str, Any]) -> str:
-    """The card's closing sections: the samples of the evaluation that wrote it (when
-    drawn), the command that trained the folder (``run["command"]``, when recorded), the
-    licences of the weights and of the training text, and the paper's BibTeX."""
+    """The card's closing sections: its test bounds (when added, ``python3 -m evaluation.card``),
+    the samples of the evaluation that wrote it (when drawn), the command that trained the
+    folder (``run["command"]``, when recorded), the licences of the weights and of the
+    training text, and the paper's BibTeX."""
     args = run.get("args") or {}
     _, license_ = BASES.get(args.get("model_name_or_path", ""), (None, None))
     weights = f"under {license_}, the base model's" if license_ else "not recorded"
     text = DATA.get(args.get("dataset") or "", (None, ""))[1]
     text = text if text and not args.get("task") else "see the data named under Training"
-    parts = [samples(run)] if samples(run) else []
+    parts = [part for part in (test_bounds(run), samples(run)) if part]
     if run.get("command"):
         parts.append(f"## How it was trained\n\n```bash\n{run['command']}\n```")
     parts.append(f"## Licences\n\nThe weights: {weights}. The training text: {text}.")

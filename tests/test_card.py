@@ -156,3 +156,35 @@ def test_the_card_says_how_it_was_trained_its_licences_and_how_to_cite():
     assert "CC BY-SA" in card.split("## Licences")[1]  # the text's terms, beside the weights'
     assert "@article{he2022diffusionbert" in card and "arXiv:2211.15029" in card
     assert "## How it was trained" not in model_card(DiffusionConfig(), run_of(), "best")
+
+
+def test_test_bounds_go_into_the_card(tiny_bert, toy_txt, tmp_path, capsys):
+    """python3 -m evaluation.card adds a compute_elbo.py record of the folder as a row of the
+    card's Test bounds (its numbers, as the record has them) and of training_args.json; the
+    same data and bound again replaces the row; another folder's record is refused."""
+    out = tmp_path / "run"
+    train(tiny_bert, toy_txt, out, capsys)
+    folder, record = out / "best", tmp_path / "elbo.json"
+    args = ["--checkpoint", str(folder), "--dataset", str(toy_txt), "--split", "train",
+            "--max_examples", "12", "--bound", "continuous", "--mc_samples", "2", "--json",
+            str(record)]  # fmt: skip
+    code, _, err = run_main("compute_elbo", *args, capsys=capsys)
+    assert code == 0, err
+    before = (folder / CARD).read_text()
+    code, _, err = run_main("evaluation.card", str(folder), "--records", str(record),
+                            capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    figures = json.loads(record.read_text())
+    given, full = figures["given_length"], figures["full_sequence"]
+    card = (folder / CARD).read_text()
+    row = (f"| {figures['dataset']}/train | continuous, 2 draws | 12 | "
+           f"{given['nats_per_token']:.4f} ± {given['nats_per_token_se']:.4f} | "
+           f"{full['nats_per_token']:.4f} ± {full['nats_per_token_se']:.4f} | "
+           f"{given['ppl_per_word']:,.2f} |")  # fmt: skip
+    assert "## Test bounds" in card and row in card
+    assert card.replace(card[card.index("## Test bounds") : card.index("## Samples")], "") == before
+    again = run_main("evaluation.card", str(folder), "--records", str(record), capsys=capsys)
+    assert again[0] == 0 and len(json.loads((folder / TRAINING_ARGS).read_text())["test"]) == 1
+    code, _, err = run_main("evaluation.card", str(out / "last"), "--records", str(record),
+                            capsys=capsys)  # fmt: skip
+    assert code == 2 and "not " in err and "pass the records of this checkpoint" in err

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["main", "word_freq", "predict", "predict_downstream_condition", "compute_elbo",
            "conditional_data.__main__",
            "compute_metric", "evaluation.plots", "evaluation.compare", "evaluation.recipes",
+           "evaluation.card",
            "experiments.recipe_coverage", "experiments.ablation.settings",
            "experiments.ablation.table", "experiments.ablation.plots",
            "experiments.variance", "evaluation.compare_outputs", "experiments.ar_twin.settings",

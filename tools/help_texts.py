@@ -31,6 +31,7 @@ MODULES = {
     "evaluation.compare": "evaluation.compare",
     "evaluation.compare_outputs": "evaluation.compare_outputs",
     "evaluation.recipes": "evaluation.recipes",
+    "evaluation.card": "evaluation.card",
     "experiments.recipe_coverage": "experiments.recipe_coverage",
     "experiments.variance": "experiments.variance",
     "experiments.ablation": "experiments.ablation.settings",

@@ -1,0 +1,96 @@
+"""Add test bounds to a checkpoint's model card: each compute_elbo.py --json record of the
+folder becomes a row of the card's "Test bounds" table (and of ``training_args.json``'s
+``test``), so that a shared folder says how it scores, not only its dev bound.
+
+python3 -m evaluation.card CHECKPOINT --records elbo_test.json [more.json ...]
+
+A record of another folder is refused; a record of the same data, split and bound as a row
+already there replaces it. Both files are rewritten atomically from the folder's settings.
+"""
+
+from __future__ import annotations
+
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
+from pathlib import Path
+
+from common.checks import check_outputs_apart
+from common.cli import Parser
+from common.errors import UsageError, exit_on_usage_error
+from common.files import read_json, write_json, write_text
+from evaluation.records import is_exact, read_record
+from models.ar_card import ar_model_card
+from models.card import CARD, TRAINING_ARGS, model_card
+from models.checkpoint import SETTINGS, resolve_checkpoint_dir
+from models.config import DiffusionConfig
+
+
+def summary(record: dict) -> dict:
+    """The card's row of a compute_elbo.py record: data, bound, sentences, nats per token
+    given the length and of the full sequence (each with its s.e.), per-word PPL."""
+    if is_exact(record):
+        bound = "exact NLL"
+    elif record["bound"] == "continuous":
+        bound = f"continuous, {record['mc_samples']} draws"
+    else:
+        bound = f"discrete, every {record['eval_step_size']}-th step"
+    if not is_exact(record) and not record.get("valid_bound", True):
+        bound += " (official protocol: not a bound)"
+    given, full = record.get("given_length"), record["full_sequence"]
+    return {
+        "data": f"{record['dataset']}/{record['split']}",
+        "bound": bound,
+        "sentences": full["num_sequences"],
+        "given_length": [given["nats_per_token"], given["nats_per_token_se"]] if given else None,
+        "full_sequence": [full["nats_per_token"], full["nats_per_token_se"]],
+        "ppl_per_word": (given or full).get("ppl_per_word"),
+    }
+
+
+def add_test_bounds(folder: Path, records: list[Path]) -> dict:
+    """Rewrite ``folder``'s ``training_args.json`` and model card with the rows of
+    ``records`` (see the module docstring); returns the run record written."""
+    run = read_json(folder / TRAINING_ARGS, "the checkpoint's training_args.json")
+    if not isinstance(run, dict):
+        raise UsageError(f"{folder / TRAINING_ARGS}: not a training record; was it written "
+                         "by main.py?")  # fmt: skip
+    rows = list(run.get("test") or [])
+    for path in records:
+        record = read_record(path, "--records")
+        if resolve_checkpoint_dir(record["checkpoint"]).resolve() != folder.resolve():
+            raise UsageError(f"--records {path} bounds {record['checkpoint']}, not {folder}; "
+                             "pass the records of this checkpoint")  # fmt: skip
+        row = summary(record)
+        rows = [r for r in rows if (r["data"], r["bound"]) != (row["data"], row["bound"])]
+        rows.append(row)
+    run["test"] = rows
+    config = DiffusionConfig.load(folder / SETTINGS)
+    card = ar_model_card if config.autoregressive else model_card
+    write_json(folder / TRAINING_ARGS, run)
+    write_text(folder / CARD, card(config, run, folder.name))
+    return run
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python3 -m evaluation.card", description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", help="a checkpoint folder written by main.py")
+    p.add_argument("--records", nargs="+", required=True,
+                   help="compute_elbo.py --json records of that folder")  # fmt: skip
+    return p
+
+
+@exit_on_usage_error
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    folder = resolve_checkpoint_dir(args.checkpoint)
+    records = [Path(r) for r in args.records]
+    check_outputs_apart({"the card": folder / CARD, "training_args.json": folder / TRAINING_ARGS},
+                        {f"--records {r}": r for r in records})  # fmt: skip
+    run = add_test_bounds(folder, records)
+    print(f"wrote {folder / CARD} and {folder / TRAINING_ARGS}: {len(run['test'])} test rows")
+    return run
+
+
+if __name__ == "__main__":
+    main()
