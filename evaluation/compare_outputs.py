@@ -44,6 +44,14 @@ def per_source(path: str | Path) -> dict[str, list]:
     lengths = {k: len(v) for k, v in columns.items() if isinstance(v, list)}
     if len(set(lengths.values())) != 1:
         raise UsageError(f"{path}: the per_source columns differ in length {lengths}")
+    for metric in (*METRICS, "bleu_single"):
+        if metric in columns and not isinstance(columns[metric], list):
+            raise UsageError(f"{path}: per_source {metric} is not a list of scores")
+        for i, value in enumerate(columns.get(metric) or []):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value):
+                raise UsageError(f"{path}: per_source {metric}[{i}] is {value!r}, not a finite "
+                                 "number; decode that source again")  # fmt: skip
     return columns
 
 

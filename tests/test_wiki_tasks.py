@@ -3,6 +3,7 @@ wiki-summaries, the autoregressive twin's seq2seq decoding, coverage, and the pe
 paired comparison."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -155,3 +156,20 @@ def test_keywords_are_read_in_the_output_by_their_own_rule_and_candidates_pool()
     same = [["a", "cat", "sat"]] * 4
     assert pooled_distinct(same, 1) == pytest.approx(3 / 12)  # identical candidates: low
     assert pooled_distinct([["a", "cat"], ["the", "dog"]], 1) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("bleu", "message"),
+    [([0.1, "0.2", 0.3], "per_source bleu[1] is '0.2', not a finite number"),
+     ([0.1, float("nan"), 0.3], "per_source bleu[1] is nan, not a finite number"),
+     ([0.1, True, 0.3], "per_source bleu[1] is True, not a finite number"),
+     (0.5, "per_source bleu is not a list of scores")],
+)  # fmt: skip
+def test_a_score_that_is_not_a_finite_number_is_one_line_naming_it(tmp_path, bleu, message):
+    from evaluation.compare_outputs import per_source
+
+    path = tmp_path / "m.json"
+    columns = {"source": ["a", "b", "c"], "rouge_l": [0.1, 0.2, 0.3], "bleu": bleu}
+    path.write_text(json.dumps({"per_source": columns}))  # NaN as JSON's NaN token
+    with pytest.raises(UsageError, match=rf"{path}: {re.escape(message)}"):
+        per_source(path)
