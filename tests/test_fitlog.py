@@ -18,7 +18,7 @@ import torch
 from common.precision import resolve_precision
 from tests.test_cli import run_main
 from training import loggers
-from training.loggers import OWNER, RECORD_POINTER, FitlogLogger, dashboard_settings
+from training.dashboard import OWNER, RECORD_POINTER, FitlogLogger, dashboard_settings
 
 
 def fitlog_readers():
@@ -104,6 +104,11 @@ def test_dashboard_files_across_a_resume(tiny_bert, toy_txt, tmp_path, capsys):
     other = row["other"]
     assert other["resumed_at_step"] == 4 and float(other["lr_now"]) > 0
     assert other["tokens_per_s"] > 0 and other["skipped_steps"] == 0
+    # what fitlog cannot draw, drawn beside it and named in the table: the latest training.png
+    picture = out / "plots" / "training.png"
+    assert other["picture"] == str(picture) and picture.stat().st_size > 10000
+    assert other["sample"] == json.loads((out / "train_log.jsonl").read_text().splitlines()[-1]
+                                         )["dev_samples"][0]  # fmt: skip
 
     config = (logs / "default.cfg").read_text()
     assert "max_no_updates=21600" in config and "update_every=4" in config

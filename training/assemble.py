@@ -19,9 +19,10 @@ from models import DiffusionConfig, build_model, load_checkpoint, resolve_model_
 from models.checkpoint import check_lengths
 from models.config import AUTOREGRESSIVE
 from training.config import TrainingConfig
+from training.dashboard import FitlogLogger, dashboard_settings
 from training.data import training_data
 from training.distributed import setup_distributed
-from training.loggers import FitlogLogger, JsonlLog, dashboard_settings
+from training.loggers import JsonlLog
 from training.memory import check_batch_fits
 from training.resume import check_resumed_counts, load_resumed_state
 from training.rng import seed_everything

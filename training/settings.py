@@ -1,7 +1,7 @@
 """Every setting of main.py, declared once: its flag, default, help, choices and range, whether
 a resumed run may change it, and when the dashboard shows it. main.py's parser and range
 checks, the resume lock (``training.config.RESUME_LOCKED``) and the dashboard's table
-(``training.loggers.dashboard_settings``) read these declarations (Hugging Face's dataclass
+(``training.dashboard.dashboard_settings``) read these declarations (Hugging Face's dataclass
 arguments are the model: the declaration carries the help).
 
 A new setting is one ``Setting`` here, plus its use in the code that reads it and a test.
