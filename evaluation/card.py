@@ -32,7 +32,8 @@ def summary(record: dict) -> dict:
     if is_exact(record):
         bound = "exact NLL"
     elif record["bound"] == "continuous":
-        bound = f"continuous, {record['mc_samples']} draws"
+        estimator = (record.get("noise") or {}).get("estimator") or "conditioned"
+        bound = f"continuous, {estimator}, {record['mc_samples']} draws"
     else:
         bound = f"discrete, every {record['eval_step_size']}-th step"
     if not is_exact(record) and not record.get("valid_bound", True):

@@ -27,7 +27,6 @@ def check_causal(config, name: str, flag: str = "--gen_ppl_model") -> None:
         )
 
 
-@torch.no_grad()
 def causal_path(model_name: str, flag: str = "--gen_ppl_model") -> str:
     """The local folder of the causal LM ``model_name`` (``models.resolve_model_name``), after
     ``check_causal``: one UsageError naming ``flag`` when it is not available offline or not
@@ -37,6 +36,7 @@ def causal_path(model_name: str, flag: str = "--gen_ppl_model") -> str:
     return path
 
 
+@torch.no_grad()
 def generative_perplexity(
     texts: Sequence[str], model_name: str, batch_size: int = 8, device: str = "cpu"
 ) -> dict[str, float]:

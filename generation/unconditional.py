@@ -49,7 +49,6 @@ def check_length(ckpt: Checkpoint, length: int, semi_ar_windows: int = 1) -> Non
         raise UsageError("--semi_ar_windows needs a fixed --length ≥ 2")
 
 
-@torch.no_grad()
 def _all_masked(
     ckpt: Checkpoint, n: int, length: int, generator: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,6 +69,7 @@ def _all_masked(
     return lengths, xt, target.to(device)
 
 
+@torch.no_grad()
 def generate(
     ckpt: Checkpoint,
     num_samples: int,

@@ -171,6 +171,22 @@ def test_evaluations_draw_samples_and_their_perplexity_under_the_twin(
     assert "Their generative perplexity under" in (out / "best" / "README.md").read_text()
 
 
+def test_scoring_builds_no_autograd_graph(ar_run, monkeypatch):
+    """generative_perplexity runs its causal LM without gradients (as sampling does)."""
+    from transformers import AutoModelForCausalLM as Auto
+
+    modes, load = [], Auto.from_pretrained
+
+    def loaded(*args, **kwargs):
+        model = load(*args, **kwargs)
+        model.register_forward_hook(lambda *_: modes.append(torch.is_grad_enabled()))
+        return model
+
+    monkeypatch.setattr("evaluation.gen_ppl.AutoModelForCausalLM.from_pretrained", loaded)
+    generative_perplexity(["a cat sat."], str(ar_run / "best"))
+    assert modes == [False]
+
+
 def test_a_masked_lm_is_refused_as_gen_ppl_model(tiny_bert):
     with pytest.raises(UsageError, match=r"masked LM .*not a causal LM"):
         generative_perplexity(["a cat."], str(tiny_bert))

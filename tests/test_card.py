@@ -177,7 +177,7 @@ def test_test_bounds_go_into_the_card(tiny_bert, toy_txt, tmp_path, capsys):
     figures = json.loads(record.read_text())
     given, full = figures["given_length"], figures["full_sequence"]
     card = (folder / CARD).read_text()
-    row = (f"| {figures['dataset']}/train | continuous, 2 draws | 12 | "
+    row = (f"| {figures['dataset']}/train | continuous, conditioned, 2 draws | 12 | "
            f"{given['nats_per_token']:.4f} ± {given['nats_per_token_se']:.4f} | "
            f"{full['nats_per_token']:.4f} ± {full['nats_per_token_se']:.4f} | "
            f"{given['ppl_per_word']:,.2f} |")  # fmt: skip

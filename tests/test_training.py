@@ -228,6 +228,7 @@ def test_elapsed_time_and_the_first_training_figure_run_across_a_resume(
     assert resumed.records[0]["elapsed_s"] > state["elapsed_s"] >= log.records[-1]["elapsed_s"]
     assert second.first_train == first != resumed.records[0]["train_nats_per_token"]
     assert second.state_dict()["elapsed_s"] > resumed.records[-1]["elapsed_s"]
+    assert state["samples"]["step"] == 2  # the evaluation at the end of the first process
 
 
 def test_samples_at_evaluation_leave_training_as_it_was(tiny_bert, tokenizer, toy_txt):
@@ -241,7 +242,11 @@ def test_samples_at_evaluation_leave_training_as_it_was(tiny_bert, tokenizer, to
     sampled = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
     sampled.train = dataclasses.replace(sampled.train, eval_samples=3, eval_sample_steps=8)
     head = [sampled.train_step()["loss"] for _ in range(2)]
+    modes = []
+    hook = sampled.model.register_forward_hook(lambda *_: modes.append(torch.is_grad_enabled()))
     first = sampled.evaluate(dev)
+    hook.remove()
+    assert modes and not any(modes)  # the bound and the samples build no autograd graph
     again = sampled.evaluate(dev)
     tail = [sampled.train_step()["loss"] for _ in range(2)]
     assert head + tail == losses
@@ -250,3 +255,6 @@ def test_samples_at_evaluation_leave_training_as_it_was(tiny_bert, tokenizer, to
     assert sampled.samples == {"step": 2, **{k: again[k] for k in ("samples", "sampler",
                                                                     "sample_steps")}}  # fmt: skip
     assert "samples" not in plain.evaluate(dev) and plain.samples is None
+    carried = _trainer(tiny_bert, tokenizer, data, torch.device("cpu"))
+    carried.load_state_dict(sampled.state_dict())  # a resumed run's cards keep them
+    assert carried.samples == sampled.samples

@@ -79,16 +79,18 @@ def dev_samples(trainer: Trainer) -> dict:
                               seed=t.data_seed)  # fmt: skip
     length = 0 if trainer.lengths is not None else config.max_length
     devices = [trainer.device] if trainer.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), autocast(trainer.precision, trainer.device):
-        if config.autoregressive:
-            drawn = generate_left_to_right(ckpt, t.eval_samples, length, t.eval_samples, sampling)
-        else:
-            drawn = generate(ckpt, t.eval_samples, length, t.eval_samples, sampling)
-    texts = trainer.tokenizer.batch_decode(drawn.ids, skip_special_tokens=True)
-    out = {"samples": texts, "sampler": drawn.sampler,
-           "sample_steps": None if config.autoregressive else t.eval_sample_steps}  # fmt: skip
-    if t.eval_gen_ppl_model:
-        judged = generative_perplexity(texts, t.eval_gen_ppl_model, device=str(trainer.device))
-        if judged["gen_ppl_tokens"]:  # empty samples leave nothing to score
-            out.update(judged)
+    with torch.random.fork_rng(devices=devices):  # the judge's loading too: nothing leaks
+        with autocast(trainer.precision, trainer.device):
+            if config.autoregressive:
+                drawn = generate_left_to_right(ckpt, t.eval_samples, length, t.eval_samples,
+                                               sampling)  # fmt: skip
+            else:
+                drawn = generate(ckpt, t.eval_samples, length, t.eval_samples, sampling)
+        texts = trainer.tokenizer.batch_decode(drawn.ids, skip_special_tokens=True)
+        out = {"samples": texts, "sampler": drawn.sampler,
+               "sample_steps": None if config.autoregressive else t.eval_sample_steps}  # fmt: skip
+        if t.eval_gen_ppl_model:
+            judged = generative_perplexity(texts, t.eval_gen_ppl_model, device=str(trainer.device))
+            if judged["gen_ppl_tokens"]:  # empty samples leave nothing to score
+                out.update(judged)
     return out

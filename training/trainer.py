@@ -206,6 +206,7 @@ class Trainer(TrainingLoop):
             "skipped_steps": self.skipped_steps,
             "elapsed_s": self.elapsed_s(),
             "first_train_nats_per_token": self.first_train,
+            "samples": self.samples,
             "args": self.run_args,
             **self._raw_weights(),
         }
@@ -233,6 +234,7 @@ class Trainer(TrainingLoop):
         self.bad_steps, self.skipped_steps = state["bad_steps"], state["skipped_steps"]
         self.elapsed = state.get("elapsed_s", 0.0)  # absent from older states
         self.first_train = state.get("first_train_nats_per_token")
+        self.samples = state.get("samples")
 
     def save(self, path: Path, with_state: bool) -> None:
         """A checkpoint folder at ``path`` (written by rank 0; every rank must call this when

@@ -31,7 +31,8 @@ STYLE = {"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fo
 # Okabe and Ito's colour-blind-safe palette: a colour per row, none two alike
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000",
            "#F0E442"]  # fmt: skip
-RESULTS = Path("experiments/ablation/results/results.jsonl")
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = Path("experiments/ablation/results/results.jsonl")  # in the repository
 
 
 def _save(fig, out: Path) -> None:
@@ -164,8 +165,9 @@ def build_parser() -> Parser:
 @exit_on_usage_error
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    output = args.out or args.results.parent
-    drawn = write_pictures(args.results, output)
+    results = REPO / args.results  # a relative path is the repository's (an absolute one stays)
+    output = args.out or results.parent
+    drawn = write_pictures(results, output)
     write_json(output / "pictures.json", drawn)
     for name in (*drawn, "pictures.json"):
         print(f"wrote {output / name}")

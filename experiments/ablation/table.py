@@ -27,6 +27,8 @@ FIELDS = ("row", "seed", "paper_ppl_per_word", "continuous", "dev_curve")
 # Not in every run: with --checkpoint_figures first only a row's first seed has them.
 CHECKPOINT_FIELDS = ("discrete", "samples")
 
+DEFAULT = "experiments/ablation/results/results.jsonl"
+
 
 def check_records(records: list[dict], path: Path) -> None:
     """Each record has the fields ``summary`` reads; else one line naming the file's line."""
@@ -241,7 +243,7 @@ def dev_order_lines(rows: Rows) -> list[str]:
 
 def build_parser() -> Parser:
     p = Parser(prog="python3 -m experiments.ablation.table", description=__doc__.split("\n\n")[0])
-    p.add_argument("results", nargs="?", default="experiments/ablation/results/results.jsonl",
+    p.add_argument("results", nargs="?", default=DEFAULT,
                    help="experiments.ablation's results.jsonl (default: %(default)s)")  # fmt: skip
     return p
 
@@ -249,6 +251,8 @@ def build_parser() -> Parser:
 @exit_on_usage_error
 def main(argv: list[str] | None = None) -> None:
     path = Path(build_parser().parse_args(argv).results)
+    if path == Path(DEFAULT):  # the committed grid, wherever the command runs from
+        path = Path(__file__).resolve().parents[2] / DEFAULT
     try:
         records = read_jsonl(path)
         check_records(records, path)
