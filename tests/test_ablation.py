@@ -17,6 +17,7 @@ from experiments.ablation import plots as ablation_plots
 from experiments.ablation import rows as ablation_rows
 from experiments.ablation import run as ablation
 from experiments.ablation import table as ablation_table
+from experiments.ablation.calls import Stopped
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -261,7 +262,7 @@ def test_the_grids_errors_and_stops_have_the_documented_statuses(monkeypatch, ca
         assert exit_info.value.code == 2 and needle in err and err.count("\n") == 1, err
 
     def stopped(args):
-        raise ablation.Stopped(signal.SIGTERM)
+        raise Stopped(signal.SIGTERM)
 
     monkeypatch.setattr(ablation, "grid", stopped)
     with pytest.raises(SystemExit) as exit_info:

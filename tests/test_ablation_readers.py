@@ -8,6 +8,7 @@ import pytest
 
 from common.errors import UsageError
 from experiments.ablation import run as ablation
+from experiments.ablation.calls import Stopped
 from tests import test_models_folder_checks
 
 # module-scoped fixtures shared with those tests
@@ -53,7 +54,7 @@ def test_a_sub_script_failure_is_one_line(tmp_path):
     broken = tmp_path / "broken.py"
     for body, expected in (("raise IndexError('list index out of range')", UsageError),
                            ("import sys; sys.exit(2)", UsageError),
-                           ("import sys; sys.exit(130)", ablation.Stopped)):  # fmt: skip
+                           ("import sys; sys.exit(130)", Stopped)):  # fmt: skip
         broken.write_text(body + "\n")
         with pytest.raises(expected) as info:
             ablation.call(broken, "--flag", 1)

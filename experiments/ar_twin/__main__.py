@@ -3,7 +3,7 @@
 import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
 
 # isort: split
-from experiments.ablation.run import guarded
+from experiments.ablation.calls import guarded
 from experiments.ar_twin.run import study
 from experiments.ar_twin.settings import parse_args
 

@@ -20,8 +20,9 @@ import argparse
 from pathlib import Path
 
 from common.files import read_json, write_json
+from experiments.ablation.calls import call
 from experiments.ablation.grid import GRID
-from experiments.ablation.run import call, dev_curve
+from experiments.ablation.run import dev_curve
 from experiments.ablation.run import train as train_diffusion_run
 
 ROW = next(row for row in GRID if row.name == "pretrained-spindle-none")

@@ -19,7 +19,7 @@ from pathlib import Path
 from common.cli import Parser
 from common.errors import UsageError
 from common.files import read_json, write_json
-from experiments.ablation.run import call, guarded
+from experiments.ablation.calls import call, guarded
 from experiments.ablation.settings import seed_list
 from experiments.ar_twin.run import finished
 
