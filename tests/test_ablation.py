@@ -64,7 +64,8 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
         assert record["budget"]["steps"] == 2 and record["wall_time_s"] > 0
         run_args = tmp_path / "runs" / f"{record['row']}-seed1" / "best" / "training_args.json"
         assert record["precision"] == json.loads(run_args.read_text())["resolved"]["precision"]
-        assert record["precision"] in ("fp32", "bf16") and " cores, " in record["machine"]
+        assert record["precision"] == "fp32" and " cores, " in record["machine"]
+        assert json.loads(run_args.read_text())["args"]["bf16"] is False
     discrete = json.loads((tmp_path / "runs" / "pretrained-spindle-none-seed1" /
                            "elbo_discrete16.json").read_text())  # fmt: skip
     assert records[1]["discrete"]["ppl_per_word"] == discrete["given_length"]["ppl_per_word"]
@@ -94,6 +95,19 @@ def test_two_rows_run_end_to_end_and_resume(tiny_pretrained, tmp_path, capsys):
     ablation.main(argv)
     assert "done already, skipped" in capsys.readouterr().out
     assert len(results.read_text().splitlines()) == 2
+
+
+def test_a_grid_refuses_to_mix_precisions_in_one_results_file(tmp_path):
+    results = tmp_path / "results.jsonl"
+    ablation.check_precision(results, "bf16")  # no results yet: anything goes
+    lines = [{"row": "a", "seed": 1, "precision": "fp32"}, {"row": "b", "seed": 1}]
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    ablation.check_precision(results, "fp32")
+    with pytest.raises(ablation.UsageError, match=r"holds runs trained in fp32.*--no-bf16"):
+        ablation.check_precision(results, "bf16")
+    results.write_text(json.dumps({"row": "a", "seed": 1, "precision": "bf16"}) + "\n")
+    with pytest.raises(ablation.UsageError, match=r"in bf16; this machine would train in fp32"):
+        ablation.check_precision(results, "fp32")
 
 
 def test_the_plan_runs_seed_by_seed_with_more_seeds_for_the_headline_pair():

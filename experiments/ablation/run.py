@@ -30,6 +30,8 @@ from common.files import (
     write_text,
 )
 from common.machine import describe_machine
+from common.precision import resolve_precision
+from common.runtime import pick_device
 from experiments.ablation.calls import call, guarded
 from experiments.ablation.folders import check_run_folder, finished_runs
 from experiments.ablation.grid import GRID, PAPER_PPL, Row
@@ -54,7 +56,7 @@ def train(
         "--data_seed", args.data_seed,
         "--dev_size", args.dev_size, "--eval_steps", args.eval_steps, "--logging_steps", 50,
         "--output_dir", run, "--fitlog_dir", "", "--device", args.device,
-        "--group_by_length", str(args.group_by_length).lower(),
+        "--group_by_length", str(args.group_by_length).lower(), "--bf16", str(args.bf16).lower(),
     ]  # fmt: skip
     if row.objective == "d3pm":
         flags += ["--hybrid_lambda", 0.01]
@@ -217,6 +219,7 @@ def grid(args: argparse.Namespace) -> None:
     output.mkdir(parents=True, exist_ok=True)
     results = output / "results.jsonl"
     done = finished_runs(results)
+    check_precision(results, resolve_precision(args.bf16, pick_device(args.device)))
     counts = Path(args.runs_dir) / "word_freq.pt"
     if not counts.is_file():
         call("word_freq", "--model_name_or_path", args.model_name_or_path, "--dataset",
@@ -238,6 +241,31 @@ def grid(args: argparse.Namespace) -> None:
         text = summary(read_jsonl(results), output, earlier_grids(output))
         write_text(output / "summary.md", text)
     print(f"ablation: results in {results}")
+
+
+def check_precision(results: Path, precision: str) -> None:
+    """One ``UsageError`` when ``results`` already holds runs trained in another precision
+    than ``precision`` (a recipe's seeds and the rows compared must compute alike)."""
+    if not results.is_file():
+        return
+    other = sorted(
+        {
+            r.get("precision")
+            for r in read_jsonl(results)
+            if r.get("precision") not in (None, precision)
+        }
+    )
+    if other:
+        flag = (
+            "--bf16 (on a machine that computes bf16 natively)"
+            if precision == "fp32"
+            else "--no-bf16"
+        )
+        raise UsageError(
+            f"--output {results} holds runs trained in {', '.join(other)}; this machine would "
+            f"train in {precision}; pass {flag} or a new "
+            "--output"
+        )
 
 
 def plan(rows: list[Row], seeds: list[int], headline_seeds: list[int]) -> list[tuple[Row, int]]:

@@ -68,6 +68,12 @@ def build_parser() -> Parser:
     a("--sample_steps", type=int, default=128, help="T' of sampling")
     a("--table3_steps", default="16,32,64,128", help="ELBO steps T/S for the Table 3 analogue")
     a("--device", default="auto", help="auto, cpu, cuda")
+    p.boolean(
+        "--bf16",
+        help="main.py --bf16: off by default, so that a grid continued on another machine "
+        "computes in the precision of its finished runs (fp32 runs everywhere; a results "
+        "file that already holds runs of another precision is refused)",
+    )
     return p
 
 
