@@ -4,8 +4,9 @@ folder becomes a row of the card's "Test bounds" table (and of ``training_args.j
 
 python3 -m evaluation.card CHECKPOINT --records elbo_test.json [more.json ...]
 
-A record of another folder is refused; a record of the same data, split and bound as a row
-already there replaces it. Both files are rewritten atomically from the folder's settings.
+A record of another folder is refused; a record of the same data, split, bound, number of
+sentences and noise seed as a row already there replaces it (another seed or sentence count is
+another row). Both files are rewritten atomically from the folder's settings.
 """
 
 from __future__ import annotations
@@ -42,11 +43,33 @@ def summary(record: dict) -> dict:
     return {
         "data": f"{record['dataset']}/{record['split']}",
         "bound": bound,
+        "noise_seed": None if is_exact(record) else record.get("seed"),
         "sentences": full["num_sequences"],
         "given_length": [given["nats_per_token"], given["nats_per_token_se"]] if given else None,
         "full_sequence": [full["nats_per_token"], full["nats_per_token_se"]],
         "ppl_per_word": (given or full).get("ppl_per_word"),
     }
+
+
+def same_measurement(row: dict) -> tuple:
+    """What makes two rows the same measurement (the later replaces the earlier): data, bound,
+    sentences and noise seed. Another seed or another number of sentences is another row."""
+    return row["data"], row["bound"], row["sentences"], row.get("noise_seed")
+
+
+def check_same_folder(path: Path, named: Path, folder: Path) -> None:
+    """One ``UsageError`` unless the record ``path`` bounds ``folder`` (its ``checkpoint``,
+    ``named``, resolved; a relative one is relative to where compute_elbo.py ran)."""
+    if named.expanduser().resolve() == folder.resolve():
+        return
+    if named.is_absolute() or folder.resolve().parts[-len(named.parts) :] != named.parts:
+        raise UsageError(f"--records {path} bounds {named}, not {folder}; pass the records of "
+                         "this checkpoint")  # fmt: skip
+    raise UsageError(
+        f"--records {path} names its checkpoint relative to the folder compute_elbo.py ran in "
+        f"({named}); run this command from that folder, or bound the checkpoint again (records "
+        "now name it by its absolute path)"
+    )
 
 
 def add_test_bounds(folder: Path, records: list[Path]) -> dict:
@@ -59,11 +82,9 @@ def add_test_bounds(folder: Path, records: list[Path]) -> dict:
     rows = list(run.get("test") or [])
     for path in records:
         record = read_record(path, "--records")
-        if resolve_checkpoint_dir(record["checkpoint"]).resolve() != folder.resolve():
-            raise UsageError(f"--records {path} bounds {record['checkpoint']}, not {folder}; "
-                             "pass the records of this checkpoint")  # fmt: skip
+        check_same_folder(path, Path(record["checkpoint"]), folder)
         row = summary(record)
-        rows = [r for r in rows if (r["data"], r["bound"]) != (row["data"], row["bound"])]
+        rows = [r for r in rows if same_measurement(r) != same_measurement(row)]
         rows.append(row)
     run["test"] = rows
     config = DiffusionConfig.load(folder / SETTINGS)

@@ -33,7 +33,8 @@ METRICS = ("bleu", "rouge_l", "coverage", "self_bleu", "distinct_1", "div_4")
 
 def per_source(path: str | Path) -> dict[str, list]:
     """The ``per_source`` columns of a metrics file, checked: one line naming the file and the
-    field when they are missing or of unequal lengths."""
+    field when they are missing, of unequal lengths, or hold a score that is not a number in
+    [0, 1] (every metric here is a fraction)."""
     record = read_json(path, "metrics file")
     columns = record.get("per_source") if isinstance(record, dict) else None
     if not isinstance(columns, dict) or not isinstance(columns.get("source"), list):
@@ -49,9 +50,9 @@ def per_source(path: str | Path) -> dict[str, list]:
             raise UsageError(f"{path}: per_source {metric} is not a list of scores")
         for i, value in enumerate(columns.get(metric) or []):
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or not math.isfinite(value):
-                raise UsageError(f"{path}: per_source {metric}[{i}] is {value!r}, not a finite "
-                                 "number; decode that source again")  # fmt: skip
+            if not number or not math.isfinite(value) or not 0 <= value <= 1:
+                raise UsageError(f"{path}: per_source {metric}[{i}] is {value!r}, not a score "
+                                 "in [0, 1]; decode that source again")  # fmt: skip
     return columns
 
 

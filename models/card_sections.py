@@ -17,15 +17,16 @@ def test_bounds(run: dict[str, Any]) -> str:
              "Measured on this folder with `compute_elbo.py --json` (± one standard error over "
              "the sentences and their Monte Carlo draws; per token given the length, and of the "
              "whole sequence with its length):", "",
-             "| data | bound | sentences | nats/token given length | nats/token, full sequence "
-             "| per-word PPL |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "| data | bound | noise seed | sentences | nats/token given length | nats/token, "
+             "full sequence | per-word PPL |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in rows:
         given = row.get("given_length")
         shown = f"{given[0]:.4f} ± {given[1]:.4f}" if given else "—"
         full = f"{row['full_sequence'][0]:.4f} ± {row['full_sequence'][1]:.4f}"
         ppl = f"{row['ppl_per_word']:,.2f}" if row.get("ppl_per_word") is not None else "—"
-        lines.append(f"| {row['data']} | {row['bound']} | {row['sentences']:,} | {shown} | "
-                     f"{full} | {ppl} |")  # fmt: skip
+        seed = "—" if row.get("noise_seed") is None else row["noise_seed"]
+        lines.append(f"| {row['data']} | {row['bound']} | {seed} | {row['sentences']:,} | "
+                     f"{shown} | {full} | {ppl} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import pipeline
 
+from common.errors import UsageError
 from models import load_checkpoint
 from models.card import CARD, TRAINING_ARGS, model_card
 from models.config import DiffusionConfig
@@ -177,7 +179,7 @@ def test_test_bounds_go_into_the_card(tiny_bert, toy_txt, tmp_path, capsys):
     figures = json.loads(record.read_text())
     given, full = figures["given_length"], figures["full_sequence"]
     card = (folder / CARD).read_text()
-    row = (f"| {figures['dataset']}/train | continuous, conditioned, 2 draws | 12 | "
+    row = (f"| {figures['dataset']}/train | continuous, conditioned, 2 draws | 0 | 12 | "
            f"{given['nats_per_token']:.4f} ± {given['nats_per_token_se']:.4f} | "
            f"{full['nats_per_token']:.4f} ± {full['nats_per_token_se']:.4f} | "
            f"{given['ppl_per_word']:,.2f} |")  # fmt: skip
@@ -185,6 +187,38 @@ def test_test_bounds_go_into_the_card(tiny_bert, toy_txt, tmp_path, capsys):
     assert card.replace(card[card.index("## Test bounds") : card.index("## Samples")], "") == before
     again = run_main("evaluation.card", str(folder), "--records", str(record), capsys=capsys)
     assert again[0] == 0 and len(json.loads((folder / TRAINING_ARGS).read_text())["test"]) == 1
+    other_seed = tmp_path / "elbo_seed7.json"
+    other_seed.write_text(json.dumps({**figures, "seed": 7}))
+    code, _, err = run_main("evaluation.card", str(folder), "--records", str(other_seed),
+                            capsys=capsys)  # fmt: skip
+    tested = json.loads((folder / TRAINING_ARGS).read_text())["test"]
+    assert code == 0 and [row["noise_seed"] for row in tested] == [0, 7], err
     code, _, err = run_main("evaluation.card", str(out / "last"), "--records", str(record),
                             capsys=capsys)  # fmt: skip
     assert code == 2 and "not " in err and "pass the records of this checkpoint" in err
+    assert figures["checkpoint"] == str(folder.resolve())  # absolute, whatever the cwd
+
+
+def test_the_card_keeps_other_seeds_and_sizes_and_explains_relative_records(tmp_path, capsys):
+    """Rows of the same data and bound with another noise seed or another number of sentences
+    are other measurements: all stay; the same measurement again replaces its row. A record
+    naming its checkpoint relatively, read from another folder, is one line saying so."""
+    from evaluation.card import check_same_folder, same_measurement, summary
+
+    base = {"dataset": "toy", "split": "test", "bound": "continuous", "mc_samples": 2,
+            "noise": {"estimator": "conditioned"}, "given_length": None,
+            "full_sequence": {"num_sequences": 8, "nats_per_token": 1.0,
+                              "nats_per_token_se": 0.1, "ppl_per_word": 3.0}}  # fmt: skip
+    rows = []
+    for seed, n in ((1, 8), (2, 8), (1, 16), (1, 8)):
+        full = {**base["full_sequence"], "num_sequences": n, "nats_per_token": seed + n / 100}
+        rows.append(summary({**base, "seed": seed, "full_sequence": full}))
+    assert [r["noise_seed"] for r in rows] == [1, 2, 1, 1]
+    keys = [same_measurement(r) for r in rows]
+    assert len(set(keys)) == 3 and keys[0] == keys[3]
+    named = tmp_path / "run" / "best"
+    check_same_folder(tmp_path / "r.json", named, named)
+    with pytest.raises(UsageError, match=r"relative to the folder compute_elbo\.py ran in"):
+        check_same_folder(tmp_path / "r.json", Path("run/best"), named)
+    with pytest.raises(UsageError, match="pass the records of this checkpoint"):
+        check_same_folder(tmp_path / "r.json", Path("other/best"), named)

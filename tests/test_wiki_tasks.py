@@ -160,12 +160,14 @@ def test_keywords_are_read_in_the_output_by_their_own_rule_and_candidates_pool()
 
 @pytest.mark.parametrize(
     ("bleu", "message"),
-    [([0.1, "0.2", 0.3], "per_source bleu[1] is '0.2', not a finite number"),
-     ([0.1, float("nan"), 0.3], "per_source bleu[1] is nan, not a finite number"),
-     ([0.1, True, 0.3], "per_source bleu[1] is True, not a finite number"),
+    [([0.1, "0.2", 0.3], "per_source bleu[1] is '0.2', not a score in [0, 1]"),
+     ([0.1, float("nan"), 0.3], "per_source bleu[1] is nan, not a score in [0, 1]"),
+     ([0.1, True, 0.3], "per_source bleu[1] is True, not a score in [0, 1]"),
+     ([0.1, 25.0, 0.3], "per_source bleu[1] is 25.0, not a score in [0, 1]"),
+     ([0.1, -0.01, 0.3], "per_source bleu[1] is -0.01, not a score in [0, 1]"),
      (0.5, "per_source bleu is not a list of scores")],
 )  # fmt: skip
-def test_a_score_that_is_not_a_finite_number_is_one_line_naming_it(tmp_path, bleu, message):
+def test_a_score_that_is_not_a_fraction_is_one_line_naming_it(tmp_path, bleu, message):
     from evaluation.compare_outputs import per_source
 
     path = tmp_path / "m.json"
