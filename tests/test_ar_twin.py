@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from common.errors import UsageError
 from evaluation.compare import compare
 from evaluation.recipes import compare_recipes
 from experiments.ar_twin.run import judge_of
@@ -96,3 +97,26 @@ def test_bad_flags_are_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_twin_trains_in_the_grids_precision_and_a_mixed_pair_is_refused(tmp_path):
+    from experiments.ablation.folders import same_precision
+    from experiments.ar_twin.run import ar_flags
+
+    args = parse_args([])
+    flags = [str(f) for f in ar_flags(args.budget, 1, 600, tmp_path / "ar")]
+    assert flags[flags.index("--bf16") + 1] == "false"  # fp32 on every machine, as the grid
+    on = parse_args(["--budget=--bf16"])
+    flags = [str(f) for f in ar_flags(on.budget, 1, 600, tmp_path / "ar")]
+    assert flags[flags.index("--bf16") + 1] == "true"
+    runs = {}
+    for name, precision in (("diffusion", "fp32"), ("ar", "bf16")):
+        (tmp_path / name / "best").mkdir(parents=True)
+        record = {"resolved": {"precision": precision}}
+        (tmp_path / name / "best" / "training_args.json").write_text(json.dumps(record))
+        runs[name] = tmp_path / name
+    assert same_precision({"diffusion": runs["diffusion"]}) == "fp32"
+    with pytest.raises(
+        UsageError, match=r"different precisions: diffusion .* in fp32, ar .* in bf16"
+    ):
+        same_precision(runs)

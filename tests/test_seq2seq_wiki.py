@@ -38,3 +38,14 @@ def test_an_unknown_task_is_one_line(capsys):
     assert exit_info.value.code == 2 and "choose from wiki-keywords, wiki-next" in (
         capsys.readouterr().err
     )
+
+
+def test_every_run_trains_in_fp32_unless_asked(tmp_path, monkeypatch):
+    from experiments.seq2seq_wiki import run as study
+
+    calls = []
+    monkeypatch.setattr(study, "call", lambda *argv: calls.append([str(a) for a in argv]))
+    for argv in ([], ["--bf16"]):
+        args = parse_args(["--runs_dir", str(tmp_path), *argv])
+        study.train(args, "wiki-keywords", "ar", 1)
+    assert [c[c.index("--bf16") + 1] for c in calls] == ["false", "true"]

@@ -1,5 +1,6 @@
-"""The grid's bookkeeping on disk: which runs are finished (the results file), and a run
-folder made ready to (re)start after a crash or a kill."""
+"""The grid's bookkeeping on disk: which runs are finished (the results file), a run folder
+made ready to (re)start after a crash or a kill, and the precision runs trained in (the studies
+compare only runs that computed alike)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from pathlib import Path
 
 from common.errors import UsageError
-from common.files import RUN_LOCK, iter_jsonl, locked_by_another
+from common.files import RUN_LOCK, iter_jsonl, locked_by_another, read_json, read_jsonl
 from models import load_training_state
 from training.run_dir import discard, existing_run
 
@@ -65,3 +66,50 @@ def check_run_folder(run: Path) -> None:
         discard(run, leftovers)
         print(f"ablation: {run} held {', '.join(leftovers)} but no last/ to resume (killed "
               "before its first save); cleared, the run starts again")  # fmt: skip
+
+
+def trained_precision(run: Path) -> str | None:
+    """The precision the run's training really ran in (``training_args.json``
+    ``resolved.precision`` of its best checkpoint; None for a run older than that field)."""
+    args = run / "best" / "training_args.json"
+    if not args.is_file():
+        return None
+    data = read_json(args, "training_args")
+    resolved = data.get("resolved") if isinstance(data, dict) else None
+    return resolved.get("precision") if isinstance(resolved, dict) else None
+
+
+def same_precision(runs: dict[str, Path]) -> str | None:
+    """The precision every run of ``runs`` (name → run folder) trained in; one
+    ``UsageError`` naming them when they differ (a compared pair must compute alike)."""
+    found = {name: trained_precision(run) for name, run in runs.items()}
+    if len(set(found.values())) > 1:
+        listed = ", ".join(f"{name} {runs[name]} in {p}" for name, p in found.items())
+        raise UsageError(f"runs trained in different precisions: {listed}; train them again "
+                         "with the same --bf16 (fp32 everywhere by default)")  # fmt: skip
+    return next(iter(found.values()), None)
+
+
+def check_precision(results: Path, precision: str) -> None:
+    """One ``UsageError`` when ``results`` already holds runs trained in another precision
+    than ``precision`` (a recipe's seeds and the rows compared must compute alike)."""
+    if not results.is_file():
+        return
+    other = sorted(
+        {
+            r.get("precision")
+            for r in read_jsonl(results)
+            if r.get("precision") not in (None, precision)
+        }
+    )
+    if other:
+        flag = (
+            "--bf16 (on a machine that computes bf16 natively)"
+            if precision == "fp32"
+            else "--no-bf16"
+        )
+        raise UsageError(
+            f"--output {results} holds runs trained in {', '.join(other)}; this machine would "
+            f"train in {precision}; pass {flag} or a new "
+            "--output"
+        )

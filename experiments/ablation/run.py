@@ -33,7 +33,12 @@ from common.machine import describe_machine
 from common.precision import resolve_precision
 from common.runtime import pick_device
 from experiments.ablation.calls import call, guarded
-from experiments.ablation.folders import check_run_folder, finished_runs
+from experiments.ablation.folders import (
+    check_precision,
+    check_run_folder,
+    finished_runs,
+    trained_precision,
+)
 from experiments.ablation.grid import GRID, PAPER_PPL, Row
 from experiments.ablation.settings import parse_args, seed_list
 
@@ -123,17 +128,6 @@ def sample_metrics(args: argparse.Namespace, row: Row, run: Path) -> dict:
              "test", "--json", scores)  # fmt: skip
     metrics = read_json(scores, "metrics")
     return {k: metrics[k] for k in ("bleu", "self_bleu", "dist_1", "div_4") if k in metrics}
-
-
-def trained_precision(run: Path) -> str | None:
-    """The precision the run's training really ran in (``training_args.json``
-    ``resolved.precision`` of its best checkpoint; None for a run older than that field)."""
-    args = run / "best" / "training_args.json"
-    if not args.is_file():
-        return None
-    data = read_json(args, "training_args")
-    resolved = data.get("resolved") if isinstance(data, dict) else None
-    return resolved.get("precision") if isinstance(resolved, dict) else None
 
 
 def dev_curve(run: Path) -> list[tuple[int, float]]:
@@ -241,31 +235,6 @@ def grid(args: argparse.Namespace) -> None:
         text = summary(read_jsonl(results), output, earlier_grids(output))
         write_text(output / "summary.md", text)
     print(f"ablation: results in {results}")
-
-
-def check_precision(results: Path, precision: str) -> None:
-    """One ``UsageError`` when ``results`` already holds runs trained in another precision
-    than ``precision`` (a recipe's seeds and the rows compared must compute alike)."""
-    if not results.is_file():
-        return
-    other = sorted(
-        {
-            r.get("precision")
-            for r in read_jsonl(results)
-            if r.get("precision") not in (None, precision)
-        }
-    )
-    if other:
-        flag = (
-            "--bf16 (on a machine that computes bf16 natively)"
-            if precision == "fp32"
-            else "--no-bf16"
-        )
-        raise UsageError(
-            f"--output {results} holds runs trained in {', '.join(other)}; this machine would "
-            f"train in {precision}; pass {flag} or a new "
-            "--output"
-        )
 
 
 def plan(rows: list[Row], seeds: list[int], headline_seeds: list[int]) -> list[tuple[Row, int]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from common.files import read_json, write_json
 from experiments.ablation.calls import call
+from experiments.ablation.folders import same_precision
 from experiments.ablation.grid import GRID
 from experiments.ablation.run import dev_curve
 from experiments.ablation.run import train as train_diffusion_run
@@ -39,6 +40,7 @@ def ar_flags(budget: argparse.Namespace, seed: int, steps: int, run: Path) -> li
         "--dev_size", budget.dev_size, "--eval_steps", budget.eval_steps,
         "--logging_steps", 50, "--output_dir", run, "--fitlog_dir", "",
         "--device", budget.device, "--group_by_length", str(budget.group_by_length).lower(),
+        "--bf16", str(budget.bf16).lower(),
     ]  # fmt: skip
 
 
@@ -161,6 +163,7 @@ def budget_phase(args: argparse.Namespace) -> dict:
             continue
         ar = Path(args.runs_dir) / f"ar-seed{seed}"
         tag = f"seed{seed}-{steps}"
+        same_precision({DIFFUSION: diffusion, AR: ar})
         a = likelihood(args, diffusion / "best", f"{DIFFUSION}-{tag}", seed)
         b = likelihood(args, ar / "best", f"{AR}-{tag}", seed)
         pairs[tag] = {
@@ -179,6 +182,7 @@ def long_phase(args: argparse.Namespace) -> dict:
     extra = ("--save_steps", args.save_steps, "--keep_last", steps // args.save_steps)
     runs = {kind: train(args, kind, seed, steps, Path(args.runs_dir) / f"{kind}-long-seed{seed}",
                         extra) for kind in (DIFFUSION, AR)}  # fmt: skip
+    same_precision(runs)
     points = {}
     for point in args.points:
         tag = f"long-seed{seed}-{point}"

@@ -20,6 +20,7 @@ from common.cli import Parser
 from common.errors import UsageError
 from common.files import read_json, write_json
 from experiments.ablation.calls import call, guarded
+from experiments.ablation.folders import same_precision
 from experiments.ablation.settings import seed_list
 from experiments.ar_twin.run import finished
 
@@ -49,7 +50,12 @@ def build_parser() -> Parser:
     a("--mbr_size", type=int, default=4, help="K: candidates per source (MBR)")
     a("--sample_steps", type=int, default=64, help="diffusion: T' of decoding")
     a("--device", default="auto", help="auto, cpu, cuda")
-    a("--train_flags", default="", help='more main.py flags for every run, e.g. "--bf16 false"')
+    p.boolean(
+        "--bf16",
+        help="main.py --bf16: off by default, so that every run of the study computes in fp32 "
+        "on every machine (a pair trained in different precisions is refused)",
+    )
+    a("--train_flags", default="", help='more main.py flags for every run, e.g. "--ema 0.99"')
     return p
 
 
@@ -63,7 +69,8 @@ def train(args: argparse.Namespace, task: str, kind: str, seed: int) -> Path:
         "--batch_size", args.batch_size, "--lr", args.lr, "--lr_schedule", "constant",
         "--warmup_steps", 100, "--seed", seed, "--max_length", 96, "--max_target_length", 48,
         "--dev_size", 256, "--eval_steps", 250, "--logging_steps", 50, "--output_dir", run,
-        "--fitlog_dir", "", "--device", args.device, *shlex.split(args.train_flags),
+        "--fitlog_dir", "", "--device", args.device, "--bf16", str(args.bf16).lower(),
+        *shlex.split(args.train_flags),
     ]  # fmt: skip
     if kind == "ar":
         flags += ["--objective", "ar"]
@@ -112,6 +119,7 @@ def study(args: argparse.Namespace) -> dict:
                 train(args, task, kind, seed)
         for seed in args.seed_list:
             runs = {k: Path(args.runs_dir) / f"{task}-{k}-seed{seed}" for k in ("ar", "diffusion")}
+            same_precision(runs)
             files = {s: decode(args, task, s, seed, runs[kind])
                      for s, (kind, _) in SYSTEMS.items()}  # fmt: skip
             entry = {"metrics": {s: str(f) for s, f in files.items()}, "compare": {}}
