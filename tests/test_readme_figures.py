@@ -4,6 +4,7 @@ grid or an edited sentence cannot leave the README quoting numbers nobody can tr
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from pathlib import Path
@@ -52,3 +53,54 @@ def test_the_readmes_verdicts_are_the_summarys():
     headline = "recipe level (5 seeds, continuous, 512 sentences): +0.073 [-0.014, +0.160]"
     assert headline in summary
     assert "+0.073 [−0.014, +0.160] nats/word:\n  **undecided**" in README
+
+
+FLAT = " ".join(README.split())
+
+
+def last_line(name: str, **match) -> dict:
+    rows = read_jsonl(REPO / "bench/results" / name)
+    return [r for r in rows if all(r.get(k) == v for k, v in match.items())][-1]
+
+
+def test_the_readmes_paired_example_is_what_compare_prints_on_the_committed_records(capsys):
+    from evaluation.compare import main
+
+    files = ["experiments/results/ema/no_ema_elbo_continuous.json",
+             "experiments/results/ema/ema0.99_elbo_continuous.json"]  # fmt: skip
+    main([str(REPO / f) for f in files])
+    printed = capsys.readouterr().out.splitlines()
+    command = f"python3 -m evaluation.compare {files[0]} \\\n    {files[1]}"
+    after = README[README.index(command) :].split("```\n```\n", 1)[1]
+    shown = after[: after.index("```")].splitlines()
+    assert len(shown) == 4 and all(line in printed for line in shown)
+    ratio = re.search(r"unpaired s.e. [\d.]+ \(([\d.]+)× paired\)", shown[1]).group(1)
+    assert f"paired ({ratio} × smaller here" in FLAT
+
+
+def test_the_toy_likelihood_figures_are_the_demo_record_and_the_grammar(tokenizer):
+    from corpora import toy
+
+    record = json.loads((REPO / "bench/results/cpu_demo_bound.json").read_text())
+    sentences = toy.split("validation")[:256]
+    predicted = sum(len(tokenizer(s)["input_ids"]) - 2 for s in sentences)  # no [CLS], [SEP]
+    truth = sum(toy.sentence_nll(sentences)) / predicted
+    assert (f"(demo checkpoint, 256 validation sentences): "
+            f"{record['full_sequence_nats_per_token']:.2f} nats per token for the full-sequence "
+            f"bound against a true NLL of {truth:.2f}") in FLAT  # fmt: skip
+
+
+def test_the_twins_speed_figures_are_the_benchmarks():
+    run = last_line("autoregressive.jsonl")
+    machine = run["machine"].split(",")[0]
+    assert (f"its step is {run['training']['ar_over_plain']:.2f} × a plain masked-LM step and "
+            f"cached sampling {run['sampling']['cache_speedup']:.1f} × uncached "
+            f"({run['num_samples']} samples of {run['sample_length']} tokens; {machine}, "
+            f"{run['precision']}, {run['date'][:10]})") in FLAT  # fmt: skip
+
+
+def test_the_padding_figures_are_the_benchmarks():
+    run = last_line("padding.jsonl", dataset="wiki-summaries")
+    padding = f"from {run['ungrouped']['padding']:.0%} to {run['grouped']['padding']:.1%}"
+    assert f"cuts the padding the network computes on wiki-summaries (32 × 32) {padding}" in FLAT
+    assert f"trains {run['speedup']:.2f} × faster in real tokens per second" in FLAT
