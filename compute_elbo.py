@@ -172,9 +172,9 @@ def main(argv: list[str] | None = None) -> None:
             )  # fmt: skip
     else:
         record = bound_record(args, ckpt, data, precision, proposal, device)
-    record = {"checkpoint": str(Path(record["checkpoint"]).resolve()), "dataset": args.dataset,
-              "split": args.split,
+    record = {"checkpoint": record["checkpoint"], "dataset": args.dataset, "split": args.split,
               "precision": precision, **record}  # fmt: skip
+    record["checkpoint"] = str(Path(record["checkpoint"]).resolve())  # whatever the cwd
     require_finite(record, "the bound", "a non-finite input or an overflow; nothing is valid")
     print(likelihood_table(record))
     if args.json:

@@ -18,7 +18,12 @@ def pick_device(flag: str) -> torch.device:
     """``auto`` is CUDA when visible, else CPU; otherwise the device named."""
     if flag == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(flag)
+    try:
+        return torch.device(flag)
+    except RuntimeError:
+        raise UsageError(
+            f"--device {flag!r} is not a device: pass auto, cpu, cuda or cuda:N"
+        ) from None
 
 
 def probe_compile(device: torch.device) -> None:

@@ -28,8 +28,9 @@ from models.config import DiffusionConfig
 
 
 def summary(record: dict) -> dict:
-    """The card's row of a compute_elbo.py record: data, bound, sentences, nats per token
-    given the length and of the full sequence (each with its s.e.), per-word PPL."""
+    """The card's row of a compute_elbo.py record: data, bound, noise seed (None for an exact
+    NLL), sentences, nats per token given the length and of the full sequence (each with its
+    s.e.), per-word PPL."""
     if is_exact(record):
         bound = "exact NLL"
     elif record["bound"] == "continuous":
@@ -51,24 +52,33 @@ def summary(record: dict) -> dict:
     }
 
 
-def same_measurement(row: dict) -> tuple:
-    """What makes two rows the same measurement (the later replaces the earlier): data, bound,
-    sentences and noise seed. Another seed or another number of sentences is another row."""
-    return row["data"], row["bound"], row["sentences"], row.get("noise_seed")
+def same_measurement(a: dict, b: dict) -> bool:
+    """Whether two rows are the same measurement (the later replaces the earlier): data,
+    bound, sentences and noise seed agree (a row written before rows had a seed matches any
+    seed). Another seed or another number of sentences is another row."""
+    if (a["data"], a["bound"], a["sentences"]) != (b["data"], b["bound"], b["sentences"]):
+        return False
+    seeds = a.get("noise_seed"), b.get("noise_seed")
+    return None in seeds or seeds[0] == seeds[1]
 
 
 def check_same_folder(path: Path, named: Path, folder: Path) -> None:
-    """One ``UsageError`` unless the record ``path`` bounds ``folder`` (its ``checkpoint``,
-    ``named``, resolved; a relative one is relative to where compute_elbo.py ran)."""
-    if named.expanduser().resolve() == folder.resolve():
+    """One ``UsageError`` unless the record ``path`` bounds ``folder``: its ``checkpoint``
+    (``named``; its ``.old`` copy while a save was interrupted) resolved. A relative one
+    (records older than absolute paths) is relative to where compute_elbo.py ran."""
+    try:
+        named_dir = resolve_checkpoint_dir(named, f"--records {path}: its checkpoint")
+    except UsageError:
+        named_dir = named.expanduser()
+    if named_dir.resolve() == folder.resolve():
         return
-    if named.is_absolute() or folder.resolve().parts[-len(named.parts) :] != named.parts:
+    if named.is_absolute():
         raise UsageError(f"--records {path} bounds {named}, not {folder}; pass the records of "
                          "this checkpoint")  # fmt: skip
     raise UsageError(
         f"--records {path} names its checkpoint relative to the folder compute_elbo.py ran in "
-        f"({named}); run this command from that folder, or bound the checkpoint again (records "
-        "now name it by its absolute path)"
+        f"({named}), which is not {folder} from here; run this command from that folder, or "
+        "bound the checkpoint again (records now name it by its absolute path)"
     )
 
 
@@ -84,7 +94,7 @@ def add_test_bounds(folder: Path, records: list[Path]) -> dict:
         record = read_record(path, "--records")
         check_same_folder(path, Path(record["checkpoint"]), folder)
         row = summary(record)
-        rows = [r for r in rows if same_measurement(r) != same_measurement(row)]
+        rows = [r for r in rows if not same_measurement(r, row)]
         rows.append(row)
     run["test"] = rows
     config = DiffusionConfig.load(folder / SETTINGS)

@@ -106,7 +106,8 @@ def test_a_grid_refuses_to_mix_precisions_in_one_results_file(tmp_path):
     with pytest.raises(ablation.UsageError, match=r"holds runs trained in fp32.*--no-bf16"):
         ablation.check_precision(results, "bf16")
     results.write_text(json.dumps({"row": "a", "seed": 1, "precision": "bf16"}) + "\n")
-    with pytest.raises(ablation.UsageError, match=r"in bf16; this machine would train in fp32"):
+    with pytest.raises(ablation.UsageError, match=r"in bf16; this machine would train in fp32; "
+                       r"pass --bf16 \(on a machine that computes bf16 natively\)"):  # fmt: skip
         ablation.check_precision(results, "fp32")
 
 

@@ -160,14 +160,15 @@ def test_the_card_says_how_it_was_trained_its_licences_and_how_to_cite():
     assert "## How it was trained" not in model_card(DiffusionConfig(), run_of(), "best")
 
 
-def test_test_bounds_go_into_the_card(tiny_bert, toy_txt, tmp_path, capsys):
+def test_test_bounds_go_into_the_card(tiny_bert, toy_txt, tmp_path, capsys, monkeypatch):
     """python3 -m evaluation.card adds a compute_elbo.py record of the folder as a row of the
     card's Test bounds (its numbers, as the record has them) and of training_args.json; the
     same data and bound again replaces the row; another folder's record is refused."""
     out = tmp_path / "run"
     train(tiny_bert, toy_txt, out, capsys)
     folder, record = out / "best", tmp_path / "elbo.json"
-    args = ["--checkpoint", str(folder), "--dataset", str(toy_txt), "--split", "train",
+    monkeypatch.chdir(tmp_path)  # a relative --checkpoint: the record names it absolutely
+    args = ["--checkpoint", "run/best", "--dataset", str(toy_txt), "--split", "train",
             "--max_examples", "12", "--bound", "continuous", "--mc_samples", "2", "--json",
             str(record)]  # fmt: skip
     code, _, err = run_main("compute_elbo", *args, capsys=capsys)
@@ -214,11 +215,13 @@ def test_the_card_keeps_other_seeds_and_sizes_and_explains_relative_records(tmp_
         full = {**base["full_sequence"], "num_sequences": n, "nats_per_token": seed + n / 100}
         rows.append(summary({**base, "seed": seed, "full_sequence": full}))
     assert [r["noise_seed"] for r in rows] == [1, 2, 1, 1]
-    keys = [same_measurement(r) for r in rows]
-    assert len(set(keys)) == 3 and keys[0] == keys[3]
+    assert same_measurement(rows[0], rows[3])
+    assert not any(same_measurement(rows[0], r) for r in rows[1:3])
+    assert same_measurement({**rows[1], "noise_seed": None}, rows[0])  # a row from before seeds
     named = tmp_path / "run" / "best"
     check_same_folder(tmp_path / "r.json", named, named)
-    with pytest.raises(UsageError, match=r"relative to the folder compute_elbo\.py ran in"):
-        check_same_folder(tmp_path / "r.json", Path("run/best"), named)
+    for relative in ("run/best", "../elsewhere/best"):
+        with pytest.raises(UsageError, match=r"relative to the folder compute_elbo\.py ran in"):
+            check_same_folder(tmp_path / "r.json", Path(relative), named)
     with pytest.raises(UsageError, match="pass the records of this checkpoint"):
-        check_same_folder(tmp_path / "r.json", Path("other/best"), named)
+        check_same_folder(tmp_path / "r.json", tmp_path / "other" / "best", named)

@@ -49,3 +49,23 @@ def test_every_run_trains_in_fp32_unless_asked(tmp_path, monkeypatch):
         args = parse_args(["--runs_dir", str(tmp_path), *argv])
         study.train(args, "wiki-keywords", "ar", 1)
     assert [c[c.index("--bf16") + 1] for c in calls] == ["false", "true"]
+
+
+def test_a_run_of_another_precision_is_refused_before_any_training(tmp_path, monkeypatch):
+    from common.errors import UsageError
+    from experiments.seq2seq_wiki import run as study
+
+    calls = []
+    monkeypatch.setattr(study, "call", lambda *argv: calls.append(argv))
+    best = tmp_path / "wiki-next-diffusion-seed1" / "best"
+    best.mkdir(parents=True)
+    (best / "training_args.json").write_text(json.dumps({"resolved": {"precision": "bf16"}}))
+    args = parse_args(["--runs_dir", str(tmp_path), "--device", "cpu"])
+    with pytest.raises(
+        UsageError, match=r"trained in bf16, this study trains in fp32; pass --bf16"
+    ):
+        study.train(args, "wiki-next", "diffusion", 1)
+    assert calls == []
+    with pytest.raises(UsageError, match=r"--device 'gpu' is not a device"):
+        study.train(parse_args(["--runs_dir", str(tmp_path / "x"), "--device", "gpu"]),
+                    "wiki-next", "ar", 1)  # fmt: skip

@@ -62,3 +62,28 @@ def test_auto_in_an_empty_folder_is_a_fresh_start_and_settings_still_checked(
     with pytest.raises(UsageError, match=r"--lr was 0\.002, now 0\.001"):
         settings = json.loads((out / "last" / "training_args.json").read_text())["args"]
         resume_state("auto", {**settings, "lr": 1e-3}, out)
+
+
+def test_a_resume_checks_the_precision_computed_not_the_bf16_flag(
+    tiny_bert, toy_txt, tmp_path, capsys, monkeypatch
+):
+    """A run that computed in fp32 resumes with either --bf16 where both compute fp32 (a CPU
+    without native bf16: a grid started with the old default continues with --bf16 false);
+    where --bf16 true would compute bf16, the resume is refused, naming both precisions."""
+    from models import load_training_state
+    from training import resume
+
+    out = tmp_path / "run"
+    code, _, err = run_main(*args(tiny_bert, toy_txt, out, 4, "--bf16", "true"), capsys=capsys)
+    assert code == 0, err
+    saved = json.loads((out / "last" / "training_args.json").read_text())["resolved"]
+    settings = dict(load_training_state(out / "last")["args"])
+    settings["bf16"] = not settings["bf16"]
+    native = {"fp32": lambda bf16, device: "fp32", "bf16": lambda bf16, device: "bf16"}
+    monkeypatch.setattr(resume, "resolve_precision", native[saved["precision"]])
+    assert resume.resume_state(str(out / "last"), settings)[0] == out / "last"  # same compute
+    other = "fp32" if saved["precision"] == "bf16" else "bf16"
+    monkeypatch.setattr(resume, "resolve_precision", native[other])
+    with pytest.raises(UsageError, match=rf"it computed in {saved['precision']}; here --bf16 "
+                       rf"{str(settings['bf16']).lower()} would compute in {other}"):  # fmt: skip
+        resume.resume_state(str(out / "last"), settings)

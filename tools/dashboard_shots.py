@@ -1,14 +1,15 @@
 """Screenshots of fitlog's dashboard during and after a short run, in headless Chromium, and
 the width its key columns take in a 1,600 px window.
 
-python3 -m tools.dashboard_shots [--chromium /usr/bin/chromium] [--width 1600]
+python3 -m tools.dashboard_shots [--chromium /usr/bin/chromium] [--width 1600] [--steps 160]
 
 A 2-layer BERT (the MiniLM-L6 tokenizer, random weights) trains on the toy corpus with fitlog
 on; after its second dev evaluation the run is paused (SIGSTOP) while the table and trend pages
 are photographed, then it finishes and both are photographed again. Writes
 bench/results/pictures/dashboard_{table,trends}_{during,after}.png and appends one line to
 bench/results/dashboard.jsonl: the right edge, in px, of each key column (name, state,
-progress, best dev bound, how the run ended) and whether all fit the window. Needs Chromium
+progress, best dev bound, how the run ended), during and after, and whether all fit the
+window. The pictures replace the committed ones only when everything worked. Needs Chromium
 (Debian: apt-get install chromium) and playwright (pip install playwright); neither is a
 dependency of the project, and no test needs them.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +28,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import common.stored_help  # noqa: F401 (first: a bare --help prints without loading torch)
+
+# isort: split
 from bench.harness import REPO, RESULTS, append_results
 from common.cli import Parser
 from common.errors import UsageError
@@ -62,8 +67,8 @@ def start_run(model: Path, work: Path, steps: int) -> subprocess.Popen:
         "--eval_sample_steps", 8, "--output_dir", work / "run", "--fitlog_dir", work / "logs",
         "--quiet",
     ]  # fmt: skip
-    log = open(work / "main.log", "w")  # noqa: SIM115 (the child writes it until it ends)
-    return subprocess.Popen([str(c) for c in command], cwd=REPO, stdout=log, stderr=log)
+    with open(work / "main.log", "w") as log:  # the child keeps its own handle
+        return subprocess.Popen([str(c) for c in command], cwd=REPO, stdout=log, stderr=log)
 
 
 def wait_for(condition, what: str, timeout: float, process: subprocess.Popen | None = None):
@@ -81,6 +86,7 @@ def wait_for(condition, what: str, timeout: float, process: subprocess.Popen | N
 
 
 def dev_evaluations(run: Path) -> int:
+    """How many dev evaluations ``run``'s training log holds so far."""
     log = run / "train_log.jsonl"
     if not log.is_file():
         return 0
@@ -88,12 +94,14 @@ def dev_evaluations(run: Path) -> int:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def serving(url: str) -> bool:
+    """Whether ``url`` answers 200."""
     try:
         with urllib.request.urlopen(url, timeout=1) as reply:
             return reply.status == 200
@@ -101,9 +109,9 @@ def serving(url: str) -> bool:
         return False
 
 
-def photograph(browser, url: str, width: int, when: str) -> dict:
-    """The table and the trend page at ``width`` px; the key columns' right edges and the
-    run's state as the table shows them."""
+def photograph(browser, url: str, width: int, when: str, folder: Path) -> dict:
+    """The table and the trend page at ``width`` px, as PNGs in ``folder``; the key columns'
+    right edges and the run's state as the table shows them."""
     page = browser.new_page(viewport={"width": width, "height": 720})
     page.goto(f"{url}/")
     page.wait_for_selector("table tbody tr a.trend", state="attached", timeout=30_000)
@@ -114,14 +122,14 @@ def photograph(browser, url: str, width: int, when: str) -> dict:
     )
     with urllib.request.urlopen(f"{url}/table/table", timeout=10) as reply:
         state = [row.get("meta-state") for row in json.load(reply)["data"].values()]
-    page.screenshot(path=str(PICTURES / f"dashboard_table_{when}.png"))
+    page.screenshot(path=str(folder / f"dashboard_table_{when}.png"))
     with page.context.expect_page() as popup:
         page.click("table tbody tr a.trend")
     chart = popup.value
     chart.set_viewport_size({"width": width, "height": 720})
     chart.wait_for_load_state()
     chart.wait_for_timeout(3000)
-    chart.screenshot(path=str(PICTURES / f"dashboard_trends_{when}.png"))
+    chart.screenshot(path=str(folder / f"dashboard_trends_{when}.png"))
     page.context.close()
     return {"state": state, "edges": edges}
 
@@ -134,53 +142,80 @@ def key_edges(edges: dict[str, int]) -> dict[str, int]:
     return {key: edges[f"meta-{key}"] for key in KEY_COLUMNS}
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> Parser:
     p = Parser(prog="python3 -m tools.dashboard_shots", description=__doc__.splitlines()[0])
     p.flag("--chromium", default="/usr/bin/chromium", help="the Chromium executable")
     p.flag("--width", type=int, default=1600, help="window width in px")
-    p.flag("--steps", type=int, default=160, help="optimizer steps of the run")
+    p.flag("--steps", type=int, default=160, help="optimizer steps of the run (at least 8)")
+    return p
+
+
+def stop(process: subprocess.Popen | None, timeout: float = 60) -> None:
+    """Terminate ``process`` (resumed first if paused) and wait for it; kill it if it hangs."""
+    if process is None or process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGCONT)
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def shoot(args, work: Path) -> dict:
+    """Run, serve, photograph during and after; the measurements (the PNGs in ``work``)."""
+    from playwright.sync_api import sync_playwright
+
+    run = start_run(tiny_model(work / "tiny"), work, args.steps)
+    server = None
+    try:
+        wait_for(lambda: dev_evaluations(work / "run") >= 2, "second dev evaluation", 600, run)
+        os.kill(run.pid, signal.SIGSTOP)
+        url = f"http://127.0.0.1:{free_port()}"
+        server = subprocess.Popen(
+            ["fitlog", "log", str(work / "logs"), "--ip", "127.0.0.1", "--port",
+             url.rsplit(":", 1)[1]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        wait_for(lambda: serving(url), "fitlog log", 60, server)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=args.chromium, args=BROWSER_FLAGS)
+            during = photograph(browser, url, args.width, "during", work)
+            os.kill(run.pid, signal.SIGCONT)
+            wait_for(lambda: run.poll() is not None, "the run's end", 600)
+            if run.returncode:
+                raise UsageError(f"the run failed:\n{(work / 'main.log').read_text()[-2000:]}")
+            after = photograph(browser, url, args.width, "after", work)
+            version = browser.version
+            browser.close()
+    finally:
+        stop(run)
+        stop(server)
+    edges = {when: key_edges(shot["edges"]) for when, shot in (("during", during),
+                                                              ("after", after))}  # fmt: skip
+    widest = max(max(e.values()) for e in edges.values())
+    return {"window_px": args.width, "key_columns_right_px": edges["after"],
+            "key_columns_right_px_during": edges["during"], "fits": widest <= args.width,
+            "states": [during["state"], after["state"]], "chromium": version}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = build_parser()
     args = p.parse_args(argv)
     if not Path(args.chromium).is_file():
         p.error(f"--chromium {args.chromium}: no such file; apt-get install chromium")
+    if args.steps < 8:
+        p.error(f"--steps {args.steps}: at least 8 (a dev evaluation every steps/4)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright  # noqa: F401
     except ImportError:
         p.error("playwright is not installed: pip install playwright")
-    PICTURES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dashboard-") as tmp:
         work = Path(tmp)
-        run = start_run(tiny_model(work / "tiny"), work, args.steps)
-        port = free_port()
-        server = None
-        try:
-            wait_for(lambda: dev_evaluations(work / "run") >= 2, "second dev evaluation", 600, run)
-            os.kill(run.pid, signal.SIGSTOP)
-            server = subprocess.Popen(
-                ["fitlog", "log", str(work / "logs"), "--ip", "127.0.0.1", "--port", str(port)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            url = f"http://127.0.0.1:{port}"
-            wait_for(lambda: serving(url), "fitlog log", 60)
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=args.chromium, args=BROWSER_FLAGS)
-                during = photograph(browser, url, args.width, "during")
-                os.kill(run.pid, signal.SIGCONT)
-                wait_for(lambda: run.poll() is not None, "the run's end", 600)
-                after = photograph(browser, url, args.width, "after")
-                version = browser.version
-                browser.close()
-        finally:
-            if run.poll() is None:
-                os.kill(run.pid, signal.SIGCONT)
-                run.terminate()
-            if server is not None:
-                server.terminate()
-        if run.returncode:
-            raise UsageError(f"the run failed:\n{(work / 'main.log').read_text()[-2000:]}")
-    edges = key_edges(after["edges"])
-    row = {"window_px": args.width, "key_columns_right_px": edges,
-           "fits": max(edges.values()) <= args.width, "states": [during["state"], after["state"]],
-           "chromium": version}  # fmt: skip
+        row = shoot(args, work)
+        PICTURES.mkdir(parents=True, exist_ok=True)
+        for png in sorted(work.glob("dashboard_*.png")):
+            shutil.copyfile(png, PICTURES / png.name)
     append_results(RESULTS / "dashboard.jsonl", [row], ["tools.dashboard_shots", *(argv or [])])
     print(json.dumps(row))
 

@@ -50,6 +50,7 @@ MODULES = {
     "tools.gpu_check": "tools.gpu_check",
     "tools.same_numbers": "tools.same_numbers",
     "tools.help_texts": "tools.help_texts",
+    "tools.dashboard_shots": "tools.dashboard_shots",
 }
 COMMANDS = {**{name: name for name in SCRIPTS}, **MODULES}
 

@@ -3,14 +3,17 @@ optimizer shapes, number of processes)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
 from common.errors import UsageError
 from common.files import RUN_LOCK, locked_by_another
+from common.precision import PRECISIONS, resolve_precision
+from common.runtime import pick_device
 from models import load_training_state, resolve_checkpoint_dir
-from models.checkpoint import STATISTICS, TRAINING_STATE
+from models.checkpoint import STATISTICS, TRAINING_ARGS, TRAINING_STATE
 from models.training_state import StillTraining
 from training.config import resume_differences
 from training.run_dir import owned_checkpoints
@@ -62,13 +65,34 @@ def resume_state(
     resume_dir = resolve_checkpoint_dir(resume_from, "--resume_from")
     state = load_training_state(resume_dir, check_lock)
     changed = resume_differences(state["args"], settings)
-    if changed:
-        listed = "; ".join(f"--{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items())
+    saved = saved_precision(resume_dir)
+    if saved is not None:  # the precision computed, not the --bf16 flag, must not change
+        changed.pop("bf16", None)
+    listed = [f"--{k} was {old!r}, now {new!r}" for k, (old, new) in changed.items()]
+    if saved is not None:
+        bf16 = bool(settings.get("bf16"))
+        now = resolve_precision(bf16, pick_device(settings.get("device", "auto")))
+        if saved != now:
+            listed.append(f"it computed in {saved}; here --bf16 {str(bf16).lower()} would "
+                          f"compute in {now}")  # fmt: skip
+    if listed:
         raise UsageError(
-            f"--resume_from {resume_dir}: settings differ from that run: {listed}. "
+            f"--resume_from {resume_dir}: settings differ from that run: {'; '.join(listed)}. "
             "Resume with the original settings or start a new --output_dir"
         )
     return resume_dir, state
+
+
+def saved_precision(folder: Path) -> str | None:
+    """The precision the run saved in ``folder`` computed in (its ``training_args.json``'s
+    ``resolved.precision``); None for a folder older than that field or without the file."""
+    try:
+        run = json.loads((folder / TRAINING_ARGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    resolved = run.get("resolved") if isinstance(run, dict) else None
+    precision = resolved.get("precision") if isinstance(resolved, dict) else None
+    return precision if precision in PRECISIONS else None
 
 
 def check_resumed_counts(resume_dir: Path, saved: torch.Tensor | None, counts) -> None:

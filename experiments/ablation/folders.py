@@ -83,6 +83,7 @@ def same_precision(runs: dict[str, Path]) -> str | None:
     """The precision every run of ``runs`` (name → run folder) trained in; one
     ``UsageError`` naming them when they differ (a compared pair must compute alike)."""
     found = {name: trained_precision(run) for name, run in runs.items()}
+    found = {name: p for name, p in found.items() if p is not None}  # older runs: unknown
     if len(set(found.values())) > 1:
         listed = ", ".join(f"{name} {runs[name]} in {p}" for name, p in found.items())
         raise UsageError(f"runs trained in different precisions: {listed}; train them again "
@@ -113,3 +114,14 @@ def check_precision(results: Path, precision: str) -> None:
             f"train in {precision}; pass {flag} or a new "
             "--output"
         )
+
+
+def check_run_precision(run: Path, precision: str) -> None:
+    """One ``UsageError`` when ``run`` holds a checkpoint trained in another precision than
+    ``precision`` (checked before a study trains, resumes or pairs it, not after hours of
+    work on its partner)."""
+    found = trained_precision(run)
+    if found not in (None, precision):
+        flag = "--bf16" if found == "bf16" else "--no-bf16"
+        raise UsageError(f"{run} trained in {found}, this study trains in {precision}; pass "
+                         f"{flag} or a new --runs_dir")  # fmt: skip

@@ -20,8 +20,10 @@ import argparse
 from pathlib import Path
 
 from common.files import read_json, write_json
+from common.precision import resolve_precision
+from common.runtime import pick_device
 from experiments.ablation.calls import call
-from experiments.ablation.folders import same_precision
+from experiments.ablation.folders import check_run_precision, same_precision
 from experiments.ablation.grid import GRID
 from experiments.ablation.run import dev_curve
 from experiments.ablation.run import train as train_diffusion_run
@@ -44,6 +46,11 @@ def ar_flags(budget: argparse.Namespace, seed: int, steps: int, run: Path) -> li
     ]  # fmt: skip
 
 
+def study_precision(args: argparse.Namespace) -> str:
+    """The precision every run of the study trains in: the budget's --bf16 on this device."""
+    return resolve_precision(args.budget.bf16, pick_device(args.budget.device))
+
+
 def finished(run: Path, steps: int) -> bool:
     """Whether ``run`` trained to ``steps`` (its last/ says so)."""
     args = run / "last" / "training_args.json"
@@ -51,7 +58,8 @@ def finished(run: Path, steps: int) -> bool:
 
 
 def train(args: argparse.Namespace, kind: str, seed: int, steps: int, run: Path, extra=()) -> Path:
-    """Train (or resume, or skip) one run; returns its folder."""
+    """Train (or resume, or skip) one run in the study's precision; returns its folder."""
+    check_run_precision(run, study_precision(args))
     if finished(run, steps):
         return run
     print(f"ar_twin: training {kind} seed {seed}, {steps} steps → {run}")
@@ -143,6 +151,7 @@ def diffusion_run(args: argparse.Namespace, seed: int) -> Path | None:
     steps = args.budget.max_steps
     grid_run = Path(args.diffusion_runs) / f"{ROW.name}-seed{seed}"
     if finished(grid_run, steps):
+        check_run_precision(grid_run, study_precision(args))
         return grid_run
     own = Path(args.runs_dir) / f"diffusion-seed{seed}"
     if finished(own, steps) or args.train_diffusion:
@@ -207,6 +216,7 @@ def frontier_phase(args: argparse.Namespace) -> list[dict]:
     sources = {AR: Path(args.runs_dir) / f"ar-seed{seed}" / "best"}
     if diffusion is not None:
         sources[DIFFUSION] = diffusion / "best"
+        same_precision({AR: sources[AR].parent, DIFFUSION: diffusion})
     sweep = {
         AR: [(t, p, None) for t in (0.7, 0.85, 1.0) for p in (0.9, 1.0)],
         DIFFUSION: [(t, 1.0, s) for t in (0.7, 0.85, 1.0) for s in (32, 128)],

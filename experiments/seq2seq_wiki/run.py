@@ -19,8 +19,10 @@ from pathlib import Path
 from common.cli import Parser
 from common.errors import UsageError
 from common.files import read_json, write_json
+from common.precision import resolve_precision
+from common.runtime import pick_device
 from experiments.ablation.calls import call, guarded
-from experiments.ablation.folders import same_precision
+from experiments.ablation.folders import check_run_precision, same_precision
 from experiments.ablation.settings import seed_list
 from experiments.ar_twin.run import finished
 
@@ -62,6 +64,7 @@ def build_parser() -> Parser:
 def train(args: argparse.Namespace, task: str, kind: str, seed: int) -> Path:
     """main.py for one model, seed and task (resumed from its last/, skipped when done)."""
     run = Path(args.runs_dir) / f"{task}-{kind}-seed{seed}"
+    check_run_precision(run, resolve_precision(args.bf16, pick_device(args.device)))
     if finished(run, args.max_steps):
         return run
     flags = [
