@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 from collections.abc import Sequence
 
 
@@ -89,3 +90,21 @@ def ratio_se(y: Sequence[float], x: Sequence[float]) -> float:
     r = math.fsum(y) / total_x
     squares = math.fsum((yi - r * xi) ** 2 for yi, xi in zip(y, x, strict=True))
     return math.sqrt(n / (n - 1) * squares) / total_x
+
+
+def seeds_needed(
+    figures: dict, sentences: int, target: float, level: float = 0.95, most: int = 64
+) -> int | None:
+    """The fewest paired seeds whose recipe-level half-width would be at most ``target`` at
+    the components ``figures`` measured (``evaluation.recipes.recipe_difference``, paired): a
+    pair's variance over seeds (``per_pair``) divided by the seeds, and the sentences'
+    variance held as measured on ``sentences`` sentences (conservative: with independent noise
+    per seed, its Monte Carlo share falls as seeds are added). The half-width is the one
+    ``recipe_difference`` reports: each part's t half-width added in quadrature. None when
+    ``most`` seeds would not reach it."""
+    pair_var = statistics.variance(figures["per_pair"])
+    floor = t_quantile(level, sentences - 1) ** 2 * figures["variance"]["sentences"]
+    for n in range(2, most + 1):
+        if math.sqrt(t_quantile(level, n - 1) ** 2 * pair_var / n + floor) <= target:
+            return n
+    return None

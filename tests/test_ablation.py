@@ -12,6 +12,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from corpora import toy
 from evaluation.recipes import recipe_difference
+from evaluation.stats import seeds_needed
 from experiments.ablation import pairs as ablation_pairs
 from experiments.ablation import plots as ablation_plots
 from experiments.ablation import rows as ablation_rows
@@ -245,7 +246,8 @@ def test_the_bound_with_more_sentences_pairs_and_rows_with_seeds_compare_as_reci
             )
             paper = {"a": 63.78, "b": 78.76}[row]
             runs.append({**_record(row, seed, 4.0 + shift, [5.0, 4.0], paper=paper),
-                         "sentences_file": f"sentences/{name}"})  # fmt: skip
+                         "sentences_file": f"sentences/{name}",
+                         "settings": {"headline": True}})  # fmt: skip
     rows = ablation_rows.by_row(runs)
     (pair,) = ablation_pairs.paper_pairs(rows, tmp_path)
     assert pair["paired"]["bound"] == "continuous" and pair["paired"]["sentences"] == 12
@@ -262,6 +264,10 @@ def test_the_bound_with_more_sentences_pairs_and_rows_with_seeds_compare_as_reci
     text = ablation_table.summary(runs, tmp_path)
     assert "recipe level (3 seeds, continuous, 12 sentences)" in text
     assert "Recipe level: 1 confirmed, 0 reversed, 0 undecided of 1 pairs." in text
+    half = (q["interval"][1] - q["interval"][0]) / 2
+    needed = seeds_needed(q, 12, 0.04)
+    assert (f"Headline pair (a vs b): recipe-level half-width {half:.3f} nats/word with 3 seeds"
+            in text) and (f"±0.04 needs {needed} seeds." in text)  # fmt: skip
 
 
 def test_the_grids_errors_and_stops_have_the_documented_statuses(monkeypatch, capsys, tmp_path):

@@ -3,6 +3,7 @@
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,24 @@ def _copies(tmp_path, name: str) -> list[str]:
         path.write_text(json.dumps(_record([5.0, 7.0, 9.0], [2, 3, 4], seed=k)))
         paths.append(str(path))
     return paths
+
+
+def test_seeds_needed_reproduces_the_reported_half_width_and_solves_by_hand():
+    from evaluation.stats import seeds_needed, t_quantile
+
+    rng = np.random.default_rng(3)
+    for n, m in ((3, 40), (5, 200), (8, 60)):
+        effect = rng.normal(0, 1, m)
+        a = effect + rng.normal(0, 0.3, (n, 1)) + rng.normal(0, 0.5, (n, m))
+        b = effect + rng.normal(0, 0.3, (n, 1)) + rng.normal(0, 0.5, (n, m))
+        figures = recipes.recipe_difference(a, b, np.full(m, 4.0), paired=True)
+        half = (figures["interval"][1] - figures["interval"][0]) / 2
+        assert seeds_needed(figures, m, half * (1 + 1e-9)) == n  # n seeds reach it, n − 1 not
+    # no sentence part: t_{n-1} · 0.05 / √n ≤ 0.04 first at n = 9 (t_7: 0.0418, t_8: 0.0384)
+    figures = {"per_pair": [0.05 * x for x in (-1, 1)], "variance": {"sentences": 0.0}}
+    sd = statistics.stdev(figures["per_pair"])
+    figures["per_pair"] = [x * 0.05 / sd for x in figures["per_pair"]]
+    assert seeds_needed(figures, 100, 0.04) == 9
+    assert t_quantile(0.95, 7) * 0.05 / 8**0.5 > 0.04 >= t_quantile(0.95, 8) * 0.05 / 3
+    floor = {**figures, "variance": {"sentences": (0.04 / 1.9) ** 2}}  # its own part > 0.04
+    assert seeds_needed(floor, 100, 0.04) is None

@@ -20,6 +20,7 @@ import common.stored_help  # noqa: F401 (first: a bare --help prints without loa
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import read_jsonl
+from evaluation.stats import seeds_needed
 from experiments.ablation.pairs import dev_orderings, paper_pairs
 from experiments.ablation.rows import Rows, by_row, having, mean_nats_per_word, row_se, seed_range
 
@@ -131,6 +132,7 @@ def summary(records: list[dict], folder: Path | None = None, earlier: dict | Non
         ]
     pairs = paper_pairs(rows, folder)
     lines += pair_lines(pairs) + level_counts(pairs) + headline_lines(rows)
+    lines += seeds_lines(pairs, rows)
     lines += table3_lines(records) + dev_order_lines(rows)
     return "\n".join(lines) + "\n"
 
@@ -208,6 +210,26 @@ def headline_lines(rows: Rows) -> list[str]:
         f"{mean_nats_per_word(ra) - mean_nats_per_word(rb):+.3f}; the seed ranges "
         f"{'overlap' if overlap else 'do not overlap'}.",
     ]
+
+
+def seeds_lines(pairs: list[dict], rows: Rows, target: float = 0.04) -> list[str]:
+    """For the headline pair at the recipe level: how many seeds its interval needs for a
+    half-width of ``target`` nats/word, at the components its seeds so far measured."""
+    lines = []
+    for p in pairs:
+        a, b = p["pair"]
+        headline = all((rows[r][0].get("settings") or {}).get("headline") for r in (a, b))
+        if "recipe" not in p or not headline:
+            continue
+        q = p["recipe"]
+        n = seeds_needed(q, q["sentences"], target)
+        half = (q["interval"][1] - q["interval"][0]) / 2
+        lines += ["", f"Headline pair ({a} vs {b}): recipe-level half-width {half:.3f} "
+                  f"nats/word with {len(q['seeds'])} seeds; at these components (pair s.d. "
+                  f"{statistics.stdev(q['per_pair']):.3f}, sentences' s.e. "
+                  f"{q['variance']['sentences'] ** 0.5:.4f}) ±{target} needs "
+                  + (f"{n} seeds." if n else "more than 64 seeds.")]  # fmt: skip
+    return lines
 
 
 def table3_lines(records: list[dict]) -> list[str]:
