@@ -66,8 +66,8 @@ def last_line(name: str, **match) -> dict:
 def test_the_readmes_paired_example_is_what_compare_prints_on_the_committed_records(capsys):
     from evaluation.compare import main
 
-    files = ["experiments/results/ema/no_ema_elbo_continuous.json",
-             "experiments/results/ema/ema0.99_elbo_continuous.json"]  # fmt: skip
+    files = ["experiments/results/ema/seed1/no_ema_elbo_continuous.json",
+             "experiments/results/ema/seed1/ema0.99_elbo_continuous.json"]  # fmt: skip
     main([str(REPO / f) for f in files])
     printed = capsys.readouterr().out.splitlines()
     command = f"python3 -m evaluation.compare {files[0]} \\\n    {files[1]}"
