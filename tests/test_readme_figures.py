@@ -104,3 +104,30 @@ def test_the_padding_figures_are_the_benchmarks():
     padding = f"from {run['ungrouped']['padding']:.0%} to {run['grouped']['padding']:.1%}"
     assert f"cuts the padding the network computes on wiki-summaries (32 × 32) {padding}" in FLAT
     assert f"trains {run['speedup']:.2f} × faster in real tokens per second" in FLAT
+
+
+def test_the_ema_measurements_figures_are_its_records():
+    """experiments/results/ema/README.md: each seed's paired row and the recipe-level line are
+    what evaluation.compare and evaluation.recipes give on the committed records."""
+    from evaluation.compare import paired
+    from evaluation.recipes import compare_recipes
+
+    folder = REPO / "experiments/results/ema"
+    text = " ".join((folder / "README.md").read_text().split())
+    seeds = sorted(int(p.name[4:]) for p in folder.glob("seed*") if (p / "compare.json").is_file())
+    assert len(seeds) >= 2
+    pairs = {s: [folder / f"seed{s}" / f"{k}_elbo_continuous.json" for k in ("no_ema", "ema0.99")]
+             for s in seeds}  # fmt: skip
+    for seed, files in pairs.items():
+        a, b = (json.loads(f.read_text()) for f in files)
+        w = paired(a, b)["per_word"]
+        low, high = w["interval"]
+        row = (f"| {seed} | {w['a']:.4f} | {w['b']:.4f} | {w['difference']:+.4f} "
+               f"[{low:+.4f}, {high:+.4f}] |")  # fmt: skip
+        assert row in text, row
+    recipe = compare_recipes([str(f[0]) for f in pairs.values()],
+                             [str(f[1]) for f in pairs.values()])["per_word"]  # fmt: skip
+    low, high = recipe["interval"]
+    line = (f"recipe level ({len(seeds)} seeds): {recipe['difference']:+.4f} [{low:+.4f}, "
+            f"{high:+.4f}] nats/word")  # fmt: skip
+    assert line in text, line
