@@ -131,3 +131,23 @@ def test_the_ema_measurements_figures_are_its_records():
     line = (f"recipe level ({len(seeds)} seeds): {recipe['difference']:+.4f} [{low:+.4f}, "
             f"{high:+.4f}] nats/word")  # fmt: skip
     assert line in text, line
+
+
+def test_the_readmes_grid_progress_is_the_committed_grids():
+    """The README's count of finished runs and the headline pair's interim recipe-level
+    interval are the retrained grid's results.jsonl and summary.md."""
+    folder = REPO / "experiments/ablation/results"
+    runs = read_jsonl(folder / "results.jsonl")
+    assert f"{len(runs)} of its 29 runs are in" in FLAT
+    from experiments.ablation.table import earlier_grids, summary
+
+    text = summary(runs, folder, earlier_grids(folder))
+    assert (folder / "summary.md").read_text() == text  # current: today's code, today's runs
+    line = next(x for x in (folder / "summary.md").read_text().splitlines()
+                if x.startswith("- pretrained-mutual-none vs pretrained-spindle-none"))  # fmt: skip
+    found = re.search(r"recipe level \((\d+) seeds[^)]*\): ([+-]\d\.\d+) \[([+-]\d\.\d+), "
+                      r"([+-]\d\.\d+)\]", line)  # fmt: skip
+    seeds, diff, low, high = found.groups()
+    minus = str.maketrans("-", "−")
+    assert (f"at {seeds} seeds (1,702 sentences, each seed's pair with its own noise seed) the "
+            f"pair is {diff} [{low.translate(minus)}, {high}] nats/word") in FLAT  # fmt: skip
