@@ -63,13 +63,15 @@ def examples(output: Path, name: str, count: int = 10) -> list[str]:
     return random.Random(0).sample(lines, min(count, len(lines)))
 
 
-def over_seeds(pairs: dict) -> dict | None:
+def over_seeds(pairs: dict, output: Path) -> dict | None:
     """The recipe-level difference over the budget's seeds (evaluation.recipes), or None
-    with fewer than 2 pairs."""
+    with fewer than 2 pairs. The records are read from ``output/records`` by name (where the
+    study writes them), so a results folder that was moved or committed still reads."""
     if len(pairs) < 2:
         return None
-    return compare_recipes([p["records"][0] for p in pairs.values()],
-                           [p["records"][1] for p in pairs.values()])  # fmt: skip
+    side = [[str(output / "records" / Path(p["records"][k]).name) for p in pairs.values()]
+            for k in (0, 1)]  # fmt: skip
+    return compare_recipes(*side)
 
 
 def pictures(results: dict, output: Path) -> list[str]:
@@ -126,7 +128,7 @@ def write_summary(output: str | Path) -> str:
     budget, long = results.get("budget") or {}, results.get("long") or {}
     lines += pair_rows(budget)
     lines += pair_rows({f"long {p}": v for p, v in (long.get("points") or {}).items()})
-    recipe = over_seeds(budget)
+    recipe = over_seeds(budget, output)
     if recipe:
         w = recipe["per_word"]
         low, high = w["interval"]
