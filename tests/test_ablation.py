@@ -313,7 +313,9 @@ def test_later_seeds_without_checkpoint_figures_summarise(tmp_path):
     assert ablation_rows.mean_nats_per_word(rows["a"]) == pytest.approx(4.0)
     assert ablation_rows.mean_nats_per_word(rows["a"], "continuous") == pytest.approx(5.2)
     text = ablation_table.summary([first, later, other])
-    assert f"| a | 2 | {math.exp(4.0):,.0f} (4.000 ± 0.100) |" in text
+    seeds = "2 (discrete, samples: seed 1)"  # the cell names the seeds each figure averages
+    assert f"| a | {seeds} | {math.exp(4.0):,.0f} (4.000 ± 0.100) |" in text
+    assert "| b | 1 | " in text  # every seed has every figure: the count alone
     ablation_table.check_records([first, later, other], tmp_path / "results.jsonl")
     args = ablation.parse_args([])
     row = next(r for r in ablation.GRID if r.name == "pretrained-spindle-none")

@@ -28,7 +28,7 @@ def table_rows(text: str, header: str) -> dict[str, list[str]]:
 
 
 def summary_row(folder: Path, row: str) -> list[str]:
-    return table_rows((folder / "summary.md").read_text(), "Mean over seeds")[row]
+    return table_rows((folder / "summary.md").read_text(), "Mean over")[row]
 
 
 README_TABLE = table_rows(README, "### The paper's ablation at small scale")

@@ -62,12 +62,23 @@ def table(rows: Rows, folder: Path | None = None) -> list[str]:
              for k in keys}  # fmt: skip
         paper = runs[0]["paper_ppl_per_word"]
         lines.append(
-            f"| {name} | {len(runs)} | {math.exp(d):,.0f} ({d:.3f} ± {se:.3f}) | "
+            f"| {name} | {seeds_cell(runs)} | {math.exp(d):,.0f} ({d:.3f} ± {se:.3f}) | "
             f"{math.exp(c):,.0f} | {tok:.3f} ± {tok_se:.3f} | {s['bleu']:.3f} | "
             f"{s['self_bleu']:.3f} | {s['dist_1']:.3f} | {s['div_4']:.3f} | "
             f"{'—' if paper is None else f'{paper:.2f}'} |"
         )
     return lines
+
+
+def seeds_cell(runs: list[dict]) -> str:
+    """The seeds a row's figures average: every run has the continuous bound; with
+    --checkpoint_figures first only the first seed has the discrete bound and the samples,
+    and the cell names it ("3 (discrete, samples: seed 1)")."""
+    partial = [field for field in CHECKPOINT_FIELDS if len(having(runs, field)) < len(runs)]
+    if not partial:
+        return str(len(runs))
+    seeds = sorted({run["seed"] for field in partial for run in having(runs, field)})
+    return f"{len(runs)} ({', '.join(partial)}: seed {', '.join(map(str, seeds))})"
 
 
 def earlier_grids(folder: Path) -> dict[str, list[dict]]:
@@ -105,7 +116,8 @@ def budget_table(records: list[dict], earlier: dict[str, list[dict]]) -> list[st
         cells = []
         for _, rows, _ in columns:
             runs = rows.get(name)
-            cells.append(f"{mean_nats_per_word(runs):.3f} ({len(runs)})" if runs else "—")
+            counted = len(having(runs, "discrete")) if runs else 0
+            cells.append(f"{mean_nats_per_word(runs):.3f} ({counted})" if counted else "—")
         first = next((rows[name] for _, rows, _ in columns if name in rows), None)
         change = mean_nats_per_word(columns[-1][1][name]) - mean_nats_per_word(first)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {change:+.3f} |")
@@ -117,16 +129,18 @@ def summary(records: list[dict], folder: Path | None = None, earlier: dict | Non
     ``earlier`` the grids kept beside this one ({label: records}, ``earlier_grids``)."""
     rows = by_row(records)
     lines = [
-        "Mean over seeds; s.e. over test sentences (the ratio estimator's, the mean of the "
-        "seeds'): it counts the sentences and draws of one checkpoint, not the seeds.",
+        "Mean over the seeds that have each figure (the seeds column names those of the "
+        "discrete bound and the samples where they are fewer); s.e. over test sentences (the "
+        "ratio estimator's, the mean of the seeds'): it counts the sentences and draws of one "
+        "checkpoint, not the seeds.",
         "",
     ]
     lines += table(rows, folder)
     if earlier:
         lines += [
             "",
-            "Budgets side by side (discrete bound, nats/word, mean over the seeds in "
-            "brackets; the same first test sentences):",
+            "Budgets side by side (discrete bound, nats/word, mean over the seeds that have "
+            "it, their number in brackets; the same first test sentences):",
             "",
             *budget_table(records, earlier),
         ]
@@ -142,7 +156,8 @@ def pair_lines(pairs: list[dict]) -> list[str]:
     lines = [
         "",
         f"The {len(pairs)} pairs the paper orders (nats/word; paper: its log-PPL difference; "
-        "ours: the difference of the rows' means over seeds, discrete bound). Two levels:",
+        "ours: the difference of the rows' discrete bounds, each the mean over the seeds that "
+        "have it, the first alone under --checkpoint_figures first). Two levels:",
         "- checkpoint level: the first seeds of both rows, paired sentence by sentence (same "
         "sentences, same noise); its interval counts the sentences and the draws, not the "
         "training seeds: it says which of two checkpoints is lower;",
