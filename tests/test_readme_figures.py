@@ -5,6 +5,7 @@ grid or an edited sentence cannot leave the README quoting numbers nobody can tr
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 from pathlib import Path
@@ -15,8 +16,10 @@ from common.files import read_jsonl
 from experiments.ablation.rows import by_row, mean_nats_per_word, run_se
 
 REPO = Path(__file__).resolve().parents[1]
-GRID = REPO / "experiments/ablation/results/bf16-600-shared-noise"
+GRID = REPO / "experiments/ablation/results"
+EARLIER = GRID / "bf16-600-shared-noise"
 README = (REPO / "README.md").read_text()
+FLAT = " ".join(README.split())
 
 
 def table_rows(text: str, header: str) -> dict[str, list[str]]:
@@ -36,26 +39,39 @@ README_TABLE = table_rows(README, "### The paper's ablation at small scale")
 
 @pytest.mark.parametrize("row", list(README_TABLE))
 def test_each_cell_of_the_readmes_ablation_table_is_the_committed_grids(row):
-    seeds, discrete, continuous, steps300, bleu, paper = README_TABLE[row]
-    mine = summary_row(GRID, row)
-    assert (seeds, discrete, bleu, paper) == (mine[0], mine[1], mine[4], mine[8])
+    seeds, continuous, discrete, bleu, paper = README_TABLE[row]
+    mine = summary_row(GRID, row)  # "3 (discrete, samples: seed 1)", "10,466 (9.256 ± 0.211)"
+    assert (seeds, discrete, bleu, paper) == (mine[0].split()[0], mine[1], mine[4], mine[8])
+    assert "(discrete, samples: seed 1)" in mine[0] or seeds == "1"
     runs = by_row(read_jsonl(GRID / "results.jsonl"))[row]
+    mean = mean_nats_per_word(runs, "continuous")
     se = statistics.fmean(run_se(run, GRID, "continuous") for run in runs)
-    assert continuous == f"{mean_nats_per_word(runs, 'continuous'):.3f} ± {se:.3f}"
-    older = summary_row(GRID / "steps300", row)[1]  # "10,789 (9.286 ± 0.284)"
-    assert re.search(r"\((\d+\.\d+) ±", older).group(1) == steps300
+    assert continuous == f"{mean:.3f} ± {se:.3f} ({math.exp(mean):,.0f})"
+    assert mine[2] == f"{math.exp(mean):,.0f}"
+
+
+def level_counts(text: str, level: str) -> str:
+    found = re.search(level + r": (\d+ confirmed, \d+ reversed, \d+ undecided) of 15 pairs", text)
+    return found.group(1)
 
 
 def test_the_readmes_verdicts_are_the_summarys():
+    """The counts at both levels, the interval quoted for a time-design pair and the earlier
+    grid's headline are the summaries'."""
     summary = (GRID / "summary.md").read_text()
-    assert "Checkpoint level (first seeds): 7 confirmed, 7 reversed, 1 undecided" in summary
-    assert "**7 confirmed, 7 reversed, 1 undecided**" in README
-    headline = "recipe level (5 seeds, continuous, 512 sentences): +0.073 [-0.014, +0.160]"
-    assert headline in summary
-    assert "+0.073 [−0.014, +0.160] nats/word:\n  **undecided**" in README
-
-
-FLAT = " ".join(README.split())
+    recipe, checkpoint = (
+        level_counts(summary, "Recipe level"),
+        level_counts(summary, r"\(first seeds\)"),
+    )
+    assert f"`evaluation.recipes`): **{recipe}**" in FLAT
+    assert f"not which recipe): **{checkpoint}**" in FLAT
+    pair = "- pretrained-mutual-layerwise vs pretrained-mutual-none"
+    line = next(x for x in summary.splitlines() if x.startswith(pair))
+    assert "recipe level (3 seeds, continuous, 1702 sentences): +0.044 [+0.030, +0.058]" in line
+    assert "time-agnostic beats layer-wise (+0.044 [+0.030, +0.058] nats/word)" in FLAT
+    earlier = (EARLIER / "summary.md").read_text()
+    assert "recipe level (5 seeds, continuous, 512 sentences): +0.073 [-0.014, +0.160]" in earlier
+    assert "that grid gave +0.073 [−0.014, +0.160]" in FLAT
 
 
 def last_line(name: str, **match) -> dict:
@@ -151,3 +167,27 @@ def test_the_readmes_grid_progress_is_the_committed_grids():
     minus = str.maketrans("-", "−")
     assert (f"at {seeds} seeds (1,702 sentences, each seed's pair with its own noise seed) the "
             f"pair is {diff} [{low.translate(minus)}, {high}] nats/word") in FLAT  # fmt: skip
+
+
+def test_the_results_pages_grid_figures_are_the_committed_grids():
+    """docs/results.md's table of the recipe-level grid (every cell), its run count, its dev
+    curves' last movement and its Table 3 analogue are recomputed from the committed grid."""
+    page = (REPO / "docs/results.md").read_text()
+    flat = " ".join(page.split())
+    section = page[page.index("## The recipe-level grid") : page.index("### How many headline")]
+    records = read_jsonl(GRID / "results.jsonl")
+    rows = by_row(records)
+    for row, cells in table_rows(section, "### Measured").items():
+        mine = summary_row(GRID, row)
+        mean = mean_nats_per_word(rows[row], "continuous")
+        se = statistics.fmean(run_se(run, GRID, "continuous") for run in rows[row])
+        assert cells[0] == mine[0].split()[0] and cells[2:] == [mine[1], *mine[3:]]
+        assert cells[1] == f"{mean:.3f} ± {se:.3f} ({math.exp(mean):,.0f})"
+    assert f"{len(records)} of the grid's 29 runs are in" in flat
+    moves = [dict(r["dev_curve"])[600] - dict(r["dev_curve"])[500] for r in records]
+    assert max(moves) < 0  # every curve fell, as the page says
+    assert (f"from step 500 to 600 the dev bounds of all {len(records)} runs fell by "
+            f"{-max(moves):.3f} to {-min(moves):.3f} nats/token") in flat  # fmt: skip
+    table3 = next(r["table3"] for r in records if "table3" in r)
+    ppl = ", ".join(f"{math.exp(table3[s]['nats_per_word']):,.0f}" for s in ("16", "32", "64"))
+    assert f"{ppl} and {math.exp(table3['128']['nats_per_word']):,.0f} per-word PPL" in flat
