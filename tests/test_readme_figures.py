@@ -191,3 +191,26 @@ def test_the_results_pages_grid_figures_are_the_committed_grids():
     table3 = next(r["table3"] for r in records if "table3" in r)
     ppl = ", ".join(f"{math.exp(table3[s]['nats_per_word']):,.0f}" for s in ("16", "32", "64"))
     assert f"{ppl} and {math.exp(table3['128']['nats_per_word']):,.0f} per-word PPL" in flat
+
+
+def test_the_twin_pages_figures_and_samples_are_the_studys(tmp_path):
+    """docs/baselines.md's measured tables, its over-seeds interval and its ten samples of each
+    model are those of the study's summary.md, which today's code writes again unchanged from
+    the committed results folder."""
+    import shutil
+
+    from experiments.ar_twin.summary import write_summary
+
+    results = REPO / "experiments/ar_twin/results"
+    copy = shutil.copytree(results, tmp_path / "results")
+    summary = (results / "summary.md").read_text()
+    assert (
+        write_summary(copy).split("\n", 3)[3] == summary.split("\n", 3)[3]
+    )  # the machine line aside
+    page = (REPO / "docs/baselines.md").read_text()
+    measured = page[page.index("### Measured so far") :]
+    for block in summary.split("\n\n"):
+        if block.startswith(("| pair |", "- ")):  # the tables and the ten samples of each model
+            assert block.strip() in measured, block[:80]
+    over = re.search(r"Over \d seeds [^:]*: ([+-]\d\.\d{3}) nats/word, 95% (\[[^]]+\])", summary)
+    assert f"{over.group(1)} nats/word, 95% {over.group(2)}" in " ".join(measured.split())
