@@ -27,7 +27,13 @@ from common.checks import check_output_file, check_outputs_apart, require_finite
 from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
-from evaluation.records import full_sequence_nats, is_exact, read_record
+from evaluation.records import (
+    BOUND_HELP,
+    GRID_BOUNDS,
+    full_sequence_nats,
+    is_exact,
+    read_record,
+)
 from evaluation.stats import ratio_se, t_quantile, t_two_sided_p
 
 # Settings that must agree for two records to be compared: (name, how to read it).
@@ -175,9 +181,10 @@ def table(name_a: str, name_b: str, figures: dict, notes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def compare(paths: list[str]) -> list[dict]:
-    """Every pair of the records at ``paths``: names, figures, verdict and noise notes."""
-    records = {path: read_record(path) for path in paths}
+def compare(paths: list[str], bound: str | None = None) -> list[dict]:
+    """Every pair of the records at ``paths`` (``bound``'s from a grid run's per-sentence
+    file): names, figures, verdict and noise notes."""
+    records = {path: read_record(path, bound=bound) for path in paths}
     out = []
     for name_a, name_b in itertools.combinations(paths, 2):
         a, b = records[name_a], records[name_b]
@@ -195,6 +202,7 @@ def build_parser() -> Parser:
     p = Parser(prog="python3 -m evaluation.compare", description=__doc__)
     p.add_argument("records", nargs="+", help="two or more compute_elbo.py --json files")
     p.flag("--json", default=None, help="also write the comparisons to this file")
+    p.flag("--bound", default=None, choices=GRID_BOUNDS, help=BOUND_HELP)
     return p
 
 
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         check_output_file(args.json, "--json")
         check_outputs_apart({"--json": args.json},
                             {f"record {path}": path for path in args.records})  # fmt: skip
-    results = compare(args.records)
+    results = compare(args.records, args.bound)
     require_finite(results, "the comparison", "the records' nats are too large to add up")
     for result in results:
         print(table(result["a"], result["b"], result, result["noise_differs"]))

@@ -5,9 +5,9 @@ Monte Carlo draws.
 
 python3 -m evaluation.recipes --a A1.json A2.json A3.json --b B1.json B2.json B3.json
 
-Each file is a compute_elbo.py --json record of one checkpoint. With as many files in --a as
-in --b, file k of --a and file k of --b are one training seed's pair (same seed, bounded with
-the same noise seed: common random numbers within the pair); --unpaired drops that pairing.
+Each file is a compute_elbo.py --json record of one checkpoint (or, with --bound, a grid run's
+per-sentence file). File k of --a and file k of --b are one training seed's pair (same seed,
+same noise seed: common random numbers within the pair); --unpaired drops that pairing.
 
 The method (docs/paired.md, "Recipes"): seed s of recipe A has per-sentence bounds a_si on
 the m shared sentences, with w_i words. The estimate is D = (mean_s Σ_i a_si − mean_s Σ_i b_si)
@@ -41,7 +41,7 @@ from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import write_json
 from evaluation.compare import MIXED_NOTE, check_comparable, sentence_nats
-from evaluation.records import is_exact, read_record
+from evaluation.records import BOUND_HELP, GRID_BOUNDS, is_exact, read_record
 from evaluation.stats import ratio_se, t_quantile
 
 
@@ -184,10 +184,10 @@ def pairing_notes(records_a: list[dict], records_b: list[dict], names_a, names_b
     return notes
 
 
-def compare_recipes(
-    paths_a: list[str], paths_b: list[str], paired: bool = True, level: float = 0.95
-) -> dict:
-    """Recipe A − recipe B per word and per token from compute_elbo.py records, one per seed."""
+def compare_recipes(paths_a: list[str], paths_b: list[str], paired: bool = True,
+                    level: float = 0.95, bound: str | None = None) -> dict:  # fmt: skip
+    """Recipe A − recipe B per word and per token from compute_elbo.py records, one per seed
+    (``bound``'s from a grid run's per-sentence file)."""
     for flag, paths in (("--a", paths_a), ("--b", paths_b)):
         if len(paths) < 2:
             raise UsageError(
@@ -205,7 +205,7 @@ def compare_recipes(
             f"--a has {len(paths_a)} seeds and --b {len(paths_b)}: pairs need as many in each "
             "(file k of --a with file k of --b); pass --unpaired for seeds that are not pairs"
         )
-    records = [read_record(path) for path in names]
+    records = [read_record(path, bound=bound) for path in names]
     _, columns = _aligned(records, names)
     if columns["nats"].shape[1] < 2:
         raise UsageError(
@@ -219,13 +219,8 @@ def compare_recipes(
                 "damaged record? rerun compute_elbo.py --json"
             )
     a, b = columns["nats"][: len(paths_a)], columns["nats"][len(paths_a) :]
-    out: dict = {
-        "a": paths_a,
-        "b": paths_b,
-        "paired": paired,
-        "num_sentences": a.shape[1],
-        "level": level,
-    }
+    out: dict = {"a": paths_a, "b": paths_b, "paired": paired, "num_sentences": a.shape[1],
+                 "level": level}  # fmt: skip
     for unit in ("word", "token"):
         out[f"per_{unit}"] = recipe_difference(a, b, columns[f"{unit}s"], paired, level)
     out["verdict"] = verdict(out["per_word"])
@@ -277,6 +272,7 @@ def build_parser() -> Parser:
     p.add_argument("--b", nargs="+", required=True, help="recipe B: one record per seed")
     p.boolean("--unpaired", help="the seeds of A and B are not pairs (other seeds or noise)")
     p.flag("--json", default=None, help="also write the comparison to this file")
+    p.flag("--bound", default=None, choices=GRID_BOUNDS, help=BOUND_HELP)
     return p
 
 
@@ -287,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
         check_output_file(args.json, "--json")
         check_outputs_apart({"--json": args.json},
                             {f"record {path}": path for path in [*args.a, *args.b]})  # fmt: skip
-    result = compare_recipes(args.a, args.b, paired=not args.unpaired)
+    result = compare_recipes(args.a, args.b, paired=not args.unpaired, bound=args.bound)
     require_finite(result, "the comparison", "the records' nats are too large to add up")
     print(table(result))
     if args.json:

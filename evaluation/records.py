@@ -16,14 +16,23 @@ OPTIONAL_FIELDS = ("length_nats",)  # −log p(length) per sentence, where the m
 # 10⁶ tokens at the vocabulary's log size is under 10⁸ nats): a damaged or forged record.
 MAX_NATS = 1e9
 MAX_COUNT = 10**9
+GRID_BOUNDS = ("continuous", "discrete")  # the bounds of a grid run's per-sentence file
+BOUND_HELP = (
+    "which bound to read from a grid run's per-sentence file "
+    "(experiments/ablation/results/sentences/*.json hold both); compute_elbo.py records are "
+    "read as they are"
+)
 
 
-def read_record(path: str | Path, what: str = "") -> dict:
-    """A compute_elbo.py --json record with its per-sentence values, checked.
+def read_record(path: str | Path, what: str = "", bound: str | None = None) -> dict:
+    """A compute_elbo.py --json record with its per-sentence values, checked; from a grid
+    run's per-sentence file (``experiments.ablation``: {"continuous": record, "discrete":
+    record}) the record of ``bound``.
 
     Raises UsageError naming the file (and ``what``, e.g. the flag) for a missing file, a
-    truncated or non-JSON file, a record without per-sentence values (written by an older
-    version) or with columns of different lengths.
+    truncated or non-JSON file, a grid file without ``bound`` (or without that bound), a
+    record without per-sentence values (written by an older version) or with columns of
+    different lengths.
     """
     path = Path(path)
     where = f"{what} {path}".strip()
@@ -38,8 +47,24 @@ def read_record(path: str | Path, what: str = "") -> dict:
             f"{where}: not a complete JSON record (line {error.lineno}, column {error.colno}: "
             f"{error.msg}); it may be truncated: rerun compute_elbo.py --json"
         ) from None
+    record = grid_bound(record, where, bound)
     check_record(record, where)
     return record
+
+
+def grid_bound(stored: object, where: str, bound: str | None) -> object:
+    """The record of ``bound`` from a grid run's per-sentence file; anything else as it is
+    (a compute_elbo.py record is one bound already)."""
+    names = sorted(stored) if isinstance(stored, dict) else []
+    if "given_length" in names or not names or not set(names) <= set(GRID_BOUNDS):
+        return stored
+    if bound not in names:
+        given = f"has no {bound} bound" if bound else "is a grid run's per-sentence file"
+        raise UsageError(
+            f"{where}: {given} (it holds the {' and the '.join(names)} bound): pass --bound "
+            f"{' or --bound '.join(names)}"
+        )
+    return stored[bound]
 
 
 def check_record(record: object, where: str) -> None:

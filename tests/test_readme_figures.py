@@ -214,3 +214,30 @@ def test_the_twin_pages_figures_and_samples_are_the_studys(tmp_path):
             assert block.strip() in measured, block[:80]
     over = re.search(r"Over \d seeds [^:]*: ([+-]\d\.\d{3}) nats/word, 95% (\[[^]]+\])", summary)
     assert f"{over.group(1)} nats/word, 95% {over.group(2)}" in " ".join(measured.split())
+
+
+def test_the_results_pages_recipe_command_prints_the_summarys_figure(capsys):
+    """The command docs/results.md gives for recomputing a recipe-level figure from the
+    committed per-sentence files runs as written and prints the summary's interval."""
+    import os
+    import shlex
+
+    from evaluation import recipes
+
+    page = (REPO / "docs/results.md").read_text()
+    block = page[page.index("S=experiments/ablation/results/sentences") :].split("```")[0]
+    command = " ".join(block.replace("\\\n", " ").split("\n")[1:])
+    argv = shlex.split(command.replace("$S", "experiments/ablation/results/sentences"))
+    assert argv[:3] == ["python3", "-m", "evaluation.recipes"]
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        result = recipes.main(argv[3:])
+    finally:
+        os.chdir(cwd)
+    low, high = result["per_word"]["interval"]
+    pair = "- pretrained-mutual-layerwise vs pretrained-mutual-none"
+    line = next(x for x in (GRID / "summary.md").read_text().splitlines() if x.startswith(pair))
+    figure = f"{result['per_word']['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+    assert f"recipe level (3 seeds, continuous, 1702 sentences): {figure}" in line
+    assert "verdict at the recipe level" in capsys.readouterr().out

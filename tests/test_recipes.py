@@ -230,3 +230,35 @@ def test_seeds_needed_reproduces_the_reported_half_width_and_solves_by_hand():
     assert t_quantile(0.95, 7) * 0.05 / 8**0.5 > 0.04 >= t_quantile(0.95, 8) * 0.05 / 3
     floor = {**figures, "variance": {"sentences": (0.04 / 1.9) ** 2}}  # its own part > 0.04
     assert seeds_needed(floor, 100, 0.04) is None
+
+
+def test_a_grid_runs_per_sentence_file_is_read_with_bound(tmp_path, capsys):
+    """The grid's sentences/<row>-seed<k>.json hold both bounds: --bound picks one, and the
+    figures are those of the same records given as compute_elbo.py files; without --bound, or
+    with a bound the file lacks, one line says what to pass."""
+    paths, *_ = _study(tmp_path)
+    grid = {"a": [], "b": []}
+    for name, files in paths.items():
+        for k, path in enumerate(files):
+            continuous = json.loads(Path(path).read_text())
+            nats = [x + 1.0 for x in continuous["sentences"]["nats"]]
+            sentences = {**continuous["sentences"], "nats": nats}
+            discrete = {**continuous, "bound": "discrete", "sentences": sentences}
+            both = tmp_path / f"grid-{name}{k}.json"
+            both.write_text(json.dumps({"continuous": continuous, "discrete": discrete}))
+            grid[name].append(str(both))
+    plain = recipes.compare_recipes(paths["a"], paths["b"])
+    picked = recipes.main(["--bound", "continuous", "--a", *grid["a"], "--b", *grid["b"]])
+    assert picked["per_word"] == plain["per_word"]
+    shifted = recipes.compare_recipes(grid["a"], grid["b"], bound="discrete")
+    assert shifted["per_word"]["a"] > plain["per_word"]["a"]  # the other bound was read
+    capsys.readouterr()
+    unnamed = _fails(capsys, ["--a", *grid["a"], "--b", *grid["b"]])
+    assert grid["a"][0] in unnamed and "--bound continuous or --bound discrete" in unnamed
+    only = tmp_path / "only.json"
+    only.write_text(json.dumps({"continuous": json.loads(Path(paths["a"][0]).read_text())}))
+    lacking = _fails(capsys, ["--bound", "discrete", "--a", str(only), *grid["a"][1:],
+                              "--b", *grid["b"]])  # fmt: skip
+    assert "has no discrete bound" in lacking and "pass --bound continuous" in lacking
+    pairs = compare.compare(grid["a"][:2], bound="continuous")
+    assert pairs[0]["per_word"] == compare.compare(paths["a"][:2])[0]["per_word"]
