@@ -319,4 +319,38 @@ def test_later_seeds_without_checkpoint_figures_summarise(tmp_path):
     ablation_table.check_records([first, later, other], tmp_path / "results.jsonl")
     args = ablation.parse_args([])
     row = next(r for r in ablation.GRID if r.name == "pretrained-spindle-none")
-    assert ablation.seeds_of(row, args) == list(range(1, 9)) and args.checkpoint_figures == "first"
+    assert ablation.seeds_of(row, args) == list(range(1, 6)) and args.checkpoint_figures == "first"
+
+
+def test_the_row_beyond_the_paper_is_set_against_its_paper_twin(tmp_path):
+    """The mdlm row differs from pretrained-spindle-none in its objective alone: the summary
+    pairs their first seeds sentence by sentence (row − twin, per word) with the interval
+    evaluation.compare gives for the same two records."""
+    from evaluation.compare import paired
+    from experiments.ablation.notes import beyond_lines, paper_twin
+
+    assert paper_twin("pretrained-spindle-none-mdlm") == "pretrained-spindle-none"
+    assert paper_twin("pretrained-spindle-none") is None and paper_twin("nope") is None
+    base = [30.0, 41.0, 25.0, 52.0, 38.0, 33.0, 47.0, 29.0]
+    (tmp_path / "sentences").mkdir()
+    runs, stored = [], {}
+    for row, shift, paper in (("pretrained-spindle-none", 0.0, 63.78),
+                              ("pretrained-spindle-none-mdlm", 0.4, None)):  # fmt: skip
+        nats = [x + shift + (0.05 if i % 2 else -0.05) * (shift > 0) for i, x in enumerate(base)]
+        stored[row] = {"dataset": "d", "split": "test", "bound": "continuous",
+                       "protocol": "exact", "num_steps": 64, "eval_step_size": None,
+                       "noise": {"seed": 1}, "given_length": {},
+                       "sentences": {"id": [f"{i}:x" for i in range(8)], "tokens": [10] * 8,
+                                     "words": [8] * 8, "nats": nats}}  # fmt: skip
+        path = tmp_path / "sentences" / f"{row}.json"
+        path.write_text(json.dumps({"continuous": stored[row]}))
+        record = _record(row, 1, sum(nats) / 64, [5.0, 4.0], paper=paper)
+        runs.append({**record, "sentences_file": f"sentences/{row}.json"})
+    rows = ablation_rows.by_row(runs)
+    (line,) = [x for x in beyond_lines(rows, tmp_path) if x]
+    mine = paired(stored["pretrained-spindle-none-mdlm"], stored["pretrained-spindle-none"])
+    low, high = mine["per_word"]["interval"]
+    assert mine["per_word"]["difference"] == pytest.approx(0.4 / 8)
+    assert line.startswith("Beyond the paper, pretrained-spindle-none-mdlm − pretrained-")
+    assert line.endswith(f": +0.050 [{low:+.3f}, {high:+.3f}] nats/word.") and low < 0.05 < high
+    assert beyond_lines(rows, None) == [] and line in ablation_table.summary(runs, tmp_path)

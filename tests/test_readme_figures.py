@@ -150,20 +150,26 @@ def test_the_ema_measurements_figures_are_its_records():
 
 
 def test_the_readmes_grid_progress_is_the_committed_grids():
-    """The README's count of finished runs and the headline pair's interim recipe-level
-    interval are the retrained grid's results.jsonl and summary.md."""
-    folder = REPO / "experiments/ablation/results"
-    runs = read_jsonl(folder / "results.jsonl")
-    assert f"{len(runs)} of its 29 runs are in" in FLAT
+    """The committed grid holds exactly the runs of the grid's default plan, the README says it
+    is complete, summary.md is current and the README quotes its headline interval."""
+    from experiments.ablation.grid import GRID as ROWS
+    from experiments.ablation.run import plan
+    from experiments.ablation.settings import parse_args, seed_list
     from experiments.ablation.table import earlier_grids, summary
 
-    text = summary(runs, folder, earlier_grids(folder))
-    assert (folder / "summary.md").read_text() == text  # current: today's code, today's runs
-    line = next(x for x in (folder / "summary.md").read_text().splitlines()
+    runs = read_jsonl(GRID / "results.jsonl")
+    args = parse_args([])
+    planned = plan(list(ROWS), seed_list(args.seeds), seed_list(args.headline_seeds))
+    assert sorted((r["row"], r["seed"]) for r in runs) == sorted((r.name, k) for r, k in planned)
+    assert f"the grid is complete, its {len(runs)} runs are in" in FLAT
+    text = summary(runs, GRID, earlier_grids(GRID))
+    assert (GRID / "summary.md").read_text() == text  # current: today's code, today's runs
+    line = next(x for x in text.splitlines()
                 if x.startswith("- pretrained-mutual-none vs pretrained-spindle-none"))  # fmt: skip
     found = re.search(r"recipe level \((\d+) seeds[^)]*\): ([+-]\d\.\d+) \[([+-]\d\.\d+), "
                       r"([+-]\d\.\d+)\]", line)  # fmt: skip
     seeds, diff, low, high = found.groups()
+    assert int(seeds) == len(seed_list(args.headline_seeds))  # every headline seed is paired
     minus = str.maketrans("-", "−")
     assert (f"at {seeds} seeds (1,702 sentences, each seed's pair with its own noise seed) the "
             f"pair is {diff} [{low.translate(minus)}, {high}] nats/word") in FLAT  # fmt: skip
@@ -183,11 +189,39 @@ def test_the_results_pages_grid_figures_are_the_committed_grids():
         se = statistics.fmean(run_se(run, GRID, "continuous") for run in rows[row])
         assert cells[0] == mine[0].split()[0] and cells[2:] == [mine[1], *mine[3:]]
         assert cells[1] == f"{mean:.3f} ± {se:.3f} ({math.exp(mean):,.0f})"
-    assert f"{len(records)} of the grid's 29 runs are in" in flat
+    assert f"The grid is complete (2026-12-08): its {len(records)} runs are in" in flat
     moves = [dict(r["dev_curve"])[600] - dict(r["dev_curve"])[500] for r in records]
     assert max(moves) < 0  # every curve fell, as the page says
     assert (f"from step 500 to 600 the dev bounds of all {len(records)} runs fell by "
             f"{-max(moves):.3f} to {-min(moves):.3f} nats/token") in flat  # fmt: skip
+    from experiments.ablation.pairs import recipe_level
+
+    minus = str.maketrans("-", "−")
+    headline = recipe_level(rows, "pretrained-mutual-none", "pretrained-spindle-none", GRID)
+    low, high = headline["interval"]
+    quoted = f"{headline['difference']:+.3f} [{low:+.3f}, {high:+.3f}]".translate(minus)
+    assert f"is {quoted} nats/word at {len(headline['seeds'])} seeds" in flat
+    per_seed = [f"{d:+.3f}".translate(minus) for d in headline["per_pair"]]
+    assert f"Per seed: {', '.join(per_seed[:-1])} and {per_seed[-1]} nats/word" in flat
+    assert f"Its half-width, {(high - low) / 2:.3f}," in flat
+    beyond = next(x for x in (GRID / "summary.md").read_text().splitlines()
+                  if x.startswith("Beyond the paper"))  # fmt: skip
+    figure = re.search(r": (\+\d\.\d{3} \[\+\d\.\d{3}, \+\d\.\d{3}\]) nats/word", beyond)
+    assert f"ends {figure.group(1)} nats/word above its `d3pm` twin" in flat
+    assert f"ends {figure.group(1)} nats/word above its `d3pm` twin" in FLAT  # the README's
+    from datetime import datetime
+
+    spans = sorted((datetime.fromisoformat(r["date"]).timestamp() - r["wall_time_s"],
+                    datetime.fromisoformat(r["date"]).timestamp()) for r in records)  # fmt: skip
+    busy, (start, end) = 0.0, spans[0]
+    for a, b in spans[1:]:
+        if a > end:
+            busy, start = busy + end - start, a
+        end = max(end, b)
+    busy += end - start
+    total = sum(r["wall_time_s"] for r in records)
+    assert f"{len(records)} runs, {total / 3600:.1f} hours of summed wall time" in flat
+    assert f"busy with the grid for {busy / 3600:.1f} hours" in flat
     table3 = next(r["table3"] for r in records if "table3" in r)
     ppl = ", ".join(f"{math.exp(table3[s]['nats_per_word']):,.0f}" for s in ("16", "32", "64"))
     assert f"{ppl} and {math.exp(table3['128']['nats_per_word']):,.0f} per-word PPL" in flat

@@ -9,7 +9,6 @@ python3 -m experiments.ablation.table [results.jsonl]   prints the summary (Mark
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 from pathlib import Path
@@ -21,7 +20,8 @@ from common.cli import Parser
 from common.errors import UsageError, exit_on_usage_error
 from common.files import read_jsonl
 from evaluation.stats import seeds_needed
-from experiments.ablation.pairs import dev_orderings, paper_pairs
+from experiments.ablation.notes import beyond_lines, dev_order_lines, table3_lines
+from experiments.ablation.pairs import paper_pairs
 from experiments.ablation.rows import Rows, by_row, having, mean_nats_per_word, row_se, seed_range
 
 FIELDS = ("row", "seed", "paper_ppl_per_word", "continuous", "dev_curve")
@@ -147,7 +147,7 @@ def summary(records: list[dict], folder: Path | None = None, earlier: dict | Non
     pairs = paper_pairs(rows, folder)
     lines += pair_lines(pairs) + level_counts(pairs) + headline_lines(rows)
     lines += seeds_lines(pairs, rows)
-    lines += table3_lines(records) + dev_order_lines(rows)
+    lines += beyond_lines(rows, folder) + table3_lines(records) + dev_order_lines(rows)
     return "\n".join(lines) + "\n"
 
 
@@ -245,37 +245,6 @@ def seeds_lines(pairs: list[dict], rows: Rows, target: float = 0.04) -> list[str
                   f"{q['variance']['sentences'] ** 0.5:.4f}) ±{target} needs "
                   + (f"{n} seeds." if n else "more than 64 seeds.")]  # fmt: skip
     return lines
-
-
-def table3_lines(records: list[dict]) -> list[str]:
-    """The runs bounded at several numbers of ELBO steps (the paper's Table 3)."""
-    lines = []
-    for record in records:
-        if "table3" in record:
-            points = sorted(record["table3"].items(), key=lambda item: int(item[0]))
-            lines += ["", f"Table 3 analogue, {record['row']} seed {record['seed']}: per-word PPL "
-                      "bound at " + ", ".join(f"{k} ELBO steps {v['ppl_per_word']:,.0f}"
-                                              for k, v in points) + "."]  # fmt: skip
-    return lines
-
-
-def dev_order_lines(rows: Rows) -> list[str]:
-    """The rows ordered by their first seeds' dev bound at the last two evaluations."""
-    steps, orders = dev_orderings(rows)
-    if len(orders) != 2:
-        return []
-    moved = [
-        (x, y)
-        for x, y in itertools.combinations(orders[0], 2)
-        if orders[1].index(x) > orders[1].index(y)
-    ]
-    return [
-        "",
-        f"Dev-bound order (first seeds) at step {steps[0]}: {' < '.join(orders[0])}.",
-        f"At step {steps[1]}: {' < '.join(orders[1])}.",
-        f"Pairs that swapped between the two: {len(moved)}"
-        + (f" ({'; '.join(f'{x} / {y}' for x, y in moved)})." if moved else "."),
-    ]
 
 
 def build_parser() -> Parser:
