@@ -124,3 +124,27 @@ def test_the_twin_trains_in_the_grids_precision_and_a_mixed_pair_is_refused(tmp_
         UsageError, match=r"different precisions: diffusion .* in fp32, ar .* in bf16"
     ):
         same_precision(runs)
+
+
+def test_the_summary_tables_and_draws_the_frontier(tmp_path):
+    """Each frontier point is one table row (its setting, generative perplexity and entropy as
+    recorded); frontier.png is drawn from the points that have a generative perplexity."""
+    from experiments.ar_twin.summary import frontier_rows
+
+    points = [
+        {"model": "ar", "temperature": 0.7, "topp": 0.9, "sample_steps": None, "gen_ppl": 12.5,
+         "unigram_entropy_nats": 4.25, "bleu": 0.3, "self_bleu": 0.2, "dist_1": 0.7},
+        {"model": "diffusion", "temperature": 1.0, "topp": 1.0, "sample_steps": 32,
+         "gen_ppl": 140.0, "unigram_entropy_nats": 4.75, "bleu": 0.05, "self_bleu": 0.01,
+         "dist_1": 0.8},
+    ]  # fmt: skip
+    rows = frontier_rows(points)
+    assert "| ar | 0.7 | 0.9 | — | 12.500 | 4.250 | 0.300 | 0.200 | 0.700 |" in rows
+    assert "| diffusion | 1.0 | 1.0 | 32 | 140.000 | 4.750 | 0.050 | 0.010 | 0.800 |" in rows
+    assert frontier_rows([]) == []
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"frontier": points}))
+    text = write_summary(out)
+    assert "| diffusion | 1.0 | 1.0 | 32 | 140.000 |" in text and "![frontier.png]" in text
+    assert (out / "frontier.png").stat().st_size > 1000

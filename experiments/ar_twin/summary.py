@@ -54,6 +54,24 @@ def metric_rows(named: dict) -> list[str]:
     return rows
 
 
+def frontier_rows(points: list[dict]) -> list[str]:
+    """The quality-diversity sweep as a table: one row per model and sampling setting,
+    generative perplexity and unigram entropy beside the other metrics."""
+    if not points:
+        return []
+    lines = ["", "Frontier (samples over a sweep of temperature, top-p and diffusion steps; "
+             "generative perplexity under another seed's twin):", "",
+             "| model | temperature | top-p | steps | gen_ppl | unigram_entropy_nats | bleu | "
+             "self_bleu | dist_1 |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for q in points:
+        figures = " | ".join(f"{q[k]:.3f}" if isinstance(q.get(k), float) else "n/a"
+                             for k in ("gen_ppl", "unigram_entropy_nats", "bleu", "self_bleu",
+                                       "dist_1"))  # fmt: skip
+        lines.append(f"| {q['model']} | {q['temperature']} | {q['topp']} | "
+                     f"{q['sample_steps'] or '—'} | {figures} |")  # fmt: skip
+    return lines
+
+
 def examples(output: Path, name: str, count: int = 10) -> list[str]:
     """``count`` samples of a samples file, chosen by a fixed seed."""
     path = output / "samples" / f"{name}.txt"
@@ -147,6 +165,7 @@ def write_summary(output: str | Path) -> str:
         if shown:
             lines += ["", f"Ten samples of `{name}` (chosen by a fixed seed):", ""]
             lines += [f"- {text}" for text in shown]
+    lines += frontier_rows(results.get("frontier") or [])
     pics = pictures(results, output)
     if pics:
         lines += ["", *[f"![{name}]({name})" for name in pics]]
