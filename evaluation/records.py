@@ -53,16 +53,22 @@ def read_record(path: str | Path, what: str = "", bound: str | None = None) -> d
 
 
 def grid_bound(stored: object, where: str, bound: str | None) -> object:
-    """The record of ``bound`` from a grid run's per-sentence file; anything else as it is
-    (a compute_elbo.py record is one bound already)."""
+    """The record of ``bound`` from a grid run's per-sentence file; a compute_elbo.py record
+    as it is (one bound already), refused when ``bound`` names the other one."""
     names = sorted(stored) if isinstance(stored, dict) else []
     if "given_length" in names or not names or not set(names) <= set(GRID_BOUNDS):
+        kind = stored.get("bound") if isinstance(stored, dict) else None
+        if bound and kind in GRID_BOUNDS and kind != bound:
+            raise UsageError(f"{where}: a record of the {kind} bound, not --bound {bound}")
         return stored
-    if bound not in names:
+    held = [name for name in names if isinstance(stored[name], dict)]
+    if bound not in held:
         given = f"has no {bound} bound" if bound else "is a grid run's per-sentence file"
         raise UsageError(
-            f"{where}: {given} (it holds the {' and the '.join(names)} bound): pass --bound "
-            f"{' or --bound '.join(names)}"
+            f"{where}: {given} (it holds the {' and the '.join(held) or 'no'} bound; with "
+            "--checkpoint_figures first only a row's first seed has the discrete one): "
+            f"evaluation.compare and evaluation.recipes read it with --bound "
+            f"{' or --bound '.join(held or GRID_BOUNDS)}"
         )
     return stored[bound]
 

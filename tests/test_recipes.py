@@ -259,6 +259,14 @@ def test_a_grid_runs_per_sentence_file_is_read_with_bound(tmp_path, capsys):
     only.write_text(json.dumps({"continuous": json.loads(Path(paths["a"][0]).read_text())}))
     lacking = _fails(capsys, ["--bound", "discrete", "--a", str(only), *grid["a"][1:],
                               "--b", *grid["b"]])  # fmt: skip
-    assert "has no discrete bound" in lacking and "pass --bound continuous" in lacking
+    assert "has no discrete bound" in lacking and "read it with --bound continuous" in lacking
+    empty = tmp_path / "empty.json"  # the bound's key is there, its record is not
+    empty.write_text(json.dumps({"continuous": json.loads(Path(paths["a"][0]).read_text()),
+                                 "discrete": None}))  # fmt: skip
+    hollow = _fails(capsys, ["--bound", "discrete", "--a", str(empty), *grid["a"][1:],
+                             "--b", *grid["b"]])  # fmt: skip
+    assert "has no discrete bound" in hollow and "--bound continuous" in hollow
+    other = _fails(capsys, ["--bound", "discrete", "--a", *paths["a"], "--b", *paths["b"]])
+    assert "a record of the continuous bound, not --bound discrete" in other
     pairs = compare.compare(grid["a"][:2], bound="continuous")
     assert pairs[0]["per_word"] == compare.compare(paths["a"][:2])[0]["per_word"]
